@@ -1,0 +1,209 @@
+"""Connector configuration: Logto's Aliyun SMS JSON, validated by pydantic."""
+
+from __future__ import annotations
+
+import json
+import re
+from enum import Enum, IntEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from ._errors import ConfigError, ConfigProblem
+
+__all__ = [
+    "AliyunSmsConfig",
+    "RegionalTemplateCode",
+    "TemplateConfig",
+    "TemplateType",
+    "UsageType",
+]
+
+
+class UsageType(str, Enum):
+    """What a message is for; the values are Logto's ``usageType`` strings."""
+
+    REGISTER = "Register"
+    SIGN_IN = "SignIn"
+    FORGOT_PASSWORD = "ForgotPassword"  # noqa: S105 - a usage name, not a password
+    GENERIC = "Generic"
+    TEST = "Test"
+    ORGANIZATION_INVITATION = "OrganizationInvitation"
+    USER_PERMISSION_VALIDATION = "UserPermissionValidation"
+    BIND_NEW_IDENTIFIER = "BindNewIdentifier"
+    MFA_VERIFICATION = "MfaVerification"
+    BIND_MFA = "BindMfa"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class TemplateType(IntEnum):
+    """Logto's template kinds (the ``type`` field of a template)."""
+
+    NOTIFICATION = 0
+    PROMOTION = 1
+    VERIFICATION_CODE = 2
+    INTERNATIONAL_MESSAGE = 6
+    PURE_NUMBER = 7
+
+
+NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+# host or host:port; a scheme or a path is a mistake the SDK turns into a
+# broken Host header, so it is rejected here with a clear message.
+_ENDPOINT = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?$")
+
+_MODEL_CONFIG = ConfigDict(
+    alias_generator=to_camel,
+    populate_by_name=True,
+    extra="forbid",
+    frozen=True,
+)
+
+
+class RegionalTemplateCode(BaseModel):
+    """A template code per recipient region, as Logto's ``{china, overseas}``."""
+
+    model_config = _MODEL_CONFIG
+
+    china: NonEmptyStr
+    overseas: NonEmptyStr
+
+
+class TemplateConfig(BaseModel):
+    """One entry of ``templates``: which Aliyun template serves a usage type."""
+
+    model_config = _MODEL_CONFIG
+
+    usage_type: UsageType
+    template_code: NonEmptyStr | RegionalTemplateCode
+    type: TemplateType = TemplateType.VERIFICATION_CODE
+
+    def code_for(self, region: Literal["china", "overseas"]) -> str:
+        """Return the template code to use for a recipient in ``region``."""
+        if isinstance(self.template_code, str):
+            return self.template_code
+        return getattr(self.template_code, region)  # type: ignore[no-any-return]
+
+
+class AliyunSmsConfig(BaseModel):
+    """The connector's configuration.
+
+    Accepts the JSON that Logto's console stores for its Aliyun SMS connector
+    as is (camelCase), and the snake_case names from Python. Unknown keys are
+    rejected. Invalid input raises :class:`ConfigError`, never pydantic's own
+    error, because the latter echoes input values (secrets included).
+    """
+
+    model_config = _MODEL_CONFIG
+
+    access_key_id: NonEmptyStr
+    access_key_secret: SecretStr
+    sign_name: NonEmptyStr
+    templates: Annotated[list[TemplateConfig], Field(min_length=1)]
+    strict_phone_region_number_check: bool = False
+
+    security_token: SecretStr | None = None
+    endpoint: str = "dysmsapi.aliyuncs.com"
+    protocol: Literal["https", "http"] = "https"
+    connect_timeout: Annotated[int, Field(gt=0)] = 5000
+    read_timeout: Annotated[int, Field(gt=0)] = 10000
+    signature_algorithm: Literal["ACS3-HMAC-SHA256", "v2"] = "ACS3-HMAC-SHA256"
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            # from None: pydantic's error text carries input values, secrets included.
+            raise ConfigError.from_problems(_problems(err)) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, **_: Any) -> AliyunSmsConfig:
+        """Validate a mapping, such as Logto's stored JSON; raise ConfigError."""
+        if not isinstance(obj, dict):
+            raise ConfigError.from_problems(
+                [ConfigProblem("", f"expected a JSON object, got {type(obj).__name__}")]
+            )
+        bad_keys = [key for key in obj if not isinstance(key, str)]
+        if bad_keys:
+            raise ConfigError.from_problems(
+                [ConfigProblem("", f"keys must be strings, got {type(bad_keys[0]).__name__}")]
+            )
+        # Through __init__, the single place that turns pydantic's error into
+        # ConfigError: pydantic calls a custom __init__ from model_validate too,
+        # and would wrap a ConfigError raised there in its own error.
+        return cls(**obj)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> AliyunSmsConfig:
+        """Parse Logto's connector JSON text; raise ConfigError when invalid."""
+        try:
+            data = json.loads(text)
+        except (ValueError, TypeError) as err:
+            raise ConfigError.from_problems([ConfigProblem("", f"not valid JSON: {err}")]) from None
+        return cls.model_validate(data)
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **_: Any) -> AliyunSmsConfig:
+        """Same as :meth:`from_json`."""
+        return cls.from_json(bytes(json_data) if isinstance(json_data, bytearray) else json_data)
+
+    @field_validator("access_key_secret", "security_token", mode="after")
+    @classmethod
+    def _secret_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        stripped = value.get_secret_value().strip()
+        if not stripped:
+            raise ValueError("must not be empty")
+        return SecretStr(stripped)
+
+    @field_validator("templates", mode="after")
+    @classmethod
+    def _unique_usage_types(cls, templates: list[TemplateConfig]) -> list[TemplateConfig]:
+        seen: set[UsageType] = set()
+        for template in templates:
+            if template.usage_type in seen:
+                raise ValueError(f"usageType {template.usage_type.value} appears more than once")
+            seen.add(template.usage_type)
+        return templates
+
+    @field_validator("endpoint", mode="after")
+    @classmethod
+    def _endpoint_form(cls, value: str) -> str:
+        value = value.strip()
+        if "://" in value:
+            raise ValueError("give host[:port] without a scheme; set protocol instead")
+        if not _ENDPOINT.match(value):
+            raise ValueError("must be host[:port], such as dysmsapi.aliyuncs.com")
+        return value
+
+    def template_for(self, usage_type: UsageType) -> TemplateConfig | None:
+        """Return the template configured for exactly ``usage_type``, if any."""
+        for template in self.templates:
+            if template.usage_type is usage_type:
+                return template
+        return None
+
+
+def _problems(err: ValidationError) -> list[ConfigProblem]:
+    # Only the location and pydantic's message are kept: the message names the
+    # expected form, never the input, so secrets cannot leak through it.
+    problems = []
+    for item in err.errors(include_url=False, include_input=False, include_context=False):
+        field = ".".join(str(part) for part in item["loc"])
+        message = item["msg"]
+        if item["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
+        problems.append(ConfigProblem(field, message))
+    return problems

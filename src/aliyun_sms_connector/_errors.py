@@ -1,0 +1,411 @@
+"""Typed errors, and the one table that turns Aliyun's codes into them.
+
+The class tree::
+
+    AliyunSmsError
+    ├── ConfigError (also ValueError)          raised when a config is built, never by a send
+    ├── InvalidPhoneNumberError (also ValueError)
+    ├── TemplateError
+    │   ├── TemplateNotFoundError (also LookupError)
+    │   └── TemplateParamError (also ValueError)
+    ├── SignNameError
+    ├── AuthenticationError
+    ├── PermissionDeniedError
+    ├── AccountError
+    ├── RateLimitExceededError
+    ├── ServiceUnavailableError
+    ├── NetworkError
+    └── InvalidResponseError
+
+``ConfigError`` sits under the base class because the contract asks for one
+root, but it is only raised while a config or connector is being built: code
+that wraps ``send_message`` in ``except AliyunSmsError`` never meets it there.
+
+Every error raised for a failed call carries Aliyun's ``code``, ``message``,
+``request_id``, ``http_status`` and ``recommend`` (Aliyun's diagnosis URL), and
+``retryable``. :func:`error_from_failure` is the single mapping point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, NamedTuple
+
+__all__ = [
+    "AccountError",
+    "AliyunSmsError",
+    "AuthenticationError",
+    "ConfigError",
+    "ConfigProblem",
+    "Failure",
+    "InvalidPhoneNumberError",
+    "InvalidResponseError",
+    "NetworkError",
+    "PermissionDeniedError",
+    "RateLimitExceededError",
+    "ServiceUnavailableError",
+    "SignNameError",
+    "TemplateError",
+    "TemplateNotFoundError",
+    "TemplateParamError",
+    "error_from_failure",
+]
+
+
+class AliyunSmsError(Exception):
+    """Base class of every error this library raises.
+
+    Attributes:
+        code: Aliyun's error code, or this library's own for local errors.
+        message: A readable message; never holds a full phone number, a
+            template value or a secret.
+        request_id: Aliyun's request id, the key for a support ticket.
+        http_status: The HTTP status of the response, when there was one.
+        recommend: Aliyun's diagnosis URL, when the response gave one.
+        retryable: Whether sending again is safe and may succeed.
+        maybe_sent: True when the SMS may have gone out despite the error.
+        attempts: How many requests were made for this send.
+    """
+
+    default_code: ClassVar[str] = "Unknown"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        request_id: str | None = None,
+        http_status: int | None = None,
+        recommend: str | None = None,
+        retryable: bool = False,
+        maybe_sent: bool = False,
+        attempts: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.request_id = request_id
+        self.http_status = http_status
+        self.recommend = recommend
+        self.retryable = retryable
+        self.maybe_sent = maybe_sent
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        context = [f"code: {self.code}"]
+        if self.request_id:
+            context.append(f"request id: {self.request_id}")
+        if self.http_status is not None:
+            context.append(f"HTTP {self.http_status}")
+        if self.recommend:
+            context.append(f"see {self.recommend}")
+        return f"{self.message} ({', '.join(context)})"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(code={self.code!r}, message={self.message!r}, "
+            f"request_id={self.request_id!r}, http_status={self.http_status!r}, "
+            f"retryable={self.retryable!r})"
+        )
+
+
+class ConfigProblem(NamedTuple):
+    """One invalid field of a config: where, and what is wrong (no value)."""
+
+    field: str
+    problem: str
+
+
+class ConfigError(AliyunSmsError, ValueError):
+    """The configuration is invalid. ``problems`` lists every offending field."""
+
+    default_code = "InvalidConfig"
+
+    def __init__(self, message: str, *, problems: tuple[ConfigProblem, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+    @classmethod
+    def from_problems(cls, problems: list[ConfigProblem]) -> ConfigError:
+        """Build the error whose message names every field in ``problems``."""
+        lines = [f"  {p.field or '(config)'}: {p.problem}" for p in problems]
+        count = len(problems)
+        noun = "problem" if count == 1 else "problems"
+        message = f"invalid Aliyun SMS config, {count} {noun}:\n" + "\n".join(lines)
+        return cls(message, problems=tuple(problems))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidPhoneNumberError(AliyunSmsError, ValueError):
+    """The recipient's number is not valid (locally or as judged by Aliyun)."""
+
+    default_code = "InvalidPhoneNumber"
+
+
+class TemplateError(AliyunSmsError):
+    """The template is unknown, not approved, or its content was rejected."""
+
+    default_code = "TemplateError"
+
+
+class TemplateNotFoundError(TemplateError, LookupError):
+    """No template is configured for the usage type, and no Generic one either."""
+
+    default_code = "TemplateNotFound"
+
+
+class TemplateParamError(TemplateError, ValueError):
+    """The template variables are missing, malformed or not allowed."""
+
+    default_code = "TemplateParamInvalid"
+
+
+class SignNameError(AliyunSmsError):
+    """The sign name (签名) is missing, not approved, or does not fit the template."""
+
+
+class AuthenticationError(AliyunSmsError):
+    """The AccessKey, STS token, signature or clock was rejected."""
+
+
+class PermissionDeniedError(AliyunSmsError):
+    """The credentials are valid but not allowed to send this message."""
+
+
+class AccountError(AliyunSmsError):
+    """The Aliyun account cannot send: balance, subscription or status."""
+
+
+class RateLimitExceededError(AliyunSmsError):
+    """Aliyun's flow control refused the message.
+
+    Attributes:
+        window: ``"minute"``, ``"hour"`` or ``"day"`` for Aliyun's per-number
+            limits, else None.
+        retry_after: Seconds to wait before trying again, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        window: Literal["minute", "hour", "day"] | None = None,
+        retry_after: float | None = None,
+        **context: Any,
+    ) -> None:
+        super().__init__(message, **context)
+        self.window = window
+        self.retry_after = retry_after
+
+
+class ServiceUnavailableError(AliyunSmsError):
+    """Aliyun failed on its side (5xx or ``isp.*``); trying again may work."""
+
+
+class NetworkError(AliyunSmsError):
+    """Aliyun could not be reached, or the connection failed mid-call.
+
+    ``maybe_sent`` is True when the request had been sent: then the SMS may
+    have gone out, and sending again could deliver two codes.
+    """
+
+
+class InvalidResponseError(AliyunSmsError):
+    """A 2xx response that is not a usable Aliyun answer (not JSON, no Code)."""
+
+    default_code = "InvalidResponse"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What went wrong in a call, described without any SDK type.
+
+    ``kind`` is ``"response"`` when Aliyun answered with a code, ``"connect"``
+    when the request never left, ``"read_timeout"`` or ``"connection_lost"``
+    when it may have been delivered, ``"bad_body"`` when the body could not be
+    read, and ``"unexpected"`` for anything else the SDK raised.
+    """
+
+    kind: Literal[
+        "response", "connect", "read_timeout", "connection_lost", "bad_body", "unexpected"
+    ]
+    code: str | None = None
+    message: str | None = None
+    http_status: int | None = None
+    request_id: str | None = None
+    recommend: str | None = None
+    retry_after_ms: float | None = None
+
+
+_Row = tuple[str, type[AliyunSmsError], bool]
+
+# The translation table: one row per Aliyun code, "X.*" matches X.anything.
+_TABLE: tuple[_Row, ...] = (
+    ("InvalidAccessKeyId.NotFound", AuthenticationError, False),
+    ("InvalidAccessKeyId.Inactive", AuthenticationError, False),
+    ("SignatureDoesNotMatch", AuthenticationError, False),
+    ("IncompleteSignature", AuthenticationError, False),
+    ("InvalidSecurityToken.*", AuthenticationError, False),
+    ("InvalidTimeStamp.Expired", AuthenticationError, False),
+    ("SignatureNonceUsed", AuthenticationError, False),
+    ("isp.RAM_PERMISSION_DENY", PermissionDeniedError, False),
+    ("isv.DENY_IP_RANGE", PermissionDeniedError, False),
+    ("Forbidden.*", PermissionDeniedError, False),
+    ("isv.SMS_TEST_NUMBER_LIMIT", PermissionDeniedError, False),
+    ("isv.SMS_TEST_SIGN_TEMPLATE_LIMIT", PermissionDeniedError, False),
+    ("isv.SMS_SIGNATURE_ILLEGAL", SignNameError, False),
+    ("isv.SIGN_STATE_ILLEGAL", SignNameError, False),
+    ("isv.SMS_SIGN_ILLEGAL", SignNameError, False),
+    ("isv.SMS_SIGNATURE_SCENE_ILLEGAL", SignNameError, False),
+    ("SIGNATURE_BLACKLIST", SignNameError, False),
+    ("isv.EXTEND_CODE_ERROR", SignNameError, False),
+    ("isv.SMS_TEMPLATE_ILLEGAL", TemplateError, False),
+    ("isv.SMS_CONTENT_ILLEGAL", TemplateError, False),
+    ("isv.TEMPLATE_MISSING_PARAMETERS", TemplateParamError, False),
+    ("isv.INVALID_JSON_PARAM", TemplateParamError, False),
+    ("isv.TEMPLATE_PARAMS_ILLEGAL", TemplateParamError, False),
+    ("isv.BLACK_KEY_CONTROL_LIMIT", TemplateParamError, False),
+    ("isv.PARAM_LENGTH_LIMIT", TemplateParamError, False),
+    ("isv.PARAM_NOT_SUPPORT_URL", TemplateParamError, False),
+    ("isv.MOBILE_NUMBER_ILLEGAL", InvalidPhoneNumberError, False),
+    ("isv.MOBILE_COUNT_OVER_LIMIT", InvalidPhoneNumberError, False),
+    ("isv.DOMESTIC_NUMBER_NOT_SUPPORTED", InvalidPhoneNumberError, False),
+    ("isv.AMOUNT_NOT_ENOUGH", AccountError, False),
+    ("isv.OUT_OF_SERVICE", AccountError, False),
+    ("isv.ACCOUNT_NOT_EXISTS", AccountError, False),
+    ("isv.ACCOUNT_ABNORMAL", AccountError, False),
+    ("isv.PRODUCT_UN_SUBSCRIPT", AccountError, False),
+    ("isv.PRODUCT_UNSUBSCRIBE", AccountError, False),
+    ("isv.BUSINESS_LIMIT_CONTROL", RateLimitExceededError, False),
+    ("isv.DAY_LIMIT_CONTROL", RateLimitExceededError, False),
+    ("isv.MONTH_LIMIT_CONTROL", RateLimitExceededError, False),
+    ("Throttling", RateLimitExceededError, True),
+    ("Throttling.*", RateLimitExceededError, True),
+    ("isp.SYSTEM_ERROR", ServiceUnavailableError, True),
+    ("isp.GATEWAY_ERROR", ServiceUnavailableError, True),
+    ("isp.UNKNOWN", ServiceUnavailableError, True),
+    ("ServiceUnavailable", ServiceUnavailableError, True),
+    ("InternalError", ServiceUnavailableError, True),
+)
+
+_EXACT = {code: (cls, retryable) for code, cls, retryable in _TABLE if not code.endswith(".*")}
+_PREFIXES = tuple(
+    (code[:-1], cls, retryable) for code, cls, retryable in _TABLE if code.endswith(".*")
+)
+
+# Aliyun's wording for its per-number flow control, e.g. 触发分钟级流控Permits:1.
+_WINDOWS: tuple[tuple[str, Literal["minute", "hour", "day"], float], ...] = (
+    ("分钟级", "minute", 60.0),
+    ("小时级", "hour", 3600.0),
+    ("天级", "day", 86400.0),
+)
+
+_NETWORK: dict[str, tuple[str, str, bool]] = {
+    # Each kind gives the error's code, its message and maybe_sent.
+    "connect": ("ConnectionFailed", "could not connect to Aliyun; the SMS was not sent", False),
+    "read_timeout": (
+        "ReadTimeout",
+        "Aliyun did not answer in time; the SMS may have been sent",
+        True,
+    ),
+    "connection_lost": (
+        "ConnectionLost",
+        "the connection to Aliyun broke after the request was sent; the SMS may have been sent",
+        True,
+    ),
+}
+
+
+def lookup(code: str) -> tuple[type[AliyunSmsError], bool] | None:
+    """Return the (class, retryable) row for an Aliyun code, or None."""
+    if code in _EXACT:
+        return _EXACT[code]
+    for prefix, cls, retryable in _PREFIXES:
+        if code.startswith(prefix):
+            return cls, retryable
+    return None
+
+
+def error_from_failure(failure: Failure) -> AliyunSmsError:
+    """Translate a described failure into the most specific typed error."""
+    context: dict[str, Any] = {
+        "request_id": failure.request_id or None,
+        "http_status": failure.http_status,
+        "recommend": failure.recommend or None,
+    }
+    if failure.kind in _NETWORK:
+        code, message, maybe_sent = _NETWORK[failure.kind]
+        return NetworkError(
+            failure.message or message,
+            code=code,
+            retryable=not maybe_sent,
+            maybe_sent=maybe_sent,
+            **context,
+        )
+    status = failure.http_status
+    if failure.kind == "bad_body":
+        if status is not None and status >= 500:  # noqa: PLR2004
+            return ServiceUnavailableError(
+                f"Aliyun answered HTTP {status} without a readable body",
+                code=f"HTTP{status}",
+                retryable=True,
+                **context,
+            )
+        if status is not None and status >= 400:  # noqa: PLR2004
+            return AliyunSmsError(
+                f"Aliyun answered HTTP {status} without a readable body",
+                code=f"HTTP{status}",
+                **context,
+            )
+        return InvalidResponseError(
+            failure.message or "Aliyun's response body is not valid JSON",
+            **context,
+        )
+    if failure.kind == "unexpected":
+        return AliyunSmsError(
+            failure.message or "the Aliyun SDK failed unexpectedly",
+            code="SDKError",
+            **context,
+        )
+    return _from_code(failure, context)
+
+
+def _from_code(failure: Failure, context: dict[str, Any]) -> AliyunSmsError:
+    status = failure.http_status
+    code = failure.code if failure.code not in (None, "", "None") else None
+    if code is None:
+        if status is None or status < 400:  # noqa: PLR2004
+            return InvalidResponseError("Aliyun's response has no Code", **context)
+        code = f"HTTP{status}"
+    message = failure.message or code
+    row = lookup(code)
+    if row is None:
+        if status is not None and status >= 500:  # noqa: PLR2004
+            row = (ServiceUnavailableError, True)
+        else:
+            row = (AliyunSmsError, False)
+    cls, retryable = row
+    if cls is RateLimitExceededError:
+        window, retry_after = _rate_limit_timing(message, failure.retry_after_ms)
+        return RateLimitExceededError(
+            message,
+            code=code,
+            retryable=retryable,
+            window=window,
+            retry_after=retry_after,
+            **context,
+        )
+    return cls(message, code=code, retryable=retryable, **context)
+
+
+def _rate_limit_timing(
+    message: str, retry_after_ms: float | None
+) -> tuple[Literal["minute", "hour", "day"] | None, float | None]:
+    if retry_after_ms is not None:
+        return None, retry_after_ms / 1000
+    for marker, window, seconds in _WINDOWS:
+        if marker in message:
+            return window, seconds
+    return None, None

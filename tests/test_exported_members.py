@@ -1,0 +1,57 @@
+import aliyun_sms_connector
+
+PUBLIC = {
+    "AccountError",
+    "AliyunSmsConfig",
+    "AliyunSmsConnector",
+    "AliyunSmsError",
+    "AuthenticationError",
+    "ConfigError",
+    "ConfigProblem",
+    "InvalidPhoneNumberError",
+    "InvalidResponseError",
+    "NetworkError",
+    "PermissionDeniedError",
+    "PhoneNumber",
+    "RateLimitExceededError",
+    "RegionalTemplateCode",
+    "SendResult",
+    "ServiceUnavailableError",
+    "SignNameError",
+    "TemplateConfig",
+    "TemplateError",
+    "TemplateNotFoundError",
+    "TemplateParamError",
+    "TemplateType",
+    "UsageType",
+    "parse_phone",
+}
+
+
+def test_all_is_exactly_the_public_api():
+    """__all__ lists the public names, no more and no fewer."""
+    assert set(aliyun_sms_connector.__all__) == PUBLIC
+    assert len(aliyun_sms_connector.__all__) == len(PUBLIC)
+
+
+def test_every_exported_name_resolves_and_is_public():
+    """Each exported name exists and does not come from a private path by accident."""
+    for name in aliyun_sms_connector.__all__:
+        obj = getattr(aliyun_sms_connector, name)
+        assert obj is not None
+        assert not name.startswith("_")
+
+
+def test_importing_the_package_does_not_import_the_sdk():
+    """The SDK is loaded only when the first connector is built."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, aliyun_sms_connector; "
+        "print(any(m.startswith(('alibabacloud_', 'darabonba', 'aiohttp')) for m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "False"

@@ -1,0 +1,122 @@
+import pytest
+
+from aliyun_sms_connector import InvalidPhoneNumberError, PhoneNumber, parse_phone
+
+
+class TestNonStrict:
+    @pytest.mark.parametrize(
+        ("raw", "sent", "region"),
+        [
+            ("+8613800138000", "13800138000", "china"),
+            ("8613800138000", "13800138000", "china"),
+            ("008613800138000", "13800138000", "china"),
+            ("13800138000", "13800138000", "china"),
+            ("+86 138-0013-8000", "13800138000", "china"),
+            (" 138 0013 8000 ", "13800138000", "china"),
+            ("+1 415 555 0100", "14155550100", "overseas"),
+            ("14155550100", "14155550100", "overseas"),
+            ("85261234567", "85261234567", "overseas"),
+            ("+852 6123 4567", "85261234567", "overseas"),
+            ("85366123456", "85366123456", "overseas"),
+            ("886912345678", "886912345678", "overseas"),
+            ("+44 7400 123456", "447400123456", "overseas"),
+            ("0044 7400 123456", "447400123456", "overseas"),
+            ("+39 06 1234 5678", "390612345678", "overseas"),
+        ],
+    )
+    def test_accepted_inputs(self, raw, sent, region):
+        """Each accepted form gives Aliyun's PhoneNumbers form and the right region."""
+        number = parse_phone(raw)
+        assert number.aliyun == sent
+        assert number.region == region
+
+    def test_us_number_is_not_mainland(self):
+        """14155550100 is a US number, not a China one (Logto issue 7050)."""
+        number = parse_phone("14155550100")
+        assert (number.country_code, number.region) == (1, "overseas")
+
+    def test_bare_eleven_digits_that_are_no_cn_mobile_read_as_country_code(self):
+        """11 digits starting with 1 but not a CN mobile are country code plus number."""
+        number = parse_phone("12025550143")
+        assert number.country_code == 1
+        assert number.e164 == "+12025550143"
+
+
+class TestStrict:
+    @pytest.mark.parametrize(
+        ("raw", "sent"),
+        [
+            ("+8613800138000", "13800138000"),
+            ("8613800138000", "13800138000"),
+            ("008613800138000", "13800138000"),
+            ("+1 415 555 0100", "14155550100"),
+            ("14155550100", "14155550100"),
+            ("85261234567", "85261234567"),
+        ],
+    )
+    def test_numbers_with_country_code(self, raw, sent):
+        """Strict mode accepts numbers that carry their country code."""
+        assert parse_phone(raw, strict=True).aliyun == sent
+
+    def test_bare_mainland_number_is_never_assumed(self):
+        """13800138000 without 86 is rejected in strict mode."""
+        with pytest.raises(InvalidPhoneNumberError):
+            parse_phone("13800138000", strict=True)
+
+
+class TestInvalid:
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            "",
+            "   ",
+            "+",
+            "abc",
+            "1380013800a",
+            "+86 138",
+            "12345",
+            "+999 1234567",
+            "1" * 60,
+            "+86\u0661\u0663\u0668\u0660\u0660\u0661\u0663\u0668\u0660\u0660\u0660",
+            "13800138000\n1",
+        ],
+    )
+    def test_rejected(self, raw):
+        """Unparseable or invalid numbers raise InvalidPhoneNumberError."""
+        with pytest.raises(InvalidPhoneNumberError):
+            parse_phone(raw)
+
+    @pytest.mark.parametrize("raw", [None, 13800138000, b"13800138000"])
+    def test_not_a_string(self, raw):
+        """Non-string input is a typed error, not a TypeError."""
+        with pytest.raises(InvalidPhoneNumberError, match="must be a string"):
+            parse_phone(raw)
+
+    def test_error_is_a_value_error(self):
+        """InvalidPhoneNumberError is also a ValueError."""
+        with pytest.raises(ValueError, match="phone number"):
+            parse_phone("+999 1234567")
+
+    def test_error_shows_only_last_four_digits(self):
+        """The message never shows more than the last 4 digits."""
+        with pytest.raises(InvalidPhoneNumberError) as info:
+            parse_phone("+86 1380013", strict=True)
+        assert "1380013" not in str(info.value)
+        assert "***0013" in str(info.value)
+        assert info.value.__cause__ is None
+
+
+class TestPhoneNumber:
+    def test_repr_and_str_are_masked(self):
+        """repr and str of a number show only its last 4 digits."""
+        number = parse_phone("+8613800138000")
+        for text in (repr(number), str(number)):
+            assert "13800138000" not in text
+            assert "8000" in text
+
+    def test_forms(self):
+        """e164, aliyun and masked forms."""
+        number = PhoneNumber(852, "61234567")
+        assert number.e164 == "+85261234567"
+        assert number.aliyun == "85261234567"
+        assert number.masked == "***4567"

@@ -1,0 +1,126 @@
+import json
+
+import pytest
+
+from aliyun_sms_connector import (
+    TemplateConfig,
+    TemplateNotFoundError,
+    TemplateParamError,
+    TemplateType,
+    UsageType,
+)
+from aliyun_sms_connector._templates import build_template_param, coerce_usage_type, route
+
+
+def templates(*entries):
+    return [TemplateConfig.model_validate(e) for e in entries]
+
+
+REGIONAL = {"usageType": "Generic", "templateCode": {"china": "SMS_CN", "overseas": "SMS_INTL"}}
+
+
+class TestRouting:
+    def test_exact_match_wins(self):
+        """An exact usage-type match beats Generic."""
+        chosen = route(
+            templates({"usageType": "SignIn", "templateCode": "SMS_S"}, REGIONAL),
+            UsageType.SIGN_IN,
+            "china",
+        )
+        assert chosen.template_code == "SMS_S"
+        assert chosen.usage_type is UsageType.SIGN_IN
+
+    def test_generic_fallback(self):
+        """Without an exact match, the Generic template serves."""
+        chosen = route(templates(REGIONAL), "Register", "china")
+        assert chosen.template_code == "SMS_CN"
+        assert chosen.usage_type is UsageType.REGISTER
+        assert chosen.template.usage_type is UsageType.GENERIC
+
+    @pytest.mark.parametrize(("region", "code"), [("china", "SMS_CN"), ("overseas", "SMS_INTL")])
+    def test_regional_code_by_region(self, region, code):
+        """{china, overseas} picks by the recipient's region."""
+        assert route(templates(REGIONAL), UsageType.GENERIC, region).template_code == code
+
+    def test_plain_code_serves_both_regions(self):
+        """A string template code is used for every region."""
+        entries = templates({"usageType": "SignIn", "templateCode": "SMS_S"})
+        assert route(entries, "SignIn", "overseas").template_code == "SMS_S"
+
+    def test_no_template_and_no_generic(self):
+        """Neither the usage type nor Generic: TemplateNotFoundError."""
+        with pytest.raises(TemplateNotFoundError, match="no template for usage type Register"):
+            route(templates({"usageType": "SignIn", "templateCode": "S"}), "Register", "china")
+
+    @pytest.mark.parametrize("value", ["Login", "signin", "", 3, None])
+    def test_unknown_usage_type_lists_valid_names(self, value):
+        """An unknown usage type is a TemplateNotFoundError listing the valid names."""
+        with pytest.raises(TemplateNotFoundError) as info:
+            coerce_usage_type(value)
+        for member in UsageType:
+            assert member.value in str(info.value)
+        assert isinstance(info.value, LookupError)
+
+    def test_member_names_are_accepted(self):
+        """SIGN_IN and SignIn both name UsageType.SIGN_IN."""
+        assert coerce_usage_type("SIGN_IN") is UsageType.SIGN_IN
+        assert coerce_usage_type("SignIn") is UsageType.SIGN_IN
+
+
+VERIFY = TemplateConfig(usage_type=UsageType.GENERIC, template_code="S")
+NOTIFY = TemplateConfig(
+    usage_type=UsageType.GENERIC, template_code="S", type=TemplateType.NOTIFICATION
+)
+
+
+class TestPayload:
+    def test_logto_context_keys_are_dropped(self):
+        """locale and uiLocales never reach TemplateParam."""
+        text = build_template_param({"code": "123456", "locale": "en", "uiLocales": "zh"}, VERIFY)
+        assert json.loads(text) == {"code": "123456"}
+
+    def test_numbers_become_strings(self):
+        """Numeric values are sent as strings."""
+        assert json.loads(build_template_param({"code": 123456}, VERIFY)) == {"code": "123456"}
+
+    def test_empty_payload(self):
+        """No payload gives an empty JSON object."""
+        assert build_template_param(None, VERIFY) == "{}"
+
+    @pytest.mark.parametrize("value", ["12 34", "12-34", "", "码123", "abc\n"])
+    def test_verification_values_must_be_alphanumeric(self, value):
+        """Verification-code values follow Aliyun's [A-Za-z0-9]+ rule."""
+        with pytest.raises(TemplateParamError, match="'code'") as info:
+            build_template_param({"code": value}, VERIFY)
+        if value:
+            assert value not in str(info.value)
+
+    def test_notification_values_may_hold_any_text(self):
+        """Other template kinds accept any text and keep non-ASCII as is."""
+        text = build_template_param({"name": "张三", "time": "10:00"}, NOTIFY)
+        assert text == '{"name":"张三","time":"10:00"}'
+
+    @pytest.mark.parametrize("value", [None, True, ["1"], {"a": 1}, b"12"])
+    def test_value_types(self, value):
+        """Only strings and numbers are template values."""
+        with pytest.raises(TemplateParamError, match="string or a number"):
+            build_template_param({"code": value}, NOTIFY)
+
+    @pytest.mark.parametrize("payload", [["code"], "code=1", 5])
+    def test_payload_must_be_a_mapping(self, payload):
+        """A payload that is not a mapping is rejected."""
+        with pytest.raises(TemplateParamError, match="mapping"):
+            build_template_param(payload, VERIFY)
+
+    @pytest.mark.parametrize("key", ["", 1])
+    def test_keys_must_be_names(self, key):
+        """Variable names are non-empty strings."""
+        with pytest.raises(TemplateParamError, match="names"):
+            build_template_param({key: "1"}, VERIFY)
+
+    def test_template_param_error_is_a_template_error(self):
+        """TemplateParamError is a TemplateError and a ValueError."""
+        from aliyun_sms_connector import TemplateError
+
+        assert issubclass(TemplateParamError, TemplateError)
+        assert issubclass(TemplateParamError, ValueError)
