@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from enum import Enum, IntEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     SecretStr,
     StringConstraints,
+    Tag,
     ValidationError,
     field_validator,
 )
@@ -20,13 +23,20 @@ from pydantic.alias_generators import to_camel
 
 from ._errors import ConfigError, ConfigProblem
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 __all__ = [
+    "ENV_PREFIX",
     "AliyunSmsConfig",
     "RegionalTemplateCode",
     "TemplateConfig",
     "TemplateType",
     "UsageType",
 ]
+
+
+ENV_PREFIX = "ALIYUN_SMS_"
 
 
 class UsageType(str, Enum):
@@ -80,13 +90,34 @@ class RegionalTemplateCode(BaseModel):
     overseas: NonEmptyStr
 
 
+def _template_code_form(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "code"
+    if isinstance(value, (dict, RegionalTemplateCode)):
+        return "regional"
+    return None
+
+
+# A tagged union, so that a bad value gets one error from the form it was
+# meant to have, not one from each form pydantic tried.
+TemplateCode = Annotated[
+    Annotated[NonEmptyStr, Tag("code")] | Annotated[RegionalTemplateCode, Tag("regional")],
+    Discriminator(
+        _template_code_form,
+        custom_error_type="template_code_form",
+        custom_error_message='must be a template code or {"china": ..., "overseas": ...}',
+    ),
+]
+_UNION_TAGS = ("code", "regional")
+
+
 class TemplateConfig(BaseModel):
     """One entry of ``templates``: which Aliyun template serves a usage type."""
 
     model_config = _MODEL_CONFIG
 
     usage_type: UsageType
-    template_code: NonEmptyStr | RegionalTemplateCode
+    template_code: TemplateCode
     type: TemplateType = TemplateType.VERIFICATION_CODE
 
     def code_for(self, region: Literal["china", "overseas"]) -> str:
@@ -154,6 +185,45 @@ class AliyunSmsConfig(BaseModel):
         return cls.model_validate(data)
 
     @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AliyunSmsConfig:
+        """Read ``ALIYUN_SMS_*`` variables, such as ``ALIYUN_SMS_ACCESS_KEY_ID``.
+
+        ``ALIYUN_SMS_TEMPLATES`` holds the templates as JSON. Unknown
+        ``ALIYUN_SMS_*`` variables are rejected, like unknown keys.
+
+        Raises:
+            ConfigError: Naming the offending variables.
+        """
+        environ = os.environ if environ is None else environ
+        fields = {ENV_PREFIX + name.upper(): name for name in cls.model_fields}
+        aliases = {name: ENV_PREFIX + name.upper() for name in cls.model_fields}
+        aliases.update(
+            {info.alias: aliases[name] for name, info in cls.model_fields.items() if info.alias}
+        )
+        data: dict[str, Any] = {}
+        problems: list[ConfigProblem] = []
+        for variable, value in environ.items():
+            if not variable.startswith(ENV_PREFIX):
+                continue
+            name = fields.get(variable)
+            if name is None:
+                problems.append(ConfigProblem(variable, "unknown variable"))
+            elif name == "templates":
+                try:
+                    data[name] = json.loads(value)
+                except ValueError:
+                    problems.append(ConfigProblem(variable, "must be a JSON list of templates"))
+            else:
+                data[name] = value
+        if not problems:
+            try:
+                return cls.model_validate(data)
+            except ConfigError as err:
+                problems = list(err.problems)
+        renamed = [_env_problem(problem, aliases) for problem in problems]
+        raise ConfigError.from_problems(renamed) from None
+
+    @classmethod
     def model_validate_json(cls, json_data: str | bytes | bytearray, **_: Any) -> AliyunSmsConfig:
         """Same as :meth:`from_json`."""
         return cls.from_json(bytes(json_data) if isinstance(json_data, bytearray) else json_data)
@@ -196,12 +266,25 @@ class AliyunSmsConfig(BaseModel):
         return None
 
 
+def _env_problem(problem: ConfigProblem, aliases: Mapping[str, str]) -> ConfigProblem:
+    head, _, rest = problem.field.partition(".")
+    if head in aliases:
+        return ConfigProblem(aliases[head] + (f".{rest}" if rest else ""), problem.problem)
+    return problem
+
+
 def _problems(err: ValidationError) -> list[ConfigProblem]:
     # Only the location and pydantic's message are kept: the message names the
     # expected form, never the input, so secrets cannot leak through it.
     problems = []
     for item in err.errors(include_url=False, include_input=False, include_context=False):
-        field = ".".join(str(part) for part in item["loc"])
+        loc = list(item["loc"])
+        # Drop the union tag that follows templateCode: it names pydantic's branch.
+        for index in range(len(loc) - 1):
+            if loc[index] in ("templateCode", "template_code") and loc[index + 1] in _UNION_TAGS:
+                del loc[index + 1]
+                break
+        field = ".".join(str(part) for part in loc)
         message = item["msg"]
         if item["type"] == "value_error":
             message = message.removeprefix("Value error, ")
