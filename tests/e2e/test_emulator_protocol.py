@@ -1,0 +1,173 @@
+"""The emulator's answers to malformed or unusual requests, as Aliyun gives them."""
+
+import json
+
+import pytest
+import requests
+from alibabacloud_dysmsapi20170525 import models
+from alibabacloud_dysmsapi20170525.client import Client
+from alibabacloud_tea_openapi import utils as sdk_utils
+from alibabacloud_tea_openapi.exceptions import ClientException
+from alibabacloud_tea_openapi.models import Config
+from darabonba.runtime import RuntimeOptions
+
+from aliyun_sms_connector.emulator import Emulator
+
+from .conftest import KEY_ID, KEY_SECRET, SIGN, TEMPLATES
+from .test_emulator_sdk import raw_client
+
+
+def sdk_client(emulator, key_id, secret, **extra):
+    config = Config(
+        access_key_id=key_id,
+        access_key_secret=secret,
+        endpoint=emulator.endpoint,
+        protocol="http",
+        **extra,
+    )
+    return Client(config)
+
+
+def send(emulator, **fields):
+    defaults = {"phone_numbers": "13800138000", "sign_name": SIGN, "template_code": "SMS_CODE"}
+    request = models.SendSmsRequest(**{**defaults, **fields})
+    return raw_client(emulator).send_sms_with_options(request, RuntimeOptions()).body
+
+
+def gateway_error(call):
+    with pytest.raises(ClientException) as info:
+        call()
+    return info.value.code
+
+
+class TestAuthentication:
+    def test_unsigned_request(self, emulator):
+        """A request with no signature at all is IncompleteSignature."""
+        answer = requests.post(f"http://{emulator.endpoint}/?Action=SendSms", timeout=5)
+        assert answer.status_code == 400
+        assert answer.json()["Code"] == "IncompleteSignature"
+
+    def test_incomplete_authorization_header(self, emulator):
+        """An ACS3 header without its fields is IncompleteSignature."""
+        answer = requests.post(
+            f"http://{emulator.endpoint}/",
+            headers={"Authorization": "ACS3-HMAC-SHA256 Credential=x", "x-acs-action": "SendSms"},
+            timeout=5,
+        )
+        assert answer.json()["Code"] == "IncompleteSignature"
+
+    def test_body_hash_must_match(self, emulator, mocker):
+        """A body whose SHA-256 differs from x-acs-content-sha256 fails the signature."""
+        original = sdk_utils.Utils.hash
+
+        def wrong_hash(raw, sign_type):
+            return original(raw + b"tampered", sign_type)
+
+        mocker.patch.object(sdk_utils.Utils, "hash", side_effect=wrong_hash)
+        assert gateway_error(lambda: send(emulator, template_param="{}")) == "SignatureDoesNotMatch"
+
+    def test_bad_timestamp_format(self, emulator, mocker):
+        """A timestamp that is not ISO 8601 is InvalidTimeStamp.Format."""
+        mocker.patch.object(sdk_utils.Utils, "get_timestamp", return_value="yesterday")
+        assert gateway_error(lambda: send(emulator)) == "InvalidTimeStamp.Format"
+
+    def test_v2_unknown_key(self, emulator):
+        """The legacy signature path also checks the key id."""
+        stranger = sdk_client(emulator, "LTAInobody", "x", signature_algorithm="v2")
+        request = models.SendSmsRequest(phone_numbers="13800138000", sign_name=SIGN)
+        code = gateway_error(lambda: stranger.send_sms_with_options(request, RuntimeOptions()))
+        assert code == "InvalidAccessKeyId.NotFound"
+
+    def test_token_for_another_key(self, clock):
+        """A registered token used with another key is MismatchWithAccessKey."""
+        keys = {KEY_ID: KEY_SECRET, "LTAIother": "other"}
+        tokens = {"tok": "LTAIother"}
+        with Emulator(keys, [SIGN], TEMPLATES, clock, security_tokens=tokens) as emulator:
+            client = sdk_client(emulator, KEY_ID, KEY_SECRET, security_token="tok")
+            request = models.SendSmsRequest(phone_numbers="13800138000", sign_name=SIGN)
+            code = gateway_error(lambda: client.send_sms_with_options(request, RuntimeOptions()))
+            assert code == "InvalidSecurityToken.MismatchWithAccessKey"
+
+
+class TestSendSmsChecks:
+    @pytest.mark.parametrize(
+        ("fields", "code"),
+        [
+            ({"phone_numbers": ""}, "isv.MOBILE_NUMBER_ILLEGAL"),
+            ({"phone_numbers": ",".join(["13800138000"] * 1001)}, "isv.MOBILE_COUNT_OVER_LIMIT"),
+            ({"phone_numbers": "+85261234567"}, "isv.MOBILE_NUMBER_ILLEGAL"),
+            ({"phone_numbers": "0085261234567"}, "isv.MOBILE_NUMBER_ILLEGAL"),
+            ({"template_param": "{code:1}"}, "isv.INVALID_JSON_PARAM"),
+            ({"template_param": '["1"]'}, "isv.INVALID_JSON_PARAM"),
+            ({"template_param": '{"code":"12 34"}'}, "isv.TEMPLATE_PARAMS_ILLEGAL"),
+        ],
+    )
+    def test_business_rejections(self, emulator, fields, code):
+        """Aliyun's HTTP 200 business checks."""
+        fields.setdefault("template_param", '{"code":"1"}')
+        assert send(emulator, **fields).code == code
+        assert emulator.outbox == []
+
+    def test_several_numbers_in_one_send(self, emulator):
+        """Comma-separated numbers each get a message under one biz id."""
+        body = send(
+            emulator, phone_numbers="13800138000,85261234567", template_param='{"code":"1"}'
+        )
+        assert body.code == "OK"
+        assert [(m.phone_number, m.biz_id) for m in emulator.outbox] == [
+            ("13800138000", body.biz_id),
+            ("85261234567", body.biz_id),
+        ]
+
+    def test_delay_for_every_request(self, emulator):
+        """delay(count=None) holds every answer, not just the next one."""
+        from aliyun_sms_connector import AliyunSmsConnector, NetworkError
+
+        from .conftest import connector_config
+
+        emulator.delay(0.5, count=None)
+        connector = AliyunSmsConnector(connector_config(emulator, readTimeout=100))
+        for phone in ("13800138000", "13900139000"):
+            with pytest.raises(NetworkError, match="may have been sent"):
+                connector.send_message(phone, "SignIn", {"code": "1"})
+
+
+class TestOtherActions:
+    def test_batch_invalid_json(self, emulator):
+        """SendBatchSms with broken JSON is isv.INVALID_JSON_PARAM."""
+        request = models.SendBatchSmsRequest(
+            phone_number_json="[13800138000", sign_name_json="[]", template_code="SMS_NOTICE"
+        )
+        body = raw_client(emulator).send_batch_sms_with_options(request, RuntimeOptions()).body
+        assert body.code == "isv.INVALID_JSON_PARAM"
+
+    @pytest.mark.parametrize(
+        "fields",
+        [
+            {"phone_number": "", "send_date": "20260101"},
+            {"phone_number": "13800138000", "send_date": "2026-01-01"},
+            {"phone_number": "13800138000", "send_date": "20260101", "page_size": 51},
+            {"phone_number": "13800138000", "send_date": "20260101", "current_page": 0},
+        ],
+    )
+    def test_query_send_details_checks(self, emulator, fields):
+        """QuerySendDetails checks the number, the date and the paging."""
+        fields = {"page_size": 10, "current_page": 1, **fields}
+        request = models.QuerySendDetailsRequest(**fields)
+        body = raw_client(emulator).query_send_details_with_options(request, RuntimeOptions()).body
+        assert body.code != "OK"
+
+    def test_query_send_details_paging_not_a_number(self, emulator):
+        """Paging values that are not numbers are rejected."""
+        request = models.QuerySendDetailsRequest(
+            phone_number="13800138000", send_date="20260101", page_size="ten", current_page=1
+        )
+        body = raw_client(emulator).query_send_details_with_options(request, RuntimeOptions()).body
+        assert body.code == "isv.INVALID_PARAMETERS"
+
+    def test_gateway_error_body_shape(self, emulator):
+        """Gateway errors carry RequestId, HostId and a Recommend URL, as Aliyun's do."""
+        answer = requests.post(f"http://{emulator.endpoint}/?Action=SendSms", timeout=5)
+        body = json.loads(answer.text)
+        assert body["HostId"] == "dysmsapi.aliyuncs.com"
+        assert body["Recommend"].endswith(f"&requestId={body['RequestId']}")
