@@ -1,0 +1,262 @@
+"""The ``aliyun-sms`` command: demo, send, check-config and emulator."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from . import _errors as errors
+from ._config import AliyunSmsConfig, UsageType
+from ._redact import mask_phone
+from ._templates import route
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .emulator import Message
+
+__all__ = ["EXIT_CODES", "main"]
+
+# One exit status per error class, most specific first; documented in the README.
+EXIT_CODES: tuple[tuple[type[errors.AliyunSmsError], int], ...] = (
+    (errors.ConfigError, 3),
+    (errors.InvalidPhoneNumberError, 4),
+    (errors.TemplateNotFoundError, 5),
+    (errors.TemplateParamError, 6),
+    (errors.TemplateError, 7),
+    (errors.SignNameError, 8),
+    (errors.AuthenticationError, 9),
+    (errors.PermissionDeniedError, 10),
+    (errors.AccountError, 11),
+    (errors.RateLimitExceededError, 12),
+    (errors.ServiceUnavailableError, 13),
+    (errors.NetworkError, 14),
+    (errors.InvalidResponseError, 15),
+    (errors.AliyunSmsError, 1),
+)
+
+_DEMO_NUMBER = "13800138000"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except errors.AliyunSmsError as err:
+        _print_error(err, sys.stderr)
+        return exit_code(err)
+    except KeyboardInterrupt:
+        return 130
+
+
+def exit_code(error: errors.AliyunSmsError) -> int:
+    """The exit status for ``error``: one per class, see EXIT_CODES."""
+    for cls, code in EXIT_CODES:
+        if isinstance(error, cls):
+            return code
+    return 1  # pragma: no cover - AliyunSmsError is the last row
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aliyun-sms",
+        description="Send SMS verification codes through Alibaba Cloud (Aliyun) SMS.",
+        epilog="Start with 'aliyun-sms demo': it needs no account and no config.",
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="send one code through the official SDK to a local emulator (no account needed)",
+        description="Start the local Aliyun SMS emulator, send one verification code to it "
+        "through the connector and the official SDK, and show the SMS as the phone would.",
+    )
+    demo.add_argument("--to", default=_DEMO_NUMBER, help="recipient (default: %(default)s)")
+    demo.add_argument("--code", help="the verification code (default: 6 random digits)")
+    demo.set_defaults(run=_demo)
+
+    send = commands.add_parser(
+        "send",
+        help="send a verification code with a real config",
+        description="Send one verification code. The config comes from --config (Logto's "
+        "connector JSON) or from ALIYUN_SMS_* environment variables.",
+    )
+    _config_arguments(send)
+    send.add_argument("--to", required=True, help="recipient, e.g. +8613800138000")
+    send.add_argument(
+        "--usage-type",
+        default=UsageType.GENERIC.value,
+        help="Register, SignIn, ForgotPassword, Generic, ... (default: %(default)s)",
+    )
+    send.add_argument("--code", help="the verification code (default: 6 random digits)")
+    send.add_argument("--out-id", help="your own id for the message")
+    send.set_defaults(run=_send)
+
+    check = commands.add_parser(
+        "check-config",
+        help="validate a config and print its routing table",
+        description="Validate the config (from --config or ALIYUN_SMS_* variables) and print "
+        "which template serves each usage type, for mainland and overseas numbers.",
+    )
+    _config_arguments(check)
+    check.set_defaults(run=_check_config)
+
+    emulator = commands.add_parser(
+        "emulator",
+        help="run the local Aliyun SMS emulator in the foreground",
+        description="Serve a local Dysmsapi endpoint and print every message it accepts. "
+        "Point a connector at it with endpoint=127.0.0.1:PORT and protocol=http.",
+    )
+    emulator.add_argument("--port", type=int, default=18080, help="(default: %(default)s)")
+    emulator.add_argument("--tls", action="store_true", help="serve HTTPS with a throwaway CA")
+    emulator.add_argument(
+        "--latency", type=float, default=0.0, help="seconds added to every answer"
+    )
+    emulator.set_defaults(run=_emulator)
+    return parser
+
+
+def _config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="JSON config, as Logto stores it; without it, ALIYUN_SMS_* variables are read",
+    )
+
+
+def _load_config(path: Path | None) -> AliyunSmsConfig:
+    if path is None:
+        return AliyunSmsConfig.from_env()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise errors.ConfigError(f"cannot read {path}: {err.strerror or err}") from None
+    return AliyunSmsConfig.from_json(text)
+
+
+def _code(given: str | None) -> str:
+    return given if given is not None else f"{secrets.randbelow(10**6):06d}"
+
+
+def _send(args: argparse.Namespace) -> int:
+    from ._connector import AliyunSmsConnector  # noqa: PLC0415 - the SDK loads only when sending
+
+    config = _load_config(args.config)
+    code = _code(args.code)
+    connector = AliyunSmsConnector(config)
+    result = connector.send_message(args.to, args.usage_type, {"code": code}, out_id=args.out_id)
+    print(f"sent {result.usage_type.value} code {code} to {mask_phone(result.phone_number)}")
+    print(f"  template:   {result.template_code}")
+    print(f"  biz id:     {result.biz_id}")
+    print(f"  request id: {result.request_id}")
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = _load_config(args.config)
+    key_id = config.access_key_id
+    shown_id = f"{key_id[:4]}…{key_id[-3:]}" if len(key_id) > 10 else "…"  # noqa: PLR2004
+    print("config is valid")
+    print(f"  accessKeyId:     {shown_id}")
+    print("  accessKeySecret: ********")
+    if config.security_token is not None:
+        print("  securityToken:   ********")
+    print(f"  signName:        {config.sign_name}")
+    print(f"  endpoint:        {config.protocol}://{config.endpoint}")
+    strict = "on" if config.strict_phone_region_number_check else "off"
+    print(f"  strict phone region check: {strict}")
+    print()
+    print(f"  {'usage type':<26} {'china':<22} {'overseas':<22} via")
+    for usage in UsageType:
+        try:
+            china = route(config.templates, usage, "china")
+            overseas = route(config.templates, usage, "overseas")
+        except errors.TemplateNotFoundError:
+            print(f"  {usage.value:<26} {'-':<22} {'-':<22} no template")
+            continue
+        via = "exact" if china.template.usage_type is usage else "Generic"
+        print(f"  {usage.value:<26} {china.template_code:<22} {overseas.template_code:<22} {via}")
+    return 0
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from .emulator import Emulator  # noqa: PLC0415
+
+    out = sys.stdout
+    with Emulator(port=args.port, tls=args.tls, latency=args.latency) as emulator:
+        emulator.on_message = lambda message: _print_message(message, out)
+        print(f"Aliyun SMS emulator on {emulator.protocol}://{emulator.endpoint}", file=out)
+        key_id, secret = next(iter(emulator.access_keys.items()))
+        print(f"  accessKeyId={key_id} accessKeySecret={secret}", file=out)
+        print(f"  signName={emulator.sign_names[0]}", file=out)
+        for template_code, template in emulator.templates.items():
+            print(f"  {template_code} ({template.type.name}): {template.content}", file=out)
+        if emulator.ca_file:
+            print(f"  CA file: {emulator.ca_file}", file=out)
+        print("Press Ctrl-C to stop.", file=out, flush=True)
+        _wait_forever()
+    return 0  # pragma: no cover - the wait ends only with Ctrl-C
+
+
+def _wait_forever() -> None:
+    threading.Event().wait()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ._connector import AliyunSmsConnector  # noqa: PLC0415
+    from .emulator import Emulator  # noqa: PLC0415
+
+    code = _code(args.code)
+    # The SDK's credential chain is not used (the keys are explicit), but a
+    # machine with no metadata service should not even be asked.
+    os.environ.setdefault("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+    with Emulator() as emulator:
+        print(f"Started a local Aliyun SMS emulator at http://{emulator.endpoint}")
+        print("  (no account, no config: it checks signatures, templates and limits like Aliyun)")
+        connector = AliyunSmsConnector(emulator.connector_config())
+        print(f"Sending a SignIn code to {mask_phone(args.to)} through the official Aliyun SDK...")
+        result = connector.send_message(args.to, UsageType.SIGN_IN, {"code": code})
+        message = emulator.outbox[-1]
+        print()
+        print(f"  📱 {mask_phone(message.phone_number)} received:")
+        print(f"     {message.text}")
+        print()
+        print(f"  biz id:     {result.biz_id}")
+        print(f"  request id: {result.request_id}")
+        print(f"  template:   {result.template_code} (SignIn falls back to Generic)")
+        print()
+        print("Next: 'aliyun-sms emulator' keeps one running for your app;")
+        print("      'aliyun-sms send --config logto.json --to ...' sends for real.")
+    return 0
+
+
+def _print_message(message: Message, out: TextIO) -> None:
+    print(
+        f"[{message.sent_at:%H:%M:%S}] {message.phone_number} {message.template_code} "
+        f"biz_id={message.biz_id}\n    {message.text}",
+        file=out,
+        flush=True,
+    )
+
+
+def _print_error(error: errors.AliyunSmsError, out: TextIO) -> None:
+    print(f"error: {type(error).__name__}: {error.message}", file=out)
+    if isinstance(error, errors.ConfigError):
+        return
+    print(f"  code:       {error.code}", file=out)
+    if error.request_id:
+        print(f"  request id: {error.request_id}", file=out)
+    if error.http_status is not None:
+        print(f"  HTTP:       {error.http_status}", file=out)
+    if error.recommend:
+        print(f"  recommend:  {error.recommend}", file=out)
+    if error.maybe_sent:
+        print("  note:       the SMS may have been sent", file=out)
