@@ -7,6 +7,7 @@ from alibabacloud_dysmsapi20170525.client import Client
 
 from aliyun_sms_connector import (
     AccountError,
+    AliyunSmsConnector,
     AliyunSmsError,
     AuthenticationError,
     InvalidPhoneNumberError,
@@ -82,6 +83,13 @@ TABLE = [
 
 
 @pytest.fixture
+def connector(logto_config):
+    """The default retry policy (3 attempts), without the backoff waits."""
+    logto_config["backoffBase"] = 0
+    return AliyunSmsConnector(logto_config)
+
+
+@pytest.fixture
 def send_sms(mocker):
     """The SDK client's send_sms_with_options, mocked with its real signature."""
     return mocker.patch.object(Client, "send_sms_with_options", autospec=True)
@@ -128,7 +136,7 @@ class TestBusinessCodes:
         assert (error.code, error.message, error.request_id) == (code, "why", "REQ-1")
         assert error.http_status == 200
         assert error.retryable is retryable
-        assert error.attempts == 0  # the mock bypasses the transport
+        assert error.attempts == send_sms.call_count == (3 if retryable else 1)
         assert error.__cause__ is None
         assert_no_leak(error)
 
@@ -191,6 +199,7 @@ class TestGatewayExceptions:
         assert (error.code, error.http_status, error.request_id) == (code, 400, "REQ-4XX")
         assert error.recommend == "https://api.aliyun.com/troubleshoot?q=X"
         assert error.retryable is retryable
+        assert error.attempts == send_sms.call_count == (3 if retryable else 1)
         assert error.message == "bad ***8000 [redacted]"
         assert error.__cause__ is original
         assert_no_leak(error)
@@ -243,21 +252,21 @@ class TestGatewayExceptions:
 
 class TestTransportFailures:
     @pytest.mark.parametrize(
-        "inner",
+        ("inner", "code"),
         [
-            sdk_fakes.connection_refused(URL),
-            sdk_fakes.dns_failure(URL),
-            sdk_fakes.connect_timeout(URL),
+            (sdk_fakes.connection_refused(URL), "ConnectionFailed"),
+            (sdk_fakes.dns_failure(URL), "ConnectionFailed"),
+            (sdk_fakes.connect_timeout(URL), "ConnectTimeout"),
         ],
         ids=["refused", "dns", "connect-timeout"],
     )
-    def test_never_sent(self, connector, send_sms, inner):
+    def test_never_sent(self, connector, send_sms, inner, code):
         """Refused, DNS failure and connect timeout: retryable, not sent."""
         send_sms.side_effect = sdk_fakes.unretryable(inner, URL)
         with pytest.raises(NetworkError) as info:
             send(connector)
         error = info.value
-        assert error.code == "ConnectionFailed"
+        assert error.code == code
         assert (error.retryable, error.maybe_sent) == (True, False)
         assert error.__cause__ is send_sms.side_effect
         assert_no_leak(error)

@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    FilePath,
     SecretStr,
     StringConstraints,
     Tag,
@@ -150,6 +151,13 @@ class AliyunSmsConfig(BaseModel):
     connect_timeout: Annotated[int, Field(gt=0)] = 5000
     read_timeout: Annotated[int, Field(gt=0)] = 10000
     signature_algorithm: Literal["ACS3-HMAC-SHA256", "v2"] = "ACS3-HMAC-SHA256"
+    ca_file: FilePath | None = None
+    max_connections: Annotated[int, Field(ge=1, le=1024)] = 64
+
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    backoff_base: Annotated[int, Field(ge=0)] = 200
+    backoff_cap: Annotated[int, Field(ge=0)] = 5000
+    deadline: Annotated[int, Field(gt=0)] = 20000
 
     def __init__(self, **data: Any) -> None:
         try:

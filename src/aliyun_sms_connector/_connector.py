@@ -1,11 +1,21 @@
-"""The connector: validate, route, send through the SDK, translate failures."""
+"""The connector: validate, route, send through the SDK, retry what is safe, translate."""
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+)
 
 from . import _sdk
 from ._config import AliyunSmsConfig, UsageType
@@ -16,6 +26,9 @@ from ._templates import Route, build_template_param, route
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from types import TracebackType
+
+    from typing_extensions import Self
 
 __all__ = ["AliyunSmsConnector", "SendResult"]
 
@@ -23,6 +36,8 @@ logger = logging.getLogger("aliyun_sms_connector")
 # A library leaves output to the application; without this, WARNINGs would
 # reach stderr through logging's last-resort handler.
 logger.addHandler(logging.NullHandler())
+
+_LOGTO_CONTEXT = ("locale", "uiLocales")
 
 
 @dataclass(frozen=True)
@@ -36,6 +51,7 @@ class SendResult:
         template_code: The template code used.
         usage_type: The usage type asked for (the Generic template may have
             served it).
+        attempts: How many requests it took (more than 1 after a retry).
     """
 
     biz_id: str | None
@@ -43,13 +59,15 @@ class SendResult:
     phone_number: str
     template_code: str
     usage_type: UsageType
+    attempts: int = 1
 
     def __repr__(self) -> str:
         # The number is private data: repr keeps only its last 4 digits.
         return (
             f"SendResult(biz_id={self.biz_id!r}, request_id={self.request_id!r}, "
             f"phone_number={mask_phone(self.phone_number)!r}, "
-            f"template_code={self.template_code!r}, usage_type={self.usage_type.value!r})"
+            f"template_code={self.template_code!r}, usage_type={self.usage_type.value!r}, "
+            f"attempts={self.attempts!r})"
         )
 
 
@@ -58,11 +76,37 @@ class _Prepared:
     phone: PhoneNumber
     route: Route
     template_param: str
+    out_id: str | None
     redactor: Redactor
+    started: float
+
+
+class _Backoff:
+    """Full-jitter exponential backoff that honours Aliyun's x-acs-retry-after."""
+
+    def __init__(self, base_ms: int, cap_ms: int) -> None:
+        self._base = base_ms / 1000
+        self._cap = cap_ms / 1000
+
+    def __call__(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after:
+            return float(retry_after)
+        ceiling = min(self._cap, self._base * 2 ** (state.attempt_number - 1))
+        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+
+
+def _retryable(error: BaseException) -> bool:
+    return isinstance(error, AliyunSmsError) and error.retryable
 
 
 class AliyunSmsConnector:
-    """Sends SMS through Aliyun with one reused SDK client.
+    """Sends SMS through Aliyun with one reused SDK client and connection pool.
+
+    Use it as a context manager (``with`` or ``async with``), or call
+    :meth:`close` / :meth:`aclose` when done. One connector serves many
+    threads and tasks at once.
 
     Args:
         config: An :class:`AliyunSmsConfig`, or a mapping such as Logto's
@@ -77,6 +121,15 @@ class AliyunSmsConnector:
             config = AliyunSmsConfig.model_validate(dict(config))
         self._config = config
         self._client = _sdk.new_client(config)
+        self._transport = _sdk.Transport(
+            protocol=config.protocol,
+            ca_file=str(config.ca_file) if config.ca_file else None,
+            max_connections=config.max_connections,
+        )
+        secrets = [config.access_key_secret.get_secret_value()]
+        if config.security_token is not None:
+            secrets.append(config.security_token.get_secret_value())
+        self._secrets = tuple(secrets)
 
     @property
     def config(self) -> AliyunSmsConfig:
@@ -85,6 +138,40 @@ class AliyunSmsConnector:
 
     def __repr__(self) -> str:
         return f"AliyunSmsConnector(endpoint={self._config.endpoint!r})"
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the connection pool. Async sessions need :meth:`aclose`."""
+        self._transport.close()
+
+    async def aclose(self) -> None:
+        """Release this event loop's connections and the sync pool."""
+        await self._transport.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- sending ---------------------------------------------------------------
 
     def send_message(
         self,
@@ -95,6 +182,9 @@ class AliyunSmsConnector:
         out_id: str | None = None,
     ) -> SendResult:
         """Send one templated SMS, as Logto's ``sendMessage`` does.
+
+        Errors with ``retryable=True`` are retried with full-jitter backoff
+        within ``maxAttempts`` and ``deadline``; read timeouts never are.
 
         Args:
             to: The recipient's number, in any form :func:`parse_phone` takes.
@@ -108,21 +198,49 @@ class AliyunSmsConnector:
                 Before any network call.
             AliyunSmsError: A subclass for every failure of the call itself.
         """
+        self._ensure_open()
         prepared = self._prepare(to, usage_type, payload, out_id)
-        started = time.perf_counter()
+        retrying = Retrying(sleep=time.sleep, **self._policy(prepared))
         try:
-            reply = _sdk.send_sms(
-                self._client,
-                phone_numbers=prepared.phone.aliyun,
-                sign_name=self._config.sign_name,
-                template_code=prepared.route.template_code,
-                template_param=prepared.template_param,
-                out_id=out_id,
+            for attempt in retrying:
+                with attempt:
+                    reply = self._attempt(prepared, attempt.retry_state.attempt_number)
+        except AliyunSmsError as error:
+            self._log_failure(prepared, error)
+            raise
+        return self._result(prepared, reply)
+
+    async def send_message_async(
+        self,
+        to: str,
+        usage_type: UsageType | str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        out_id: str | None = None,
+    ) -> SendResult:
+        """The async twin of :meth:`send_message`: same arguments, result and errors.
+
+        Concurrent sends share this event loop's connections and one TLS
+        context; retry backoff awaits, it never blocks the loop.
+        """
+        self._ensure_open()
+        prepared = self._prepare(to, usage_type, payload, out_id)
+        retrying = AsyncRetrying(**self._policy(prepared))
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    number = attempt.retry_state.attempt_number
+                    reply = await self._attempt_async(prepared, number)
+        except AliyunSmsError as error:
+            self._log_failure(prepared, error)
+            raise
+        return self._result(prepared, reply)
+
+    def _ensure_open(self) -> None:
+        if self._transport.closed:
+            raise AliyunSmsError(
+                "the connector is closed; build a new one to send again", code="ConnectorClosed"
             )
-        except _sdk.CallFailedError as failed:
-            error = self._error(prepared, failed.failure, failed.attempts, started)
-            raise error from prepared.redactor.exception(failed.__cause__ or failed)
-        return self._result(prepared, reply, started)
 
     def _prepare(
         self,
@@ -138,65 +256,132 @@ class AliyunSmsConnector:
         phone = parse_phone(to, strict=self._config.strict_phone_region_number_check)
         chosen = route(self._config.templates, usage_type, phone.region)
         template_param = build_template_param(payload, chosen.template)
-        values = [str(v) for k, v in (payload or {}).items() if k not in ("locale", "uiLocales")]
-        secrets = [self._config.access_key_secret.get_secret_value()]
-        if self._config.security_token is not None:
-            secrets.append(self._config.security_token.get_secret_value())
+        values = [str(v) for k, v in (payload or {}).items() if k not in _LOGTO_CONTEXT]
         redactor = Redactor(
             phones=[to, phone.aliyun, phone.e164, phone.national_number],
             values=[*values, template_param],
-            secrets=secrets,
+            secrets=self._secrets,
         )
-        return _Prepared(phone, chosen, template_param, redactor)
+        return _Prepared(phone, chosen, template_param, out_id, redactor, time.perf_counter())
 
-    def _result(self, prepared: _Prepared, reply: _sdk.Reply, started: float) -> SendResult:
-        if reply.code != "OK":
-            failure = Failure(
-                "response",
-                code=reply.code,
-                message=reply.message,
-                http_status=reply.http_status,
-                request_id=reply.request_id,
+    def _policy(self, prepared: _Prepared) -> dict[str, Any]:
+        config = self._config
+        return {
+            "stop": stop_after_attempt(config.max_attempts)
+            | stop_before_delay(config.deadline / 1000),
+            "wait": _Backoff(config.backoff_base, config.backoff_cap),
+            "retry": retry_if_exception(_retryable),
+            "before_sleep": lambda state: self._log_retry(prepared, state),
+            "reraise": True,
+        }
+
+    def _request(self, prepared: _Prepared) -> _sdk.SmsRequest:
+        # Each attempt gets at most what is left of the deadline.
+        remaining = self._config.deadline - _elapsed_ms(prepared.started)
+        remaining_ms = max(1, int(remaining))
+        return _sdk.SmsRequest(
+            phone_numbers=prepared.phone.aliyun,
+            sign_name=self._config.sign_name,
+            template_code=prepared.route.template_code,
+            template_param=prepared.template_param,
+            out_id=prepared.out_id,
+            connect_timeout_ms=min(self._config.connect_timeout, remaining_ms),
+            read_timeout_ms=min(self._config.read_timeout, remaining_ms),
+        )
+
+    def _attempt(self, prepared: _Prepared, number: int) -> _sdk.Reply:
+        try:
+            reply = _sdk.send_sms(self._client, self._transport, self._request(prepared))
+        except _sdk.CallFailedError as failed:
+            raise self._error(prepared, failed.failure, number) from prepared.redactor.exception(
+                failed.__cause__ or failed
             )
-            raise self._error(prepared, failure, reply.attempts, started)
+        return self._check(prepared, reply, number)
+
+    async def _attempt_async(self, prepared: _Prepared, number: int) -> _sdk.Reply:
+        try:
+            reply = await _sdk.send_sms_async(
+                self._client, self._transport, self._request(prepared)
+            )
+        except _sdk.CallFailedError as failed:
+            raise self._error(prepared, failed.failure, number) from prepared.redactor.exception(
+                failed.__cause__ or failed
+            )
+        return self._check(prepared, reply, number)
+
+    def _check(self, prepared: _Prepared, reply: _sdk.Reply, number: int) -> _sdk.Reply:
+        if reply.code == "OK":
+            return replace(reply, attempts=number)
+        failure = Failure(
+            "response",
+            code=reply.code,
+            message=reply.message,
+            http_status=reply.http_status,
+            request_id=reply.request_id,
+        )
+        raise self._error(prepared, failure, number)
+
+    @staticmethod
+    def _error(prepared: _Prepared, failure: Failure, number: int) -> AliyunSmsError:
+        if failure.message:
+            failure = replace(failure, message=prepared.redactor.text(failure.message))
+        error = error_from_failure(failure)
+        error.attempts = number
+        return error
+
+    @staticmethod
+    def _result(prepared: _Prepared, reply: _sdk.Reply) -> SendResult:
         result = SendResult(
             biz_id=reply.biz_id,
             request_id=reply.request_id,
             phone_number=prepared.phone.aliyun,
             template_code=prepared.route.template_code,
             usage_type=prepared.route.usage_type,
+            attempts=reply.attempts,
         )
         logger.info(
-            "SMS sent usage_type=%s template=%s to=%s biz_id=%s request_id=%s elapsed_ms=%.1f",
+            "SMS sent usage_type=%s template=%s to=%s biz_id=%s request_id=%s attempts=%d "
+            "elapsed_ms=%.1f",
             prepared.route.usage_type.value,
             prepared.route.template_code,
             prepared.phone.masked,
             reply.biz_id,
             reply.request_id,
-            _elapsed_ms(started),
+            reply.attempts,
+            _elapsed_ms(prepared.started),
         )
         return result
 
     @staticmethod
-    def _error(
-        prepared: _Prepared, failure: Failure, attempts: int, started: float
-    ) -> AliyunSmsError:
-        if failure.message:
-            failure = replace(failure, message=prepared.redactor.text(failure.message))
-        error = error_from_failure(failure)
-        error.attempts = attempts
+    def _log_retry(prepared: _Prepared, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        logger.warning(
+            "SMS retry usage_type=%s template=%s to=%s attempt=%d error=%s code=%s "
+            "request_id=%s wait_ms=%.0f",
+            prepared.route.usage_type.value,
+            prepared.route.template_code,
+            prepared.phone.masked,
+            state.attempt_number,
+            type(error).__name__,
+            getattr(error, "code", None),
+            getattr(error, "request_id", None),
+            (state.upcoming_sleep or 0) * 1000,
+        )
+
+    @staticmethod
+    def _log_failure(prepared: _Prepared, error: AliyunSmsError) -> None:
         logger.warning(
             "SMS failed usage_type=%s template=%s to=%s error=%s code=%s request_id=%s "
-            "elapsed_ms=%.1f",
+            "attempts=%d elapsed_ms=%.1f",
             prepared.route.usage_type.value,
             prepared.route.template_code,
             prepared.phone.masked,
             type(error).__name__,
             error.code,
             error.request_id,
-            _elapsed_ms(started),
+            error.attempts,
+            _elapsed_ms(prepared.started),
         )
-        return error
 
 
 def _elapsed_ms(started: float) -> float:

@@ -222,10 +222,10 @@ class InvalidResponseError(AliyunSmsError):
 class Failure:
     """What went wrong in a call, described without any SDK type.
 
-    ``kind`` is ``"response"`` when Aliyun answered with a code, ``"connect"``
-    when the request never left, ``"read_timeout"`` or ``"connection_lost"``
-    when it may have been delivered, ``"bad_body"`` when the body could not be
-    read, and ``"unexpected"`` for anything else the SDK raised.
+    ``kind`` is ``"response"`` when Aliyun answered with a code; ``"connect"``
+    or ``"connect_timeout"`` when the request never left; ``"read_timeout"``
+    or ``"connection_lost"`` when it may have been delivered; ``"bad_body"``
+    when the body could not be read; ``"unexpected"`` for anything else.
     """
 
     kind: Literal[
@@ -305,6 +305,11 @@ _WINDOWS: tuple[tuple[str, Literal["minute", "hour", "day"], float], ...] = (
 _NETWORK: dict[str, tuple[str, str, bool]] = {
     # Each kind gives the error's code, its message and maybe_sent.
     "connect": ("ConnectionFailed", "could not connect to Aliyun; the SMS was not sent", False),
+    "connect_timeout": (
+        "ConnectTimeout",
+        "connecting to Aliyun timed out; the SMS was not sent",
+        False,
+    ),
     "read_timeout": (
         "ReadTimeout",
         "Aliyun did not answer in time; the SMS may have been sent",

@@ -55,6 +55,9 @@ def connector_config(emulator: Emulator, **overrides):
         "protocol": "http",
         "readTimeout": 2000,
         "connectTimeout": 2000,
+        # The default policy (3 attempts) with 1 ms backoff, so tests stay fast.
+        "backoffBase": 1,
+        "backoffCap": 5,
     }
     config.update(overrides)
     return config

@@ -96,7 +96,11 @@ class TestSend:
                 "AuthenticationError",
             ),
             (lambda _: None, ["--usage-type", "Bogus"], "TemplateNotFoundError"),
-            (lambda e: e.send_invalid_body(http_status=503), [], "ServiceUnavailableError"),
+            (
+                lambda e: e.send_invalid_body(http_status=503, count=3),
+                [],
+                "ServiceUnavailableError",
+            ),
         ],
     )
     def test_errors_print_the_typed_error(

@@ -167,11 +167,12 @@ class TestProducedByTheEmulator:
 
     def test_503_html_keeps_status(self, emulator, connector):
         """A 503 HTML page is ServiceUnavailableError with http_status 503."""
-        emulator.send_invalid_body("<html>503 Service Unavailable</html>", http_status=503)
+        emulator.send_invalid_body("<html>503 Service Unavailable</html>", http_status=503, count=3)
         with pytest.raises(ServiceUnavailableError) as info:
             send(connector)
         assert (info.value.code, info.value.http_status) == ("HTTP503", 503)
         assert info.value.retryable is True
+        assert info.value.attempts == len(emulator.requests) == 3
 
     @pytest.mark.parametrize("body", ["not json", "", '{"Message": "no code"}'])
     def test_200_unusable_body(self, emulator, connector, body):
@@ -201,7 +202,7 @@ class TestInjected:
     @pytest.mark.parametrize(("code", "cls"), BUSINESS)
     def test_business_codes(self, emulator, connector, code, cls):
         """Injected HTTP 200 codes come back as their class, through the real SDK."""
-        emulator.fail_next(code, message="injected")
+        emulator.fail_next(code, message="injected", count=3)
         with pytest.raises(cls) as info:
             send(connector)
         assert type(info.value) is cls
@@ -211,15 +212,16 @@ class TestInjected:
     def test_gateway_throttling_with_retry_after(self, emulator, connector):
         """A 400 Throttling.User with x-acs-retry-after: retryable, retry_after in seconds."""
         emulator.fail_next(
-            "Throttling.User", http_status=400, headers={"x-acs-retry-after": "1500"}
+            "Throttling.User", http_status=400, headers={"x-acs-retry-after": "15"}, count=3
         )
         with pytest.raises(RateLimitExceededError) as info:
             send(connector)
-        assert (info.value.retry_after, info.value.retryable) == (1.5, True)
+        assert (info.value.retry_after, info.value.retryable) == (0.015, True)
+        assert info.value.attempts == 3
 
     def test_503_json(self, emulator, connector):
         """A 503 ServiceUnavailable JSON answer is ServiceUnavailableError."""
-        emulator.fail_next("ServiceUnavailable", http_status=503)
+        emulator.fail_next("ServiceUnavailable", http_status=503, count=3)
         with pytest.raises(ServiceUnavailableError) as info:
             send(connector)
         assert (info.value.code, info.value.http_status) == ("ServiceUnavailable", 503)
@@ -241,9 +243,9 @@ class TestInjected:
 
     def test_fault_count(self, emulator, connector, clock):
         """count=N fails exactly N requests."""
-        emulator.fail_next("isp.SYSTEM_ERROR", count=2)
+        emulator.fail_next("isv.AMOUNT_NOT_ENOUGH", count=2)
         for _ in range(2):
-            with pytest.raises(ServiceUnavailableError):
+            with pytest.raises(AccountError):
                 send(connector)
         send(connector)
         assert len(emulator.requests) == 3
