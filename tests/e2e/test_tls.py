@@ -1,0 +1,89 @@
+"""HTTPS: caFile on the sync and async paths, and no silent loss of verification."""
+
+import asyncio
+
+import pytest
+from alibabacloud_dysmsapi20170525 import models
+from darabonba.runtime import RuntimeOptions
+
+from aliyun_sms_connector import AliyunSmsConnector, ConfigError, NetworkError
+from aliyun_sms_connector.emulator import Emulator
+
+from .conftest import KEY_ID, KEY_SECRET, SIGN, TEMPLATES, connector_config
+from .test_emulator_sdk import raw_client
+
+
+@pytest.fixture
+def tls_emulator(clock):
+    with Emulator({KEY_ID: KEY_SECRET}, [SIGN], TEMPLATES, clock, tls=True) as emulator:
+        yield emulator
+
+
+def https_config(emulator, **overrides):
+    return connector_config(emulator, protocol="https", **overrides)
+
+
+def test_ca_file_sync_and_async(tls_emulator):
+    """With caFile, both paths verify the emulator's certificate and send."""
+    connector = AliyunSmsConnector(https_config(tls_emulator, caFile=tls_emulator.ca_file))
+    connector.send_message("13800138000", "SignIn", {"code": "1"})
+
+    async def main():
+        async with connector:
+            return await connector.send_message_async("13900139000", "SignIn", {"code": "2"})
+
+    result = asyncio.run(main())
+    assert result.attempts == 1
+    assert [m.phone_number for m in tls_emulator.outbox] == ["13800138000", "13900139000"]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_unknown_ca_is_refused(tls_emulator, mode):
+    """Without caFile the throwaway CA is not trusted: NetworkError, nothing sent."""
+    connector = AliyunSmsConnector(https_config(tls_emulator, maxAttempts=1))
+
+    def send():
+        if mode == "sync":
+            return connector.send_message("13800138000", "SignIn", {"code": "1"})
+
+        async def main():
+            async with connector:
+                await connector.send_message_async("13800138000", "SignIn", {"code": "1"})
+
+        return asyncio.run(main())
+
+    with pytest.raises(NetworkError) as info:
+        send()
+    assert (info.value.code, info.value.maybe_sent) == ("ConnectionFailed", False)
+    assert tls_emulator.requests == []
+
+
+def test_ca_file_must_exist(tls_emulator, tmp_path):
+    """A caFile that does not exist is a ConfigError."""
+    with pytest.raises(ConfigError, match="caFile"):
+        AliyunSmsConnector(https_config(tls_emulator, caFile=str(tmp_path / "missing.pem")))
+
+
+def test_sdk_async_path_untouched_beside_the_connector(tls_emulator):
+    """The SDK's own async call in the same loop keeps its own behaviour and works."""
+    connector = AliyunSmsConnector(https_config(tls_emulator, caFile=tls_emulator.ca_file))
+    client = raw_client(tls_emulator, ca=tls_emulator.ca_file)
+
+    async def main():
+        await connector.send_message_async("13800138000", "SignIn", {"code": "1"})
+        sessions_before = dict(connector._transport._async)
+        request = models.SendSmsRequest(
+            phone_numbers="13900139000",
+            sign_name=SIGN,
+            template_code="SMS_CODE",
+            template_param='{"code":"2"}',
+        )
+        response = await client.send_sms_with_options_async(request, RuntimeOptions())
+        sessions_after = dict(connector._transport._async)
+        await connector.aclose()
+        return response, sessions_before, sessions_after
+
+    response, before, after = asyncio.run(main())
+    assert response.body.code == "OK"
+    assert before == after
+    assert len(tls_emulator.requests) == 2
