@@ -119,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument(
         "--latency", type=float, default=0.0, help="seconds added to every answer"
     )
+    emulator.add_argument(
+        "--quiet", action="store_true", help="do not print accepted messages (for load tests)"
+    )
     emulator.set_defaults(run=_emulator)
     return parser
 
@@ -192,7 +195,8 @@ def _emulator(args: argparse.Namespace) -> int:
 
     out = sys.stdout
     with Emulator(port=args.port, tls=args.tls, latency=args.latency) as emulator:
-        emulator.on_message = lambda message: _print_message(message, out)
+        if not args.quiet:
+            emulator.on_message = lambda message: _print_message(message, out)
         print(f"Aliyun SMS emulator on {emulator.protocol}://{emulator.endpoint}", file=out)
         key_id, secret = next(iter(emulator.access_keys.items()))
         print(f"  accessKeyId={key_id} accessKeySecret={secret}", file=out)

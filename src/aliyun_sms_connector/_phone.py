@@ -21,6 +21,10 @@ _SEPARATORS = re.compile(r"[\s\-().\u00a0]")
 _DIGITS = re.compile(r"[0-9]+")
 _MAX_INPUT = 40
 _CN_MOBILE_LENGTH = 11
+_MOBILE_TYPES = (
+    phonenumbers.PhoneNumberType.MOBILE,
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+)
 
 
 @dataclass(frozen=True)
@@ -116,11 +120,8 @@ def _is_bare_china_mobile(digits: str) -> bool:
         or not _DIGITS.fullmatch(digits)
     ):
         return False
-    number = phonenumbers.parse(digits, "CN")
-    return phonenumbers.is_valid_number(number) and phonenumbers.number_type(number) in (
-        phonenumbers.PhoneNumberType.MOBILE,
-        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-    )
+    # number_type() is UNKNOWN for an invalid number, so it checks validity too.
+    return phonenumbers.number_type(phonenumbers.parse(digits, "CN")) in _MOBILE_TYPES
 
 
 def _invalid(raw: str, why: str) -> InvalidPhoneNumberError:

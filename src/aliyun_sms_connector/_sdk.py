@@ -21,6 +21,7 @@ the CA bundle again for each new pooled connection.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import threading
 from contextvars import ContextVar
@@ -80,11 +81,18 @@ class Transport:
     with a single SSL context that loads the CA bundle (or ``caFile``) once.
     """
 
-    def __init__(self, *, protocol: str, ca_file: str | None, max_connections: int) -> None:
+    def __init__(
+        self, *, protocol: str, endpoint: str, ca_file: str | None, max_connections: int
+    ) -> None:
         import requests  # noqa: PLC0415 - loaded with the SDK
         from requests.adapters import HTTPAdapter  # noqa: PLC0415
 
         self._max_connections = max_connections
+        # The SDK honours HTTP(S)_PROXY and NO_PROXY; so does this transport.
+        # The endpoint is fixed, so the lookup is done once: per request it
+        # cost aiohttp two thread hops (netrc and proxy) with trust_env=True.
+        self._proxy = _environment_proxy(protocol, endpoint)
+        self._proxies = {protocol: self._proxy} if self._proxy else {}
         self._ssl: ssl.SSLContext | None = None
         if protocol == "https":
             import certifi  # noqa: PLC0415 - a requests dependency
@@ -117,10 +125,9 @@ class Transport:
         body = request.body.encode("utf-8") if isinstance(request.body, str) else request.body
         prepared = requests.PreparedRequest()
         prepared.prepare(method=request.method.upper(), url=url, data=body, headers=request.headers)
-        proxies = requests.utils.get_environ_proxies(url)
         try:
             response = self._session.send(
-                prepared, timeout=(connect, read), proxies=proxies, allow_redirects=False
+                prepared, timeout=(connect, read), proxies=self._proxies, allow_redirects=False
             )
         except OSError as err:
             # As darabonba does: the SDK treats RetryError as the network
@@ -137,15 +144,16 @@ class Transport:
     async def send_async(self, request: Any, runtime_option: Any = None) -> Any:
         """Send a DaraRequest over this loop's shared aiohttp session."""
         import aiohttp  # noqa: PLC0415
+        import yarl  # noqa: PLC0415 - an aiohttp dependency
         from darabonba.core import DaraCore  # noqa: PLC0415
         from darabonba.exceptions import RetryError  # noqa: PLC0415
         from darabonba.response import DaraResponse  # noqa: PLC0415
 
         session = self._async_session()
-        url = DaraCore.compose_url(request)
-        connect, read = _timeouts(runtime_option)
+        # compose_url percent-encodes the query already; yarl need not again.
+        url = yarl.URL(DaraCore.compose_url(request), encoded=True)
         body = request.body.encode("utf-8") if isinstance(request.body, str) else request.body
-        timeout = aiohttp.ClientTimeout(sock_connect=connect, sock_read=read)
+        timeout = _client_timeout(*_timeouts(runtime_option))
         try:
             async with session.request(
                 request.method,
@@ -154,6 +162,7 @@ class Transport:
                 headers=request.headers,
                 timeout=timeout,
                 allow_redirects=False,
+                proxy=self._proxy,
             ) as response:
                 result = DaraResponse()
                 result.body = await response.read()
@@ -181,7 +190,7 @@ class Transport:
                 limit=self._max_connections,
                 ssl=self._ssl if self._ssl is not None else False,
             )
-            session = aiohttp.ClientSession(connector=connector, trust_env=True)
+            session = aiohttp.ClientSession(connector=connector)
             self._async = {k: v for k, v in self._async.items() if not k.is_closed()}
             self._async[loop] = session
         return session
@@ -203,6 +212,21 @@ class Transport:
         if session is not None:
             await session.close()
         self.close()
+
+
+def _environment_proxy(protocol: str, endpoint: str) -> str | None:
+    import requests  # noqa: PLC0415
+
+    proxies = requests.utils.get_environ_proxies(f"{protocol}://{endpoint}/")
+    proxy = proxies.get(protocol)
+    return str(proxy) if proxy else None
+
+
+@functools.lru_cache(maxsize=64)
+def _client_timeout(connect: float, read: float) -> Any:
+    import aiohttp  # noqa: PLC0415
+
+    return aiohttp.ClientTimeout(sock_connect=connect, sock_read=read)
 
 
 def _timeouts(runtime_option: Any) -> tuple[float, float]:
