@@ -86,6 +86,16 @@ class TestInvalid:
         with pytest.raises(InvalidPhoneNumberError):
             parse_phone(raw)
 
+    @pytest.mark.parametrize("raw", ["17951002828", "11853008385"])
+    def test_carrier_prefix_lookalikes(self, raw):
+        """11 digits that phonenumbers' CN parser raises on (17951 is an IP-dialling prefix)."""
+        with pytest.raises(InvalidPhoneNumberError):
+            parse_phone(raw)
+
+    def test_eleven_digits_that_are_a_valid_nanp_number(self):
+        """12576005096 is no CN mobile, but a valid +1 number."""
+        assert parse_phone("12576005096").region == "overseas"
+
     @pytest.mark.parametrize("raw", [None, 13800138000, b"13800138000"])
     def test_not_a_string(self, raw):
         """Non-string input is a typed error, not a TypeError."""

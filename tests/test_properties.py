@@ -51,7 +51,12 @@ template = st.fixed_dictionaries(
         "type": st.sampled_from([0, 1, 2, 6, 7, 3]) | json_values,
     },
 )
-phone_text = st.text(alphabet=string.digits + " +-()x\u0661", max_size=24) | st.text(max_size=24)
+phone_text = (
+    st.text(alphabet=string.digits + " +-()x\u0661", max_size=24)
+    | st.text(max_size=24)
+    # Bare 11-digit numbers starting with 1: the non-strict mainland guess.
+    | st.from_regex(r"1[0-9]{10}", fullmatch=True)
+)
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
