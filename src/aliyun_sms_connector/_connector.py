@@ -9,16 +9,6 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_any,
-)
-from tenacity.stop import stop_base
-
 from . import _sdk
 from ._config import AliyunSmsConfig, UsageType
 from ._errors import AliyunSmsError, Failure, error_from_failure
@@ -30,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from types import TracebackType
 
+    from tenacity import RetryCallState
     from typing_extensions import Self
 
 __all__ = ["AliyunSmsConnector", "SendResult"]
@@ -110,7 +101,7 @@ class _Backoff:
         return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
 
 
-class _PastDeadline(stop_base):
+class _PastDeadline:
     """Stop when the next wait would end past the deadline, counted from the send's start."""
 
     def __init__(self, started: float, deadline: float) -> None:
@@ -299,9 +290,12 @@ class AliyunSmsConnector:
         return error.retryable and self._config.max_attempts > 1
 
     def _policy(self, prepared: _Prepared) -> dict[str, Any]:
+        # tenacity is imported here, on the first retry: most sends never need it.
+        from tenacity import retry_if_exception, stop_after_attempt, stop_any  # noqa: PLC0415
+
         past_deadline = _PastDeadline(prepared.started, self._config.deadline / 1000)
         return {
-            "stop": stop_any(stop_after_attempt(self._config.max_attempts), past_deadline),
+            "stop": stop_any(stop_after_attempt(self._config.max_attempts), past_deadline),  # type: ignore[arg-type]
             "wait": self._backoff,
             "retry": retry_if_exception(_retryable),
             "before_sleep": lambda state: self._log_retry(prepared, state),
@@ -311,6 +305,8 @@ class AliyunSmsConnector:
     def _retry(self, prepared: _Prepared, first: AliyunSmsError) -> _sdk.Reply:
         # Attempt 1 already failed with `first`: replaying it lets tenacity
         # apply the whole policy (wait, deadline, logging) from the start.
+        from tenacity import Retrying  # noqa: PLC0415
+
         for attempt in Retrying(sleep=time.sleep, **self._policy(prepared)):
             with attempt:
                 number = attempt.retry_state.attempt_number
@@ -320,6 +316,8 @@ class AliyunSmsConnector:
         return reply
 
     async def _retry_async(self, prepared: _Prepared, first: AliyunSmsError) -> _sdk.Reply:
+        from tenacity import AsyncRetrying  # noqa: PLC0415
+
         async for attempt in AsyncRetrying(**self._policy(prepared)):
             with attempt:
                 number = attempt.retry_state.attempt_number
@@ -364,7 +362,7 @@ class AliyunSmsConnector:
 
     def _check(self, prepared: _Prepared, reply: _sdk.Reply, number: int) -> _sdk.Reply:
         if reply.code == "OK":
-            return replace(reply, attempts=number)
+            return reply if reply.attempts == number else replace(reply, attempts=number)
         failure = Failure(
             "response",
             code=reply.code,

@@ -20,7 +20,6 @@ the CA bundle again for each new pooled connection.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import ssl
 import threading
@@ -170,11 +169,13 @@ class Transport:
                 result.status_code = response.status
                 result.status_message = response.reason
                 result.response = response
-        except (OSError, aiohttp.ClientError, asyncio.TimeoutError) as err:
+        except (OSError, aiohttp.ClientError, _asyncio_timeout()) as err:
             raise RetryError(str(err))  # noqa: B904 - as above
         return result
 
     def _async_session(self) -> Any:
+        import asyncio  # noqa: PLC0415 - only async callers need it
+
         import aiohttp  # noqa: PLC0415
 
         loop = asyncio.get_running_loop()
@@ -208,6 +209,8 @@ class Transport:
 
     async def aclose(self) -> None:
         """Close this loop's aiohttp session and the sync pool."""
+        import asyncio  # noqa: PLC0415
+
         session = self._async.pop(asyncio.get_running_loop(), None)
         if session is not None:
             await session.close()
@@ -432,8 +435,15 @@ def _is_network_error(err: BaseException | None) -> bool:
     import requests  # noqa: PLC0415
 
     return isinstance(
-        err, (OSError, requests.RequestException, aiohttp.ClientError, asyncio.TimeoutError)
+        err, (OSError, requests.RequestException, aiohttp.ClientError, _asyncio_timeout())
     )
+
+
+def _asyncio_timeout() -> type[BaseException]:
+    # Python 3.10's asyncio.TimeoutError is not the builtin TimeoutError.
+    import asyncio  # noqa: PLC0415
+
+    return asyncio.TimeoutError
 
 
 def _network_kind(err: BaseException | None) -> Any:
@@ -464,6 +474,6 @@ def _network_kind(err: BaseException | None) -> Any:
     connection_timeout = getattr(aiohttp, "ConnectionTimeoutError", None)
     if connection_timeout is not None and isinstance(err, connection_timeout):
         return "connect_timeout"
-    if isinstance(err, (aiohttp.ServerTimeoutError, TimeoutError)):
+    if isinstance(err, (aiohttp.ServerTimeoutError, TimeoutError, _asyncio_timeout())):
         return "read_timeout"
     return "connection_lost"
