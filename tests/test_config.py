@@ -46,7 +46,7 @@ class TestAccept:
 
     def test_defaults(self, config):
         """Endpoint, protocol, timeouts and template type have documented defaults."""
-        assert config.endpoint == "dysmsapi.aliyuncs.com"
+        assert (config.endpoint, config.region_id, config.credentials) == (None, None, None)
         assert config.protocol == "https"
         assert (config.connect_timeout, config.read_timeout) == (5000, 10000)
         assert config.security_token is None

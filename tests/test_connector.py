@@ -48,7 +48,9 @@ class TestSend:
             phone_number="13800138000",
             template_code="SMS_SIGNIN",
             usage_type=UsageType.SIGN_IN,
+            sent_at=result.sent_at,
         )
+        assert result.sent_at.utcoffset().total_seconds() == 8 * 3600
 
     def test_international_number_and_generic_overseas_template(self, connector, send_sms):
         """An overseas number falls back to Generic and uses its overseas code."""

@@ -5,6 +5,14 @@ A Python counterpart of Logto's Aliyun SMS connector, on the official SDK.
 
 from ._config import AliyunSmsConfig, RegionalTemplateCode, TemplateConfig, TemplateType, UsageType
 from ._connector import AliyunSmsConnector, SendResult
+from ._delivery import (
+    BatchChunk,
+    BatchMessage,
+    BatchResult,
+    DeliveryReport,
+    DeliveryStatus,
+    RejectedRecipient,
+)
 from ._errors import (
     AccountError,
     AliyunSmsError,
@@ -30,8 +38,13 @@ __all__ = [
     "AliyunSmsConnector",
     "AliyunSmsError",
     "AuthenticationError",
+    "BatchChunk",
+    "BatchMessage",
+    "BatchResult",
     "ConfigError",
     "ConfigProblem",
+    "DeliveryReport",
+    "DeliveryStatus",
     "InvalidPhoneNumberError",
     "InvalidResponseError",
     "NetworkError",
@@ -39,6 +52,7 @@ __all__ = [
     "PhoneNumber",
     "RateLimitExceededError",
     "RegionalTemplateCode",
+    "RejectedRecipient",
     "SendResult",
     "ServiceUnavailableError",
     "SignNameError",

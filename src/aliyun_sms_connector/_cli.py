@@ -164,16 +164,27 @@ def _send(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from ._connector import AliyunSmsConnector  # noqa: PLC0415 - resolves the endpoints
+
     config = _load_config(args.config)
-    key_id = config.access_key_id
-    shown_id = f"{key_id[:4]}…{key_id[-3:]}" if len(key_id) > 10 else "…"  # noqa: PLR2004
+    with AliyunSmsConnector(config) as connector:
+        endpoints = connector.endpoints
     print("config is valid")
-    print(f"  accessKeyId:     {shown_id}")
-    print("  accessKeySecret: ********")
+    key_id = config.access_key_id
+    if key_id is None:
+        print("  credentials:     the Alibaba Cloud default credential chain")
+    else:
+        shown_id = f"{key_id[:4]}…{key_id[-3:]}" if len(key_id) > 10 else "…"  # noqa: PLR2004
+        print(f"  accessKeyId:     {shown_id}")
+        print("  accessKeySecret: ********")
     if config.security_token is not None:
         print("  securityToken:   ********")
     print(f"  signName:        {config.sign_name}")
-    print(f"  endpoint:        {config.protocol}://{config.endpoint}")
+    if endpoints["china"] == endpoints["overseas"]:
+        print(f"  endpoint:        {config.protocol}://{endpoints['china']}")
+    else:
+        print(f"  endpoint:        {config.protocol}://{endpoints['china']} (mainland)")
+        print(f"                   {config.protocol}://{endpoints['overseas']} (overseas)")
     strict = "on" if config.strict_phone_region_number_check else "off"
     print(f"  strict phone region check: {strict}")
     print()

@@ -19,6 +19,7 @@ from pydantic import (
     Tag,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -139,14 +140,18 @@ class AliyunSmsConfig(BaseModel):
 
     model_config = _MODEL_CONFIG
 
-    access_key_id: NonEmptyStr
-    access_key_secret: SecretStr
+    access_key_id: NonEmptyStr | None = None
+    access_key_secret: SecretStr | None = None
     sign_name: NonEmptyStr
     templates: Annotated[list[TemplateConfig], Field(min_length=1)]
     strict_phone_region_number_check: bool = False
 
     security_token: SecretStr | None = None
-    endpoint: str = "dysmsapi.aliyuncs.com"
+    credentials: Literal["default"] | None = None
+    region_id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$")] | None = None
+    endpoint: str | None = None
+    overseas_region_id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$")] | None = None
+    overseas_endpoint: str | None = None
     protocol: Literal["https", "http"] = "https"
     connect_timeout: Annotated[int, Field(gt=0)] = 5000
     read_timeout: Annotated[int, Field(gt=0)] = 10000
@@ -256,15 +261,45 @@ class AliyunSmsConfig(BaseModel):
             seen.add(template.usage_type)
         return templates
 
-    @field_validator("endpoint", mode="after")
+    @field_validator("endpoint", "overseas_endpoint", mode="after")
     @classmethod
-    def _endpoint_form(cls, value: str) -> str:
+    def _endpoint_form(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         value = value.strip()
         if "://" in value:
             raise ValueError("give host[:port] without a scheme; set protocol instead")
         if not _ENDPOINT.match(value):
             raise ValueError("must be host[:port], such as dysmsapi.aliyuncs.com")
         return value
+
+    @model_validator(mode="after")
+    def _one_credential_form(self) -> AliyunSmsConfig:
+        has_key = self.access_key_id is not None or self.access_key_secret is not None
+        if self.credentials == "default":
+            if has_key or self.security_token is not None:
+                raise ValueError(
+                    'give either accessKeyId/accessKeySecret or credentials: "default", not both'
+                )
+            return self
+        missing = [
+            ConfigProblem(
+                name, 'Field required (or credentials: "default" for the credential chain)'
+            )
+            for name, value in (
+                ("accessKeyId", self.access_key_id),
+                ("accessKeySecret", self.access_key_secret),
+            )
+            if value is None
+        ]
+        if missing:
+            raise _FieldProblemsError(missing)
+        return self
+
+    @property
+    def has_overseas_route(self) -> bool:
+        """Whether overseas recipients go through their own endpoint."""
+        return self.overseas_region_id is not None or self.overseas_endpoint is not None
 
     def template_for(self, usage_type: UsageType) -> TemplateConfig | None:
         """Return the template configured for exactly ``usage_type``, if any."""
@@ -281,11 +316,23 @@ def _env_problem(problem: ConfigProblem, aliases: Mapping[str, str]) -> ConfigPr
     return problem
 
 
+class _FieldProblemsError(ValueError):
+    """Raised by a model validator to report problems at named fields."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        super().__init__("; ".join(f"{p.field}: {p.problem}" for p in problems))
+        self.problems = problems
+
+
 def _problems(err: ValidationError) -> list[ConfigProblem]:
     # Only the location and pydantic's message are kept: the message names the
     # expected form, never the input, so secrets cannot leak through it.
     problems = []
-    for item in err.errors(include_url=False, include_input=False, include_context=False):
+    for item in err.errors(include_url=False, include_input=False):
+        cause = item.get("ctx", {}).get("error")
+        if isinstance(cause, _FieldProblemsError):
+            problems.extend(cause.problems)
+            continue
         loc = list(item["loc"])
         # Drop the union tag that follows templateCode: it names pydantic's branch.
         for index in range(len(loc) - 1):

@@ -250,6 +250,9 @@ _TABLE: tuple[_Row, ...] = (
     ("InvalidSecurityToken.*", AuthenticationError, False),
     ("InvalidTimeStamp.Expired", AuthenticationError, False),
     ("SignatureNonceUsed", AuthenticationError, False),
+    # Raised before any request: the SDK's, and the default chain's through this library.
+    ("InvalidCredentials", AuthenticationError, False),
+    ("CredentialsUnavailable", AuthenticationError, False),
     ("isp.RAM_PERMISSION_DENY", PermissionDeniedError, False),
     ("isv.DENY_IP_RANGE", PermissionDeniedError, False),
     ("Forbidden.*", PermissionDeniedError, False),

@@ -21,6 +21,7 @@ the CA bundle again for each new pooled connection.
 from __future__ import annotations
 
 import functools
+import json
 import ssl
 import threading
 from contextvars import ContextVar
@@ -32,7 +33,21 @@ from ._errors import Failure
 if TYPE_CHECKING:
     from ._config import AliyunSmsConfig
 
-__all__ = ["CallFailedError", "Observation", "Reply", "new_client", "send_sms"]
+__all__ = [
+    "BatchRequest",
+    "CallFailedError",
+    "Observation",
+    "QueryRequest",
+    "Receipts",
+    "Reply",
+    "SmsRequest",
+    "Timeouts",
+    "Transport",
+    "call",
+    "call_async",
+    "endpoint_of",
+    "new_client",
+]
 
 
 @dataclass
@@ -284,18 +299,37 @@ def _install_transport_hook() -> None:
         _installed = True
 
 
-def new_client(config: AliyunSmsConfig) -> Any:
-    """Build the official Dysmsapi client for ``config``."""
+def new_client(config: AliyunSmsConfig, *, overseas: bool = False) -> Any:
+    """Build the official Dysmsapi client for ``config``.
+
+    With ``overseas``, the client uses ``overseasRegionId``/``overseasEndpoint``.
+    The endpoint is resolved by the SDK's own endpoint map: an explicit
+    endpoint wins, then the region's entry, then ``dysmsapi.aliyuncs.com``.
+    """
     from alibabacloud_dysmsapi20170525.client import Client  # noqa: PLC0415
     from alibabacloud_tea_openapi.models import Config  # noqa: PLC0415
 
     _install_transport_hook()
-    token = config.security_token.get_secret_value() if config.security_token else None
+    if config.credentials == "default":
+        from alibabacloud_credentials.client import (  # noqa: PLC0415
+            Client as CredentialClient,
+        )
+
+        # The official default chain: environment variables, the config
+        # files, OIDC role ARN, then the ECS RAM role (unless disabled).
+        credentials: dict[str, Any] = {"credential": CredentialClient()}
+    else:
+        secret = config.access_key_secret
+        token = config.security_token
+        credentials = {
+            "access_key_id": config.access_key_id,
+            "access_key_secret": secret.get_secret_value() if secret else None,
+            "security_token": token.get_secret_value() if token else None,
+        }
     sdk_config = Config(
-        access_key_id=config.access_key_id,
-        access_key_secret=config.access_key_secret.get_secret_value(),
-        security_token=token,
-        endpoint=config.endpoint,
+        **credentials,
+        region_id=config.overseas_region_id if overseas else config.region_id,
+        endpoint=config.overseas_endpoint if overseas else config.endpoint,
         protocol=config.protocol,
         connect_timeout=config.connect_timeout,
         read_timeout=config.read_timeout,
@@ -306,83 +340,178 @@ def new_client(config: AliyunSmsConfig) -> Any:
     return Client(sdk_config)
 
 
+def endpoint_of(client: Any) -> str:
+    """The endpoint the SDK resolved for ``client``."""
+    return str(client._endpoint)  # noqa: SLF001 - the SDK keeps it only there
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """What one attempt may take, in milliseconds."""
+
+    connect_ms: int
+    read_ms: int
+
+    def runtime(self) -> Any:
+        """The SDK's RuntimeOptions for one attempt, with its retry off."""
+        from darabonba.runtime import RuntimeOptions  # noqa: PLC0415
+
+        return RuntimeOptions(
+            autoretry=False, connect_timeout=self.connect_ms, read_timeout=self.read_ms
+        )
+
+
 @dataclass(frozen=True)
 class SmsRequest:
-    """One SendSms call's fields, and the time it may take."""
+    """One SendSms call's fields."""
 
     phone_numbers: str
     sign_name: str
     template_code: str
     template_param: str
     out_id: str | None
-    connect_timeout_ms: int
-    read_timeout_ms: int
 
-    def build(self) -> tuple[Any, Any]:
-        """The SDK's SendSmsRequest and RuntimeOptions for this call."""
+    def sdk(self) -> Any:
+        """The SDK's SendSmsRequest."""
         from alibabacloud_dysmsapi20170525.models import SendSmsRequest  # noqa: PLC0415
-        from darabonba.runtime import RuntimeOptions  # noqa: PLC0415
 
-        request = SendSmsRequest(
+        return SendSmsRequest(
             phone_numbers=self.phone_numbers,
             sign_name=self.sign_name,
             template_code=self.template_code,
             template_param=self.template_param,
             out_id=self.out_id,
         )
-        runtime = RuntimeOptions(
-            autoretry=False,
-            connect_timeout=self.connect_timeout_ms,
-            read_timeout=self.read_timeout_ms,
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """One SendBatchSms call: up to 100 numbers, a sign name and variables each."""
+
+    phone_numbers: tuple[str, ...]
+    sign_names: tuple[str, ...]
+    template_code: str
+    template_params: tuple[str, ...]
+
+    def sdk(self) -> Any:
+        """The SDK's SendBatchSmsRequest (its fields are JSON arrays)."""
+        from alibabacloud_dysmsapi20170525.models import SendBatchSmsRequest  # noqa: PLC0415
+
+        return SendBatchSmsRequest(
+            phone_number_json=json.dumps(list(self.phone_numbers)),
+            sign_name_json=json.dumps(list(self.sign_names), ensure_ascii=False),
+            template_code=self.template_code,
+            # Each entry is already a JSON object's text.
+            template_param_json="[" + ",".join(self.template_params) + "]",
         )
-        return request, runtime
 
 
-def send_sms(client: Any, transport: Transport | None, sms: SmsRequest) -> Reply:
-    """Call SendSms once through the SDK, over ``transport``.
+@dataclass(frozen=True)
+class QueryRequest:
+    """One page of QuerySendDetails."""
+
+    phone_number: str
+    send_date: str
+    page_size: int
+    current_page: int
+    biz_id: str | None
+
+    def sdk(self) -> Any:
+        """The SDK's QuerySendDetailsRequest."""
+        from alibabacloud_dysmsapi20170525.models import (  # noqa: PLC0415
+            QuerySendDetailsRequest,
+        )
+
+        return QuerySendDetailsRequest(
+            phone_number=self.phone_number,
+            send_date=self.send_date,
+            page_size=self.page_size,
+            current_page=self.current_page,
+            biz_id=self.biz_id,
+        )
+
+
+@dataclass(frozen=True)
+class Receipts:
+    """One page of QuerySendDetails' answer."""
+
+    reply: Reply
+    total_count: int
+    records: tuple[dict[str, Any], ...]
+
+
+_METHODS = {
+    SmsRequest: "send_sms_with_options",
+    BatchRequest: "send_batch_sms_with_options",
+    QueryRequest: "query_send_details_with_options",
+}
+
+
+def call(
+    client: Any,
+    transport: Transport | None,
+    request: SmsRequest | BatchRequest | QueryRequest,
+    timeouts: Timeouts,
+) -> Any:
+    """Make one API call through the SDK, over ``transport``.
+
+    Returns a :class:`Reply` (SendSms, SendBatchSms) or :class:`Receipts`.
 
     Raises:
         CallFailedError: The SDK raised; chained from the SDK's exception.
     """
-    request, runtime = sms.build()
+    method = getattr(client, _METHODS[type(request)])
     observation = Observation(transport)
     token = _observation.set(observation)
     try:
-        response = client.send_sms_with_options(request, runtime)
+        response = method(request.sdk(), timeouts.runtime())
     except Exception as err:
         raise CallFailedError(describe(err, observation), observation.attempts) from err
     finally:
         _observation.reset(token)
-    return _reply(response, observation)
+    return _answer(request, response, observation)
 
 
-async def send_sms_async(client: Any, transport: Transport | None, sms: SmsRequest) -> Reply:
-    """The async twin of :func:`send_sms`."""
-    request, runtime = sms.build()
+async def call_async(
+    client: Any,
+    transport: Transport | None,
+    request: SmsRequest | BatchRequest | QueryRequest,
+    timeouts: Timeouts,
+) -> Any:
+    """The async twin of :func:`call`."""
+    method = getattr(client, _METHODS[type(request)] + "_async")
     observation = Observation(transport)
-    # Each task runs in its own copy of the context, so concurrent sends in
+    # Each task runs in its own copy of the context, so concurrent calls in
     # one loop never see each other's observation.
     token = _observation.set(observation)
     try:
-        response = await client.send_sms_with_options_async(request, runtime)
+        response = await method(request.sdk(), timeouts.runtime())
     except Exception as err:
         raise CallFailedError(describe(err, observation), observation.attempts) from err
     finally:
         _observation.reset(token)
-    return _reply(response, observation)
+    return _answer(request, response, observation)
 
 
-def _reply(response: Any, observation: Observation) -> Reply:
+def _answer(request: object, response: Any, observation: Observation) -> Any:
     body = getattr(response, "body", None)
-    status = getattr(response, "status_code", None) or observation.http_status
-    return Reply(
+    reply = Reply(
         code=getattr(body, "code", None),
         message=getattr(body, "message", None),
         biz_id=getattr(body, "biz_id", None),
         request_id=getattr(body, "request_id", None),
-        http_status=status,
+        http_status=getattr(response, "status_code", None) or observation.http_status,
         attempts=observation.attempts,
     )
+    if not isinstance(request, QueryRequest):
+        return reply
+    dtos = getattr(getattr(body, "sms_send_detail_dtos", None), "sms_send_detail_dto", None)
+    records = tuple(dto.to_map() for dto in dtos or ())
+    try:
+        total = int(getattr(body, "total_count", None) or 0)
+    except (TypeError, ValueError):
+        total = len(records)
+    return Receipts(reply, total, records)
 
 
 def describe(err: BaseException, observation: Observation) -> Failure:
@@ -414,6 +543,13 @@ def describe(err: BaseException, observation: Observation) -> Failure:
             return Failure(_network_kind(inner.__context__))
         if _is_network_error(inner):
             return Failure(_network_kind(inner))
+        if type(inner).__name__ == "CredentialException":
+            # Its text lists every provider's complaint; none is worth echoing.
+            return Failure(
+                "response",
+                code="CredentialsUnavailable",
+                message="the Alibaba Cloud credential chain found no usable credentials",
+            )
         if observation.http_status is not None:
             return Failure("bad_body", http_status=observation.http_status)
     return Failure("unexpected", message=f"the Aliyun SDK raised {type(err).__name__}")

@@ -43,6 +43,7 @@ from urllib.parse import parse_qsl, quote, quote_plus
 import phonenumbers
 
 from ._config import TemplateType
+from ._delivery import CHINA_TZ
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -65,8 +66,6 @@ DEFAULT_ACCESS_KEYS = {"LTAIemulatorKeyId": "emulator-access-key-secret"}
 DEFAULT_SIGN_NAME = "AliyunSmsTest"
 DEFAULT_TEMPLATES: dict[str, str | Template] = {}  # filled in below, after Template
 
-# Aliyun reports times in China Standard Time, which has no daylight saving.
-CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 _MAX_CLOCK_SKEW = 15 * 60
 _NONCE_MEMORY = 100_000
 _MAX_NUMBERS = 1000
