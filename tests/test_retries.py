@@ -110,6 +110,19 @@ class TestTiming:
         assert info.value.attempts == 1
         sleep.assert_not_called()
 
+    def test_no_retry_squeezed_into_the_deadlines_last_moments(
+        self, logto_config, send_sms, mocker
+    ):
+        """A retry needs 100 ms left after its wait, or the first error stands."""
+        mocker.patch("aliyun_sms_connector._connector.time.sleep")
+        send_sms.side_effect = lambda *_: _raise_or_return(sdk_fakes.throttling(60))
+        with pytest.raises(RateLimitExceededError) as info:
+            send(make(logto_config, deadline=150))
+        assert info.value.attempts == 1
+        with pytest.raises(RateLimitExceededError) as info:
+            send(make(logto_config, deadline=1000))
+        assert info.value.attempts == 3
+
     def test_each_attempt_gets_at_most_the_remaining_deadline(self, logto_config, send_sms):
         """The SDK's read timeout is capped by what is left of the deadline."""
         send_sms.return_value = sdk_fakes.ok()

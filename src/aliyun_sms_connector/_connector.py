@@ -45,6 +45,7 @@ logger.addHandler(logging.NullHandler())
 
 _LOGTO_CONTEXT = ("locale", "uiLocales")
 _BATCH_LIMIT = 100
+_MIN_ATTEMPT = 0.1
 _T = TypeVar("_T")
 
 
@@ -145,7 +146,12 @@ class _Backoff:
 
 
 class _PastDeadline:
-    """Stop when the next wait would end past the deadline, counted from the call's start."""
+    """Stop unless the next attempt, after its wait, still has time to run.
+
+    Counted from the call's start. An attempt squeezed into the deadline's
+    last milliseconds would only end in a read timeout, reported as "maybe
+    sent", hiding the real cause; it needs at least ``_MIN_ATTEMPT`` seconds.
+    """
 
     def __init__(self, started: float, deadline: float) -> None:
         self._started = started
@@ -153,7 +159,7 @@ class _PastDeadline:
 
     def __call__(self, state: RetryCallState) -> bool:
         elapsed = time.perf_counter() - self._started
-        return elapsed + (state.upcoming_sleep or 0) >= self._deadline
+        return elapsed + (state.upcoming_sleep or 0) + _MIN_ATTEMPT > self._deadline
 
 
 def _retryable(error: BaseException) -> bool:
