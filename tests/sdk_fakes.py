@@ -130,3 +130,37 @@ def read_timeout(url: str) -> requests.exceptions.ReadTimeout:
 def connection_dropped() -> requests.exceptions.ConnectionError:
     cause = http.client.RemoteDisconnected("Remote end closed connection without response")
     return requests.exceptions.ConnectionError(ProtocolError("Connection aborted.", cause))
+
+
+def receipts(records: list[dict], total: int | None = None, code: str = "OK"):
+    """A QuerySendDetailsResponse as the SDK returns it."""
+    from alibabacloud_dysmsapi20170525.models import QuerySendDetailsResponse
+
+    body = {
+        "Code": code,
+        "Message": "OK",
+        "RequestId": "REQ-Q",
+        "TotalCount": str(len(records) if total is None else total),
+        "SmsSendDetailDTOs": {"SmsSendDetailDTO": records},
+    }
+    return QuerySendDetailsResponse().from_map({"headers": {}, "statusCode": 200, "body": body})
+
+
+def record(status: int = 3, err: str = "DELIVERED", phone: str = "13800138000", **extra) -> dict:
+    return {
+        "PhoneNum": phone,
+        "SendStatus": status,
+        "ErrCode": err,
+        "TemplateCode": "SMS_SIGNIN",
+        "Content": "【Acme】Your code is 482913.",
+        "SendDate": "2026-11-24 21:00:00",
+        "ReceiveDate": "2026-11-24 21:00:05" if status == 3 else "",
+        **extra,
+    }
+
+
+def batch_ok(biz_id: str = "B-1"):
+    from alibabacloud_dysmsapi20170525.models import SendBatchSmsResponse
+
+    body = {"Code": "OK", "Message": "OK", "BizId": biz_id, "RequestId": "REQ-B"}
+    return SendBatchSmsResponse().from_map({"headers": {}, "statusCode": 200, "body": body})

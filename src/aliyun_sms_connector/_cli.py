@@ -99,6 +99,34 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--out-id", help="your own id for the message")
     send.set_defaults(run=_send)
 
+    status = commands.add_parser(
+        "status",
+        help="show delivery receipts for a number (QuerySendDetails)",
+        description="Show Aliyun's delivery receipts for a number on one day, optionally only "
+        "for one biz id. The config comes from --config or ALIYUN_SMS_* variables.",
+    )
+    _config_arguments(status)
+    status.add_argument("--to", required=True, help="the recipient's number")
+    status.add_argument("--biz-id", help="only the message(s) with this biz id")
+    status.add_argument("--date", help="the day sent, yyyyMMdd (default: today, China time)")
+    status.set_defaults(run=_status)
+
+    batch = commands.add_parser(
+        "send-batch",
+        help="send notifications to the numbers in a CSV file (SendBatchSms)",
+        description="Send one templated message per CSV row through SendBatchSms, in chunks "
+        "of 100. The CSV has a 'phone' column, an optional 'sign_name' column, and one column "
+        "per template variable. Invalid rows are reported and skipped.",
+    )
+    _config_arguments(batch)
+    batch.add_argument("--csv", type=Path, required=True, metavar="PATH", help="the recipients")
+    batch.add_argument(
+        "--usage-type",
+        default=UsageType.GENERIC.value,
+        help="picks the template (default: %(default)s)",
+    )
+    batch.set_defaults(run=_send_batch)
+
     check = commands.add_parser(
         "check-config",
         help="validate a config and print its routing table",
@@ -161,6 +189,68 @@ def _send(args: argparse.Namespace) -> int:
     print(f"  biz id:     {result.biz_id}")
     print(f"  request id: {result.request_id}")
     return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from ._connector import AliyunSmsConnector  # noqa: PLC0415
+
+    with AliyunSmsConnector(_load_config(args.config)) as connector:
+        reports = connector.query_delivery(args.to, biz_id=args.biz_id, send_date=args.date)
+    if not reports:
+        print(f"no messages to {mask_phone(args.to)} on that day")
+        return 0
+    print(f"{len(reports)} message(s) to {mask_phone(args.to)}:")
+    for report in reports:
+        sent = f"{report.send_time:%Y-%m-%d %H:%M:%S}" if report.send_time else "-"
+        received = f"{report.receive_time:%H:%M:%S}" if report.receive_time else "-"
+        print(
+            f"  {report.status.value:<9} {report.error_code or '-':<22} sent {sent}  "
+            f"received {received}  template {report.template_code or '-'}"
+            + (f"  out_id {report.out_id}" if report.out_id else "")
+        )
+    return 0
+
+
+def _send_batch(args: argparse.Namespace) -> int:
+    import csv  # noqa: PLC0415
+
+    from ._connector import AliyunSmsConnector  # noqa: PLC0415
+    from ._delivery import BatchMessage  # noqa: PLC0415
+
+    try:
+        with args.csv.open(encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, csv.Error, UnicodeDecodeError) as err:
+        raise errors.ConfigError(f"cannot read {args.csv}: {err}") from None
+    if rows and "phone" not in rows[0]:
+        raise errors.ConfigError(f"{args.csv} has no 'phone' column")
+    messages = [
+        BatchMessage(
+            to=row.get("phone") or "",
+            params={k: v for k, v in row.items() if k not in ("phone", "sign_name") and k},
+            sign_name=row.get("sign_name") or None,
+        )
+        for row in rows
+    ]
+    with AliyunSmsConnector(_load_config(args.config)) as connector:
+        result = connector.send_batch(messages, args.usage_type)
+    for chunk in result.chunks:
+        if chunk.ok:
+            print(
+                f"sent {len(chunk.phone_numbers)} with {chunk.template_code}: "
+                f"biz id {chunk.biz_id}, request id {chunk.request_id}"
+            )
+        else:
+            print(f"failed {len(chunk.phone_numbers)} with {chunk.template_code}:")
+            _print_error(chunk.error, sys.stdout)  # type: ignore[arg-type]
+    for rejected in result.rejected:
+        # Row numbers count the header as line 1, as a spreadsheet shows them.
+        print(
+            f"skipped row {rejected.index + 2} ({rejected.to}): "
+            f"{type(rejected.error).__name__}: {rejected.error.message}"
+        )
+    failures = [c.error for c in result.chunks if c.error] + [r.error for r in result.rejected]
+    return exit_code(failures[0]) if failures else 0
 
 
 def _check_config(args: argparse.Namespace) -> int:

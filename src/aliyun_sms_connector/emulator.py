@@ -850,7 +850,8 @@ def _detail(message: Message) -> dict[str, Any]:
         "TemplateCode": message.template_code,
         "Content": message.text,
         "SendDate": message.sent_at.strftime("%Y-%m-%d %H:%M:%S"),
-        "ReceiveDate": receive.strftime("%Y-%m-%d %H:%M:%S"),
+        # A message still on its way has no receipt time yet.
+        "ReceiveDate": "" if message.status == "pending" else receive.strftime("%Y-%m-%d %H:%M:%S"),
     }
     if message.out_id is not None:
         detail["OutId"] = message.out_id

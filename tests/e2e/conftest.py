@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from aliyun_sms_connector import AliyunSmsConnector, TemplateType
@@ -19,10 +21,14 @@ TEMPLATES = {
 
 
 class FakeClock:
-    """An injectable clock: tests move time instead of sleeping."""
+    """An injectable clock: tests move time instead of sleeping.
 
-    def __init__(self, start: float = 1_790_000_000.0) -> None:
-        self.now = start
+    It starts at the real time, so that the day the emulator files a message
+    under is the day the connector asks about by default.
+    """
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
 
     def __call__(self) -> float:
         return self.now

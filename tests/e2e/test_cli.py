@@ -301,3 +301,83 @@ def test_python_dash_m_runs_main(monkeypatch, capsys):
         runpy.run_path(str(module), run_name="__main__")
     assert info.value.code == 0
     assert "Your code is 99." in capsys.readouterr().out
+
+
+class TestStatusAndBatch:
+    def test_status_lists_receipts(self, emulator, config_file, capsys):
+        """status prints each receipt for the number, masked."""
+        assert main(["send", "--config", str(config_file), "--to", "13800138000"]) == 0
+        biz_id = emulator.outbox[0].biz_id
+        emulator.fail_delivery(biz_id, "MOBILE_NOT_ON_SERVICE")
+        capsys.readouterr()
+        assert main(["status", "--config", str(config_file), "--to", "+8613800138000"]) == 0
+        out = capsys.readouterr().out
+        assert "1 message(s) to ***8000" in out
+        assert re.search(r"failed +MOBILE_NOT_ON_SERVICE +sent \d{4}-\d\d-\d\d", out)
+        assert "13800138000" not in out
+        args = ["status", "--config", str(config_file), "--to", "13800138000", "--date", "20200101"]
+        assert main(args) == 0
+        assert "no messages to ***8000" in capsys.readouterr().out
+
+    def test_status_bad_date(self, config_file, capsys):
+        """A malformed --date is a typed error with its own exit status."""
+        args = ["status", "--config", str(config_file), "--to", "13800138000", "--date", "2020-1-1"]
+        assert main(args) == 1
+        assert "send_date" in capsys.readouterr().err
+
+    def test_send_batch_from_csv(self, emulator, tmp_path, capsys):
+        """send-batch reads phone, sign_name and variable columns; bad rows are skipped."""
+        config = tmp_path / "c.json"
+        notice = [{"usageType": "Generic", "templateCode": "SMS_NOTICE", "type": 0}]
+        config.write_text(json.dumps(connector_config(emulator, templates=notice)))
+        rows = tmp_path / "rows.csv"
+        rows.write_text(
+            "phone,name,order\n13800138000,Ann,A-1\n12345,Bob,B-2\n+14155550100,Cy,C-3\n",
+            encoding="utf-8",
+        )
+        status = main(["send-batch", "--config", str(config), "--csv", str(rows)])
+        out = capsys.readouterr().out
+        assert status == 4
+        assert "skipped row 3 (***2345): InvalidPhoneNumberError" in out
+        assert out.count("sent 1 with SMS_NOTICE") == 2
+        texts = sorted(m.text for m in emulator.outbox)
+        assert texts == [
+            "【AcmeSign】Hi Ann, your order A-1 shipped.",
+            "【AcmeSign】Hi Cy, your order C-3 shipped.",
+        ]
+
+    def test_send_batch_needs_a_phone_column(self, emulator, config_file, tmp_path, capsys):
+        """A CSV without a phone column is a readable config error."""
+        rows = tmp_path / "rows.csv"
+        rows.write_text("number,name\n1,2\n")
+        assert main(["send-batch", "--config", str(config_file), "--csv", str(rows)]) == 3
+        assert "no 'phone' column" in capsys.readouterr().err
+
+    def test_send_batch_reports_a_failed_chunk(self, emulator, config_file, tmp_path, capsys):
+        """A chunk that Aliyun refuses is printed with its error and sets the exit status."""
+        rows = tmp_path / "rows.csv"
+        rows.write_text("phone,sign_name,code\n13800138000,Nobody,1\n")
+        assert main(["send-batch", "--config", str(config_file), "--csv", str(rows)]) == 8
+        out = capsys.readouterr().out
+        assert "failed 1 with SMS_CODE" in out
+        assert "isv.SMS_SIGNATURE_ILLEGAL" in out
+
+
+def test_check_config_with_the_chain_and_two_endpoints(tmp_path, capsys):
+    """check-config shows the credential chain and both endpoints."""
+    path = tmp_path / "c.json"
+    path.write_text(
+        json.dumps(
+            {
+                "credentials": "default",
+                "signName": "S",
+                "templates": [{"usageType": "Generic", "templateCode": "SMS_1"}],
+                "overseasRegionId": "ap-southeast-1",
+            }
+        )
+    )
+    assert main(["check-config", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "credentials:     the Alibaba Cloud default credential chain" in out
+    assert "https://dysmsapi.aliyuncs.com (mainland)" in out
+    assert "https://dysmsapi.ap-southeast-1.aliyuncs.com (overseas)" in out
