@@ -9,8 +9,11 @@ import os
 os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
 
 import pytest
+from alibabacloud_dysmsapi20170525.client import Client
 
 from aliyun_sms_connector import AliyunSmsConfig, AliyunSmsConnector
+
+from . import sdk_fakes
 
 SECRET = "sEcReT-AccessKey-0123456789"
 TOKEN = "sts-TOKEN-abcdefghijklmnop"
@@ -48,3 +51,19 @@ def config(logto_config) -> AliyunSmsConfig:
 @pytest.fixture
 def connector(config) -> AliyunSmsConnector:
     return AliyunSmsConnector(config)
+
+
+@pytest.fixture
+def send_sms(mocker):
+    """The SDK client's send_sms_with_options, mocked with its real signature; OK by default."""
+    mock = mocker.patch.object(Client, "send_sms_with_options", autospec=True)
+    mock.return_value = sdk_fakes.ok(biz_id="900^1", request_id="REQ-9")
+    return mock
+
+
+@pytest.fixture
+def send_sms_async(mocker):
+    """The async twin of send_sms."""
+    mock = mocker.patch.object(Client, "send_sms_with_options_async", autospec=True)
+    mock.return_value = sdk_fakes.ok(biz_id="900^1", request_id="REQ-9")
+    return mock

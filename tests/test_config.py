@@ -111,11 +111,6 @@ class TestAccept:
         with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen error
             config.sign_name = "Other"
 
-    def test_template_for(self, config):
-        """template_for returns the exact entry or None."""
-        assert config.template_for(UsageType.SIGN_IN).template_code == "SMS_SIGNIN"
-        assert config.template_for(UsageType.BIND_MFA) is None
-
 
 class TestReject:
     @pytest.mark.parametrize("field", ["accessKeyId", "accessKeySecret", "signName"])

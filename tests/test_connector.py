@@ -2,7 +2,6 @@ import json
 import logging
 
 import pytest
-from alibabacloud_dysmsapi20170525.client import Client
 
 from aliyun_sms_connector import (
     AliyunSmsConnector,
@@ -17,13 +16,6 @@ from aliyun_sms_connector import (
 
 from . import sdk_fakes
 from .conftest import SECRET, TOKEN
-
-
-@pytest.fixture
-def send_sms(mocker):
-    mock = mocker.patch.object(Client, "send_sms_with_options", autospec=True)
-    mock.return_value = sdk_fakes.ok(biz_id="900^1", request_id="REQ-9")
-    return mock
 
 
 def sent_request(mock):

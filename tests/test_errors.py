@@ -3,7 +3,6 @@
 import traceback
 
 import pytest
-from alibabacloud_dysmsapi20170525.client import Client
 
 from aliyun_sms_connector import (
     AccountError,
@@ -87,12 +86,6 @@ def connector(logto_config):
     """The default retry policy (3 attempts), without the backoff waits."""
     logto_config["backoffBase"] = 0
     return AliyunSmsConnector(logto_config)
-
-
-@pytest.fixture
-def send_sms(mocker):
-    """The SDK client's send_sms_with_options, mocked with its real signature."""
-    return mocker.patch.object(Client, "send_sms_with_options", autospec=True)
 
 
 def send(connector):

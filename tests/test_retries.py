@@ -5,7 +5,6 @@ import logging
 import random
 
 import pytest
-from alibabacloud_dysmsapi20170525.client import Client
 
 from aliyun_sms_connector import (
     AliyunSmsConnector,
@@ -22,16 +21,6 @@ URL = sdk_fakes.sent_url("13800138000", '{"code":"1"}')
 
 def make(logto_config, **policy):
     return AliyunSmsConnector({**logto_config, "backoffBase": 0, **policy})
-
-
-@pytest.fixture
-def send_sms(mocker):
-    return mocker.patch.object(Client, "send_sms_with_options", autospec=True)
-
-
-@pytest.fixture
-def send_sms_async(mocker):
-    return mocker.patch.object(Client, "send_sms_with_options_async", autospec=True)
 
 
 def send(connector):

@@ -301,13 +301,6 @@ class AliyunSmsConfig(BaseModel):
         """Whether overseas recipients go through their own endpoint."""
         return self.overseas_region_id is not None or self.overseas_endpoint is not None
 
-    def template_for(self, usage_type: UsageType) -> TemplateConfig | None:
-        """Return the template configured for exactly ``usage_type``, if any."""
-        for template in self.templates:
-            if template.usage_type is usage_type:
-                return template
-        return None
-
 
 def _env_problem(problem: ConfigProblem, aliases: Mapping[str, str]) -> ConfigProblem:
     head, _, rest = problem.field.partition(".")

@@ -357,14 +357,7 @@ class AliyunSmsConnector:
             sent_at=china_now(),
             _connector=self,
         )
-        logger.info(
-            "SMS sent %s biz_id=%s request_id=%s attempts=%d elapsed_ms=%.1f",
-            call.summary,
-            reply.biz_id,
-            reply.request_id,
-            reply.attempts,
-            _elapsed_ms(call.started),
-        )
+        _log_success("SMS sent", call, reply)
         return result
 
     # -- QuerySendDetails ------------------------------------------------------
@@ -560,14 +553,7 @@ class AliyunSmsConnector:
 
     @staticmethod
     def _batch_sent(call: _Call, request: _sdk.BatchRequest, reply: _sdk.Reply) -> BatchChunk:
-        logger.info(
-            "SMS batch sent %s biz_id=%s request_id=%s attempts=%d elapsed_ms=%.1f",
-            call.summary,
-            reply.biz_id,
-            reply.request_id,
-            reply.attempts,
-            _elapsed_ms(call.started),
-        )
+        _log_success("SMS batch sent", call, reply)
         return BatchChunk(
             biz_id=reply.biz_id,
             request_id=reply.request_id,
@@ -730,6 +716,18 @@ class AliyunSmsConnector:
             error.attempts,
             _elapsed_ms(call.started),
         )
+
+
+def _log_success(what: str, call: _Call, reply: _sdk.Reply) -> None:
+    logger.info(
+        "%s %s biz_id=%s request_id=%s attempts=%d elapsed_ms=%.1f",
+        what,
+        call.summary,
+        reply.biz_id,
+        reply.request_id,
+        reply.attempts,
+        _elapsed_ms(call.started),
+    )
 
 
 def _elapsed_ms(started: float) -> float:

@@ -25,7 +25,7 @@ import json
 import ssl
 import threading
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._errors import Failure
@@ -57,12 +57,10 @@ class Observation:
     transport: Transport | None = None
     attempts: int = 0
     http_status: int | None = None
-    headers: dict[str, str] = field(default_factory=dict)
 
     def record(self, response: Any) -> None:
-        """Keep the status and headers of a DaraResponse."""
+        """Keep the HTTP status of a DaraResponse."""
         self.http_status = getattr(response, "status_code", None)
-        self.headers = dict(getattr(response, "headers", None) or {})
 
 
 @dataclass(frozen=True)
