@@ -9,8 +9,8 @@ One wrapper around the SDK's transport calls (``DaraCore.do_action`` and
 straight through unless a call made by this library is active in the current
 context (a context variable). For this library's calls it sends the request
 that the SDK built and signed through the connector's own :class:`Transport`,
-and records the HTTP status and headers, which the SDK drops before it raises
-for a non-JSON body. Other SDK users in the same process see no difference.
+and records the HTTP status, which the SDK drops before it raises for a
+non-JSON body. Other SDK users in the same process see no difference.
 
 Why a transport of our own: the SDK's async path opens a new aiohttp session,
 connection and SSL context (loading the CA bundle, ~37 ms of CPU) for every
@@ -65,7 +65,7 @@ class Observation:
 
 @dataclass(frozen=True)
 class Reply:
-    """A SendSms answer that came back as HTTP 2xx."""
+    """A SendSms or SendBatchSms answer that came back as HTTP 2xx."""
 
     code: str | None
     message: str | None
