@@ -192,8 +192,9 @@ class TestAsync:
 
     def test_backoff_does_not_block_the_loop(self, logto_config, send_sms_async):
         """While a send waits to retry, other tasks keep running."""
-        send_sms_async.side_effect = [sdk_fakes.business("isp.SYSTEM_ERROR"), sdk_fakes.ok()]
-        connector = make(logto_config, backoffBase=200, backoffCap=200)
+        # Throttling with x-acs-retry-after: an exact 200 ms wait, no jitter.
+        send_sms_async.side_effect = [sdk_fakes.throttling(200), sdk_fakes.ok()]
+        connector = make(logto_config)
         ticks = 0
 
         async def ticker(stop):
@@ -205,13 +206,17 @@ class TestAsync:
         async def main():
             stop = asyncio.Event()
             task = asyncio.create_task(ticker(stop))
-            random.seed(1)  # a non-trivial jitter draw
+            await asyncio.sleep(0)
+            before = ticks
             await connector.send_message_async("13800138000", "SignIn", {"code": "1"})
+            during.append(ticks - before)
             stop.set()
             await task
 
+        during = []
         asyncio.run(main())
-        assert ticks >= 3
+        # A blocking sleep would have frozen the ticker for all 200 ms.
+        assert during[0] >= 5
 
 
 class TestLifecycle:
