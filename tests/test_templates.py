@@ -13,7 +13,8 @@ from aliyun_sms_connector._templates import build_template_param, coerce_usage_t
 
 
 def templates(*entries):
-    return [TemplateConfig.model_validate(e) for e in entries]
+    parsed = [TemplateConfig.model_validate(e) for e in entries]
+    return {template.usage_type: template for template in parsed}
 
 
 REGIONAL = {"usageType": "Generic", "templateCode": {"china": "SMS_CN", "overseas": "SMS_INTL"}}

@@ -281,8 +281,8 @@ def _check_config(args: argparse.Namespace) -> int:
     print(f"  {'usage type':<26} {'china':<22} {'overseas':<22} via")
     for usage in UsageType:
         try:
-            china = route(config.templates, usage, "china")
-            overseas = route(config.templates, usage, "overseas")
+            china = route(config.templates_by_usage, usage, "china")
+            overseas = route(config.templates_by_usage, usage, "overseas")
         except errors.TemplateNotFoundError:
             print(f"  {usage.value:<26} {'-':<22} {'-':<22} no template")
             continue

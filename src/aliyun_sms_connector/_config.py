@@ -6,6 +6,7 @@ import json
 import os
 import re
 from enum import Enum, IntEnum
+from functools import cached_property
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -80,6 +81,9 @@ _MODEL_CONFIG = ConfigDict(
     populate_by_name=True,
     extra="forbid",
     frozen=True,
+    # Validators are built on first use, not at import: the import stays
+    # cheap, as it does for the SDK.
+    defer_build=True,
 )
 
 
@@ -295,6 +299,11 @@ class AliyunSmsConfig(BaseModel):
         if missing:
             raise _FieldProblemsError(missing)
         return self
+
+    @cached_property
+    def templates_by_usage(self) -> dict[UsageType, TemplateConfig]:
+        """The templates keyed by usage type (routing reads this on every send)."""
+        return {template.usage_type: template for template in self.templates}
 
     @property
     def has_overseas_route(self) -> bool:

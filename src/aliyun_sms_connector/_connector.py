@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
 from dataclasses import dataclass, field, replace
 from functools import cached_property, partial
@@ -108,7 +107,7 @@ class SendResult:
 class _Call:
     """One public call: what its log lines say, and what must be scrubbed."""
 
-    summary: str
+    labels: tuple[tuple[str, object], ...]
     phones: tuple[str, ...]
     values: tuple[str, ...]
     secrets: tuple[str, ...]
@@ -118,6 +117,14 @@ class _Call:
     def redactor(self) -> Redactor:
         """Built only when an error needs scrubbing: calls that succeed skip it."""
         return Redactor(phones=self.phones, values=self.values, secrets=self.secrets)
+
+    @cached_property
+    def summary(self) -> str:
+        """``key=value`` pairs for log lines, the number masked; built when logged."""
+        return " ".join(
+            f"{key}={value.masked if isinstance(value, PhoneNumber) else value}"
+            for key, value in self.labels
+        )
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,8 @@ class _Backoff:
         retry_after = getattr(error, "retry_after", None)
         if retry_after:
             return float(retry_after)
+        import random  # noqa: PLC0415 - only retries need it
+
         ceiling = min(self._cap, self._base * 2 ** (state.attempt_number - 1))
         return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
 
@@ -323,13 +332,14 @@ class AliyunSmsConnector:
                 f"out_id must be a string, not {type(out_id).__name__}", code="InvalidOutId"
             )
         phone = parse_phone(to, strict=self._config.strict_phone_region_number_check)
-        chosen = route(self._config.templates, usage_type, phone.region)
+        chosen = route(self._config.templates_by_usage, usage_type, phone.region)
         template_param = build_template_param(payload, chosen.template)
         values = tuple(str(v) for k, v in (payload or {}).items() if k not in _LOGTO_CONTEXT)
         call = _Call(
-            summary=(
-                f"usage_type={chosen.usage_type.value} template={chosen.template_code} "
-                f"to={phone.masked}"
+            labels=(
+                ("usage_type", chosen.usage_type.value),
+                ("template", chosen.template_code),
+                ("to", phone),
             ),
             phones=(to, phone.aliyun, phone.e164, phone.national_number),
             values=(*values, template_param),
@@ -421,7 +431,7 @@ class AliyunSmsConnector:
             )
         day = send_date_text(send_date if send_date is not None else china_today())
         call = _Call(
-            summary=f"operation=QuerySendDetails to={phone.masked} send_date={day}",
+            labels=(("operation", "QuerySendDetails"), ("to", phone), ("send_date", day)),
             phones=(phone_number, phone.aliyun, phone.e164, phone.national_number),
             values=(),
             secrets=self._secrets,
@@ -438,13 +448,14 @@ class AliyunSmsConnector:
     ) -> _sdk.QueryRequest | None:
         reports.extend(report_from_record(record) for record in receipts.records)
         done = not receipts.records or len(reports) >= receipts.total_count
-        logger.debug(
-            "SMS receipts %s page=%d records=%d total=%d",
-            call.summary,
-            request.current_page,
-            len(receipts.records),
-            receipts.total_count,
-        )
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "SMS receipts %s page=%d records=%d total=%d",
+                call.summary,
+                request.current_page,
+                len(receipts.records),
+                receipts.total_count,
+            )
         return None if done else replace(request, current_page=request.current_page + 1)
 
     # -- SendBatchSms ------------------------------------------------------------
@@ -514,7 +525,7 @@ class AliyunSmsConnector:
                 phone = parse_phone(
                     message.to, strict=self._config.strict_phone_region_number_check
                 )
-                chosen = route(self._config.templates, usage_type, phone.region)
+                chosen = route(self._config.templates_by_usage, usage_type, phone.region)
                 param = build_template_param(message.params, chosen.template)
                 sign_name = message.sign_name or self._config.sign_name
             except AliyunSmsError as error:
@@ -535,8 +546,10 @@ class AliyunSmsConnector:
                     template_params=tuple(param for _, _, param, _ in chunk),
                 )
                 call = _Call(
-                    summary=(
-                        f"operation=SendBatchSms template={template_code} recipients={len(chunk)}"
+                    labels=(
+                        ("operation", "SendBatchSms"),
+                        ("template", template_code),
+                        ("recipients", len(chunk)),
                     ),
                     phones=tuple(
                         form
@@ -719,6 +732,9 @@ class AliyunSmsConnector:
 
 
 def _log_success(what: str, call: _Call, reply: _sdk.Reply) -> None:
+    # The summary is built only when INFO is on: most applications run without.
+    if not logger.isEnabledFor(logging.INFO):
+        return
     logger.info(
         "%s %s biz_id=%s request_id=%s attempts=%d elapsed_ms=%.1f",
         what,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import json
-import ssl
 import threading
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -31,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 from ._errors import Failure
 
 if TYPE_CHECKING:
+    import ssl
+
     from ._config import AliyunSmsConfig
 
 __all__ = [
@@ -107,6 +108,8 @@ class Transport:
         self._proxies = {protocol: self._proxy} if self._proxy else {}
         self._ssl: ssl.SSLContext | None = None
         if protocol == "https":
+            import ssl  # noqa: PLC0415 - only HTTPS needs it
+
             import certifi  # noqa: PLC0415 - a requests dependency
 
             self._ssl = ssl.create_default_context(cafile=ca_file or certifi.where())

@@ -54,17 +54,24 @@ def coerce_usage_type(value: UsageType | str) -> UsageType:
     )
 
 
-def route(templates: list[TemplateConfig], usage_type: UsageType | str, region: Region) -> Route:
+def route(
+    templates: Mapping[UsageType, TemplateConfig], usage_type: UsageType | str, region: Region
+) -> Route:
     """Pick the template for ``usage_type``: an exact match, else Generic.
+
+    Args:
+        templates: The configured templates by usage type
+            (``AliyunSmsConfig.templates_by_usage``).
+        usage_type: What the message is for.
+        region: The recipient's region, for a ``{china, overseas}`` code.
 
     Raises:
         TemplateNotFoundError: Neither the usage type nor Generic is configured.
     """
     wanted = coerce_usage_type(usage_type)
-    by_type = {template.usage_type: template for template in templates}
-    template = by_type.get(wanted) or by_type.get(UsageType.GENERIC)
+    template = templates.get(wanted) or templates.get(UsageType.GENERIC)
     if template is None:
-        configured = ", ".join(t.usage_type.value for t in templates)
+        configured = ", ".join(usage.value for usage in templates)
         raise TemplateNotFoundError(
             f"no template for usage type {wanted.value} and no Generic template; "
             f"configured: {configured}"
