@@ -35,11 +35,12 @@ def test_fixture_in_a_throwaway_project(tmp_path):
             """
         )
     )
-    # No conftest, no rootdir config, and none of this repository's files on the path.
+    # No conftest, no rootdir config, and none of this repository's files on the
+    # path: -I (isolated mode) ignores PYTHONPATH and the working directory, so
+    # only the installed package can provide the fixture.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV_", "COVERAGE"))}
-    env["PYTHONPATH"] = ""
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(project)],
+        [sys.executable, "-I", "-m", "pytest", "-q", "-p", "no:cacheprovider", str(project)],
         cwd=project,
         env=env,
         capture_output=True,
