@@ -38,6 +38,13 @@ class TestCredentialForms:
         assert [p.field for p in info.value.problems] == ["accessKeyId", "accessKeySecret"]
         assert "credentials" in str(info.value)
 
+    def test_missing_keys_reported_with_other_problems(self, logto_config):
+        """A missing key is named in the same error as every other bad field."""
+        data = {**without_keys(logto_config), "signName": "", "accessKeyId": "LTAI"}
+        with pytest.raises(ConfigError) as info:
+            AliyunSmsConfig.model_validate(data)
+        assert [p.field for p in info.value.problems] == ["signName", "accessKeySecret"]
+
     def test_only_a_chain_name_we_know(self, logto_config):
         """credentials accepts only "default"."""
         with pytest.raises(ConfigError, match="credentials"):

@@ -172,8 +172,22 @@ class AliyunSmsConfig(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as err:
+            problems = _problems(err)
+            # The credential check runs only once every field is valid; run it
+            # on the raw input too, so that one error names every problem.
+            reported = {problem.field for problem in problems}
+            problems += [
+                problem
+                for problem in _credential_problems(
+                    key_id=_given(data, "accessKeyId", "access_key_id"),
+                    secret=_given(data, "accessKeySecret", "access_key_secret"),
+                    token=_given(data, "securityToken", "security_token"),
+                    chain=data.get("credentials") == "default",
+                )
+                if problem.field not in reported
+            ]
             # from None: pydantic's error text carries input values, secrets included.
-            raise ConfigError.from_problems(_problems(err)) from None
+            raise ConfigError.from_problems(problems) from None
 
     @classmethod
     def model_validate(cls, obj: Any, **_: Any) -> AliyunSmsConfig:
@@ -279,25 +293,14 @@ class AliyunSmsConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_credential_form(self) -> AliyunSmsConfig:
-        has_key = self.access_key_id is not None or self.access_key_secret is not None
-        if self.credentials == "default":
-            if has_key or self.security_token is not None:
-                raise ValueError(
-                    'give either accessKeyId/accessKeySecret or credentials: "default", not both'
-                )
-            return self
-        missing = [
-            ConfigProblem(
-                name, 'Field required (or credentials: "default" for the credential chain)'
-            )
-            for name, value in (
-                ("accessKeyId", self.access_key_id),
-                ("accessKeySecret", self.access_key_secret),
-            )
-            if value is None
-        ]
-        if missing:
-            raise _FieldProblemsError(missing)
+        problems = _credential_problems(
+            key_id=self.access_key_id is not None,
+            secret=self.access_key_secret is not None,
+            token=self.security_token is not None,
+            chain=self.credentials == "default",
+        )
+        if problems:
+            raise _FieldProblemsError(problems)
         return self
 
     @cached_property
@@ -316,6 +319,31 @@ def _env_problem(problem: ConfigProblem, aliases: Mapping[str, str]) -> ConfigPr
     if head in aliases:
         return ConfigProblem(aliases[head] + (f".{rest}" if rest else ""), problem.problem)
     return problem
+
+
+def _credential_problems(
+    *, key_id: bool, secret: bool, token: bool, chain: bool
+) -> list[ConfigProblem]:
+    """Exactly one credential form: the AccessKey pair, or the default chain."""
+    if chain:
+        if key_id or secret or token:
+            return [
+                ConfigProblem(
+                    "credentials",
+                    'give either accessKeyId/accessKeySecret or credentials: "default", not both',
+                )
+            ]
+        return []
+    missing = 'Field required (or credentials: "default" for the credential chain)'
+    return [
+        ConfigProblem(name, missing)
+        for name, given in (("accessKeyId", key_id), ("accessKeySecret", secret))
+        if not given
+    ]
+
+
+def _given(data: Mapping[str, Any], *names: str) -> bool:
+    return any(data.get(name) is not None for name in names)
 
 
 class _FieldProblemsError(ValueError):
