@@ -244,6 +244,14 @@ class TestSendBatch:
             notifier.send_batch([BatchMessage("13800138000")], "Nope")
         batch.assert_not_called()
 
+    def test_missing_template_is_not_per_recipient(self, logto_config, batch):
+        """No template for the usage type (and no Generic) fails the whole call once."""
+        only_sign_in = [{"usageType": "SignIn", "templateCode": "SMS_S", "type": 0}]
+        connector = AliyunSmsConnector({**logto_config, "templates": only_sign_in})
+        with pytest.raises(TemplateNotFoundError, match="no template for usage type Register"):
+            connector.send_batch([BatchMessage("13800138000"), BatchMessage("12")], "Register")
+        batch.assert_not_called()
+
     def test_async_twin(self, notifier, mocker):
         """send_batch_async sends the same chunks."""
         batch_async = mocker.patch.object(

@@ -22,7 +22,7 @@ from ._delivery import (
     report_from_record,
     send_date_text,
 )
-from ._errors import AliyunSmsError, Failure, error_from_failure
+from ._errors import AliyunSmsError, Failure, TemplateNotFoundError, error_from_failure
 from ._phone import PhoneNumber, Region, parse_phone
 from ._redact import Redactor, mask_phone
 from ._templates import build_template_param, route
@@ -528,9 +528,11 @@ class AliyunSmsConnector:
                 chosen = route(self._config.templates_by_usage, usage_type, phone.region)
                 param = build_template_param(message.params, chosen.template)
                 sign_name = message.sign_name or self._config.sign_name
+            except TemplateNotFoundError:
+                # No template for this usage type is the same for every
+                # recipient: a config problem, not a recipient's.
+                raise
             except AliyunSmsError as error:
-                if error.code == "UnknownUsageType":
-                    raise
                 rejected.append(RejectedRecipient.of(index, message, error))
                 continue
             key = (phone.region, chosen.template_code)
