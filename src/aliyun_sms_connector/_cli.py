@@ -8,7 +8,7 @@ import secrets
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import _errors as errors
 from ._config import AliyunSmsConfig, UsageType
@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Send SMS verification codes through Alibaba Cloud (Aliyun) SMS.",
         epilog="Start with 'aliyun-sms demo': it needs no account and no config.",
     )
+    parser.add_argument("--version", action=_Version, help="show the version and exit")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     demo = commands.add_parser(
@@ -152,6 +153,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     emulator.set_defaults(run=_emulator)
     return parser
+
+
+class _Version(argparse.Action):
+    """--version, looked up only when asked: the metadata scan is not free."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+        try:
+            found = version("aliyun-sms-connector")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree
+            found = "unknown"
+        print(f"{parser.prog} {found}")
+        parser.exit()
 
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:

@@ -264,6 +264,16 @@ class TestEmulatorCommand:
             process.communicate(timeout=30)
 
 
+def test_version(capsys):
+    """--version prints the installed distribution's version."""
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"aliyun-sms {version('aliyun-sms-connector')}"
+
+
 def test_keyboard_interrupt_exits_130(monkeypatch):
     """Ctrl-C ends any command with status 130 and no traceback."""
 
