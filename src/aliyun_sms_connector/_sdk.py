@@ -133,13 +133,13 @@ class Transport:
         import requests  # noqa: PLC0415
         from darabonba.core import DaraCore  # noqa: PLC0415
         from darabonba.exceptions import RetryError  # noqa: PLC0415
-        from darabonba.response import DaraResponse  # noqa: PLC0415
 
         url = DaraCore.compose_url(request)
         connect, read = _timeouts(runtime_option)
-        body = request.body.encode("utf-8") if isinstance(request.body, str) else request.body
         prepared = requests.PreparedRequest()
-        prepared.prepare(method=request.method.upper(), url=url, data=body, headers=request.headers)
+        prepared.prepare(
+            method=request.method.upper(), url=url, data=_body(request), headers=request.headers
+        )
         try:
             response = self._session.send(
                 prepared, timeout=(connect, read), proxies=self._proxies, allow_redirects=False
@@ -148,13 +148,9 @@ class Transport:
             # As darabonba does: the SDK treats RetryError as the network
             # failure, and the requests exception stays as its __context__.
             raise RetryError(str(err))  # noqa: B904
-        result = DaraResponse()
-        result.status_code = response.status_code
-        result.status_message = response.reason
-        result.headers = {k.lower(): v for k, v in response.headers.items()}
-        result.body = response.content
-        result.response = response
-        return result
+        return _dara_response(
+            response.status_code, response.reason, response.headers, response.content, response
+        )
 
     async def send_async(self, request: Any, runtime_option: Any = None) -> Any:
         """Send a DaraRequest over this loop's shared aiohttp session."""
@@ -162,29 +158,25 @@ class Transport:
         import yarl  # noqa: PLC0415 - an aiohttp dependency
         from darabonba.core import DaraCore  # noqa: PLC0415
         from darabonba.exceptions import RetryError  # noqa: PLC0415
-        from darabonba.response import DaraResponse  # noqa: PLC0415
 
         session = self._async_session()
         # compose_url percent-encodes the query already; yarl need not again.
         url = yarl.URL(DaraCore.compose_url(request), encoded=True)
-        body = request.body.encode("utf-8") if isinstance(request.body, str) else request.body
         timeout = _client_timeout(*_timeouts(runtime_option))
         try:
             async with session.request(
                 request.method,
                 url,
-                data=body or b"",
+                data=_body(request) or b"",
                 headers=request.headers,
                 timeout=timeout,
                 allow_redirects=False,
                 proxy=self._proxy,
             ) as response:
-                result = DaraResponse()
-                result.body = await response.read()
-                result.headers = {k.lower(): v for k, v in response.headers.items()}
-                result.status_code = response.status
-                result.status_message = response.reason
-                result.response = response
+                body = await response.read()
+                result = _dara_response(
+                    response.status, response.reason, response.headers, body, response
+                )
         except (OSError, aiohttp.ClientError, _asyncio_timeout()) as err:
             raise RetryError(str(err))  # noqa: B904 - as above
         return result
@@ -205,7 +197,8 @@ class Transport:
                 raise RuntimeError("the connector is closed")
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections,
-                ssl=self._ssl if self._ssl is not None else False,
+                # HTTP has no TLS to verify; HTTPS always gets the one context.
+                ssl=self._ssl if self._ssl is not None else True,
             )
             session = aiohttp.ClientSession(connector=connector)
             self._async = {k: v for k, v in self._async.items() if not k.is_closed()}
@@ -239,6 +232,24 @@ def _environment_proxy(protocol: str, endpoint: str) -> str | None:
     proxies = requests.utils.get_environ_proxies(f"{protocol}://{endpoint}/")
     proxy = proxies.get(protocol)
     return str(proxy) if proxy else None
+
+
+def _body(request: Any) -> Any:
+    body = request.body
+    return body.encode("utf-8") if isinstance(body, str) else body
+
+
+def _dara_response(status: int, reason: Any, headers: Any, body: bytes, raw: Any) -> Any:
+    """The DaraResponse the SDK expects from its transport, as darabonba builds it."""
+    from darabonba.response import DaraResponse  # noqa: PLC0415
+
+    result = DaraResponse()
+    result.status_code = status
+    result.status_message = reason
+    result.headers = {k.lower(): v for k, v in headers.items()}
+    result.body = body
+    result.response = raw
+    return result
 
 
 @functools.lru_cache(maxsize=64)
