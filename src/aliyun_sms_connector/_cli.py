@@ -200,8 +200,10 @@ def _send(args: argparse.Namespace) -> int:
 
     config = _load_config(args.config)
     code = _code(args.code)
-    connector = AliyunSmsConnector(config)
-    result = connector.send_message(args.to, args.usage_type, {"code": code}, out_id=args.out_id)
+    with AliyunSmsConnector(config) as connector:
+        result = connector.send_message(
+            args.to, args.usage_type, {"code": code}, out_id=args.out_id
+        )
     print(f"sent {result.usage_type.value} code {code} to {mask_phone(result.phone_number)}")
     print(f"  template:   {result.template_code}")
     print(f"  biz id:     {result.biz_id}")
@@ -344,9 +346,9 @@ def _demo(args: argparse.Namespace) -> int:
     with Emulator() as emulator:
         print(f"Started a local Aliyun SMS emulator at http://{emulator.endpoint}")
         print("  (no account, no config: it checks signatures, templates and limits like Aliyun)")
-        connector = AliyunSmsConnector(emulator.connector_config())
         print(f"Sending a SignIn code to {mask_phone(args.to)} through the official Aliyun SDK...")
-        result = connector.send_message(args.to, UsageType.SIGN_IN, {"code": code})
+        with AliyunSmsConnector(emulator.connector_config()) as connector:
+            result = connector.send_message(args.to, UsageType.SIGN_IN, {"code": code})
         message = emulator.outbox[-1]
         print()
         print(f"  📱 {mask_phone(message.phone_number)} received:")
