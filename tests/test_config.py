@@ -261,3 +261,279 @@ class TestSecrets:
         with pytest.raises(ConfigError) as info:
             AliyunSmsConfig.model_validate(logto_config)
         assert SECRET not in str(info.value) + repr(info.value)
+
+
+def _texts(error: BaseException, depth: int = 8):
+    """Every str and bytes reachable from error: its chain, args, attributes and containers."""
+    seen: set[int] = set()
+    stack: list[tuple[object, int]] = [(error, 0)]
+    while stack:
+        obj, level = stack.pop()
+        if isinstance(obj, (str, bytes)):
+            yield obj
+            continue
+        if obj is None or id(obj) in seen or level > depth:
+            continue
+        seen.add(id(obj))
+        if type(obj).__name__ in ("SecretStr", "SecretBytes"):
+            continue  # opaque by design
+        yield repr(obj)
+        children: list[object] = []
+        if isinstance(obj, BaseException):
+            children += [obj.__cause__, obj.__context__, obj.args]
+        if isinstance(obj, dict):
+            children += [*obj.keys(), *obj.values()]
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            children += list(obj)
+        children += list(getattr(obj, "__dict__", {}).values())
+        stack += [(child, level + 1) for child in children]
+
+
+def assert_not_reachable(error: BaseException, secret: str) -> None:
+    """Fail if secret, raw or JSON-escaped, is anywhere in error's chain."""
+    forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    forms |= {form.encode() for form in list(forms)}
+    for text in _texts(error):
+        for form in forms:
+            assert type(form) is not type(text) or form not in text, f"{form!r} in {text[:200]!r}"
+
+
+CONTROL = ["\r\n", "\n", "\r", "\x00", "\t", "\x1b[31m", "\x85", "\u2028"]
+
+
+class TestControlCharacters:
+    @pytest.mark.parametrize("char", CONTROL)
+    @pytest.mark.parametrize(
+        ("field", "where"),
+        [
+            ("accessKeyId", "accessKeyId"),
+            ("accessKeySecret", "accessKeySecret"),
+            ("signName", "signName"),
+            ("securityToken", "securityToken"),
+            ("endpoint", "endpoint"),
+            ("overseasEndpoint", "overseasEndpoint"),
+            ("regionId", "regionId"),
+        ],
+    )
+    def test_rejected_inside_every_string(self, logto_config, char, field, where):
+        """A control character inside a config string is a ConfigError naming only the field."""
+        value = f"Injected{char}Line-{SECRET}"
+        logto_config[field] = value
+        with pytest.raises(ConfigError) as info:
+            AliyunSmsConfig.model_validate(logto_config)
+        assert [p.field for p in info.value.problems] == [where]
+        assert char not in str(info.value).replace("\n  ", "")
+        assert_not_reachable(info.value, value)
+
+    @pytest.mark.parametrize("char", CONTROL)
+    @pytest.mark.parametrize(
+        ("code", "where"),
+        [
+            ("SMS_1{c}X", "templates.0.templateCode"),
+            ({"china": "SMS_1{c}X", "overseas": "SMS_2"}, "templates.0.templateCode.china"),
+            ({"china": "SMS_1", "overseas": "SMS_2{c}X"}, "templates.0.templateCode.overseas"),
+        ],
+    )
+    def test_rejected_in_template_codes(self, logto_config, char, code, where):
+        """templateCode, plain or regional, may not hold a control character."""
+        if isinstance(code, dict):
+            code = {k: v.format(c=char) for k, v in code.items()}
+        else:
+            code = code.format(c=char)
+        logto_config["templates"][0]["templateCode"] = code
+        with pytest.raises(ConfigError) as info:
+            AliyunSmsConfig.model_validate(logto_config)
+        assert [p.field for p in info.value.problems] == [where]
+        assert "control characters" in info.value.problems[0].problem
+
+    def test_rejected_in_the_ca_file_path(self, logto_config, tmp_path):
+        """caFile is a string too."""
+        logto_config["caFile"] = str(tmp_path / "ca\n.pem")
+        with pytest.raises(ConfigError, match="caFile: must not contain control characters"):
+            AliyunSmsConfig.model_validate(logto_config)
+
+    def test_rejected_from_the_environment(self, monkeypatch):
+        """The same rule holds for ALIYUN_SMS_* variables, named by variable."""
+        environ = {
+            "ALIYUN_SMS_ACCESS_KEY_ID": "id",
+            "ALIYUN_SMS_ACCESS_KEY_SECRET": "s",
+            "ALIYUN_SMS_SIGN_NAME": "Acme\r\nX-Forged: 1",
+            "ALIYUN_SMS_TEMPLATES": '[{"usageType": "Generic", "templateCode": "SMS_1"}]',
+        }
+        with pytest.raises(ConfigError) as info:
+            AliyunSmsConfig.from_env(environ)
+        assert info.value.problems[0].field == "ALIYUN_SMS_SIGN_NAME"
+
+    def test_undecodable_environment_bytes(self):
+        """A variable that was not UTF-8 (a lone surrogate from os.environ) is rejected."""
+        environ = {
+            "ALIYUN_SMS_ACCESS_KEY_ID": "id",
+            "ALIYUN_SMS_ACCESS_KEY_SECRET": "s\udcff",
+            "ALIYUN_SMS_SIGN_NAME": "S",
+            "ALIYUN_SMS_TEMPLATES": '[{"usageType": "Generic", "templateCode": "SMS_1"}]',
+        }
+        with pytest.raises(ConfigError, match="ALIYUN_SMS_ACCESS_KEY_SECRET: must be UTF-8 text"):
+            AliyunSmsConfig.from_env(environ)
+
+    def test_surrounding_newlines_are_trimmed_not_kept(self, logto_config):
+        """A newline pasted after a value is trimmed, so none reaches a log line."""
+        logto_config["signName"] = "Acme\r\n"
+        logto_config["templates"][0]["templateCode"] = "\nSMS_1\n"
+        config = AliyunSmsConfig.model_validate(logto_config)
+        assert config.sign_name == "Acme"
+        assert config.templates[0].template_code == "SMS_1"
+
+    def test_unknown_keys_are_shown_escaped(self, logto_config):
+        """An unknown key is named, but its control characters are escaped and it is cut short."""
+        logto_config["bad\nkey" + "x" * 200] = 1
+        with pytest.raises(ConfigError) as info:
+            AliyunSmsConfig.model_validate(logto_config)
+        [problem] = info.value.problems
+        assert problem.field.startswith("bad\\nkeyxxx")
+        assert len(problem.field) <= 65
+        assert all(line.startswith(("invalid", "  ")) for line in str(info.value).splitlines())
+
+
+class TestEncodings:
+    def test_utf8_bom_text(self, logto_config):
+        """JSON text starting with a byte-order mark is accepted."""
+        config = AliyunSmsConfig.from_json("\ufeff" + json.dumps(logto_config))
+        assert config.sign_name == "AcmeSignName"
+
+    def test_utf8_bom_bytes(self, logto_config):
+        """UTF-8 bytes starting with a byte-order mark are accepted."""
+        raw = "\ufeff".encode() + json.dumps(logto_config, ensure_ascii=False).encode()
+        assert AliyunSmsConfig.from_json(raw).sign_name == "AcmeSignName"
+
+    def test_non_ascii_utf8_bytes(self, logto_config):
+        """UTF-8 bytes with Chinese text are read as such."""
+        logto_config["signName"] = "阿里云短信测试"
+        raw = json.dumps(logto_config, ensure_ascii=False).encode()
+        assert AliyunSmsConfig.from_json(raw).sign_name == "阿里云短信测试"
+
+    @pytest.mark.parametrize(
+        ("encoding", "sign"), [("gbk", "短信签名"), ("latin-1", "Café"), ("utf-16", "短信签名")]
+    )
+    def test_bytes_that_are_not_utf8(self, logto_config, encoding, sign):
+        """Bytes in another encoding give a ConfigError that holds none of the input."""
+        logto_config["signName"] = sign
+        raw = json.dumps(logto_config, ensure_ascii=False).encode(encoding)
+        with pytest.raises(ConfigError, match="not UTF-8") as info:
+            AliyunSmsConfig.from_json(raw)
+        assert info.value.__context__ is None
+        assert info.value.__cause__ is None
+        assert_not_reachable(info.value, SECRET)
+
+    def test_not_text_at_all(self):
+        """A value that is neither text nor bytes is a ConfigError."""
+        with pytest.raises(ConfigError, match="expected JSON text, got int"):
+            AliyunSmsConfig.from_json(3)
+
+    def test_deep_nesting(self):
+        """JSON nested beyond the parser's limit is a ConfigError, not a RecursionError."""
+        with pytest.raises(ConfigError, match="nested too deeply"):
+            AliyunSmsConfig.from_json("[" * 100_000)
+
+
+class TestCaFile:
+    @pytest.mark.parametrize(
+        "content",
+        [
+            b"",
+            b"not a certificate\n",
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        ],
+    )
+    def test_not_a_certificate(self, logto_config, tmp_path, content):
+        """A caFile that ssl cannot load is a ConfigError at validation, naming caFile."""
+        path = tmp_path / "ca.pem"
+        path.write_bytes(content)
+        logto_config["caFile"] = str(path)
+        with pytest.raises(ConfigError) as info:
+            AliyunSmsConfig.model_validate(logto_config)
+        assert [p.field for p in info.value.problems] == ["caFile"]
+        assert "PEM" in info.value.problems[0].problem
+        assert info.value.__context__ is None
+
+    def test_reported_with_other_problems(self, logto_config, tmp_path):
+        """A bad caFile is listed with the other bad fields, in one error."""
+        path = tmp_path / "ca.pem"
+        path.write_text("junk")
+        logto_config.update(caFile=str(path), protocol="ftp")
+        with pytest.raises(ConfigError) as info:
+            AliyunSmsConfig.model_validate(logto_config)
+        assert {p.field for p in info.value.problems} == {"caFile", "protocol"}
+
+    def test_a_real_bundle_loads(self, logto_config):
+        """certifi's bundle is a valid caFile, and ssl_context() loads it the same way."""
+        import ssl
+
+        import certifi
+
+        from aliyun_sms_connector._config import ssl_context
+
+        logto_config["caFile"] = certifi.where()
+        config = AliyunSmsConfig.model_validate(logto_config)
+        context = ssl_context(config.ca_file)
+        assert context.verify_mode is ssl.CERT_REQUIRED
+        assert context.check_hostname
+        assert ssl_context(None).cert_store_stats()["x509_ca"] > 0
+
+
+class TestChainHoldsNoInput:
+    @pytest.mark.parametrize(
+        "mutate",
+        [
+            lambda c: c.update(signName=5),
+            lambda c: c.update(accessKeySecret=["x", SECRET]),
+            lambda c: c.update(protocol=SECRET),
+            lambda c: c.update(endpoint=f"https://{SECRET}"),
+            lambda c: c.update(templates=[{"usageType": SECRET, "templateCode": SECRET}]),
+            lambda c: c.update(**{SECRET: 1}),
+            lambda c: c.update(accessKeySecret=f"a\n{SECRET}"),
+        ],
+    )
+    def test_validation_errors(self, logto_config, mutate):
+        """No ValidationError is chained, and the secret is nowhere in the error."""
+        if SECRET not in json.dumps(logto_config):
+            logto_config["accessKeySecret"] = SECRET
+        mutate(logto_config)
+        with pytest.raises(ConfigError) as info:
+            AliyunSmsConfig.model_validate(logto_config)
+        assert info.value.__context__ is None
+        assert info.value.__cause__ is None
+        # An unknown key is a name, and is named; every other case holds no input.
+        if SECRET not in logto_config:
+            assert_not_reachable(info.value, SECRET)
+
+    def test_from_json_errors(self, logto_config):
+        """A JSON syntax error chains no JSONDecodeError (its doc attribute is the input)."""
+        text = json.dumps(logto_config)[:-1] + ",}"
+        with pytest.raises(ConfigError, match=r"not valid JSON: .* at line 1 column \d+") as info:
+            AliyunSmsConfig.from_json(text)
+        assert info.value.__context__ is None
+        assert_not_reachable(info.value, SECRET)
+
+    def test_from_env_errors(self):
+        """Errors from ALIYUN_SMS_* variables chain nothing either."""
+        environ = {
+            "ALIYUN_SMS_ACCESS_KEY_SECRET": SECRET,
+            "ALIYUN_SMS_SIGN_NAME": "",
+            "ALIYUN_SMS_TEMPLATES": f'["{SECRET}"',
+        }
+        with pytest.raises(ConfigError) as info:
+            AliyunSmsConfig.from_env(environ)
+        assert info.value.__context__ is None
+        assert_not_reachable(info.value, SECRET)
+
+    def test_constructor_frame_keeps_no_raw_input(self, logto_config):
+        """The constructor's own frame drops the raw input before raising."""
+        import traceback
+
+        logto_config["signName"] = 5
+        with pytest.raises(ConfigError) as info:
+            AliyunSmsConfig(**logto_config)
+        frames = traceback.TracebackException.from_exception(info.value, capture_locals=True)
+        inner = [f for f in frames.stack if f.name == "__init__"]
+        assert inner
+        assert all(SECRET not in repr(frame.locals) for frame in inner)

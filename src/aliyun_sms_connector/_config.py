@@ -10,6 +10,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -27,7 +28,9 @@ from pydantic.alias_generators import to_camel
 from ._errors import ConfigError, ConfigProblem
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Mapping
+    from pathlib import Path
 
 __all__ = [
     "ENV_PREFIX",
@@ -70,11 +73,40 @@ class TemplateType(IntEnum):
     PURE_NUMBER = 7
 
 
-NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+# C0 and C1 controls (CR, LF, TAB, NUL, ...) and the Unicode line and paragraph
+# separators: a config string holding one could split or forge a log line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Lone surrogates come from bytes that were not UTF-8 (os.environ, argv); they
+# cannot be encoded into a request.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_NO_CONTROL = "must not contain control characters such as CR or LF"
+_NOT_TEXT = "must be UTF-8 text"
+
+
+def _text_problem(value: str) -> str | None:
+    if _CONTROL.search(value):
+        return _NO_CONTROL
+    if _SURROGATE.search(value):
+        return _NOT_TEXT
+    return None
+
+
+def _plain_text(value: str) -> str:
+    problem = _text_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+# Surrounding whitespace (a newline pasted after a key) is trimmed first; a
+# control character left inside is an error, never written to a log line.
+NonEmptyStr = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_plain_text)
+]
 
 # host or host:port; a scheme or a path is a mistake the SDK turns into a
 # broken Host header, so it is rejected here with a clear message.
-_ENDPOINT = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?$")
+_ENDPOINT = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?")
 
 _MODEL_CONFIG = ConfigDict(
     alias_generator=to_camel,
@@ -169,25 +201,30 @@ class AliyunSmsConfig(BaseModel):
     deadline: Annotated[int, Field(gt=0)] = 20000
 
     def __init__(self, **data: Any) -> None:
+        problems: list[ConfigProblem] | None = None
         try:
             super().__init__(**data)
         except ValidationError as err:
             problems = _problems(err)
-            # The credential check runs only once every field is valid; run it
-            # on the raw input too, so that one error names every problem.
-            reported = {problem.field for problem in problems}
-            problems += [
-                problem
-                for problem in _credential_problems(
-                    key_id=_given(data, "accessKeyId", "access_key_id"),
-                    secret=_given(data, "accessKeySecret", "access_key_secret"),
-                    token=_given(data, "securityToken", "security_token"),
-                    chain=data.get("credentials") == "default",
-                )
-                if problem.field not in reported
-            ]
-            # from None: pydantic's error text carries input values, secrets included.
-            raise ConfigError.from_problems(problems) from None
+        if problems is None:
+            return
+        # The credential check runs only once every field is valid; run it
+        # on the raw input too, so that one error names every problem.
+        reported = {problem.field for problem in problems}
+        problems += [
+            problem
+            for problem in _credential_problems(
+                key_id=_given(data, "accessKeyId", "access_key_id"),
+                secret=_given(data, "accessKeySecret", "access_key_secret"),
+                token=_given(data, "securityToken", "security_token"),
+                chain=data.get("credentials") == "default",
+            )
+            if problem.field not in reported
+        ]
+        del data  # the raw input, secrets included, stays out of the frame's locals
+        # Raised outside the except block, so that __context__ is None:
+        # pydantic's error holds the input values, secrets included.
+        raise ConfigError.from_problems(problems)
 
     @classmethod
     def model_validate(cls, obj: Any, **_: Any) -> AliyunSmsConfig:
@@ -208,11 +245,36 @@ class AliyunSmsConfig(BaseModel):
 
     @classmethod
     def from_json(cls, text: str | bytes) -> AliyunSmsConfig:
-        """Parse Logto's connector JSON text; raise ConfigError when invalid."""
-        try:
-            data = json.loads(text)
-        except (ValueError, TypeError) as err:
-            raise ConfigError.from_problems([ConfigProblem("", f"not valid JSON: {err}")]) from None
+        """Parse Logto's connector JSON text; raise ConfigError when invalid.
+
+        Bytes must be UTF-8. A leading byte-order mark, as some Windows
+        editors write, is ignored.
+        """
+        problem = None
+        if isinstance(text, (bytes, bytearray)):
+            try:
+                text = bytes(text).decode("utf-8-sig")
+            except UnicodeDecodeError:
+                problem = "not UTF-8 text; save the file as UTF-8"
+        data: Any = None
+        if problem is None:
+            if not isinstance(text, str):
+                problem = f"expected JSON text, got {type(text).__name__}"
+            else:
+                try:
+                    data = json.loads(text.removeprefix("\ufeff"))
+                except json.JSONDecodeError as err:
+                    # Only the position: the exception's doc attribute is the input.
+                    problem = f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}"
+                except ValueError:
+                    problem = "not valid JSON: a number is too long"
+                except RecursionError:
+                    problem = "not valid JSON: nested too deeply"
+        del text
+        if problem is not None:
+            # Raised here, outside the except blocks, so that no decoding error
+            # (which holds the input) is chained as __context__.
+            raise ConfigError.from_problems([ConfigProblem("", problem)])
         return cls.model_validate(data)
 
     @classmethod
@@ -238,11 +300,11 @@ class AliyunSmsConfig(BaseModel):
                 continue
             name = fields.get(variable)
             if name is None:
-                problems.append(ConfigProblem(variable, "unknown variable"))
+                problems.append(ConfigProblem(_shown_name(variable), "unknown variable"))
             elif name == "templates":
                 try:
                     data[name] = json.loads(value)
-                except ValueError:
+                except (ValueError, RecursionError):
                     problems.append(ConfigProblem(variable, "must be a JSON list of templates"))
             else:
                 data[name] = value
@@ -267,7 +329,33 @@ class AliyunSmsConfig(BaseModel):
         stripped = value.get_secret_value().strip()
         if not stripped:
             raise ValueError("must not be empty")
+        problem = _text_problem(stripped)
+        if problem:
+            raise ValueError(problem)
         return SecretStr(stripped)
+
+    @field_validator("region_id", "overseas_region_id", mode="before")
+    @classmethod
+    def _region_is_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            _plain_text(value)
+        return value
+
+    @field_validator("ca_file", mode="before")
+    @classmethod
+    def _ca_path_is_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            _plain_text(value)
+        return value
+
+    @field_validator("ca_file", mode="after")
+    @classmethod
+    def _ca_file_loads(cls, value: Path | None) -> Path | None:
+        # Loaded with ssl, as the transport loads it, so that a file that is not
+        # a PEM bundle fails here, with the field's name, and not at the first send.
+        if value is not None and not _loads_as_ca_bundle(value):
+            raise ValueError("is not a readable PEM file of CA certificates")
+        return value
 
     @field_validator("templates", mode="after")
     @classmethod
@@ -284,10 +372,10 @@ class AliyunSmsConfig(BaseModel):
     def _endpoint_form(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        value = value.strip()
+        value = _plain_text(value.strip())
         if "://" in value:
             raise ValueError("give host[:port] without a scheme; set protocol instead")
-        if not _ENDPOINT.match(value):
+        if not _ENDPOINT.fullmatch(value):
             raise ValueError("must be host[:port], such as dysmsapi.aliyuncs.com")
         return value
 
@@ -312,6 +400,29 @@ class AliyunSmsConfig(BaseModel):
     def has_overseas_route(self) -> bool:
         """Whether overseas recipients go through their own endpoint."""
         return self.overseas_region_id is not None or self.overseas_endpoint is not None
+
+
+def ssl_context(ca_file: str | os.PathLike[str] | None) -> ssl.SSLContext:
+    """A verifying TLS context for ``caFile``, or for certifi's bundle when None.
+
+    Raises:
+        ssl.SSLError, OSError: The file cannot be read or holds no certificate.
+    """
+    import ssl  # noqa: PLC0415 - a few ms of import, paid only with TLS
+
+    if ca_file is None:
+        import certifi  # noqa: PLC0415 - installed with the SDK
+
+        ca_file = certifi.where()
+    return ssl.create_default_context(cafile=os.fspath(ca_file))
+
+
+def _loads_as_ca_bundle(path: Path) -> bool:
+    try:
+        ssl_context(path)
+    except (OSError, ValueError):  # ssl.SSLError is an OSError
+        return False
+    return True
 
 
 def _env_problem(problem: ConfigProblem, aliases: Mapping[str, str]) -> ConfigProblem:
@@ -369,9 +480,20 @@ def _problems(err: ValidationError) -> list[ConfigProblem]:
             if loc[index] in ("templateCode", "template_code") and loc[index + 1] in _UNION_TAGS:
                 del loc[index + 1]
                 break
-        field = ".".join(str(part) for part in loc)
+        field = ".".join(_shown_name(str(part)) for part in loc)
         message = item["msg"]
         if item["type"] == "value_error":
             message = message.removeprefix("Value error, ")
         problems.append(ConfigProblem(field, message))
     return problems
+
+
+_MAX_NAME = 64
+
+
+def _shown_name(name: str) -> str:
+    """A key as the error shows it: unknown keys come from the input, so escape and cut them."""
+    if _text_problem(name) or len(name) > _MAX_NAME:
+        escaped = name.encode("unicode_escape", "backslashreplace").decode("ascii")
+        return escaped[:_MAX_NAME] + ("…" if len(escaped) > _MAX_NAME else "")
+    return name
