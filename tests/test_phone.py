@@ -42,6 +42,53 @@ class TestNonStrict:
         assert number.e164 == "+12025550143"
 
 
+def fullwidth(text: str) -> str:
+    """text as a Chinese keyboard types it: fullwidth ASCII and the ideographic space."""
+    return "".join(
+        "\u3000" if c == " " else chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text
+    )
+
+
+class TestFullwidth:
+    @pytest.mark.parametrize(
+        ("raw", "sent"),
+        [
+            (fullwidth("13800138000"), "13800138000"),
+            (fullwidth("+86 138-0013-8000"), "13800138000"),
+            (fullwidth("(+86)13800138000"), "13800138000"),
+            (fullwidth("008613800138000"), "13800138000"),
+            (fullwidth("+1 415 555 0100"), "14155550100"),
+            (fullwidth("14155550100"), "14155550100"),
+            ("+86 " + fullwidth("138") + "0013" + fullwidth("8000"), "13800138000"),
+        ],
+    )
+    def test_normalised_then_parsed(self, raw, sent):
+        """Fullwidth digits, plus, dashes and spaces, as a Chinese keyboard types them, are read."""
+        assert raw.isascii() is False
+        assert parse_phone(raw).aliyun == sent
+
+    def test_strict_mode_still_needs_the_country_code(self):
+        """Normalising does not relax strict mode."""
+        assert parse_phone(fullwidth("+8613800138000"), strict=True).aliyun == "13800138000"
+        with pytest.raises(InvalidPhoneNumberError):
+            parse_phone(fullwidth("13800138000"), strict=True)
+
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            fullwidth("1380013800a"),
+            fullwidth("1" * 200),
+            fullwidth("13800138000") + "\n" + fullwidth("1"),
+            "\u0661\u0663\u0668\u0660\u0660\u0661\u0663\u0668\u0660\u0660\u0660",
+        ],
+    )
+    def test_guards_still_hold(self, raw):
+        """Letters, overlong input, newlines and non-ASCII digit sets are still rejected."""
+        with pytest.raises(InvalidPhoneNumberError) as info:
+            parse_phone(raw)
+        assert info.value.__cause__ is None
+
+
 class TestStrict:
     @pytest.mark.parametrize(
         ("raw", "sent"),

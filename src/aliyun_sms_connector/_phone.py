@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,6 +19,8 @@ _CHINA = 86
 _SEPARATORS = re.compile(r"[\s\-().\u00a0]")
 _DIGITS = re.compile(r"[0-9]+")
 _MAX_INPUT = 40
+# Bounds the work of normalising non-ASCII input (NFKC can expand text).
+_MAX_RAW = 4 * _MAX_INPUT
 _CN_MOBILE_LENGTH = 11
 
 
@@ -84,7 +87,7 @@ def parse_phone(raw: str, *, strict: bool = False) -> PhoneNumber:
 
     if not isinstance(raw, str):
         raise InvalidPhoneNumberError(f"a phone number must be a string, not {type(raw).__name__}")
-    text = raw.strip()
+    text = _ascii_forms(raw)
     compact = _SEPARATORS.sub("", text)
     if not compact or len(compact) > _MAX_INPUT:
         raise _invalid(raw, "is empty or too long")
@@ -106,6 +109,18 @@ def parse_phone(raw: str, *, strict: bool = False) -> PhoneNumber:
         raise _invalid(raw, "is not a valid number")
     national = phonenumbers.national_significant_number(number)
     return PhoneNumber(int(number.country_code or 0), national)
+
+
+def _ascii_forms(raw: str) -> str:
+    text = raw.strip()
+    if text.isascii():
+        return text
+    if len(text) > _MAX_RAW:
+        raise _invalid(raw, "is empty or too long")
+    # A Chinese keyboard types fullwidth digits, plus signs and dashes, and an
+    # ideographic space; NFKC maps each to its ASCII form. Other scripts' digits
+    # stay as they are, and are rejected below.
+    return unicodedata.normalize("NFKC", text)
 
 
 def _is_bare_china_mobile(digits: str) -> bool:
