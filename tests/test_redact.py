@@ -1,9 +1,38 @@
+import json
 import traceback
+from urllib.parse import quote, quote_plus
 
-from aliyun_sms_connector._redact import REDACTED, RedactedError, Redactor, mask_phone
+import pytest
+from darabonba.request import DaraRequest
+
+from aliyun_sms_connector._redact import (
+    REDACTED,
+    RedactedError,
+    Redactor,
+    encoded_forms,
+    mask_phone,
+)
+
+from . import sdk_fakes
+from .privacy import assert_no_leak, encodings, reachable, render_with_locals
 
 PHONE = "138" + "00138000"
 CODE = "4829" + "13"
+SECRET = "s3cr+Et/key=0123"
+TOKEN = "CAIS+sts/TOKEN=abc"
+NAME = 'Zhāng "Wei" 李/雷+'
+
+
+def text_forms(value):
+    """The independent harness's forms, without base64 (which the redactor does not claim)."""
+    import base64
+
+    raw = value.encode()
+    b64 = {
+        base64.b64encode(raw).decode().rstrip("="),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+    }
+    return sorted(f for f in encodings(value) if isinstance(f, str) and f not in b64)
 
 
 class TestMaskPhone:
@@ -17,14 +46,112 @@ class TestMaskPhone:
         assert mask_phone("") == "***"
 
 
-class TestRedactor:
-    redactor = Redactor(phones=["13800138000"], values=["482913", "42"], secrets=["s3cr3t!"])
+class TestEncodings:
+    redactor = Redactor(phones=[PHONE], values=[CODE, NAME], secrets=[SECRET, TOKEN])
 
-    def test_values_in_text(self):
-        """Numbers, template values and secrets are replaced in text."""
-        text = self.redactor.text("to 13800138000 code 482913 key s3cr3t! n=42 x=420")
-        assert text == f"to ***8000 code {REDACTED} key {REDACTED} n={REDACTED} x=420"
+    @pytest.mark.parametrize("value", [SECRET, TOKEN, NAME, CODE])
+    def test_every_text_form_is_replaced(self, value):
+        """Raw, quote, quote_plus, twice-encoded, JSON- and repr-escaped forms all go."""
+        for form in text_forms(value):
+            assert self.redactor.text(f"<{form}>") == f"<{REDACTED}>", form
 
+    @pytest.mark.parametrize("value", [SECRET, TOKEN, NAME])
+    def test_every_bytes_form_is_replaced(self, value):
+        """The same forms as UTF-8 bytes are replaced in bytes."""
+        for form in text_forms(value):
+            assert self.redactor.data(b"<" + form.encode() + b">") == b"<[redacted]>", form
+
+    def test_bytes_that_are_not_utf8_survive(self):
+        """Bytes around a value that are not UTF-8 are kept as they were."""
+        assert self.redactor.data(b"\xff" + CODE.encode() + b"\xfe") == b"\xff[redacted]\xfe"
+
+    def test_twice_encoded_plus_slash_and_equals(self):
+        """+ -> %2B -> %252B, / -> %252F, = -> %253D: the string to sign's encoding."""
+        twice = quote_plus(quote(SECRET, safe="~"), safe="~")
+        assert "%252B" in twice
+        assert "%252F" in twice
+        assert "%253D" in twice
+        assert self.redactor.text(f"sign {twice}.") == f"sign {REDACTED}."
+
+    def test_secret_with_a_slash(self):
+        """A secret with / is caught with the / kept (quote) and encoded (quote safe='')."""
+        for form in (quote(SECRET), quote(SECRET, safe=""), quote(quote(SECRET, safe=""))):
+            assert "s3cr" not in self.redactor.text(form), form
+        assert "/" in quote(SECRET)
+
+    def test_json_escaped_value(self):
+        """A value inside a JSON document, escaped either way, is replaced."""
+        for ensure_ascii in (True, False):
+            doc = json.dumps({"name": NAME}, ensure_ascii=ensure_ascii)
+            assert self.redactor.text(doc) == f'{{"name": "{REDACTED}"}}'
+
+    def test_lowercase_percent_escapes(self):
+        """Percent-escapes in lower-case hex are caught too."""
+        assert self.redactor.text("CAIS%2bsts%2fTOKEN%3dabc") == REDACTED
+
+    def test_forms_are_what_the_harness_expects(self):
+        """encoded_forms covers every text form the independent harness looks for."""
+        assert set(text_forms(TOKEN)) <= encoded_forms(TOKEN)
+
+
+class TestNesting:
+    def test_value_equal_to_the_numbers_last_digits(self):
+        """With a value 8000, the number is masked as *** so 8000 shows nowhere."""
+        redactor = Redactor(phones=[PHONE], values=["8000"])
+        assert redactor.text(f"to {PHONE} value 8000") == f"to *** value {REDACTED}"
+
+    def test_value_inside_the_number(self):
+        """A value found inside the number never leaves the rest of the number visible."""
+        for value in ("0013", "3800138", "1380013"):
+            shown = Redactor(phones=[PHONE], values=[value]).text(f"0{PHONE}0")
+            assert shown == "0***80000", value
+
+    def test_number_inside_a_longer_secret(self):
+        """A secret that contains the number is replaced whole, not as a masked number."""
+        redactor = Redactor(phones=[PHONE], secrets=[f"ab{PHONE}cd"])
+        assert redactor.text(f"x ab{PHONE}cd y") == f"x {REDACTED} y"
+
+    def test_replacement_text_is_not_searched_again(self):
+        """A value that occurs in [redacted] itself does not mangle the replacement."""
+        redactor = Redactor(values=["dact", CODE])
+        assert redactor.text(f"{CODE} dact") == f"{REDACTED} {REDACTED}"
+
+
+class TestShortValues:
+    def test_exactly_the_short_length_is_replaced_anywhere(self):
+        """A 4-character value is replaced even inside a longer token."""
+        assert Redactor(values=["1234"]).text("x1234y 1234") == f"x{REDACTED}y {REDACTED}"
+
+    def test_below_the_short_length_only_as_a_whole_token(self):
+        """A 3-character value is replaced as a token, not inside one."""
+        assert Redactor(values=["123"]).text("x123y 123 a1234") == f"x123y {REDACTED} a1234"
+
+    def test_two_short_values(self):
+        """Two short values are both replaced, also side by side."""
+        shown = Redactor(values=["1", "22"]).text("1 22 1,22 122 221")
+        assert shown == f"{REDACTED} {REDACTED} {REDACTED},{REDACTED} 122 221"
+
+    def test_uppercase_letters_next_to_a_short_value(self):
+        """Letters make a token, but the hex letters of a percent-escape do not."""
+        redactor = Redactor(values=["42"])
+        assert redactor.text("X42 42Y") == "X42 42Y"
+        assert redactor.text("%2C42%2C") == f"%2C{REDACTED}%2C"
+        assert redactor.text("%2c42") == f"%2c{REDACTED}"
+
+    def test_short_value_in_encoded_json(self):
+        """A short value in TemplateParam JSON, percent-encoded once or twice, is replaced."""
+        redactor = Redactor(values=["42"])
+        once = quote(json.dumps({"n": "42"}), safe="")
+        twice = quote(once, safe="")
+        assert "42" not in redactor.text(once)
+        assert "42" not in redactor.text(twice)
+
+    def test_short_value_after_a_json_unicode_escape(self):
+        """\\u4e2d followed by a short value: the escape's digits are not the value's."""
+        assert Redactor(values=["42"]).text("\\u4e2d42") == f"\\u4e2d{REDACTED}"
+
+
+class TestNamedParameters:
     def test_url_encoded_query(self):
         """PhoneNumbers and TemplateParam values in a URL are replaced whole."""
         url = "/?PhoneNumbers=8613900001111&TemplateParam=%7B%22code%22%3A%22999%22%7D&SignName=S"
@@ -32,9 +159,243 @@ class TestRedactor:
             f"/?PhoneNumbers={REDACTED}&TemplateParam={REDACTED}&SignName=S"
         )
 
-    def test_url_encoded_secret(self):
-        """A secret with reserved characters is also caught URL-encoded."""
-        assert "s3cr3t" not in self.redactor.text("a=s3cr3t%21")
+    def test_string_to_sign(self):
+        """In the v2 string to sign (encoded twice) each private parameter is replaced."""
+        query = "PhoneNumbers=13900001111&SecurityToken=t%2Bk&SignName=S"
+        to_sign = "POST&%2F&" + quote_plus(query, safe="~")
+        shown = Redactor().text(to_sign)
+        assert "13900001111" not in shown
+        assert "t%252Bk" not in shown
+        assert "SignName%3DS" in shown
+
+    def test_keyed_json_and_dict_repr(self):
+        """ "PhoneNumbers": "..." in JSON and 'SecurityToken': '...' in a repr are replaced."""
+        shown = Redactor().text(
+            '{"PhoneNumbers": "13900001111", "SignName": "S"} '
+            "{'SecurityToken': 'abc\\'d', 'x': 1}"
+        )
+        assert shown == (
+            f'{{"PhoneNumbers": "{REDACTED}", "SignName": "S"}} '
+            f"{{'SecurityToken': '{REDACTED}', 'x': 1}}"
+        )
+
+    def test_extended_adds_secrets(self):
+        """extended() knows the chain's secret as well as the original values."""
+        redactor = Redactor(values=[CODE]).extended(secrets=[SECRET])
+        assert redactor.text(f"{CODE} {SECRET}") == f"{REDACTED} {REDACTED}"
+
+
+def raised(exc, cause=None):
+    """``exc`` as Python leaves it after a raise: with a traceback and a frame holding a secret."""
+    secret_local = SECRET  # noqa: F841 - a frame local, as the SDK's signing code has
+    try:
+        raise exc from cause
+    except BaseException as caught:  # noqa: BLE001
+        return caught
+
+
+class TestStandIn:
+    redactor = Redactor(phones=[PHONE], values=[CODE, NAME], secrets=[SECRET, TOKEN])
+    private = (PHONE, CODE, NAME, SECRET, TOKEN)
+
+    def sdk_error(self):
+        """A real SDK ClientException whose text, data and request hold private values."""
+        error = sdk_fakes.client_error(
+            "SignatureDoesNotMatch",
+            message=f"server string to sign is:POST&%2F&{quote_plus(quote(TOKEN, safe='~'))}",
+        )
+        error.data["PhoneNumbers"] = PHONE
+        request = DaraRequest()
+        request.query = {"PhoneNumbers": PHONE, "TemplateParam": json.dumps({"code": CODE})}
+        error.last_request = request
+        return raised(error)
+
+    def test_holds_only_type_name_and_scrubbed_text(self):
+        """The stand-in has the type's name and clean text; no args, attributes or frames."""
+        stand = self.redactor.stand_in(self.sdk_error())
+        assert isinstance(stand, RedactedError)
+        assert stand.type_name == "ClientException"
+        assert str(stand).startswith(
+            "ClientException: Error: SignatureDoesNotMatch code: 400, server string to sign"
+        )
+        assert stand.args == (str(stand),)
+        assert vars(stand) == {"type_name": "ClientException"}
+        assert stand.__traceback__ is None
+        assert stand.__context__ is None
+        assert stand.__suppress_context__ is True
+        assert_no_leak(stand, self.private)
+
+    def test_the_original_is_unreachable(self):
+        """Nothing reachable from the stand-in is the original or one of its objects."""
+        original = self.sdk_error()
+        stand = self.redactor.stand_in(original)
+        found = list(reachable(stand))
+        assert found
+        assert all("DaraRequest" not in text for text in found if isinstance(text, str))
+        assert original.last_request.query["PhoneNumbers"] == PHONE  # left untouched
+
+    def test_real_unretryable_exception(self):
+        """darabonba's UnretryableException, its RetryPolicyContext and request are left behind."""
+        url = sdk_fakes.sent_url(PHONE, json.dumps({"code": CODE}))
+        original = sdk_fakes.unretryable(sdk_fakes.read_timeout(url), url)
+        stand = self.redactor.stand_in(raised(original))
+        assert stand.type_name == "UnretryableException"
+        assert_no_leak(stand, self.private)
+        assert "RetryPolicyContext" not in repr(list(reachable(stand)))
+
+    def test_chain_is_followed_and_each_link_stands_in(self):
+        """__cause__, then an unsuppressed __context__, each become a stand-in link."""
+        root = ValueError(f"root {CODE}")
+        middle = raised(OSError(f"middle {PHONE}"), cause=root)
+        try:
+            try:
+                raise middle
+            except OSError:
+                raise KeyError(SECRET)  # noqa: B904 - a context, not a cause, on purpose
+        except KeyError as top:
+            stand = self.redactor.stand_in(top)
+        chain = []
+        link = stand
+        while link is not None:
+            chain.append(link)
+            assert link.__context__ is None
+            link = link.__cause__
+        assert [s.type_name for s in chain] == ["KeyError", "OSError", "ValueError"]
+        assert all(isinstance(s, RedactedError) for s in chain)
+        assert str(chain[1]) == "OSError: middle ***8000"
+        assert_no_leak(stand, self.private)
+
+    def test_suppressed_context_is_cut(self):
+        """A context the original suppressed (raise ... from None) is not kept."""
+        try:
+            try:
+                raise ValueError(CODE)
+            except ValueError:
+                raise KeyError("k") from None
+        except KeyError as top:
+            stand = self.redactor.stand_in(top)
+        assert stand.__cause__ is None
+
+    def test_depth_cap(self):
+        """A chain longer than 8 links is cut after 8."""
+        link = ValueError("0")
+        for i in range(1, 20):
+            link = raised(ValueError(str(i)), cause=link)
+        stand = self.redactor.stand_in(link)
+        count = 0
+        while stand is not None:
+            count += 1
+            stand = stand.__cause__
+        assert count == 8
+
+    def test_cycles_terminate(self):
+        """A chain that loops back on itself ends at the loop."""
+        a, b = ValueError(f"a {CODE}"), ValueError("b")
+        a.__context__, b.__context__ = b, a
+        stand = self.redactor.stand_in(a)
+        assert stand.__cause__ is not None
+        assert stand.__cause__.__cause__ is None
+        assert_no_leak(stand, self.private)
+
+    def test_broken_str_is_withheld(self):
+        """An exception whose __str__ raises gives its type name and no text."""
+
+        class Broken(Exception):
+            def __str__(self):
+                raise RuntimeError(SECRET)
+
+        stand = self.redactor.stand_in(Broken())
+        assert str(stand) == "Broken: (its text was withheld: private data)"
+
+    def test_read_only_attributes(self):
+        """An attribute that cannot be set or read safely is simply not carried."""
+
+        class ReadOnly(Exception):
+            @property
+            def token(self):
+                return TOKEN
+
+        stand = self.redactor.stand_in(ReadOnly("ro"))
+        assert not hasattr(stand, "token")
+        assert_no_leak(stand, self.private)
+        # The legacy in-place cleaning skips it without failing.
+        self.redactor.exception(ReadOnly("ro"))
+
+    def test_tuples_and_exceptions_nested_in_args(self):
+        """Args holding tuples, dicts and other exceptions are shown only as clean text."""
+        inner = ValueError(f"inner {SECRET}")
+        original = RuntimeError((PHONE, {"code": CODE}), [inner], NAME.encode())
+        stand = self.redactor.stand_in(original)
+        assert "***8000" in str(stand)
+        assert stand.args == (str(stand),)
+        assert_no_leak(stand, self.private)
+
+    def test_bytes_in_args_are_scrubbed(self):
+        """A value given as bytes in args shows scrubbed in the stand-in's text."""
+        stand = self.redactor.stand_in(OSError(f"sent {CODE}".encode()))
+        assert CODE not in str(stand)
+
+    def test_pickles(self):
+        """A stand-in survives pickling (multiprocessing, task queues)."""
+        import pickle
+
+        stand = self.redactor.stand_in(ValueError(f"{CODE}"))
+        copy = pickle.loads(pickle.dumps(stand))  # noqa: S301 - our own object
+        assert (str(copy), copy.type_name) == (str(stand), "ValueError")
+
+
+class TestAttach:
+    redactor = Redactor(phones=[PHONE], values=[CODE], secrets=[SECRET, TOKEN])
+
+    def test_only_the_stand_in_is_chained(self):
+        """attach() chains a stand-in as __cause__ and clears __context__."""
+        original = raised(sdk_fakes.client_error("X", message=f"bad {PHONE} {CODE} {SECRET}"))
+        try:
+            raise original
+        except Exception as caught:  # noqa: BLE001
+            error = self.redactor.attach(RuntimeError("typed"), caught)
+        try:
+            raise error  # outside the except block: nothing becomes its __context__
+        except RuntimeError as final:
+            assert isinstance(final.__cause__, RedactedError)
+            assert final.__context__ is None
+            assert_no_leak(final, (PHONE, CODE, SECRET, TOKEN))
+            rendered = render_with_locals(final)
+        assert SECRET not in rendered
+        assert "secret_local" not in rendered  # the original's frames are gone
+        assert "ClientException: Error: X code: 400, bad ***8000 [redacted] [redacted]" in rendered
+
+    def test_raising_inside_except_would_set_the_context(self):
+        """Why attach() says to raise outside except: Python links the handled error."""
+        original = raised(ValueError(CODE))
+        try:
+            raise original
+        except ValueError as caught:
+            error = self.redactor.attach(RuntimeError("typed"), caught)
+            try:
+                raise error
+            except RuntimeError as final:
+                assert final.__context__ is caught
+
+    def test_no_cause(self):
+        """attach(error, None) leaves no chain at all."""
+        error = self.redactor.attach(RuntimeError("typed"), None)
+        assert (error.__cause__, error.__context__, error.__suppress_context__) == (
+            None,
+            None,
+            True,
+        )
+
+
+class TestLegacyInPlace:
+    """Redactor.exception(): cleaning in place, kept until the connector uses attach()."""
+
+    redactor = Redactor(phones=[PHONE], values=[CODE, "42"], secrets=["s3cr3t!"])
+
+    def test_values_in_text(self):
+        """Numbers, template values and secrets are replaced in text."""
+        text = self.redactor.text(f"to {PHONE} code {CODE} key s3cr3t! n=42 x=420")
+        assert text == f"to ***8000 code {REDACTED} key {REDACTED} n={REDACTED} x=420"
 
     def test_exception_chain_is_cleaned_in_place(self):
         """Args, attributes and linked exceptions are cleaned; the object is kept."""
@@ -42,7 +403,6 @@ class TestRedactor:
             try:
                 raise OSError(f"connect to /?PhoneNumbers={PHONE} failed")
             except OSError as inner:
-                # f-strings: traceback prints these source lines, which must not hold the values.
                 raise RuntimeError(f"code {CODE}", {"PhoneNumbers": PHONE}) from inner
         except RuntimeError as caught:
             err = caught
@@ -50,20 +410,19 @@ class TestRedactor:
         cleaned = self.redactor.exception(err)
         assert cleaned is err
         shown = "".join(traceback.format_exception(cleaned)) + repr(cleaned.data)
-        assert "13800138000" not in shown
-        assert "482913" not in shown
+        assert PHONE not in shown
+        assert CODE not in shown
 
     def test_uncleanable_link_is_cut(self):
         """A linked exception whose __str__ cannot be cleaned is dropped from the chain."""
 
         class Stubborn(Exception):
             def __str__(self):
-                return "number 13800138000"
+                return f"number {PHONE}"
 
         outer = ValueError("fine")
         outer.__cause__ = Stubborn()
-        cleaned = self.redactor.exception(outer)
-        assert cleaned is outer
+        assert self.redactor.exception(outer) is outer
         assert outer.__cause__ is None
 
     def test_uncleanable_root_is_replaced(self):
@@ -71,35 +430,17 @@ class TestRedactor:
 
         class Stubborn(Exception):
             def __str__(self):
-                return "number 13800138000"
+                return f"number {PHONE}"
 
         cleaned = self.redactor.exception(Stubborn())
         assert isinstance(cleaned, RedactedError)
         assert "Stubborn" in str(cleaned)
-        assert "13800138000" not in str(cleaned)
-
-    def test_broken_str_is_treated_as_unclean(self):
-        """An exception whose __str__ raises is not trusted."""
-
-        class Broken(Exception):
-            def __str__(self):
-                raise RuntimeError
-
-        assert isinstance(self.redactor.exception(Broken()), RedactedError)
-
-    def test_cycles_terminate(self):
-        """A chain that loops back on itself is walked once."""
-        a, b = ValueError("a 482913"), ValueError("b")
-        a.__context__, b.__context__ = b, a
-        self.redactor.exception(a)
-        assert "482913" not in str(a)
+        assert PHONE not in str(cleaned)
 
     def test_request_objects_are_cleaned(self):
         """The SDK's request object keeps its query; private keys are replaced."""
-        from darabonba.request import DaraRequest
-
         request = DaraRequest()
-        request.query = {"PhoneNumbers": "13800138000", "SignName": "S"}
+        request.query = {"PhoneNumbers": PHONE, "SignName": "S"}
         request.headers = {"x-acs-security-token": "tok", "host": "h"}
         err = RuntimeError("x")
         err.last_request = request
