@@ -107,6 +107,36 @@ class TestPayload:
         with pytest.raises(TemplateParamError, match="string or a number"):
             build_template_param({"code": value}, NOTIFY)
 
+    @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), -float("nan")])
+    @pytest.mark.parametrize("template", [VERIFY, NOTIFY], ids=["verify", "notify"])
+    def test_nan_and_infinity_are_not_values(self, value, template):
+        """NaN and infinity are refused for every template kind, never sent as "nan" or "inf"."""
+        with pytest.raises(TemplateParamError, match="'code' must be a finite number"):
+            build_template_param({"code": value}, template)
+
+    def test_float_subclasses_too(self):
+        """A float subclass holding NaN (numpy's float64 is one) is refused too."""
+
+        class Float(float):
+            pass
+
+        with pytest.raises(TemplateParamError, match="finite"):
+            build_template_param({"code": Float("nan")}, NOTIFY)
+
+    def test_finite_floats_still_pass(self):
+        """Finite floats are still sent as their text."""
+        assert json.loads(build_template_param({"n": 1.5}, NOTIFY)) == {"n": "1.5"}
+
+    def test_strings_that_spell_nan_are_text(self):
+        """The string "NaN" is text, sent as a JSON string, so it is left to the template's rule."""
+        assert json.loads(build_template_param({"code": "NaN"}, VERIFY)) == {"code": "NaN"}
+
+    def test_number_too_long_for_str(self):
+        """An int beyond str()'s digit limit is a TemplateParamError, not a ValueError."""
+        with pytest.raises(TemplateParamError, match="too long a number") as info:
+            build_template_param({"code": 10**5000}, NOTIFY)
+        assert info.value.__context__ is None
+
     @pytest.mark.parametrize("payload", [["code"], "code=1", 5])
     def test_payload_must_be_a_mapping(self, payload):
         """A payload that is not a mapping is rejected."""

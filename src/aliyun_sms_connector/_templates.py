@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -83,7 +84,7 @@ def build_template_param(payload: Mapping[str, object] | None, template: Templat
     """Turn a Logto-style payload into Aliyun's ``TemplateParam`` JSON.
 
     ``locale`` and ``uiLocales`` are dropped. Values must be strings or
-    numbers; for verification-code templates each must match ``[A-Za-z0-9]+``.
+    finite numbers; for verification-code templates each must match ``[A-Za-z0-9]+``.
 
     Raises:
         TemplateParamError: A key or value is not acceptable. The message
@@ -104,7 +105,12 @@ def build_template_param(payload: Mapping[str, object] | None, template: Templat
                 f"template variable {key!r} must be a string or a number, "
                 f"not {type(value).__name__}"
             )
-        text = str(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            # str() would send "nan" or "inf": a valid-looking verification code.
+            raise TemplateParamError(
+                f"template variable {key!r} must be a finite number, not NaN or infinity"
+            )
+        text = _text(key, value)
         if template.type is TemplateType.VERIFICATION_CODE and not _CODE_VALUE.fullmatch(text):
             raise TemplateParamError(
                 f"template variable {key!r} of a verification-code template must match "
@@ -112,3 +118,13 @@ def build_template_param(payload: Mapping[str, object] | None, template: Templat
             )
         params[key] = text
     return json.dumps(params, ensure_ascii=False, separators=(",", ":"))
+
+
+def _text(key: str, value: str | float) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return str(value)
+    except ValueError:
+        pass  # an int beyond Python's str() digit limit
+    raise TemplateParamError(f"template variable {key!r} is too long a number")
