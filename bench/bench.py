@@ -1,272 +1,204 @@
-"""Side-by-side benchmarks against the local emulator, in one invocation.
+"""Benchmark this library against raw aiohttp and the SDK, each in a fresh process.
 
-    python bench/bench.py            # full run, prints the table and checks the targets
-    python bench/bench.py --smoke    # tiny N: checks that the harness works, not the targets
+    python bench/bench.py               # full run: about 2-4 minutes on 2 idle cores
+    python bench/bench.py --smoke       # seconds: every client and the signature check
+    python bench/bench.py --json out.json
 
-The emulator runs in its own process (``aliyun-sms emulator``), over HTTPS with
-a throwaway CA and a simulated round trip (``--delay``, default 20 ms), so
-that client and server each have a core. Every row is a ratio measured in the
-same run, so the machine's speed cancels out.
+One lean server process (bench/server.py) verifies every signature and answers
+a fixed JSON: over HTTPS after a fixed delay (20 ms) for the async runs, over
+plain HTTP at once for the sequential sync runs. Every client runs in a fresh
+process of its own (bench/clients.py), and the clients take turns in rotated
+order (ABC, BCA, CAB, ...) over several rounds. Each ratio is computed within
+a round, and the table shows the median of the per-round ratios. Client CPU per
+send is the headline: it does not depend on the server's speed. The server
+reports its own CPU per request, so that a reader can check it was not the
+bottleneck.
+
+Exit status: 0 every target met; 1 a target missed; 2 the harness is broken (a
+client error or a signature the server rejected); 3 inconclusive (the server
+used more than 70% of a core during a measured async run).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import hashlib
-import hmac
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
-import time
-import uuid
+import tempfile
+import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote, urlencode
+from typing import IO, Any
 
-os.environ.setdefault("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+HERE = Path(__file__).resolve().parent
+ASYNC_SIDES = ("raw", "connector", "sdk")
+SYNC_SIDES = ("sdk-sync", "connector-sync", "sdk-sync-after")
+SERVER_CORE_LIMIT = 0.70
+CLIENT_TIMEOUT = 300.0
+ENV = {**os.environ, "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true", "PYTHONUNBUFFERED": "1"}
 
-KEY_ID = "LTAIemulatorKeyId"
-KEY_SECRET = "emulator-access-key-secret"
-SIGN = "AliyunSmsTest"
-# The emulator's notification template: no per-number flow control.
-TEMPLATE = "SMS_000003"
-PARAMS = '{"name":"bench","event":"ok"}'
-IN_FLIGHT = 64
+
+class HarnessError(RuntimeError):
+    """A process of the harness failed or went silent."""
+
+
+def read_json(process: subprocess.Popen[str], errors: IO[str] | None = None) -> dict[str, Any]:
+    """The next JSON line of a child, or HarnessError with what it wrote to stderr."""
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        process.wait()
+        detail = ""
+        if errors is not None:
+            errors.seek(0)
+            detail = errors.read()[-3000:]
+        raise HarnessError(f"{process.args!r} exited with {process.returncode}:\n{detail}")
+    return json.loads(line)  # type: ignore[no-any-return]
+
+
+def write_line(process: subprocess.Popen[str], line: str) -> None:
+    assert process.stdin is not None
+    process.stdin.write(line + "\n")
+    process.stdin.flush()
+
+
+class Server:
+    """bench/server.py in a child process, driven over its stdin."""
+
+    def __init__(self, delay: float) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(HERE / "server.py"), "--delay", str(delay)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
+        info = read_json(self.process)
+        self.https = f"127.0.0.1:{info['https']}"
+        self.http = f"127.0.0.1:{info['http']}"
+        self.ca_file: str = info["ca"]
+
+    def ask(self, command: str) -> dict[str, Any]:
+        write_line(self.process, command)
+        return read_json(self.process)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            write_line(self.process, "quit")
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
 
 
 @dataclass
-class Run:
-    """One measured path."""
+class Settings:
+    """How much to measure."""
 
-    name: str
+    rounds: int
     sends: int
-    seconds: float
-    latencies: list[float]
-
-    @property
-    def rate(self) -> float:
-        return self.sends / self.seconds
-
-    def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+    sdk_sends: int
+    sync_calls: int
+    import_repeats: int
+    warmup: int
+    sync_warmup: int
+    in_flight: int
+    delay: float
 
 
-class EmulatorProcess:
-    """``aliyun-sms emulator`` in a child process."""
-
-    def __init__(self, *, tls: bool, delay: float) -> None:
-        command = [sys.executable, "-m", "aliyun_sms_connector", "emulator", "--port", "0"]
-        command += ["--quiet", "--latency", str(delay)] + (["--tls"] if tls else [])
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-        )
-        banner = ""
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            banner += line
-            if line.startswith("Press Ctrl-C"):
-                break
-        self.endpoint = re.search(r"://(127\.0\.0\.1:\d+)", banner).group(1)  # type: ignore[union-attr]
-        found = re.search(r"CA file: (\S+)", banner)
-        self.ca_file = found.group(1) if found else None
-        self.protocol = "https" if tls else "http"
-
-    def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-
-
-def numbers(count: int, offset: int = 0) -> list[str]:
-    return [f"139{(offset + i) % 10**8:08d}" for i in range(count)]
-
-
-def connector_config(emulator: EmulatorProcess) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "accessKeyId": KEY_ID,
-        "accessKeySecret": KEY_SECRET,
-        "signName": SIGN,
-        "templates": [{"usageType": "Generic", "templateCode": TEMPLATE, "type": 0}],
-        "endpoint": emulator.endpoint,
-        "protocol": emulator.protocol,
-        "maxConnections": IN_FLIGHT,
-    }
-    if emulator.ca_file:
-        config["caFile"] = emulator.ca_file
-    return config
-
-
-def sdk_client(emulator: EmulatorProcess) -> Any:
-    from alibabacloud_dysmsapi20170525.client import Client
-    from alibabacloud_tea_openapi.models import Config
-
-    return Client(
-        Config(
-            access_key_id=KEY_ID,
-            access_key_secret=KEY_SECRET,
-            endpoint=emulator.endpoint,
-            protocol=emulator.protocol,
-            ca=emulator.ca_file,
-            max_idle_conns=IN_FLIGHT,
-        )
-    )
-
-
-def sdk_request(number: str) -> Any:
-    from alibabacloud_dysmsapi20170525.models import SendSmsRequest
-
-    return SendSmsRequest(
-        phone_numbers=number, sign_name=SIGN, template_code=TEMPLATE, template_param=PARAMS
-    )
-
-
-async def run_concurrently(name: str, targets: list[str], send: Any) -> Run:
-    """Send to every target with IN_FLIGHT sends outstanding at once."""
-    queue = list(reversed(targets))
-    latencies: list[float] = []
-
-    async def worker() -> None:
-        while queue:
-            number = queue.pop()
-            started = time.perf_counter()
-            await send(number)
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
-    return Run(name, len(targets), time.perf_counter() - started, latencies)
-
-
-async def ours_async(emulator: EmulatorProcess, count: int) -> Run:
-    from aliyun_sms_connector import AliyunSmsConnector
-
-    async with AliyunSmsConnector(connector_config(emulator)) as connector:
-
-        async def send(number: str) -> None:
-            await connector.send_message_async(number, "Generic", {"name": "bench", "event": "ok"})
-
-        await run_concurrently("warm-up", numbers(IN_FLIGHT, 9_000_000), send)
-        return await run_concurrently("this library, async", numbers(count), send)
-
-
-async def sdk_async(emulator: EmulatorProcess, count: int, name: str) -> Run:
-    from darabonba.runtime import RuntimeOptions
-
-    client = sdk_client(emulator)
-
-    async def send(number: str) -> None:
-        response = await client.send_sms_with_options_async(sdk_request(number), RuntimeOptions())
-        assert response.body.code == "OK", response.body.code
-
-    return await run_concurrently(name, numbers(count, 5_000_000), send)
-
-
-def acs3_headers(endpoint: str, query: dict[str, str]) -> dict[str, str]:
-    """ACS3-HMAC-SHA256 by hand, for the raw-aiohttp baseline only."""
-    headers = {
-        "host": endpoint,
-        "x-acs-action": "SendSms",
-        "x-acs-version": "2017-05-25",
-        "x-acs-date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "x-acs-signature-nonce": uuid.uuid4().hex,
-        "x-acs-content-sha256": hashlib.sha256(b"").hexdigest(),
-        "accept": "application/json",
-        "user-agent": "bench",
-    }
-    names = sorted(headers)
-    canonical_headers = "".join(f"{n}:{headers[n]}\n" for n in names)
-    canonical_query = "&".join(f"{k}={quote(v, safe='~')}" for k, v in sorted(query.items()))
-    signed = ";".join(names)
-    canonical = (
-        f"POST\n/\n{canonical_query}\n{canonical_headers}\n{signed}\n"
-        f"{headers['x-acs-content-sha256']}"
-    )
-    to_sign = f"ACS3-HMAC-SHA256\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    signature = hmac.new(KEY_SECRET.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
-    headers["Authorization"] = (
-        f"ACS3-HMAC-SHA256 Credential={KEY_ID},SignedHeaders={signed},Signature={signature}"
-    )
-    return headers
-
-
-async def raw_aiohttp(emulator: EmulatorProcess, count: int) -> Run:
-    import ssl
-
-    import aiohttp
-
-    context = ssl.create_default_context(cafile=emulator.ca_file)
-    connector = aiohttp.TCPConnector(limit=IN_FLIGHT, ssl=context)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def send(number: str) -> None:
-            query = {
-                "PhoneNumbers": number,
-                "SignName": SIGN,
-                "TemplateCode": TEMPLATE,
-                "TemplateParam": PARAMS,
-            }
-            url = f"https://{emulator.endpoint}/?{urlencode(query)}"
-            async with session.post(url, headers=acs3_headers(emulator.endpoint, query)) as answer:
-                body = await answer.json(content_type=None)
-                assert body["Code"] == "OK", body
-
-        await run_concurrently("warm-up", numbers(IN_FLIGHT, 8_000_000), send)
-        return await run_concurrently("raw aiohttp, one session", numbers(count, 1_000_000), send)
-
-
-def sync_per_call(emulator: EmulatorProcess, calls: int, rounds: int) -> tuple[float, float]:
-    """Median per-call seconds: the raw SDK and this library, interleaved rounds."""
-    from darabonba.runtime import RuntimeOptions
-
-    from aliyun_sms_connector import AliyunSmsConnector
-
-    client = sdk_client(emulator)
-    connector = AliyunSmsConnector(connector_config(emulator))
-    payload = {"name": "bench", "event": "ok"}
-    targets = numbers(calls, 2_000_000)
-
-    def raw() -> float:
-        started = time.perf_counter()
-        for number in targets:
-            client.send_sms_with_options(sdk_request(number), RuntimeOptions())
-        return (time.perf_counter() - started) / calls
-
-    def ours() -> float:
-        started = time.perf_counter()
-        for number in targets:
-            connector.send_message(number, "Generic", payload)
-        return (time.perf_counter() - started) / calls
-
-    raw(), ours()  # warm both pools
-    raw_times: list[float] = []
-    our_times: list[float] = []
-    # ABBA order: the emulator's state grows with every call, so neither path
-    # may always run second.
-    for round_number in range(rounds):
-        pair = [(raw, raw_times), (ours, our_times)]
-        for measure, times in pair if round_number % 2 == 0 else reversed(pair):
-            times.append(measure())
-    connector.close()
-    return statistics.median(raw_times), statistics.median(our_times)
-
-
-def import_seconds(module: str, repeats: int) -> float:
-    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
-    samples = [
-        float(
-            subprocess.run(
-                [sys.executable, "-c", code], capture_output=True, text=True, check=True
-            ).stdout
-        )
-        for _ in range(repeats)
+def run_client(
+    side: str, server: Server, settings: Settings, env: dict[str, str]
+) -> dict[str, Any]:
+    """One client in a fresh process: warm up, reset the server, measure, collect both."""
+    sync = side in SYNC_SIDES
+    sends = settings.sync_calls if sync else settings.sdk_sends if side == "sdk" else settings.sends
+    warmup = settings.sync_warmup if sync else min(settings.warmup, sends)
+    command = [
+        sys.executable,
+        str(HERE / "clients.py"),
+        side,
+        "--host",
+        server.http if sync else server.https,
+        "--protocol",
+        "http" if sync else "https",
+        "--ca",
+        server.ca_file,
+        "--sends",
+        str(sends),
+        "--warmup",
+        str(warmup),
+        "--in-flight",
+        str(settings.in_flight),
     ]
-    return statistics.median(samples)
+    with tempfile.TemporaryFile("w+") as errors:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            env=env,
+        )
+        watchdog = threading.Timer(CLIENT_TIMEOUT, process.kill)
+        watchdog.start()
+        try:
+            ready = read_json(process, errors)
+            server.ask("reset")
+            write_line(process, "go")
+            result = read_json(process, errors)
+            result["server"] = server.ask("stats")
+            process.wait()
+        finally:
+            watchdog.cancel()
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            for stream in (process.stdin, process.stdout):
+                if stream is not None:
+                    stream.close()
+    result["warmup_errors"] = ready.get("warmup_errors", 0)
+    if ready.get("first_error") and not result["first_error"]:
+        result["first_error"] = ready["first_error"]
+    result["server_core"] = result["server"]["cpu_s"] / result["wall_s"]
+    result["client_core"] = result["cpu_s"] / result["wall_s"]
+    return result
+
+
+def import_seconds(module: str, env: dict[str, str]) -> float:
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    return float(done.stdout)
+
+
+def rotated(sides: tuple[str, ...], round_number: int) -> tuple[str, ...]:
+    """ABC, BCA, CAB, ABC, ...: no side always runs first or right after another."""
+    shift = round_number % len(sides)
+    return sides[shift:] + sides[:shift]
+
+
+# -- the tables --------------------------------------------------------------
+
+# (key, label, kind, target). kind "target" rows decide the verdict.
+ROWS = (
+    ("cpu", "client CPU per async send / raw aiohttp", "target", "<= 1.35"),
+    ("throughput", "async throughput / raw aiohttp", "target", ">= 0.85"),
+    ("p99", "async p99 / raw aiohttp p99", "target", "<= 1.5"),
+    ("sdk", "async throughput / the SDK's own async path", "target", ">= 50"),
+    ("sync", "sync per call / raw SDK call (HTTP, 0 ms)", "target", "<= 1.05"),
+    ("import", "import / the SDK client's import", "target", "<= 0.5"),
+    ("sdk_after", "raw SDK call after this library was used / before", "target", "0.9-1.1"),
+    ("sync_cpu", "sync client CPU per call / raw SDK call", "info", ""),
+    ("gc0", "gc gen0 per 1,000 async sends / raw aiohttp", "info", ""),
+)
 
 
 def meets(value: float, target: str) -> bool:
@@ -279,83 +211,279 @@ def meets(value: float, target: str) -> bool:
     return float(low) <= value <= float(high)
 
 
+def ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else float("inf")
+
+
+def round_ratios(async_runs: dict[str, Any], sync_runs: dict[str, Any]) -> dict[str, float]:
+    """The ratios of one round, each between two runs of that round."""
+    ours, raw, sdk = async_runs["connector"], async_runs["raw"], async_runs["sdk"]
+    sdk_sync, ours_sync = sync_runs["sdk-sync"], sync_runs["connector-sync"]
+    sdk_after = sync_runs["sdk-sync-after"]
+    return {
+        "cpu": ratio(ours["cpu_us_per_send"], raw["cpu_us_per_send"]),
+        "throughput": ratio(ours["rate"], raw["rate"]),
+        "p99": ratio(ours["p99_ms"], raw["p99_ms"]),
+        "sdk": ratio(ours["rate"], sdk["rate"]),
+        "sync": ratio(ours_sync["wall_ms_per_send"], sdk_sync["wall_ms_per_send"]),
+        "sdk_after": ratio(sdk_after["wall_ms_per_send"], sdk_sync["wall_ms_per_send"]),
+        "sync_cpu": ratio(ours_sync["cpu_us_per_send"], sdk_sync["cpu_us_per_send"]),
+        "gc0": ratio(ours["gc0_per_1000"], raw["gc0_per_1000"]),
+    }
+
+
+NAMES = {
+    "raw": "raw aiohttp",
+    "connector": "send_message_async",
+    "sdk": "SDK send_sms_with_options_async",
+    "sdk-sync": "SDK send_sms_with_options",
+    "connector-sync": "send_message",
+    "sdk-sync-after": "SDK call, library used first",
+}
+
+
+def print_async(runs: dict[str, Any]) -> None:
+    print(
+        f"  {'async side':<32} {'sends/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'cpu µs/send':>12}"
+        f" {'gc0/1k':>7} {'srv µs/req':>11} {'srv core':>9} {'errors':>6}"
+    )
+    for side, run in runs.items():
+        print(
+            f"  {NAMES[side]:<32} {run['rate']:>8.0f} {run['p50_ms']:>7.1f} {run['p99_ms']:>7.1f}"
+            f" {run['cpu_us_per_send']:>12.0f} {run['gc0_per_1000']:>7.1f}"
+            f" {run['server']['cpu_us_per_request'] or 0:>11.0f}"
+            f" {run['server_core']:>8.0%}{'!' if run['server_core'] > SERVER_CORE_LIMIT else ' '}"
+            f" {run['errors'] + run['warmup_errors'] + run['server']['failed']:>6}"
+        )
+
+
+def print_sync(runs: dict[str, Any]) -> None:
+    print(
+        f"  {'sync side':<32} {'ms/call':>8} {'p50 ms':>7} {'p99 ms':>7} {'cpu µs/call':>12}"
+        f" {'gc0/1k':>7} {'srv µs/req':>11} {'srv core':>9} {'errors':>6}"
+    )
+    for side, run in runs.items():
+        print(
+            f"  {NAMES[side]:<32} {run['wall_ms_per_send']:>8.3f} {run['p50_ms']:>7.2f}"
+            f" {run['p99_ms']:>7.2f} {run['cpu_us_per_send']:>12.0f} {run['gc0_per_1000']:>7.1f}"
+            f" {run['server']['cpu_us_per_request'] or 0:>11.0f} {run['server_core']:>8.0%}"
+            f"  {run['errors'] + run['warmup_errors'] + run['server']['failed']:>6}"
+        )
+
+
+def median_of(rounds: list[dict[str, Any]], kind: str, side: str, key: str) -> float:
+    return statistics.median(r[kind][side][key] for r in rounds)
+
+
+def print_medians(rounds: list[dict[str, Any]]) -> None:
+    print(f"\nMedians over {len(rounds)} rounds")
+    print(
+        f"  {'side':<32} {'sends/s':>8} {'ms/send':>8} {'p50 ms':>7} {'p99 ms':>7}"
+        f" {'cpu µs/send':>12} {'gc0/1k':>7} {'srv µs/req':>11} {'srv core':>9}"
+    )
+    for kind, sides in (("async", ASYNC_SIDES), ("sync", SYNC_SIDES)):
+        for side in sides:
+
+            def med(key: str, side: str = side, kind: str = kind) -> float:
+                return median_of(rounds, kind, side, key)
+
+            server_us = statistics.median(
+                r[kind][side]["server"]["cpu_us_per_request"] or 0 for r in rounds
+            )
+            print(
+                f"  {NAMES[side]:<32} {med('rate'):>8.0f} {med('wall_ms_per_send'):>8.3f}"
+                f" {med('p50_ms'):>7.1f} {med('p99_ms'):>7.1f} {med('cpu_us_per_send'):>12.0f}"
+                f" {med('gc0_per_1000'):>7.1f} {server_us:>11.0f} {med('server_core'):>8.0%}"
+            )
+
+
+# -- the run -----------------------------------------------------------------
+
+
+def measure(settings: Settings, env: dict[str, str]) -> dict[str, Any]:
+    """Every round of every side, then the imports; print as it goes."""
+    server = Server(settings.delay)
+    rounds: list[dict[str, Any]] = []
+    try:
+        for number in range(settings.rounds):
+            async_order, sync_order = rotated(ASYNC_SIDES, number), rotated(SYNC_SIDES, number)
+            print(f"\nRound {number + 1}/{settings.rounds}", flush=True)
+            async_runs = {side: run_client(side, server, settings, env) for side in async_order}
+            print_async(async_runs)
+            sync_runs = {side: run_client(side, server, settings, env) for side in sync_order}
+            print_sync(sync_runs)
+            ratios = round_ratios(async_runs, sync_runs)
+            print(
+                "  ratios: " + ", ".join(f"{key} {value:.3f}" for key, value in ratios.items()),
+                flush=True,
+            )
+            rounds.append({"async": async_runs, "sync": sync_runs, "ratios": ratios})
+    finally:
+        server.close()
+    imports: dict[str, list[float]] = {"connector": [], "sdk": []}
+    for repeat in range(settings.import_repeats):
+        pair = [
+            ("connector", "aliyun_sms_connector"),
+            ("sdk", "alibabacloud_dysmsapi20170525.client"),
+        ]
+        for name, module in pair if repeat % 2 == 0 else reversed(pair):
+            imports[name].append(import_seconds(module, env))
+    return {"rounds": rounds, "imports": imports}
+
+
+def problems(rounds: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """What breaks the run (errors, rejected signatures), and bottleneck warnings."""
+    broken, warnings = [], []
+    for number, each in enumerate(rounds, 1):
+        for kind in ("async", "sync"):
+            for side, run in each[kind].items():
+                where = f"round {number}, {NAMES[side]}"
+                bad = run["errors"] + run["warmup_errors"]
+                if bad:
+                    broken.append(f"{where}: {bad} client errors, first: {run['first_error']}")
+                if run["server"]["failed"]:
+                    broken.append(f"{where}: the server rejected {run['server']['failures']}")
+                if run["sends"] == 0:
+                    broken.append(f"{where}: no send completed")
+                elif run["server"]["requests"] < run["sends"]:
+                    broken.append(f"{where}: the server saw fewer requests than the client sent")
+                if run["server_core"] > SERVER_CORE_LIMIT:
+                    warnings.append(
+                        f"{where}: the server used {run['server_core']:.0%} of a core"
+                        " (bottleneck warning)"
+                    )
+    return broken, warnings
+
+
+def summarize(data: dict[str, Any], *, smoke: bool) -> dict[str, Any]:
+    """Median ratios, the target rows, warnings and the verdict."""
+    rounds, imports = data["rounds"], data["imports"]
+    per_round = {key: [r["ratios"][key] for r in rounds] for key, *_ in ROWS if key != "import"}
+    import_ours, import_sdk = (statistics.median(imports[name]) for name in ("connector", "sdk"))
+    medians = {key: statistics.median(values) for key, values in per_round.items()}
+    medians["import"] = import_ours / import_sdk
+    per_round["import"] = [ours / sdk for ours, sdk in zip(*imports.values(), strict=True)]
+    rows = [
+        {
+            "key": key,
+            "measure": label,
+            "kind": kind,
+            "target": target,
+            "median": medians[key],
+            "rounds": per_round[key],
+            "passed": meets(medians[key], target) if kind == "target" else None,
+        }
+        for key, label, kind, target in ROWS
+    ]
+    broken, warnings = problems(rounds)
+    bottleneck = any(
+        each["async"][side]["server_core"] > SERVER_CORE_LIMIT
+        for each in rounds
+        for side in ("raw", "connector")
+    )
+    if broken:
+        verdict = "broken"
+    elif smoke:
+        verdict = "smoke"
+    elif bottleneck:
+        verdict = "inconclusive"
+    elif all(row["passed"] for row in rows if row["kind"] == "target"):
+        verdict = "pass"
+    else:
+        verdict = "fail"
+    return {
+        "rows": rows,
+        "imports_ms": {"connector": import_ours * 1000, "sdk": import_sdk * 1000},
+        "broken": broken,
+        "warnings": warnings,
+        "verdict": verdict,
+    }
+
+
+def print_summary(summary: dict[str, Any], *, smoke: bool) -> None:
+    imports = summary["imports_ms"]
+    print(
+        f"\nImport (median, fresh processes): this library {imports['connector']:.0f} ms,"
+        f" SDK client {imports['sdk']:.0f} ms"
+    )
+    print("\nTargets (issue 10): median of the per-round ratios, and their range")
+    print(f"  {'measure':<52} {'median':>8} {'rounds':>15}  {'target':<9} result")
+    for row in summary["rows"]:
+        low, high = min(row["rounds"]), max(row["rounds"])
+        result = "" if row["passed"] is None else "pass" if row["passed"] else "FAIL"
+        if smoke and result:
+            result = "not checked (smoke)"
+        print(
+            f"  {row['measure']:<52} {row['median']:>8.3f} {low:>7.3f}-{high:<7.3f}"
+            f"  {row['target']:<9} {result}"
+        )
+    for warning in summary["warnings"]:
+        print(f"WARNING {warning}")
+    for problem in summary["broken"]:
+        print(f"BROKEN {problem}")
+    print(f"\nVerdict: {summary['verdict']}")
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    if args.smoke:
+        return Settings(
+            rounds=args.rounds or 1,
+            sends=args.sends or 96,
+            sdk_sends=args.sdk_sends or 8,
+            sync_calls=args.sync_calls or 20,
+            import_repeats=args.import_repeats or 1,
+            warmup=16,
+            sync_warmup=4,
+            in_flight=args.in_flight,
+            delay=args.delay,
+        )
+    return Settings(
+        rounds=args.rounds or 6,
+        sends=args.sends or 6000,
+        sdk_sends=args.sdk_sends or 150,
+        sync_calls=args.sync_calls or 2000,
+        import_repeats=args.import_repeats or 9,
+        warmup=2 * args.in_flight,
+        sync_warmup=50,
+        in_flight=args.in_flight,
+        delay=args.delay,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny N; do not check targets")
-    parser.add_argument("--delay", type=float, default=0.020, help="simulated round trip (s)")
-    parser.add_argument("--sends", type=int, default=4000, help="async sends per path")
-    parser.add_argument("--sdk-sends", type=int, default=300, help="sends on the SDK's slow path")
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--smoke", action="store_true", help="seconds; targets not checked")
+    parser.add_argument("--rounds", type=int, help="rotated rounds (default 6)")
+    parser.add_argument("--sends", type=int, help="measured sends per async run (6000)")
+    parser.add_argument("--sdk-sends", type=int, help="sends on the SDK's async path (150)")
+    parser.add_argument("--sync-calls", type=int, help="calls per sync run (2000)")
+    parser.add_argument("--import-repeats", type=int, help="imports per module (9)")
+    parser.add_argument("--in-flight", type=int, default=64, help="async concurrency (64)")
+    parser.add_argument("--delay", type=float, default=0.020, help="HTTPS answer delay (s)")
+    parser.add_argument("--src", type=Path, help="import aliyun_sms_connector from this src/")
+    parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args(argv)
-    if args.smoke:
-        args.sends, args.sdk_sends = 2 * IN_FLIGHT, 16
-    sync_calls, sync_rounds, import_repeats = (20, 2, 2) if args.smoke else (400, 10, 9)
-
-    https = EmulatorProcess(tls=True, delay=args.delay)
-    http = EmulatorProcess(tls=False, delay=0.0)
-    try:
-        # The SDK's own async path first, before this library has built anything.
-        sdk_before = asyncio.run(sdk_async(https, args.sdk_sends, "SDK async, before"))
-        ours = asyncio.run(ours_async(https, args.sends))
-        sdk_after = asyncio.run(sdk_async(https, args.sdk_sends, "SDK async, after"))
-        raw = asyncio.run(raw_aiohttp(https, args.sends))
-        raw_call, our_call = sync_per_call(http, sync_calls, sync_rounds)
-    finally:
-        https.close()
-        http.close()
-    import_ours = import_seconds("aliyun_sms_connector", import_repeats)
-    import_sdk = import_seconds("alibabacloud_dysmsapi20170525.client", import_repeats)
-
-    bound = IN_FLIGHT / args.delay
-    sdk_rate = statistics.mean([sdk_before.rate, sdk_after.rate])
-    p99_ratio = ours.percentile(0.99) / raw.percentile(0.99)
-    sdk_drift = sdk_after.rate / sdk_before.rate
-    rows = [
-        ("async throughput / round-trip bound", ours.rate / bound, ">= 0.80"),
-        ("async throughput / SDK async", ours.rate / sdk_rate, ">= 50"),
-        ("async throughput / raw aiohttp", ours.rate / raw.rate, ">= 0.90"),
-        ("async p99 / raw aiohttp p99", p99_ratio, "<= 2"),
-        ("SDK async after / before this library", sdk_drift, "0.85-1.15"),
-        ("sync per call / raw SDK call (0 ms, HTTP)", our_call / raw_call, "<= 1.10"),
-        ("import time / SDK client import", import_ours / import_sdk, "<= 0.5"),
-    ]
-    results = [(label, value, target, meets(value, target)) for label, value, target in rows]
-
-    print(f"delay {args.delay * 1000:.0f} ms, {IN_FLIGHT} in flight, bound {bound:.0f} sends/s")
-    print(f"{'path':<34} {'sends/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-    for run in (ours, raw, sdk_before, sdk_after):
-        p50, p99 = run.percentile(0.5), run.percentile(0.99)
-        print(f"{run.name:<34} {run.rate:>9.0f} {p50:>8.1f} {p99:>8.1f}")
-    print(f"sync per call: raw SDK {raw_call * 1000:.3f} ms, this library {our_call * 1000:.3f} ms")
+    settings = settings_for(args)
+    env = dict(ENV)
+    if args.src:
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(args.src.resolve()), env.get("PYTHONPATH")])
+        )
     print(
-        f"import: this library {import_ours * 1000:.0f} ms, SDK client {import_sdk * 1000:.0f} ms"
+        f"{settings.rounds} rounds; async: {settings.sends} sends ({settings.sdk_sends} on the"
+        f" SDK's path), {settings.in_flight} in flight, HTTPS, {settings.delay * 1000:.0f} ms"
+        f" server delay; sync: {settings.sync_calls} calls, HTTP, no delay;"
+        f" Python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
     )
-    print()
-    print(f"{'ratio':<44} {'measured':>9}  {'target':<10} result")
-    for label, value, target, ok in results:
-        print(f"{label:<44} {value:>9.3f}  {target:<10} {'pass' if ok else 'FAIL'}")
+    data = measure(settings, env)
+    print_medians(data["rounds"])
+    summary = summarize(data, smoke=args.smoke)
+    print_summary(summary, smoke=args.smoke)
     if args.json:
         args.json.write_text(
-            json.dumps(
-                {
-                    "delay": args.delay,
-                    "runs": {
-                        r.name: {
-                            "rate": r.rate,
-                            "p50": r.percentile(0.5),
-                            "p99": r.percentile(0.99),
-                        }
-                        for r in (ours, raw, sdk_before, sdk_after)
-                    },
-                    "ratios": {label: value for label, value, _, _ in results},
-                    "passed": {label: ok for label, _, _, ok in results},
-                },
-                indent=2,
-            )
+            json.dumps({"settings": settings.__dict__, **data, **summary}, indent=1)
         )
-    if args.smoke:
-        return 0
-    return 0 if all(ok for *_, ok in results) else 1
+    return {"pass": 0, "smoke": 0, "fail": 1, "broken": 2, "inconclusive": 3}[summary["verdict"]]
 
 
 if __name__ == "__main__":
