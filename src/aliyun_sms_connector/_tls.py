@@ -1,15 +1,59 @@
-"""A throwaway CA and server certificate for the emulator's HTTPS mode."""
+"""TLS: the client's one SSL context, and a throwaway CA for the emulator's HTTPS mode."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    import ssl
 
-__all__ = ["make_certificates"]
+__all__ = ["client_context", "make_certificates"]
+
+
+def client_context(ca_file: str | None) -> ssl.SSLContext:
+    """The SSL context that verifies the SMS endpoint: ``ca_file``, else certifi's bundle.
+
+    Loading a CA bundle costs tens of milliseconds of CPU, so a context is
+    built once per file (and its size and modification time) and shared by
+    every connector and by both the sync and async paths; an SSL context is
+    safe to share between threads.
+
+    Raises:
+        ConfigError: ``ca_file`` cannot be read or holds no PEM certificate.
+    """
+    stamp = None
+    if ca_file is not None:
+        try:
+            info = Path(ca_file).stat()
+            stamp = (info.st_size, info.st_mtime_ns)
+        except OSError:
+            stamp = None
+    context = _load(ca_file, stamp)
+    if context is None:
+        from ._errors import ConfigError  # noqa: PLC0415
+
+        # Outside the except block: the ssl error's text is not chained.
+        raise ConfigError("caFile: cannot be read as a PEM CA bundle") from None
+    return context
+
+
+@functools.lru_cache(maxsize=8)
+def _load(ca_file: str | None, stamp: tuple[int, int] | None) -> ssl.SSLContext | None:
+    import ssl  # noqa: PLC0415 - only HTTPS needs it
+
+    del stamp  # part of the cache key only
+    try:
+        if ca_file is None:
+            import certifi  # noqa: PLC0415 - a dependency of requests, hence of the SDK
+
+            ca_file = certifi.where()
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError, ValueError):
+        return None
 
 
 def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
