@@ -1,0 +1,141 @@
+"""Codes, digests and store keys: the pure arithmetic of verification.
+
+Nothing here does I/O, so it can be tested (and mutation-tested) alone.
+
+Every value that leaves the process is an HMAC-SHA256 under the service's
+``secret_key``, with a distinct label per use so that no digest of one kind can
+stand in for another:
+
+- a code is stored as ``HMAC(key, "code" | usage type | E.164 number | code)``;
+- a number is named in store keys by ``HMAC(key, "number" | E.164 number)``;
+- an IP address by ``HMAC(key, "ip" | address)``, where an IPv6 address is cut
+  to its /64 (one subscriber's usual allocation, so that rotating addresses
+  inside it does not escape the per-IP limit).
+
+A store therefore never holds a plaintext number, IP address or code, and a
+stolen store dump cannot be brute-forced offline without the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import secrets
+from typing import NamedTuple
+
+__all__ = [
+    "MIN_SECRET_BYTES",
+    "NumberKeys",
+    "SharedKeys",
+    "code_digest",
+    "digests_equal",
+    "generate_code",
+    "ip_id",
+    "number_id",
+    "number_keys",
+    "shared_keys",
+    "validate_prefix",
+]
+
+MIN_SECRET_BYTES = 32
+# 128 bits of an HMAC name a number or an IP: collisions are out of reach,
+# and keys stay short.
+_ID_BYTES = 16
+_SEP = b"\x00"
+_IPV6_SUBNET = 64
+
+
+def _mac(secret: bytes, label: bytes, *parts: str) -> bytes:
+    message = _SEP.join((label, *(part.encode() for part in parts)))
+    return hmac.new(secret, message, hashlib.sha256).digest()
+
+
+def code_digest(secret: bytes, usage_type: str, e164: str, code: str) -> str:
+    """The stored form of a code: hex HMAC of (usage type, number, code)."""
+    return _mac(secret, b"code", usage_type, e164, code).hex()
+
+
+def digests_equal(a: str, b: str) -> bool:
+    """Compare two digests in constant time."""
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def number_id(secret: bytes, e164: str) -> str:
+    """The name of a number in store keys; it reveals nothing without the key."""
+    return _mac(secret, b"number", e164)[:_ID_BYTES].hex()
+
+
+def ip_id(secret: bytes, ip: str) -> str:
+    """The name of a client IP in store keys (IPv6 cut to its /64)."""
+    return _mac(secret, b"ip", normalize_ip(ip))[:_ID_BYTES].hex()
+
+
+def normalize_ip(ip: str) -> str:
+    """``ip`` in canonical form; IPv4-mapped IPv6 as IPv4, other IPv6 as its /64."""
+    text = ip.strip()
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return text  # not an address (a proxy's token, say): limited as given
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, _IPV6_SUBNET), strict=False))
+    return str(address)
+
+
+def generate_code(length: int) -> str:
+    """``length`` random decimal digits from :mod:`secrets` (leading zeros kept)."""
+    return f"{secrets.randbelow(10**length):0{length}d}"
+
+
+class NumberKeys(NamedTuple):
+    """The keys of one number's verifications; all share one hash tag (slot)."""
+
+    record: str
+    """The pending code of (number, usage type): a hash."""
+    usage_cooldown: str
+    """The resend cooldown of (number, usage type)."""
+    number_cooldown: str
+    """The cooldown of the number across usage types."""
+    sends: str
+    """A sorted set of the number's sends, for the hourly and daily caps."""
+
+
+class SharedKeys(NamedTuple):
+    """The keys of limits shared across numbers; they share one hash tag."""
+
+    ip: str | None
+    """The sends of one client IP, or None when the caller gave no IP."""
+    global_: str
+    """The sends of the whole application."""
+
+
+def validate_prefix(prefix: str) -> str:
+    """Return ``prefix`` if it can start a key; braces would break the hash tags."""
+    if "{" in prefix or "}" in prefix:
+        raise ValueError("the key prefix must not contain '{' or '}' (they mark hash tags)")
+    return prefix
+
+
+def number_keys(prefix: str, number: str, usage_type: str) -> NumberKeys:
+    """The store keys of (number, usage type), all tagged ``{number}``."""
+    tag = f"{prefix}{{{number}}}"
+    return NumberKeys(
+        record=f"{tag}:code:{usage_type}",
+        usage_cooldown=f"{tag}:cooldown:{usage_type}",
+        number_cooldown=f"{tag}:cooldown",
+        sends=f"{tag}:sends",
+    )
+
+
+def shared_keys(prefix: str, ip: str | None) -> SharedKeys:
+    """The keys of the per-IP and global limits, all tagged ``{limits}``.
+
+    They live in one slot, so one script checks both atomically. Only
+    ``start`` touches them, and starts are bounded by what SMS cost, far below
+    what one Redis node serves.
+    """
+    tag = f"{prefix}{{limits}}"
+    return SharedKeys(ip=None if ip is None else f"{tag}:ip:{ip}", global_=f"{tag}:global")

@@ -1,0 +1,519 @@
+"""The shared store: Redis or Redis Cluster, through redis-py (sync and asyncio).
+
+Every read-and-update is one Lua script, run with a raw ``EVALSHA`` through
+``execute_command``: redis-py's ``Script`` objects add a ``SCRIPT EXISTS`` in
+pipelines, and cluster pipelines do not take ``evalsha``. On ``NOSCRIPT`` (a
+restarted node, ``SCRIPT FLUSH``, a new replica) the script is sent once with
+``EVAL``, which also caches it; a ``NOSCRIPT`` reply means the script did not
+run, so the retry cannot count anything twice.
+
+Round trips: ``check`` is one; ``start`` is one for the number's limits and
+code, plus one for the per-IP and global limits when they apply; releasing
+after a failed send is one per slot touched.
+
+The keys of one number share the hash tag ``{<number id>}``, so each script
+touches one slot and runs on Redis Cluster; the per-IP and global counters
+share the tag ``{limits}``. Every key carries a TTL.
+
+Every driver failure (refused, timeout, reset, ``READONLY``, ``CLUSTERDOWN``,
+``LOADING``, ...) becomes ``ServiceUnavailableError(code="StoreUnavailable")``,
+raised outside the ``except`` block so that no redis-py exception, and none of
+its text, is reachable from it.
+
+redis-py is imported only when a store is built, so that the package imports
+without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sys
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aliyun_sms_connector._errors import ConfigError
+
+from ._keys import number_keys, shared_keys, validate_prefix
+from ._results import CheckStatus
+from ._store import (
+    Guess,
+    Refusal,
+    Reservation,
+    SharedReservation,
+    VerificationStore,
+    store_unavailable,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["RedisStore"]
+
+DEFAULT_PREFIX = "aliyun-sms:"
+DEFAULT_STORE_TIMEOUT = 0.5
+
+_RESERVE = """
+local now = tonumber(ARGV[1])
+local id = ARGV[2]
+if redis.call('HGET', KEYS[1], 'i') == id then return {1} end
+local worst, worst_ms = false, 0
+local function refuse(code, ms)
+  if ms > worst_ms then worst, worst_ms = code, ms end
+end
+for i = 2, 3 do
+  local v = redis.call('GET', KEYS[i])
+  if v then
+    local ends = tonumber(string.match(v, '^(%d+)'))
+    if ends and ends > now then refuse('VerificationCooldown', ends - now) end
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - 86400000)
+local function window(span, cap, code)
+  if cap <= 0 then return end
+  local live = redis.call('ZRANGEBYSCORE', KEYS[4], now - span + 1, '+inf', 'WITHSCORES')
+  local n = #live / 2
+  if n >= cap then refuse(code, tonumber(live[2 * (n - cap) + 2]) + span - now) end
+end
+window(3600000, tonumber(ARGV[7]), 'NumberHourlyLimit')
+window(86400000, tonumber(ARGV[8]), 'NumberDailyLimit')
+if worst then return {0, worst, worst_ms} end
+local expires = tonumber(ARGV[4])
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'i', id, 'd', ARGV[3], 'a', 0, 'x', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], math.max(expires - now, 1))
+for i = 2, 3 do
+  local span = tonumber(ARGV[3 + i])
+  if span > 0 then
+    redis.call('SET', KEYS[i], string.format('%d:%s', now + span, id), 'PX', span)
+  end
+end
+redis.call('ZADD', KEYS[4], now, id)
+redis.call('PEXPIRE', KEYS[4], 86400000)
+return {1}
+"""
+
+_RESERVE_SHARED = """
+local now = tonumber(ARGV[1])
+local id = ARGV[2]
+for i = 1, #KEYS do
+  if redis.call('ZSCORE', KEYS[i], id) then return {1} end
+end
+local worst, worst_ms = false, 0
+for i = 1, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - 3600000)
+  local cap = tonumber(ARGV[1 + 2 * i])
+  local n = redis.call('ZCARD', KEYS[i])
+  if n >= cap then
+    local leaving = redis.call('ZRANGE', KEYS[i], n - cap, n - cap, 'WITHSCORES')
+    local ms = tonumber(leaving[2]) + 3600000 - now
+    if ms > worst_ms then worst, worst_ms = ARGV[2 + 2 * i], ms end
+  end
+end
+if worst then return {0, worst, worst_ms} end
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], now, id)
+  redis.call('PEXPIRE', KEYS[i], 3600000)
+end
+return {1}
+"""
+
+_RELEASE = """
+local id = ARGV[1]
+if redis.call('HGET', KEYS[1], 'i') == id then redis.call('DEL', KEYS[1]) end
+for i = 2, 3 do
+  local v = redis.call('GET', KEYS[i])
+  if v and string.sub(v, -#id - 1) == ':' .. id then redis.call('DEL', KEYS[i]) end
+end
+redis.call('ZREM', KEYS[4], id)
+return 1
+"""
+
+_RELEASE_SHARED = """
+for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+return 1
+"""
+
+# The digests are compared byte by byte with the differences OR-ed together,
+# so the time taken does not depend on where they differ.
+_CHECK = """
+local now = tonumber(ARGV[1])
+local max = tonumber(ARGV[3])
+local h = redis.call('HMGET', KEYS[1], 'd', 'a', 'x')
+if not h[1] then return {'not_found', 0} end
+if tonumber(h[3]) <= now then
+  redis.call('DEL', KEYS[1])
+  return {'not_found', 0}
+end
+local a = tonumber(h[2])
+if a >= max then return {'too_many_attempts', 0} end
+local s, g = h[1], ARGV[2]
+local diff = 0
+if #s ~= #g then diff = 1 end
+for i = 1, #s do
+  diff = bit.bor(diff, bit.bxor(string.byte(s, i), string.byte(g, i) or 0))
+end
+if diff == 0 then
+  redis.call('DEL', KEYS[1])
+  return {'approved', max - a}
+end
+a = redis.call('HINCRBY', KEYS[1], 'a', 1)
+return {'wrong_code', max - a}
+"""
+
+
+@dataclass(frozen=True)
+class _Script:
+    name: str
+    source: str
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest()
+
+
+RESERVE = _Script("reserve", _RESERVE)
+RESERVE_SHARED = _Script("reserve_shared", _RESERVE_SHARED)
+RELEASE = _Script("release", _RELEASE)
+RELEASE_SHARED = _Script("release_shared", _RELEASE_SHARED)
+CHECK = _Script("check", _CHECK)
+SCRIPTS = (RESERVE, RESERVE_SHARED, RELEASE, RELEASE_SHARED, CHECK)
+
+
+def _faults() -> tuple[type[BaseException], ...]:
+    # Everything redis-py raises: RedisError covers connection, timeout,
+    # READONLY, LOADING, CLUSTERDOWN, TRYAGAIN, MOVED/ASK left unresolved and
+    # script errors; RedisClusterException is outside that tree; OSError and
+    # TimeoutError come from sockets and from the asyncio deadline.
+    from redis.exceptions import RedisClusterException, RedisError  # noqa: PLC0415
+
+    return (RedisError, RedisClusterException, OSError, TimeoutError, asyncio.TimeoutError)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisStore(VerificationStore):
+    """Keeps verifications in Redis or Redis Cluster, shared by every instance.
+
+    Args:
+        client: A ``redis.Redis``, ``redis.cluster.RedisCluster``, or their
+            ``redis.asyncio`` twins. A sync client serves ``start``/``check``;
+            an asyncio one serves ``start_async``/``check_async``.
+        async_client: The asyncio client, when ``client`` is the sync one and
+            both are wanted.
+        prefix: Prepended to every key (no braces).
+        store_timeout: Seconds that bound every asyncio store call. A sync
+            client you pass keeps its own ``socket_timeout`` and retry policy:
+            build it with ``socket_timeout=store_timeout`` and without retries,
+            or use :meth:`from_url`, which does.
+
+    The store does not close clients passed in; :meth:`from_url`'s are closed
+    by :meth:`close` / :meth:`aclose`.
+    """
+
+    shared = True
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        async_client: Any = None,
+        prefix: str = DEFAULT_PREFIX,
+        store_timeout: float = DEFAULT_STORE_TIMEOUT,
+    ) -> None:
+        if client is not None and _is_async(client):
+            if async_client is not None:
+                raise ConfigError("pass one asyncio client, as client or as async_client")
+            client, async_client = None, client
+        if client is None and async_client is None:
+            raise ConfigError("RedisStore needs a redis-py client, or use RedisStore.from_url")
+        if async_client is not None and not _is_async(async_client):
+            raise ConfigError("async_client must be a redis.asyncio client")
+        if not store_timeout > 0:
+            raise ConfigError("store_timeout must be a positive number of seconds")
+        try:
+            self._prefix = validate_prefix(prefix)
+        except ValueError as error:
+            message = str(error)
+        else:
+            message = ""
+        if message:
+            raise ConfigError(message)
+        self._faults = _faults()
+        self._sync = client
+        self._async = async_client
+        self._timeout = float(store_timeout)
+        self._url: str | None = None
+        self._url_options: dict[str, Any] = {}
+        self._owned = False
+        self._loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        store_timeout: float = DEFAULT_STORE_TIMEOUT,
+        **options: Any,
+    ) -> RedisStore:
+        """Build a store on ``redis://``, ``rediss://``, ``unix://`` or ``redis+cluster://``.
+
+        ``redis+cluster://host:port`` (or ``rediss+cluster://``) connects to a
+        Redis Cluster through any of its nodes. The clients get
+        ``socket_timeout`` and ``socket_connect_timeout`` of ``store_timeout``,
+        and plain Redis clients no retries (a retried script could count a
+        guess twice). ``options`` go to redis-py's ``from_url``. The asyncio
+        client is made on first use, one per event loop.
+        """
+        import redis  # noqa: PLC0415
+
+        cluster, plain = _split_url(url)
+        store = cls.__new__(cls)
+        options = {
+            "socket_timeout": store_timeout,
+            "socket_connect_timeout": store_timeout,
+            **options,
+        }
+        if cluster:
+            client: Any = redis.cluster.RedisCluster.from_url(plain, **options)
+        else:
+            from redis.backoff import NoBackoff  # noqa: PLC0415
+            from redis.retry import Retry  # noqa: PLC0415
+
+            client = redis.Redis.from_url(plain, **{"retry": Retry(NoBackoff(), 0), **options})
+        RedisStore.__init__(store, client, prefix=prefix, store_timeout=store_timeout)
+        store._url = url  # noqa: SLF001 - same class
+        store._url_options = options  # noqa: SLF001
+        store._owned = True  # noqa: SLF001
+        return store
+
+    def __repr__(self) -> str:
+        kind = "cluster" if _is_cluster(self._sync or self._async) else "redis"
+        return f"RedisStore({kind}, prefix={self._prefix!r}, store_timeout={self._timeout})"
+
+    # -- the protocol ----------------------------------------------------------
+
+    def reserve(self, reservation: Reservation) -> Refusal | None:
+        """Check the number's limits; if all allow, store the code and count the send."""
+        keys, args = self._reserve_args(reservation)
+        return _refusal(self._run(RESERVE, keys, args))
+
+    async def reserve_async(self, reservation: Reservation) -> Refusal | None:
+        """The async twin of :meth:`reserve`."""
+        keys, args = self._reserve_args(reservation)
+        return _refusal(await self._run_async(RESERVE, keys, args))
+
+    def reserve_shared(self, reservation: SharedReservation) -> Refusal | None:
+        """Check the per-IP and global limits; if both allow, count the send."""
+        keys, args = self._shared_args(reservation)
+        if not keys:
+            return None
+        return _refusal(self._run(RESERVE_SHARED, keys, args))
+
+    async def reserve_shared_async(self, reservation: SharedReservation) -> Refusal | None:
+        """The async twin of :meth:`reserve_shared`."""
+        keys, args = self._shared_args(reservation)
+        if not keys:
+            return None
+        return _refusal(await self._run_async(RESERVE_SHARED, keys, args))
+
+    def release(self, reservation: Reservation, shared: SharedReservation | None) -> None:
+        """Undo a reservation whose SMS surely never left: code, cooldowns and counts."""
+        keys = list(self._number_keys(reservation.number, reservation.usage_type))
+        self._run(RELEASE, keys, [reservation.verification_id])
+        if shared is not None:
+            shared_keys_, _ = self._shared_args(shared)
+            if shared_keys_:
+                self._run(RELEASE_SHARED, shared_keys_, [shared.verification_id])
+
+    async def release_async(
+        self, reservation: Reservation, shared: SharedReservation | None
+    ) -> None:
+        """The async twin of :meth:`release`; both slots are released concurrently."""
+        keys = list(self._number_keys(reservation.number, reservation.usage_type))
+        calls = [self._run_async(RELEASE, keys, [reservation.verification_id])]
+        if shared is not None:
+            shared_keys_, _ = self._shared_args(shared)
+            if shared_keys_:
+                calls.append(
+                    self._run_async(RELEASE_SHARED, shared_keys_, [shared.verification_id])
+                )
+        await asyncio.gather(*calls)
+
+    def check(self, guess: Guess) -> tuple[CheckStatus, int]:
+        """Approve (and delete), count a wrong guess, or say why not: one round trip."""
+        keys, args = self._check_args(guess)
+        return _checked(self._run(CHECK, keys, args))
+
+    async def check_async(self, guess: Guess) -> tuple[CheckStatus, int]:
+        """The async twin of :meth:`check`."""
+        keys, args = self._check_args(guess)
+        return _checked(await self._run_async(CHECK, keys, args))
+
+    def close(self) -> None:
+        """Close the sync client, if :meth:`from_url` made it."""
+        if self._owned and self._sync is not None:
+            self._sync.close()
+
+    async def aclose(self) -> None:
+        """Close this event loop's client, if :meth:`from_url` made it."""
+        if not self._owned:
+            return
+        loop = asyncio.get_running_loop()
+        client = self._loop_clients.pop(loop, None)
+        if client is not None:
+            await client.aclose()
+
+    # -- keys and arguments ------------------------------------------------------
+
+    def _number_keys(self, number: str, usage_type: str) -> Sequence[str]:
+        return number_keys(self._prefix, number, usage_type)
+
+    def _reserve_args(self, r: Reservation) -> tuple[list[str], list[object]]:
+        keys = list(self._number_keys(r.number, r.usage_type))
+        args: list[object] = [
+            r.now_ms,
+            r.verification_id,
+            r.digest,
+            r.expires_ms,
+            r.usage_cooldown_ms,
+            r.number_cooldown_ms,
+            r.hourly,
+            r.daily,
+        ]
+        return keys, args
+
+    def _shared_args(self, r: SharedReservation) -> tuple[list[str], list[object]]:
+        shared = shared_keys(self._prefix, r.ip)
+        keys: list[str] = []
+        args: list[object] = [r.now_ms, r.verification_id]
+        for key, cap, code in (
+            (shared.global_, r.global_hourly, "GlobalHourlyLimit"),
+            (shared.ip, r.ip_hourly, "IpHourlyLimit"),
+        ):
+            if key is not None and cap > 0:
+                keys.append(key)
+                args.extend((cap, code))
+        return keys, args
+
+    def _check_args(self, g: Guess) -> tuple[list[str], list[object]]:
+        key = number_keys(self._prefix, g.number, g.usage_type).record
+        return [key], [g.now_ms, g.digest, g.max_attempts]
+
+    # -- running scripts ---------------------------------------------------------
+
+    def _run(self, script: _Script, keys: list[str], args: list[object]) -> Any:
+        client = self._sync
+        if client is None:
+            raise ConfigError(
+                "this RedisStore has only an asyncio client: use start_async/check_async, "
+                "or pass a sync client too"
+            )
+        failed = False
+        try:
+            return _eval(client, script, keys, args)
+        except self._faults:
+            failed = True
+        if failed:
+            raise store_unavailable()
+        return None  # pragma: no cover - unreachable
+
+    async def _run_async(self, script: _Script, keys: list[str], args: list[object]) -> Any:
+        client = self._async_client()
+        failed = False
+        try:
+            return await _with_timeout(_eval_async(client, script, keys, args), self._timeout)
+        except self._faults:
+            failed = True
+        if failed:
+            raise store_unavailable()
+        return None  # pragma: no cover - unreachable
+
+    def _async_client(self) -> Any:
+        if self._async is not None:
+            return self._async
+        if self._url is None:
+            raise ConfigError(
+                "this RedisStore has only a sync client: use start/check, "
+                "or pass a redis.asyncio client too"
+            )
+        # An asyncio client belongs to the loop it first ran in: one per loop.
+        loop = asyncio.get_running_loop()
+        client = self._loop_clients.get(loop)
+        if client is None:
+            client = _async_from_url(self._url, self._url_options)
+            self._loop_clients[loop] = client
+        return client
+
+
+def _eval(client: Any, script: _Script, keys: list[str], args: list[object]) -> Any:
+    from redis.exceptions import NoScriptError  # noqa: PLC0415
+
+    try:
+        return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        pass  # the script did not run: send it once, which also caches it
+    return client.execute_command("EVAL", script.source, len(keys), *keys, *args)
+
+
+async def _eval_async(client: Any, script: _Script, keys: list[str], args: list[object]) -> Any:
+    from redis.exceptions import NoScriptError  # noqa: PLC0415
+
+    try:
+        return await client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        pass
+    return await client.execute_command("EVAL", script.source, len(keys), *keys, *args)
+
+
+async def _with_timeout(awaitable: Any, seconds: float) -> Any:
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - Python 3.10
+
+
+def _refusal(reply: Any) -> Refusal | None:
+    if int(reply[0]) == 1:
+        return None
+    return Refusal(_text(reply[1]), int(reply[2]))
+
+
+def _checked(reply: Any) -> tuple[CheckStatus, int]:
+    return CheckStatus(_text(reply[0])), int(reply[1])
+
+
+def _split_url(url: str) -> tuple[bool, str]:
+    for scheme in ("redis+cluster://", "rediss+cluster://"):
+        if url.startswith(scheme):
+            return True, url.replace("+cluster", "", 1)
+    return False, url
+
+
+def _async_from_url(url: str, options: dict[str, Any]) -> Any:
+    import redis.asyncio  # noqa: PLC0415
+
+    cluster, plain = _split_url(url)
+    if cluster:
+        return redis.asyncio.cluster.RedisCluster.from_url(plain, **options)
+    from redis.asyncio.retry import Retry  # noqa: PLC0415
+    from redis.backoff import NoBackoff  # noqa: PLC0415
+
+    async_options = {**options, "retry": Retry(NoBackoff(), 0)}
+    return redis.asyncio.Redis.from_url(plain, **async_options)
+
+
+def _is_async(client: Any) -> bool:
+    import inspect  # noqa: PLC0415
+
+    return inspect.iscoroutinefunction(getattr(client, "execute_command", None))
+
+
+def _is_cluster(client: Any) -> bool:
+    return "cluster" in type(client).__module__.lower() or "Cluster" in type(client).__name__
