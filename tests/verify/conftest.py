@@ -37,6 +37,7 @@ REDIS_HINT = (
 STORE_KINDS = [
     pytest.param("memory", id="memory"),
     pytest.param("redis", id="redis"),
+    pytest.param("redis_cluster", id="redis_cluster", marks=pytest.mark.redis_cluster),
 ]
 
 
@@ -111,6 +112,21 @@ def redis_store_factory(redis_url):
 
     def make() -> RedisStore:
         store = redis_store(redis_url)
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        store.close()
+
+
+@pytest.fixture
+def redis_cluster_store_factory(redis_cluster):  # noqa: F811 - the fixture imported above
+    """Stores on the session's 6-node Redis Cluster, through ``redis+cluster://``."""
+    stores: list[RedisStore] = []
+
+    def make() -> RedisStore:
+        store = redis_store(redis_cluster.url)
         stores.append(store)
         return store
 
