@@ -231,6 +231,16 @@ class TestLimits:
         service.start(NUMBER, "SignIn", client_ip="198.51.100.1")
         assert len(emulator.outbox) == 2
 
+    def test_ip_refusal_keeps_the_numbers_pending_code(self, connector, store, clock, emulator):
+        """A start refused by the IP limit does not wipe the victim's pending code."""
+        service = make_service(connector, store, clock, per_ip_hourly=1)
+        service.start("13800138001", "SignIn", client_ip="203.0.113.9")
+        service.start(NUMBER, "SignIn", client_ip="198.51.100.1")
+        code = last_code(emulator)
+        clock.advance(61)
+        refused(service.start, NUMBER, "SignIn", client_ip="203.0.113.9")
+        assert service.check(NUMBER, "SignIn", code).ok
+
     def test_ipv6_addresses_in_one_64_share_the_limit(self, connector, store, clock):
         """Rotating addresses inside one IPv6 /64 does not escape the per-IP limit."""
         service = make_service(connector, store, clock, per_ip_hourly=1)
@@ -272,6 +282,31 @@ class TestFailedSend:
         assert service.check(NUMBER, "SignIn", "123456").status is CheckStatus.NOT_FOUND
         service.start(NUMBER, "SignIn")  # no cooldown, and the hourly cap of 1 is intact
         assert service.check(NUMBER, "SignIn", last_code(emulator)).ok
+
+    def test_nothing_sent_puts_the_replaced_code_back(self, service, emulator, clock):
+        """A start that sent nothing leaves the previous code valid, attempts and all."""
+        service.start(NUMBER, "SignIn")
+        first = last_code(emulator)
+        wrong = "000000" if first != "000000" else "111111"
+        service.check(NUMBER, "SignIn", wrong)
+        clock.advance(61)
+        emulator.fail_next("isv.AMOUNT_NOT_ENOUGH")
+        with pytest.raises(AccountError):
+            service.start(NUMBER, "SignIn")
+        result = service.check(NUMBER, "SignIn", wrong)
+        assert result.status is CheckStatus.WRONG_CODE
+        assert result.attempts_left == 3
+        assert service.check(NUMBER, "SignIn", first).ok
+
+    def test_expired_replaced_code_is_not_put_back(self, service, emulator, clock):
+        """A replaced code that has expired meanwhile stays gone after a release."""
+        service.start(NUMBER, "SignIn")
+        first = last_code(emulator)
+        clock.advance(600)
+        emulator.fail_next("isv.AMOUNT_NOT_ENOUGH")
+        with pytest.raises(AccountError):
+            service.start(NUMBER, "SignIn")
+        assert service.check(NUMBER, "SignIn", first).status is CheckStatus.NOT_FOUND
 
     def test_nothing_sent_refunds_ip_and_global(self, connector, store, clock, emulator):
         """maybe_sent=False gives back the per-IP and global counts too."""

@@ -24,6 +24,8 @@ class _Record:
     digest: str
     expires_ms: int
     attempts: int = 0
+    # The pending record this one replaced, put back if this one is released.
+    previous: _Record | None = None
 
 
 @dataclass
@@ -79,7 +81,12 @@ class MemoryStore(VerificationStore):
             refusal = _longest(refusals)
             if refusal is not None:
                 return refusal
-            state.records[keys.record] = _Record(r.verification_id, r.digest, r.expires_ms)
+            previous = record if record is not None and record.expires_ms > r.now_ms else None
+            if previous is not None:
+                previous.previous = None  # one level is enough
+            state.records[keys.record] = _Record(
+                r.verification_id, r.digest, r.expires_ms, previous=previous
+            )
             for key, duration in (
                 (keys.usage_cooldown, r.usage_cooldown_ms),
                 (keys.number_cooldown, r.number_cooldown_ms),
@@ -119,6 +126,9 @@ class MemoryStore(VerificationStore):
             record = state.records.get(keys.record)
             if record is not None and record.verification_id == r.verification_id:
                 del state.records[keys.record]
+                previous = record.previous
+                if previous is not None and previous.expires_ms > r.now_ms:
+                    state.records[keys.record] = previous
             for key in (keys.usage_cooldown, keys.number_cooldown):
                 cooldown = state.cooldowns.get(key)
                 if cooldown is not None and cooldown.verification_id == r.verification_id:

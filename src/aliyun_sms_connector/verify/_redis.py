@@ -80,8 +80,13 @@ window(3600000, tonumber(ARGV[7]), 'NumberHourlyLimit')
 window(86400000, tonumber(ARGV[8]), 'NumberDailyLimit')
 if worst then return {0, worst, worst_ms} end
 local expires = tonumber(ARGV[4])
+local old = redis.call('HMGET', KEYS[1], 'i', 'd', 'a', 'x')
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'i', id, 'd', ARGV[3], 'a', 0, 'x', ARGV[4])
+if old[1] and tonumber(old[4]) > now then
+  -- kept so that a release can put the replaced code back, attempts and all
+  redis.call('HSET', KEYS[1], 'pi', old[1], 'pd', old[2], 'pa', old[3], 'px', old[4])
+end
 redis.call('PEXPIRE', KEYS[1], math.max(expires - now, 1))
 for i = 2, 3 do
   local span = tonumber(ARGV[3 + i])
@@ -121,7 +126,15 @@ return {1}
 
 _RELEASE = """
 local id = ARGV[1]
-if redis.call('HGET', KEYS[1], 'i') == id then redis.call('DEL', KEYS[1]) end
+local now = tonumber(ARGV[2])
+local h = redis.call('HMGET', KEYS[1], 'i', 'pi', 'pd', 'pa', 'px')
+if h[1] == id then
+  redis.call('DEL', KEYS[1])
+  if h[2] and tonumber(h[5]) > now then
+    redis.call('HSET', KEYS[1], 'i', h[2], 'd', h[3], 'a', h[4], 'x', h[5])
+    redis.call('PEXPIRE', KEYS[1], tonumber(h[5]) - now)
+  end
+end
 for i = 2, 3 do
   local v = redis.call('GET', KEYS[i])
   if v and string.sub(v, -#id - 1) == ':' .. id then redis.call('DEL', KEYS[i]) end
@@ -326,7 +339,7 @@ class RedisStore(VerificationStore):
     def release(self, reservation: Reservation, shared: SharedReservation | None) -> None:
         """Undo a reservation whose SMS surely never left: code, cooldowns and counts."""
         keys = list(self._number_keys(reservation.number, reservation.usage_type))
-        self._run(RELEASE, keys, [reservation.verification_id])
+        self._run(RELEASE, keys, [reservation.verification_id, reservation.now_ms])
         if shared is not None:
             shared_keys_, _ = self._shared_args(shared)
             if shared_keys_:
@@ -337,7 +350,7 @@ class RedisStore(VerificationStore):
     ) -> None:
         """The async twin of :meth:`release`; both slots are released concurrently."""
         keys = list(self._number_keys(reservation.number, reservation.usage_type))
-        calls = [self._run_async(RELEASE, keys, [reservation.verification_id])]
+        calls = [self._run_async(RELEASE, keys, [reservation.verification_id, reservation.now_ms])]
         if shared is not None:
             shared_keys_, _ = self._shared_args(shared)
             if shared_keys_:

@@ -144,7 +144,11 @@ class VerificationStore(abc.ABC):
 
     @abc.abstractmethod
     def release(self, reservation: Reservation, shared: SharedReservation | None) -> None:
-        """Undo a reservation whose SMS surely never left: code, cooldowns and counts."""
+        """Undo a reservation whose SMS surely never left: cooldowns and counts.
+
+        The code it replaced, if still valid, becomes the pending one again,
+        with its attempts: a start that sent nothing takes nothing away.
+        """
 
     @abc.abstractmethod
     def check(self, guess: Guess) -> tuple[CheckStatus, int]:
