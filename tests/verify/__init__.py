@@ -1,0 +1,1 @@
+"""Tests of aliyun_sms_connector.verify: the service, its stores, and their faults."""
