@@ -53,6 +53,7 @@ __all__ = ["RedisStore"]
 
 DEFAULT_PREFIX = "aliyun-sms:"
 DEFAULT_STORE_TIMEOUT = 0.5
+_INSTALL_HINT = "RedisStore needs redis-py: pip install 'aliyun-sms-connector[redis]'"
 
 _RESERVE = """
 local now = tonumber(ARGV[1])
@@ -199,7 +200,14 @@ def _faults() -> tuple[type[BaseException], ...]:
     # READONLY, LOADING, CLUSTERDOWN, TRYAGAIN, MOVED/ASK left unresolved and
     # script errors; RedisClusterException is outside that tree; OSError and
     # TimeoutError come from sockets and from the asyncio deadline.
-    from redis.exceptions import RedisClusterException, RedisError  # noqa: PLC0415
+    try:
+        from redis.exceptions import RedisClusterException, RedisError  # noqa: PLC0415
+    except ImportError:
+        missing = True
+    else:
+        missing = False
+    if missing:
+        raise ImportError(_INSTALL_HINT)
 
     return (RedisError, RedisClusterException, OSError, TimeoutError, asyncio.TimeoutError)
 
@@ -284,6 +292,7 @@ class RedisStore(VerificationStore):
         guess twice). ``options`` go to redis-py's ``from_url``. The asyncio
         client is made on first use, one per event loop.
         """
+        _faults()  # a clear ImportError without redis-py
         import redis  # noqa: PLC0415
 
         cluster, plain = _split_url(url)

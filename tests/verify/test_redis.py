@@ -1,0 +1,569 @@
+"""RedisStore against a real redis-server: round trips, keys, faults, processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+from aliyun_sms_connector import AliyunSmsError, ConfigError, ServiceUnavailableError
+from aliyun_sms_connector.verify import (
+    CheckStatus,
+    RedisStore,
+    VerificationPolicy,
+    VerificationService,
+)
+
+from .conftest import NUMBER, SECRET_KEY
+
+IP = "203.0.113.77"
+
+
+class Monitor:
+    """The commands a redis-server receives, as MONITOR reports them.
+
+    Commands run inside a script show as ``[0 lua]``; the others are what
+    clients sent, one line per command, so they count round trips.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._client = redis.Redis.from_url(url)
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._monitor = self._client.monitor()
+        self._connection = self._monitor.__enter__()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        self._marker_client = redis.Redis.from_url(url)
+
+    def _read(self) -> None:
+        try:
+            for command in self._connection.listen():
+                with self._lock:
+                    self._lines.append(f"{command['client_type']} {command['command']}")
+        except (redis.ConnectionError, ValueError, AttributeError, OSError):
+            return
+
+    def sync(self) -> None:
+        """Wait until every command sent so far has been reported."""
+        marker = f"marker-{uuid.uuid4().hex}"
+        self._marker_client.echo(marker)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with self._lock:
+                if any(marker in line for line in self._lines):
+                    return
+            time.sleep(0.005)
+        raise AssertionError("MONITOR did not report the marker")
+
+    def commands(self, containing: str) -> list[str]:
+        """Commands sent by clients (not by scripts) that mention ``containing``."""
+        self.sync()
+        with self._lock:
+            return [line for line in self._lines if containing in line and "lua" not in line]
+
+    def reset(self) -> None:
+        self.sync()
+        with self._lock:
+            self._lines.clear()
+
+    def close(self) -> None:
+        self._client.connection_pool.disconnect()
+        self._marker_client.close()
+
+
+@pytest.fixture
+def monitor(redis_url):
+    watcher = Monitor(redis_url)
+    yield watcher
+    watcher.close()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"rt-{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture
+def redis_store(redis_url, prefix):
+    store = RedisStore.from_url(redis_url, prefix=prefix)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def raw(redis_url):
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+def make_service(connector, store, clock, **policy):
+    return VerificationService(
+        connector, store, secret_key=SECRET_KEY, policy=VerificationPolicy(**policy), clock=clock
+    )
+
+
+def keys_of(raw, prefix) -> list[str]:
+    return sorted(raw.scan_iter(match=f"{prefix}*"))
+
+
+class TestRoundTrips:
+    """check is exactly one round trip; start at most two, counted by MONITOR."""
+
+    def test_check_is_one_round_trip(
+        self, connector, redis_store, clock, emulator, monitor, prefix
+    ):
+        """A check sends exactly one command: an EVALSHA."""
+        service = make_service(connector, redis_store, clock)
+        service.start(NUMBER, "SignIn")
+        service.check(NUMBER, "SignIn", "000000")  # loads nothing: scripts may be cached
+        monitor.reset()
+        service.check(NUMBER, "SignIn", emulator.outbox[-1].params["code"])
+        sent = monitor.commands(prefix)
+        assert len(sent) == 1
+        assert "EVALSHA" in sent[0]
+
+    def test_async_check_is_one_round_trip(
+        self, connector, redis_store, clock, emulator, monitor, prefix
+    ):
+        """check_async sends exactly one command too."""
+        service = make_service(connector, redis_store, clock)
+        service.start(NUMBER, "SignIn")
+
+        async def main():
+            await service.check_async(NUMBER, "SignIn", "000000")
+            monitor.reset()
+            await service.check_async(NUMBER, "SignIn", "111111")
+            await redis_store.aclose()
+
+        asyncio.run(main())
+        assert len(monitor.commands(prefix)) == 1
+
+    def test_start_with_ip_and_global_limits_is_two(
+        self, connector, redis_store, clock, monitor, prefix
+    ):
+        """A start with per-IP and global limits sends two EVALSHAs."""
+        service = make_service(connector, redis_store, clock, global_hourly=1000)
+        service.start("13800138001", "SignIn", client_ip=IP)  # scripts cached
+        monitor.reset()
+        service.start(NUMBER, "SignIn", client_ip=IP)
+        sent = monitor.commands(prefix)
+        assert len(sent) == 2
+        assert all("EVALSHA" in line for line in sent)
+
+    def test_start_without_shared_limits_is_one(
+        self, connector, redis_store, clock, monitor, prefix
+    ):
+        """With no client IP and no global budget, a start is one round trip."""
+        service = make_service(connector, redis_store, clock)
+        service.start("13800138001", "SignIn")
+        monitor.reset()
+        service.start(NUMBER, "SignIn")
+        assert len(monitor.commands(prefix)) == 1
+
+    def test_failed_send_release(self, connector, redis_store, clock, emulator, monitor, prefix):
+        """A send that failed before sending adds one release per slot touched."""
+        service = make_service(connector, redis_store, clock)
+        service.start("13800138001", "SignIn", client_ip=IP)
+        clock.advance(61)
+        emulator.fail_next("isv.AMOUNT_NOT_ENOUGH")
+        with pytest.raises(AliyunSmsError):
+            service.start("13800138001", "SignIn", client_ip=IP)  # loads the release scripts
+        monitor.reset()
+        emulator.fail_next("isv.AMOUNT_NOT_ENOUGH")
+        with pytest.raises(AliyunSmsError):
+            service.start(NUMBER, "SignIn", client_ip=IP)
+        assert len(monitor.commands(prefix)) == 2 + 2
+
+    def test_noscript_reloads_transparently(
+        self, connector, redis_store, clock, emulator, monitor, prefix, raw
+    ):
+        """After SCRIPT FLUSH a check still answers: EVALSHA, NOSCRIPT, then EVAL once."""
+        service = make_service(connector, redis_store, clock)
+        service.start(NUMBER, "SignIn")
+        raw.script_flush()
+        monitor.reset()
+        assert service.check(NUMBER, "SignIn", emulator.outbox[-1].params["code"]).ok
+        sent = monitor.commands(prefix)
+        assert [line.split()[1].strip('"') for line in sent] == ["EVALSHA", "EVAL"]
+
+    def test_noscript_reloads_async(self, connector, redis_store, clock, emulator, raw):
+        """The asyncio path reloads after SCRIPT FLUSH as well."""
+        service = make_service(connector, redis_store, clock)
+        service.start(NUMBER, "SignIn")
+        code = emulator.outbox[-1].params["code"]
+
+        async def main():
+            await service.check_async(NUMBER, "SignIn", "000000" if code != "000000" else "1" * 6)
+            raw.script_flush()
+            result = await service.check_async(NUMBER, "SignIn", code)
+            await redis_store.aclose()
+            return result
+
+        assert asyncio.run(main()).ok
+
+
+class TestKeys:
+    """What lands in Redis: one slot per number, TTLs, and no plaintext."""
+
+    def test_all_keys_of_a_verification_share_a_slot(
+        self, connector, redis_store, clock, raw, prefix
+    ):
+        """Every key of one number has the same cluster slot (redis-py's key_slot)."""
+        service = make_service(connector, redis_store, clock)
+        service.start(NUMBER, "SignIn")
+        clock.advance(61)
+        service.start(NUMBER, "Register")
+        keys = keys_of(raw, prefix)
+        assert len(keys) == 6  # 2 codes, 2 usage cooldowns, the number cooldown, sends
+        assert len({key_slot(key.encode()) for key in keys}) == 1
+
+    def test_numbers_spread_over_slots(self, connector, redis_store, clock, raw, prefix):
+        """Different numbers land in different slots."""
+        service = make_service(connector, redis_store, clock)
+        for i in range(8):
+            service.start(f"1380013800{i}", "SignIn")
+        slots = {key_slot(key.encode()) for key in keys_of(raw, prefix)}
+        assert len(slots) == 8
+
+    def test_shared_limit_keys_share_a_slot(self, connector, redis_store, clock, raw, prefix):
+        """The per-IP and global counters share their own slot."""
+        service = make_service(connector, redis_store, clock, global_hourly=100)
+        service.start(NUMBER, "SignIn", client_ip=IP)
+        service.start("13800138001", "SignIn", client_ip="198.51.100.3")
+        shared = [key for key in keys_of(raw, prefix) if "{limits}" in key]
+        assert len(shared) == 3
+        assert len({key_slot(key.encode()) for key in shared}) == 1
+
+    def test_every_key_has_a_ttl(self, connector, redis_store, clock, raw, prefix):
+        """No key is left without an expiry."""
+        service = make_service(connector, redis_store, clock, global_hourly=100)
+        service.start(NUMBER, "SignIn", client_ip=IP)
+        service.check(NUMBER, "SignIn", "000000")
+        keys = keys_of(raw, prefix)
+        assert keys
+        for key in keys:
+            assert 0 < raw.pttl(key) <= 86_400_000, key
+
+    def test_no_plaintext_number_ip_or_code(
+        self, connector, redis_store, clock, raw, prefix, emulator
+    ):
+        """Keys and values hold no number, IP or code, in any form."""
+        service = make_service(connector, redis_store, clock, global_hourly=100)
+        service.start(NUMBER, "SignIn", client_ip=IP)
+        code = emulator.outbox[-1].params["code"]
+        dump = []
+        for key in keys_of(raw, prefix):
+            dump.append(key)
+            kind = raw.type(key)
+            if kind == "hash":
+                dump.extend(f"{k}={v}" for k, v in raw.hgetall(key).items())
+            elif kind == "string":
+                dump.append(raw.get(key))
+            elif kind == "zset":
+                dump.extend(f"{m}={s}" for m, s in raw.zrange(key, 0, -1, withscores=True))
+        text = "\n".join(dump)
+        for secret in (NUMBER, "8613800138000", "0013 8000", IP, "203.0.113"):
+            assert secret not in text
+        # The code is 6 digits: look for it outside the hex digests and ms times.
+        tokens = {token for line in dump for token in line.replace("=", ":").split(":")}
+        assert code not in tokens
+
+    def test_prefix_is_used(self, connector, redis_url, clock, raw):
+        """Every key starts with the configured prefix."""
+        store = RedisStore.from_url(redis_url, prefix="myapp:otp:")
+        try:
+            service = make_service(connector, store, clock)
+            service.start(NUMBER, "SignIn")
+            assert keys_of(raw, "myapp:otp:")
+        finally:
+            for key in keys_of(raw, "myapp:otp:"):
+                raw.delete(key)
+            store.close()
+
+    def test_prefix_with_braces_is_refused(self, redis_url):
+        """A prefix with braces would break the hash tags: ConfigError."""
+        with pytest.raises(ConfigError):
+            RedisStore.from_url(redis_url, prefix="{app}:")
+
+
+def unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class SilentServer:
+    """Accepts connections and never answers: every call times out."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def assert_scrubbed(error: BaseException) -> None:
+    assert isinstance(error, ServiceUnavailableError)
+    assert error.code == "StoreUnavailable"
+    assert error.retryable is True
+    assert error.__cause__ is None
+    assert error.__context__ is None
+    for text in (str(error), repr(error)):
+        assert "8000" not in text
+        assert "redis" not in text.lower()
+
+
+class TestFaults:
+    """A store that fails raises StoreUnavailable, scrubbed, and never approves."""
+
+    def test_connection_refused_on_check(self, connector, clock):
+        """No server: check raises StoreUnavailable with nothing chained."""
+        store = RedisStore.from_url(f"redis://127.0.0.1:{unused_port()}/0")
+        service = make_service(connector, store, clock)
+        with pytest.raises(ServiceUnavailableError) as caught:
+            service.check(NUMBER, "SignIn", "123456")
+        assert_scrubbed(caught.value)
+
+    def test_connection_refused_on_start_sends_nothing(self, connector, clock, emulator):
+        """No server: start raises StoreUnavailable and no SMS is sent."""
+        store = RedisStore.from_url(f"redis://127.0.0.1:{unused_port()}/0")
+        service = make_service(connector, store, clock)
+        with pytest.raises(ServiceUnavailableError) as caught:
+            service.start(NUMBER, "SignIn")
+        assert_scrubbed(caught.value)
+        assert emulator.requests == []
+
+    def test_async_connection_refused(self, connector, clock, emulator):
+        """The asyncio path fails the same way."""
+        store = RedisStore.from_url(f"redis://127.0.0.1:{unused_port()}/0")
+        service = make_service(connector, store, clock)
+
+        async def main():
+            errors = await asyncio.gather(
+                service.start_async(NUMBER, "SignIn"),
+                service.check_async(NUMBER, "SignIn", "123456"),
+                return_exceptions=True,
+            )
+            await store.aclose()
+            return errors
+
+        errors = asyncio.run(main())
+        for error in errors:
+            assert_scrubbed(error)
+        assert emulator.requests == []
+
+    def test_store_timeout_bounds_a_sync_call(self, connector, clock):
+        """A server that never answers: the sync call fails after about store_timeout."""
+        server = SilentServer()
+        try:
+            store = RedisStore.from_url(f"redis://127.0.0.1:{server.port}/0", store_timeout=0.2)
+            service = make_service(connector, store, clock)
+            started = time.monotonic()
+            with pytest.raises(ServiceUnavailableError) as caught:
+                service.check(NUMBER, "SignIn", "123456")
+            assert time.monotonic() - started < 2
+            assert_scrubbed(caught.value)
+        finally:
+            server.close()
+
+    def test_store_timeout_bounds_an_async_call(self, connector, clock):
+        """The asyncio call is cut at store_timeout, whatever the client's own timeouts."""
+        server = SilentServer()
+        client = redis.asyncio.Redis(host="127.0.0.1", port=server.port)
+        store = RedisStore(client, store_timeout=0.2)
+        service = make_service(connector, store, clock)
+
+        async def main():
+            started = time.monotonic()
+            try:
+                await service.check_async(NUMBER, "SignIn", "123456")
+            except ServiceUnavailableError as error:
+                return error, time.monotonic() - started
+            finally:
+                await client.aclose()
+            return None, 0
+
+        try:
+            error, elapsed = asyncio.run(main())
+        finally:
+            server.close()
+        assert error is not None
+        assert_scrubbed(error)
+        assert elapsed < 2
+
+    def test_lost_data_is_not_found(self, connector, redis_store, clock, emulator, raw, prefix):
+        """Keys gone (a restart without persistence): NOT_FOUND, never an error."""
+        service = make_service(connector, redis_store, clock)
+        service.start(NUMBER, "SignIn")
+        for key in keys_of(raw, prefix):
+            raw.delete(key)
+        code = emulator.outbox[-1].params["code"]
+        assert service.check(NUMBER, "SignIn", code).status is CheckStatus.NOT_FOUND
+
+
+class TestClients:
+    """RedisStore takes clients of every kind and says clearly what it lacks."""
+
+    def test_existing_sync_client(self, connector, redis_url, clock, emulator):
+        """A redis.Redis passed in serves start and check."""
+        client = redis.Redis.from_url(redis_url, socket_timeout=1)
+        store = RedisStore(client, prefix=f"c-{uuid.uuid4().hex[:8]}:")
+        service = make_service(connector, store, clock)
+        service.start(NUMBER, "SignIn")
+        assert service.check(NUMBER, "SignIn", emulator.outbox[-1].params["code"]).ok
+        client.close()
+
+    def test_existing_async_client(self, connector, redis_url, clock, emulator):
+        """A redis.asyncio.Redis passed in serves start_async and check_async."""
+
+        async def main():
+            client = redis.asyncio.Redis.from_url(redis_url)
+            store = RedisStore(client, prefix=f"c-{uuid.uuid4().hex[:8]}:")
+            service = make_service(connector, store, clock)
+            await service.start_async(NUMBER, "SignIn")
+            result = await service.check_async(NUMBER, "SignIn", emulator.outbox[-1].params["code"])
+            await client.aclose()
+            return result
+
+        assert asyncio.run(main()).ok
+
+    def test_sync_only_store_used_async(self, connector, redis_url, clock):
+        """A store with only a sync client says so when used from asyncio."""
+        client = redis.Redis.from_url(redis_url)
+        service = make_service(connector, RedisStore(client), clock)
+        with pytest.raises(ConfigError, match="only a sync client"):
+            asyncio.run(service.check_async(NUMBER, "SignIn", "123456"))
+        client.close()
+
+    def test_async_only_store_used_sync(self, connector, redis_url, clock):
+        """A store with only an asyncio client says so when used synchronously."""
+        client = redis.asyncio.Redis.from_url(redis_url)
+        service = make_service(connector, RedisStore(client), clock)
+        with pytest.raises(ConfigError, match="only an asyncio client"):
+            service.check(NUMBER, "SignIn", "123456")
+
+    def test_no_client(self):
+        """RedisStore() with nothing to talk to is a ConfigError."""
+        with pytest.raises(ConfigError):
+            RedisStore()
+
+    def test_shared_store_needs_a_secret_key(self, connector, redis_url):
+        """A RedisStore without secret_key is refused: every instance must share it."""
+        store = RedisStore.from_url(redis_url)
+        with pytest.raises(ConfigError, match="secret_key"):
+            VerificationService(connector, store)
+        with pytest.raises(ConfigError, match="32 bytes"):
+            VerificationService(connector, store, secret_key="short")
+        store.close()
+
+    def test_cluster_url_builds_a_cluster_client(self):
+        """redis+cluster:// gives a RedisCluster client (no connection until used)."""
+        from aliyun_sms_connector.verify._redis import _split_url
+
+        assert _split_url("redis+cluster://h:7000") == (True, "redis://h:7000")
+        assert _split_url("rediss+cluster://h:7000/0") == (True, "rediss://h:7000/0")
+        assert _split_url("redis://h:6379/0") == (False, "redis://h:6379/0")
+
+
+CHILD = textwrap.dedent(
+    """
+    import json, sys, threading
+    from aliyun_sms_connector import AliyunSmsConnector
+    from aliyun_sms_connector.verify import RedisStore, VerificationService
+
+    url, prefix, secret, number, mode, *codes = sys.argv[1:]
+    connector = AliyunSmsConnector({
+        "accessKeyId": "LTAIunused", "accessKeySecret": "unused-secret-0123",
+        "signName": "Unused", "templates": [{"usageType": "Generic", "templateCode": "SMS_1"}],
+        "endpoint": "127.0.0.1:9", "protocol": "http",
+    })
+    service = VerificationService(connector, RedisStore.from_url(url, prefix=prefix),
+                                  secret_key=secret)
+    barrier = threading.Barrier(len(codes))
+    statuses = [None] * len(codes)
+    def check(i):
+        barrier.wait()
+        statuses[i] = service.check(number, "SignIn", codes[i]).status.value
+    threads = [threading.Thread(target=check, args=(i,)) for i in range(len(codes))]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    print(json.dumps(statuses))
+    """
+)
+
+
+class TestTwoProcesses:
+    """Two OS processes on one Redis are one verification service."""
+
+    def run_children(self, redis_url, prefix, codes_per_child):
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    CHILD,
+                    redis_url,
+                    prefix,
+                    SECRET_KEY,
+                    NUMBER,
+                    "check",
+                    *codes,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"},
+                cwd=Path(__file__).parent,
+            )
+            for codes in codes_per_child
+        ]
+        results = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+            results.append(json.loads(out))
+        return results
+
+    def test_started_here_checked_there(self, connector, redis_url, emulator):
+        """A code started in this process is approved by a check in another."""
+        prefix = f"p2-{uuid.uuid4().hex[:8]}:"
+        store = RedisStore.from_url(redis_url, prefix=prefix)
+        service = VerificationService(connector, store, secret_key=SECRET_KEY)
+        service.start(NUMBER, "SignIn")
+        code = emulator.outbox[-1].params["code"]
+        [statuses] = self.run_children(redis_url, prefix, [[code]])
+        assert statuses == ["approved"]
+        assert service.check(NUMBER, "SignIn", code).status is CheckStatus.NOT_FOUND
+        store.close()
+
+    def test_wrong_checks_share_the_attempt_limit(self, connector, redis_url, emulator):
+        """Two processes guessing at once get max_attempts WRONG_CODE between them."""
+        prefix = f"p2-{uuid.uuid4().hex[:8]}:"
+        store = RedisStore.from_url(redis_url, prefix=prefix)
+        service = VerificationService(connector, store, secret_key=SECRET_KEY)
+        service.start(NUMBER, "SignIn")
+        code = emulator.outbox[-1].params["code"]
+        wrong = [f"{(int(code) + i) % 1_000_000:06d}" for i in range(1, 21)]
+        results = self.run_children(redis_url, prefix, [wrong[:10], wrong[10:]])
+        statuses = results[0] + results[1]
+        assert statuses.count("wrong_code") == 5
+        assert statuses.count("too_many_attempts") == 15
+        assert service.check(NUMBER, "SignIn", code).status is CheckStatus.TOO_MANY_ATTEMPTS
+        store.close()
