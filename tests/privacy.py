@@ -7,6 +7,7 @@ helpers judge the redactor, so they must not share its idea of an encoding.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import functools
 import json
@@ -25,6 +26,7 @@ __all__ = [
     "LogCapture",
     "assert_no_leak",
     "assert_no_leak_in_records",
+    "capture_debug_logs",
     "debug_logs",
     "encodings",
     "reachable",
@@ -126,9 +128,9 @@ def _attributes(obj: object) -> Iterator[tuple[str, object]]:
 
 def _children(obj: object) -> Iterator[tuple[str, object]]:
     if isinstance(obj, BaseException):
-        yield "__cause__", obj.__cause__
-        yield "__context__", obj.__context__
-        yield "args", obj.args
+        yield ".__cause__", obj.__cause__
+        yield ".__context__", obj.__context__
+        yield ".args", obj.args
         yield from ((f".{k}", v) for k, v in _attributes(obj))
         group = getattr(obj, "exceptions", None)  # an ExceptionGroup's members
         if isinstance(group, tuple):
@@ -282,25 +284,24 @@ class LogCapture(logging.Handler):
         return [r for r in self.records if r.thread not in skip]
 
 
-@pytest.fixture
-def debug_logs() -> Iterator[LogCapture]:
-    """The root logger at DEBUG for one test, every record kept.
+@contextlib.contextmanager
+def capture_debug_logs() -> Iterator[LogCapture]:
+    """The root logger at DEBUG while the block runs, every record kept.
 
     Loggers (the watched libraries' and every one that exists) that were set
-    above DEBUG, disabled, or cut from the root are opened for the test.
-    Every level, flag and handler is restored afterwards, so nothing changes
-    for the rest of the process.
+    above DEBUG, disabled, or cut from the root are opened meanwhile. Every
+    level, flag and handler is restored afterwards, so nothing changes for
+    the rest of the process.
     """
     capture = LogCapture()
     root = logging.getLogger()
     saved_root = root.level
-    saved: list[tuple[logging.Logger, int, bool, bool]] = []
-    existing = [
-        n for n, v in logging.root.manager.loggerDict.items() if isinstance(v, logging.Logger)
-    ]
+    saved: list[tuple[logging.Logger, int, bool]] = []
+    known = logging.root.manager.loggerDict
+    existing = [name for name, item in known.items() if isinstance(item, logging.Logger)]
     for name in sorted({*WATCHED, *existing}):
         logger = logging.getLogger(name)
-        saved.append((logger, logger.level, logger.disabled, logger.propagate))
+        saved.append((logger, logger.level, logger.disabled))
         if logger.level > logging.DEBUG:
             logger.setLevel(logging.DEBUG)
         logger.disabled = False
@@ -313,7 +314,14 @@ def debug_logs() -> Iterator[LogCapture]:
     finally:
         root.removeHandler(capture)
         root.setLevel(saved_root)
-        for logger, level, disabled, _propagate in saved:
+        for logger, level, disabled in saved:
             logger.removeHandler(capture)
             logger.setLevel(level)
             logger.disabled = disabled
+
+
+@pytest.fixture
+def debug_logs() -> Iterator[LogCapture]:
+    """The root logger at DEBUG for one test; see :func:`capture_debug_logs`."""
+    with capture_debug_logs() as capture:
+        yield capture
