@@ -219,6 +219,7 @@ class TestSmokeRun:
                 assert verified == run["server"]["requests"] >= run["sends"]
                 assert run["cpu_s"] > 0
                 assert run["server"]["cpu_s"] > 0
+                assert run["others_core"] is None or run["others_core"] >= 0
                 assert 0 < run["p50_ms"] <= run["p99_ms"]
 
     def test_every_row_is_reported(self, smoke):
