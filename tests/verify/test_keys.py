@@ -1,0 +1,140 @@
+"""verify._keys: codes, digests, ids and key names."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from redis.crc import key_slot
+
+from aliyun_sms_connector.verify import _keys
+
+KEY = b"k" * 32
+OTHER_KEY = b"o" * 32
+
+
+class TestDigests:
+    """Digests bind the code to its usage type and number, under the key."""
+
+    def test_code_digest_is_hex_sha256(self):
+        """A digest is 64 hex characters and deterministic."""
+        digest = _keys.code_digest(KEY, "SignIn", "+8613800138000", "123456")
+        assert re.fullmatch(r"[0-9a-f]{64}", digest)
+        assert digest == _keys.code_digest(KEY, "SignIn", "+8613800138000", "123456")
+
+    @pytest.mark.parametrize(
+        "changed",
+        [
+            (KEY, "Register", "+8613800138000", "123456"),
+            (KEY, "SignIn", "+8613800138001", "123456"),
+            (KEY, "SignIn", "+8613800138000", "123457"),
+            (OTHER_KEY, "SignIn", "+8613800138000", "123456"),
+        ],
+    )
+    def test_every_input_changes_the_digest(self, changed):
+        """Another usage type, number, code or key gives another digest."""
+        base = _keys.code_digest(KEY, "SignIn", "+8613800138000", "123456")
+        assert _keys.code_digest(*changed) != base
+
+    def test_fields_cannot_slide_into_each_other(self):
+        """('Sign', 'In…') and ('SignIn', '…') are different messages."""
+        a = _keys.code_digest(KEY, "SignIn", "+86138", "001")
+        b = _keys.code_digest(KEY, "SignIn", "+861380", "01")
+        assert a != b
+
+    def test_digest_is_not_a_number_id(self):
+        """The labels keep one kind of HMAC from standing in for another."""
+        assert _keys.number_id(KEY, "x")[:32] != _keys.code_digest(KEY, "", "x", "")[:32]
+
+    def test_digests_equal(self):
+        """digests_equal compares exactly."""
+        assert _keys.digests_equal("ab" * 32, "ab" * 32)
+        assert not _keys.digests_equal("ab" * 32, "ab" * 31 + "ac")
+        assert not _keys.digests_equal("ab", "abc")
+
+
+class TestIds:
+    """Numbers and IPs are named by 128-bit HMACs."""
+
+    def test_number_id(self):
+        """32 hex characters, stable, and key-dependent."""
+        one = _keys.number_id(KEY, "+8613800138000")
+        assert re.fullmatch(r"[0-9a-f]{32}", one)
+        assert one == _keys.number_id(KEY, "+8613800138000")
+        assert one != _keys.number_id(OTHER_KEY, "+8613800138000")
+        assert "13800138000" not in one
+
+    @pytest.mark.parametrize(
+        ("raw", "normal"),
+        [
+            ("203.0.113.9", "203.0.113.9"),
+            (" 203.0.113.9 ", "203.0.113.9"),
+            ("::ffff:203.0.113.9", "203.0.113.9"),
+            ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+            ("2001:DB8:1:2::ffff", "2001:db8:1:2::/64"),
+            ("not-an-ip", "not-an-ip"),
+        ],
+    )
+    def test_normalize_ip(self, raw, normal):
+        """IPv4 as is, IPv4-mapped as IPv4, IPv6 cut to /64, anything else kept."""
+        assert _keys.normalize_ip(raw) == normal
+
+    def test_ip_id_groups_a_64(self):
+        """Two addresses in one /64 share an id; another /64 does not."""
+        a = _keys.ip_id(KEY, "2001:db8:1:2::1")
+        assert a == _keys.ip_id(KEY, "2001:db8:1:2:ffff::9")
+        assert a != _keys.ip_id(KEY, "2001:db8:1:3::1")
+
+
+class TestCodes:
+    """Codes are uniform random digits of the asked length."""
+
+    @pytest.mark.parametrize("length", [4, 6, 10])
+    def test_length_and_digits(self, length):
+        """Every code has exactly ``length`` decimal digits."""
+        for _ in range(50):
+            code = _keys.generate_code(length)
+            assert len(code) == length
+            assert code.isdigit()
+
+    def test_leading_zeros_are_kept(self, mocker):
+        """A small random number is zero-padded, not shortened."""
+        randbelow = mocker.patch.object(_keys.secrets, "randbelow", return_value=42)
+        assert _keys.generate_code(6) == "000042"
+        randbelow.assert_called_once_with(1_000_000)
+
+    def test_codes_vary(self):
+        """Codes come from a random source, not a constant."""
+        assert len({_keys.generate_code(6) for _ in range(50)}) > 40
+
+
+class TestKeyNames:
+    """One hash tag per number; one for the shared limits."""
+
+    def test_number_keys_share_one_tag(self):
+        """All keys of (number, usage type) are in one cluster slot."""
+        keys = _keys.number_keys("app:", "abc123", "SignIn")
+        assert all(key.startswith("app:{abc123}:") for key in keys)
+        assert len(set(keys)) == 4
+        assert len({key_slot(key.encode()) for key in keys}) == 1
+        other = _keys.number_keys("app:", "abc123", "Register")
+        assert other.number_cooldown == keys.number_cooldown
+        assert other.sends == keys.sends
+        assert other.record != keys.record
+
+    def test_shared_keys(self):
+        """IP and global counters share the {limits} tag; no IP, no IP key."""
+        keys = _keys.shared_keys("app:", "ipid")
+        assert keys.ip == "app:{limits}:ip:ipid"
+        assert keys.global_ == "app:{limits}:global"
+        assert _keys.shared_keys("app:", None).ip is None
+
+    @pytest.mark.parametrize("prefix", ["{x}", "a{", "b}"])
+    def test_prefix_without_braces(self, prefix):
+        """A prefix with a brace is refused."""
+        with pytest.raises(ValueError, match="hash tags"):
+            _keys.validate_prefix(prefix)
+
+    def test_prefix_ok(self):
+        """An ordinary prefix is returned as is."""
+        assert _keys.validate_prefix("myapp:otp:") == "myapp:otp:"

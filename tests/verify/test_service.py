@@ -1,0 +1,294 @@
+"""verify._service: configuration, logging, failure handling and privacy of the service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+
+import pytest
+
+from aliyun_sms_connector import (
+    AccountError,
+    ConfigError,
+    ServiceUnavailableError,
+    TemplateNotFoundError,
+)
+from aliyun_sms_connector.verify import (
+    CheckStatus,
+    MemoryStore,
+    VerificationPolicy,
+    VerificationService,
+)
+from aliyun_sms_connector.verify._store import store_unavailable
+
+from .conftest import NUMBER, SECRET_KEY
+
+LOGGER = "aliyun_sms_connector.verify"
+
+
+def service_for(connector, clock, store=None, **policy):
+    return VerificationService(
+        connector, store, secret_key=SECRET_KEY, policy=VerificationPolicy(**policy), clock=clock
+    )
+
+
+class BrokenStore(MemoryStore):
+    """A MemoryStore whose chosen operations fail as an unreachable store would."""
+
+    def __init__(self, *failing: str) -> None:
+        super().__init__()
+        self.failing = set(failing)
+        self.calls: list[str] = []
+
+    def _maybe_fail(self, name: str) -> None:
+        self.calls.append(name)
+        if name in self.failing:
+            raise store_unavailable()
+
+    def reserve(self, reservation):
+        self._maybe_fail("reserve")
+        return super().reserve(reservation)
+
+    def release(self, reservation, shared):
+        self._maybe_fail("release")
+        return super().release(reservation, shared)
+
+    def check(self, guess):
+        self._maybe_fail("check")
+        return super().check(guess)
+
+
+class TestConfiguration:
+    """What the service needs to be built."""
+
+    def test_memory_store_needs_no_key(self, connector, clock, emulator):
+        """A MemoryStore gets a random per-process key when none is given."""
+        service = VerificationService(connector, clock=clock)
+        service.start(NUMBER, "SignIn")
+        assert service.check(NUMBER, "SignIn", emulator.outbox[-1].params["code"]).ok
+
+    def test_default_stores_are_not_shared(self, connector):
+        """Two services made without a store do not share one MemoryStore."""
+        assert VerificationService(connector).store is not VerificationService(connector).store
+
+    @pytest.mark.parametrize("key", ["x" * 31, b"x" * 31, ""])
+    def test_short_key_is_refused(self, connector, key):
+        """A key under 32 bytes is a ConfigError, whatever the store."""
+        with pytest.raises(ConfigError, match="32 bytes"):
+            VerificationService(connector, secret_key=key)
+
+    def test_bytes_and_str_keys_agree(self, connector, clock, emulator):
+        """The same key as str or bytes verifies the same codes."""
+        store = MemoryStore()
+        one = VerificationService(connector, store, secret_key=SECRET_KEY, clock=clock)
+        two = VerificationService(connector, store, secret_key=SECRET_KEY.encode(), clock=clock)
+        one.start(NUMBER, "SignIn")
+        assert two.check(NUMBER, "SignIn", emulator.outbox[-1].params["code"]).ok
+
+    def test_another_key_does_not_verify(self, connector, clock, emulator):
+        """A code stored under one key is not found under another."""
+        store = MemoryStore()
+        one = VerificationService(connector, store, secret_key=SECRET_KEY, clock=clock)
+        two = VerificationService(connector, store, secret_key="y" * 32, clock=clock)
+        one.start(NUMBER, "SignIn")
+        code = emulator.outbox[-1].params["code"]
+        assert two.check(NUMBER, "SignIn", code).status is CheckStatus.NOT_FOUND
+
+    def test_invalid_test_number(self, connector):
+        """A test number that does not parse is a ConfigError, not echoed."""
+        policy = VerificationPolicy(test_numbers={"12345": "123456"})
+        with pytest.raises(ConfigError) as caught:
+            VerificationService(connector, policy=policy)
+        assert "12345" not in str(caught.value)
+
+    def test_unknown_usage_type(self, connector, clock):
+        """An unknown usage type is TemplateNotFoundError UnknownUsageType."""
+        service = service_for(connector, clock)
+        with pytest.raises(TemplateNotFoundError) as caught:
+            service.start(NUMBER, "Nope")
+        assert caught.value.code == "UnknownUsageType"
+
+    def test_usage_type_by_member_name(self, connector, clock, emulator):
+        """SIGN_IN and SignIn name the same usage type."""
+        service = service_for(connector, clock)
+        service.start(NUMBER, "SIGN_IN")
+        assert service.check(NUMBER, "SignIn", emulator.outbox[-1].params["code"]).ok
+
+    def test_code_length(self, connector, clock, emulator):
+        """code_length=8 sends 8 digits."""
+        service = service_for(connector, clock, code_length=8)
+        service.start(NUMBER, "SignIn")
+        code = emulator.outbox[-1].params["code"]
+        assert len(code) == 8
+        assert code.isdigit()
+
+    def test_policy_and_repr(self, connector):
+        """The service shows its store and policy, nothing private."""
+        service = VerificationService(connector)
+        assert isinstance(service.policy, VerificationPolicy)
+        assert "MemoryStore" in repr(service)
+
+
+class TestLogging:
+    """One INFO line per start and per check, with the outcome and the masked number."""
+
+    def lines(self, caplog):
+        return [r.getMessage() for r in caplog.records if r.name == LOGGER]
+
+    def test_start_and_check_lines(self, connector, clock, emulator, caplog):
+        """start logs outcome=sent, check logs its status; never the code or the number."""
+        caplog.set_level(logging.INFO, logger=LOGGER)
+        service = service_for(connector, clock)
+        service.start(NUMBER, "SignIn")
+        code = emulator.outbox[-1].params["code"]
+        service.check(NUMBER, "SignIn", "000000" if code != "000000" else "111111")
+        service.check(NUMBER, "SignIn", code)
+        lines = self.lines(caplog)
+        assert len(lines) == 3
+        assert "outcome=sent" in lines[0]
+        assert "outcome=wrong_code" in lines[1]
+        assert "attempts_left=4" in lines[1]
+        assert "outcome=approved" in lines[2]
+        for line in lines:
+            assert "to=***8000" in line
+            assert NUMBER not in line
+            assert code not in line
+        assert all(r.levelno == logging.INFO for r in caplog.records if r.name == LOGGER)
+
+    def test_refusal_and_error_lines(self, connector, clock, caplog):
+        """A refused start logs its code; an invalid number logs once too."""
+        caplog.set_level(logging.INFO, logger=LOGGER)
+        service = service_for(connector, clock)
+        service.start(NUMBER, "SignIn")
+        with pytest.raises(Exception):  # noqa: B017 - the line is what is checked
+            service.start(NUMBER, "SignIn")
+        with pytest.raises(Exception):  # noqa: B017
+            service.start("12345", "SignIn")
+        lines = self.lines(caplog)
+        assert len(lines) == 3
+        assert "outcome=VerificationCooldown" in lines[1]
+        assert "outcome=InvalidPhoneNumber" in lines[2]
+
+    def test_async_lines(self, connector, clock, emulator, caplog):
+        """The async twins log the same single lines."""
+        caplog.set_level(logging.INFO, logger=LOGGER)
+        service = service_for(connector, clock)
+
+        async def main():
+            await service.start_async(NUMBER, "SignIn")
+            await service.check_async(NUMBER, "SignIn", emulator.outbox[-1].params["code"])
+
+        asyncio.run(main())
+        lines = self.lines(caplog)
+        assert len(lines) == 2
+        assert "outcome=approved" in lines[1]
+
+
+class TestStoreFailures:
+    """A failing store fails closed: no SMS, no verdict."""
+
+    def test_no_sms_unless_the_code_was_stored(self, connector, clock, emulator):
+        """reserve failed: StoreUnavailable, and nothing reaches Aliyun."""
+        service = service_for(connector, clock, BrokenStore("reserve"))
+        with pytest.raises(ServiceUnavailableError) as caught:
+            service.start(NUMBER, "SignIn")
+        assert caught.value.code == "StoreUnavailable"
+        assert emulator.requests == []
+
+    def test_check_gives_no_verdict(self, connector, clock, emulator):
+        """check failed: the error, never WRONG_CODE or APPROVED."""
+        store = BrokenStore()
+        service = service_for(connector, clock, store)
+        service.start(NUMBER, "SignIn")
+        store.failing.add("check")
+        with pytest.raises(ServiceUnavailableError):
+            service.check(NUMBER, "SignIn", emulator.outbox[-1].params["code"])
+
+    def test_failed_release_keeps_the_send_error(self, connector, clock, emulator, caplog):
+        """If the release fails too, the caller still sees the send's own error."""
+        store = BrokenStore("release")
+        service = service_for(connector, clock, store)
+        emulator.fail_next("isv.AMOUNT_NOT_ENOUGH")
+        with pytest.raises(AccountError):
+            service.start(NUMBER, "SignIn")
+        assert "release" in store.calls
+        assert any("release failed" in r.getMessage() for r in caplog.records)
+
+    def test_unexpected_send_exception_keeps_the_code(self, connector, clock, monkeypatch):
+        """A send that fails in an unknown way may have sent: nothing is released."""
+        store = BrokenStore()
+        service = service_for(connector, clock, store)
+        sent = []
+
+        def explode(to, usage_type, payload):
+            sent.append(payload["code"])
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(connector, "send_message", explode)
+        with pytest.raises(RuntimeError):
+            service.start(NUMBER, "SignIn")
+        assert "release" not in store.calls
+        assert service.check(NUMBER, "SignIn", sent[0]).ok
+
+    def test_cancelled_async_send_keeps_the_code(self, connector, clock, monkeypatch):
+        """A cancelled start_async may have sent: nothing is released."""
+        store = BrokenStore()
+        service = service_for(connector, clock, store)
+        sent = []
+
+        async def cancelled(to, usage_type, payload):
+            sent.append(payload["code"])
+            raise asyncio.CancelledError
+
+        monkeypatch.setattr(connector, "send_message_async", cancelled)
+
+        async def main():
+            with pytest.raises(asyncio.CancelledError):
+                await service.start_async(NUMBER, "SignIn")
+
+        asyncio.run(main())
+        assert "release" not in store.calls
+        assert service.check(NUMBER, "SignIn", sent[0]).ok
+
+
+class TestPrivacy:
+    """No number or code is reachable from what the service returns or raises."""
+
+    def test_refusal_error_is_clean(self, connector, clock, emulator):
+        """A rate-limit error names no number, code or IP, and chains nothing."""
+        service = service_for(connector, clock)
+        service.start(NUMBER, "SignIn", client_ip="203.0.113.9")
+        code = emulator.outbox[-1].params["code"]
+        with pytest.raises(Exception) as caught:
+            service.start(NUMBER, "SignIn", client_ip="203.0.113.9")
+        error = caught.value
+        text = "".join(traceback.format_exception(error)) + repr(error)
+        for secret in ("13800138000", code, "203.0.113.9"):
+            assert secret not in str(error)
+            assert secret not in repr(error)
+        assert error.__cause__ is None
+        assert error.__context__ is None
+        assert "Traceback" in text
+
+    def test_plan_repr_hides_code(self, connector, clock):
+        """The prepared start, a local in the service's frames, hides its code."""
+        service = service_for(connector, clock)
+        plan = service._plan(NUMBER, "SignIn", "203.0.113.9")
+        text = repr(plan)
+        assert plan.code not in text
+        assert NUMBER not in text
+
+    def test_verification_repr_masks_the_number(self, connector, clock):
+        """Verification shows the masked number only."""
+        service = service_for(connector, clock)
+        verification = service.start(NUMBER, "SignIn")
+        assert NUMBER not in repr(verification)
+        assert "***8000" in repr(verification)
+
+    def test_non_string_code_is_a_wrong_guess(self, connector, clock, emulator):
+        """A code that is not a string is checked (and counted) like any wrong code."""
+        service = service_for(connector, clock)
+        service.start(NUMBER, "SignIn")
+        result = service.check(NUMBER, "SignIn", 123456)  # type: ignore[arg-type]
+        assert result.status is CheckStatus.WRONG_CODE
