@@ -170,6 +170,26 @@ class TestServer:
         assert counted["verified"]["ACS3-HMAC-SHA256"] == 1
         assert counted["failures"] == {"signature": 1}
 
+    @pytest.mark.parametrize("algorithm", ["ACS3-HMAC-SHA256", "v2"])
+    def test_this_library_verifies_with_both_algorithms(self, server, stats, algorithm):
+        """send_message, signed either way in its own wire layout, verifies."""
+        from aliyun_sms_connector import AliyunSmsConnector
+
+        config = {
+            "accessKeyId": bench_server.KEY_ID,
+            "accessKeySecret": bench_server.KEY_SECRET,
+            "signName": "Bench",
+            "templates": [{"usageType": "Generic", "templateCode": "SMS_000001", "type": 2}],
+            "endpoint": server.https,
+            "caFile": server.ca_file,
+            "signatureAlgorithm": algorithm,
+        }
+        with AliyunSmsConnector(config) as connector:
+            connector.send_message("13900000001", "Generic", {"code": "123456"})
+        counted = stats()
+        assert counted["verified"]["v2" if algorithm == "v2" else algorithm] == 1
+        assert counted["failed"] == 0
+
     def test_missing_parameter_is_rejected(self, server, stats):
         """A well-signed SendSms without PhoneNumbers is refused, so parameters are parsed."""
         body = urlencode({"SignName": "B", "TemplateCode": "T"}).encode()
