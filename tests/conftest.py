@@ -9,11 +9,10 @@ import os
 os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
 
 import pytest
-from alibabacloud_dysmsapi20170525.client import Client
 
 from aliyun_sms_connector import AliyunSmsConfig, AliyunSmsConnector
 
-from . import sdk_fakes
+from . import wire_fakes
 
 SECRET = "sEcReT-AccessKey-0123456789"
 TOKEN = "sts-TOKEN-abcdefghijklmnop"
@@ -49,21 +48,22 @@ def config(logto_config) -> AliyunSmsConfig:
 
 
 @pytest.fixture
-def connector(config) -> AliyunSmsConnector:
+def connector(config, transport) -> AliyunSmsConnector:
+    """A connector over the mocked transport: no unit test reaches the network."""
     return AliyunSmsConnector(config)
 
 
 @pytest.fixture
-def send_sms(mocker):
-    """The SDK client's send_sms_with_options, mocked with its real signature; OK by default."""
-    mock = mocker.patch.object(Client, "send_sms_with_options", autospec=True)
-    mock.return_value = sdk_fakes.ok(biz_id="900^1", request_id="REQ-9")
-    return mock
+def transport(mocker):
+    """The connector's Transport, autospec'd: every instance is this mock; it answers OK.
 
-
-@pytest.fixture
-def send_sms_async(mocker):
-    """The async twin of send_sms."""
-    mock = mocker.patch.object(Client, "send_sms_with_options_async", autospec=True)
-    mock.return_value = sdk_fakes.ok(biz_id="900^1", request_id="REQ-9")
-    return mock
+    This is the seam between the sans-I/O core and the network: tests see the
+    exact WireRequest the core built, and answer with WireResponses or raise
+    the transport's own TransportError.
+    """
+    cls = mocker.patch("aliyun_sms_connector._connector.Transport", autospec=True)
+    instance = cls.return_value
+    instance.send.return_value = wire_fakes.ok(biz_id="900^1", request_id="REQ-9")
+    instance.send_async.return_value = wire_fakes.ok(biz_id="900^1", request_id="REQ-9")
+    instance.cls = cls
+    return instance

@@ -1,3 +1,5 @@
+"""The connector's sends, with the Transport mocked (autospec) at the sans-I/O seam."""
+
 import json
 import logging
 
@@ -14,26 +16,20 @@ from aliyun_sms_connector import (
     UsageType,
 )
 
-from . import sdk_fakes
+from . import wire_fakes
 from .conftest import SECRET, TOKEN
 
 
-def sent_request(mock):
-    """The SendSmsRequest handed to the SDK in the last call."""
-    _client, request, _runtime = mock.call_args.args
-    return request
-
-
 class TestSend:
-    def test_mainland_verification_code(self, connector, send_sms):
+    def test_mainland_verification_code(self, connector, transport):
         """A mainland number is sent as 11 digits with the exact template and params."""
         result = connector.send_message("+86 138-0013-8000", "SignIn", {"code": "123456"})
-        request = sent_request(send_sms)
-        assert request.phone_numbers == "13800138000"
-        assert request.sign_name == "AcmeSignName"
-        assert request.template_code == "SMS_SIGNIN"
-        assert json.loads(request.template_param) == {"code": "123456"}
-        assert request.out_id is None
+        params = wire_fakes.sent(transport.send)
+        assert params["PhoneNumbers"] == "13800138000"
+        assert params["SignName"] == "AcmeSignName"
+        assert params["TemplateCode"] == "SMS_SIGNIN"
+        assert json.loads(params["TemplateParam"]) == {"code": "123456"}
+        assert "OutId" not in params
         assert result == SendResult(
             biz_id="900^1",
             request_id="REQ-9",
@@ -44,46 +40,63 @@ class TestSend:
         )
         assert result.sent_at.utcoffset().total_seconds() == 8 * 3600
 
-    def test_international_number_and_generic_overseas_template(self, connector, send_sms):
+    def test_international_number_and_generic_overseas_template(self, connector, transport):
         """An overseas number falls back to Generic and uses its overseas code."""
         result = connector.send_message(
             "+1 415 555 0100", UsageType.MFA_VERIFICATION, {"code": "9"}
         )
-        request = sent_request(send_sms)
-        assert request.phone_numbers == "14155550100"
-        assert request.template_code == "SMS_GENERIC_INTL"
+        params = wire_fakes.sent(transport.send)
+        assert params["PhoneNumbers"] == "14155550100"
+        assert params["TemplateCode"] == "SMS_GENERIC_INTL"
         assert result.usage_type is UsageType.MFA_VERIFICATION
 
-    def test_generic_china_template(self, connector, send_sms):
+    def test_generic_china_template(self, connector, transport):
         """A mainland number with the Generic fallback uses the china code."""
         connector.send_message("13800138000", "BindMfa", {"code": "1"})
-        assert sent_request(send_sms).template_code == "SMS_GENERIC_CN"
+        assert wire_fakes.sent(transport.send)["TemplateCode"] == "SMS_GENERIC_CN"
 
-    def test_logto_payload_context_is_dropped(self, connector, send_sms):
+    def test_logto_payload_context_is_dropped(self, connector, transport):
         """Logto's locale and uiLocales are not sent."""
         payload = {"code": "123456", "locale": "zh-CN", "uiLocales": "zh-CN en"}
         connector.send_message("13800138000", "Register", payload)
-        assert json.loads(sent_request(send_sms).template_param) == {"code": "123456"}
+        assert json.loads(wire_fakes.sent(transport.send)["TemplateParam"]) == {"code": "123456"}
 
-    def test_out_id_is_passed_through(self, connector, send_sms):
-        """out_id reaches the SDK request."""
+    def test_out_id_is_passed_through(self, connector, transport):
+        """out_id reaches Aliyun as OutId."""
         connector.send_message("13800138000", "Register", {"code": "1"}, out_id="order-7")
-        assert sent_request(send_sms).out_id == "order-7"
+        assert wire_fakes.sent(transport.send)["OutId"] == "order-7"
 
-    def test_one_client_is_reused(self, connector, send_sms):
-        """All sends go through the single client built at construction."""
-        client = connector._client
+    def test_every_parameter_is_in_the_body(self, connector, transport):
+        """Nothing goes in the URL: the target is "/" and the body is a signed form."""
+        connector.send_message("13800138000", "Register", {"code": "1"}, out_id="o")
+        (request,) = transport.send.call_args.args
+        assert (request.method, request.target) == ("POST", "/")
+        assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+        assert request.headers["x-acs-action"] == "SendSms"
+        assert request.headers["Authorization"].startswith("ACS3-HMAC-SHA256 Credential=")
+        assert b"13800138000" in request.body
+
+    def test_one_transport_per_endpoint_is_reused(self, connector, transport):
+        """All sends go through the one Transport built at construction."""
         connector.send_message("13800138000", "Register", {"code": "1"})
         connector.send_message("13800138000", "SignIn", {"code": "2"})
-        assert [c.args[0] for c in send_sms.call_args_list] == [client, client]
+        assert transport.cls.call_count == 1
+        assert transport.send.call_count == 2
 
-    def test_sdk_runtime_disables_autoretry(self, connector, send_sms):
-        """The SDK is told not to retry; retries are this library's decision."""
+    def test_the_deadline_is_absolute_and_passed_on(self, logto_config, transport, mocker):
+        """Each attempt gets the call's absolute deadline and the configured timeouts."""
+        mocker.patch("aliyun_sms_connector._calls.time.monotonic", return_value=1000.0)
+        connector = AliyunSmsConnector(
+            {**logto_config, "deadline": 7000, "connectTimeout": 1500, "readTimeout": 2500}
+        )
         connector.send_message("13800138000", "Register", {"code": "1"})
-        runtime = send_sms.call_args.args[2]
-        assert runtime.autoretry is False
+        assert transport.send.call_args.kwargs == {
+            "deadline": 1007.0,
+            "connect_timeout": 1.5,
+            "read_timeout": 2.5,
+        }
 
-    def test_accepts_a_mapping(self, logto_config, send_sms):
+    def test_accepts_a_mapping(self, logto_config, transport):
         """The connector takes Logto's JSON mapping directly."""
         connector = AliyunSmsConnector(logto_config)
         assert connector.config.sign_name == "AcmeSignName"
@@ -95,21 +108,19 @@ class TestSend:
         with pytest.raises(ConfigError):
             AliyunSmsConnector(logto_config)
 
-    def test_sdk_client_gets_the_config(self, logto_config, mocker):
-        """The SDK client is built with the credentials, endpoint and timeouts."""
+    def test_transport_gets_the_config(self, logto_config, transport):
+        """The Transport is built with the protocol, endpoint, CA file and pool size."""
         logto_config.update(
-            securityToken=TOKEN, endpoint="127.0.0.1:9", protocol="http", readTimeout=1234
+            securityToken=TOKEN, endpoint="127.0.0.1:9", protocol="http", maxConnections=7
         )
         connector = AliyunSmsConnector(logto_config)
-        client = connector._client
-        assert client._endpoint == "127.0.0.1:9"
-        assert client._protocol == "http"
-        assert client._read_timeout == 1234
-        assert client._connect_timeout == 5000
-        assert client._retry_options is None
-        credential = client._credential.get_credential()
-        assert credential.access_key_secret == SECRET
-        assert credential.security_token == TOKEN
+        transport.cls.assert_called_once_with(
+            protocol="http", host="127.0.0.1:9", ca_file=None, max_connections=7
+        )
+        credential = connector._lanes["china"].credentials.fixed
+        assert (credential.secret, credential.token) == (SECRET, TOKEN)
+        assert SECRET not in repr(credential)
+        assert TOKEN not in repr(credential)
 
 
 class TestBeforeTheNetwork:
@@ -122,37 +133,37 @@ class TestBeforeTheNetwork:
             ("13800138000", "SignIn", ["code"], TemplateParamError),
         ],
     )
-    def test_local_errors_never_call_the_sdk(self, connector, send_sms, to, usage, payload, error):
-        """Invalid numbers, usage types and payloads fail before any call."""
+    def test_local_errors_never_send(self, connector, transport, to, usage, payload, error):
+        """Invalid numbers, usage types and payloads fail before any request."""
         with pytest.raises(error):
             connector.send_message(to, usage, payload)
-        send_sms.assert_not_called()
+        transport.send.assert_not_called()
 
-    def test_template_not_found_without_generic(self, logto_config, send_sms):
-        """A usage type with no template and no Generic fails before any call."""
+    def test_template_not_found_without_generic(self, logto_config, transport):
+        """A usage type with no template and no Generic fails before any request."""
         logto_config["templates"] = [{"usageType": "SignIn", "templateCode": "S"}]
         with pytest.raises(TemplateNotFoundError):
             AliyunSmsConnector(logto_config).send_message("13800138000", "Register", {"code": "1"})
-        send_sms.assert_not_called()
+        transport.send.assert_not_called()
 
-    def test_strict_mode_rejects_bare_mainland(self, logto_config, send_sms):
+    def test_strict_mode_rejects_bare_mainland(self, logto_config, transport):
         """strictPhoneRegionNumberCheck requires the country code."""
         logto_config["strictPhoneRegionNumberCheck"] = True
         connector = AliyunSmsConnector(logto_config)
         with pytest.raises(InvalidPhoneNumberError):
             connector.send_message("13800138000", "SignIn", {"code": "1"})
         connector.send_message("8613800138000", "SignIn", {"code": "1"})
-        assert sent_request(send_sms).phone_numbers == "13800138000"
+        assert wire_fakes.sent(transport.send)["PhoneNumbers"] == "13800138000"
 
-    def test_out_id_must_be_text(self, connector, send_sms):
+    def test_out_id_must_be_text(self, connector, transport):
         """A non-string out_id is a typed error."""
         with pytest.raises(AliyunSmsError, match="out_id"):
             connector.send_message("13800138000", "SignIn", {"code": "1"}, out_id=5)
-        send_sms.assert_not_called()
+        transport.send.assert_not_called()
 
 
 class TestPrivacy:
-    def test_one_info_line_per_send(self, connector, send_sms, caplog):
+    def test_one_info_line_per_send(self, connector, transport, caplog):
         """A send logs one INFO line with masked number, ids and timing; no code."""
         caplog.set_level(logging.DEBUG, logger="aliyun_sms_connector")
         connector.send_message("13800138000", "SignIn", {"code": "482913"})
@@ -168,23 +179,25 @@ class TestPrivacy:
         assert "482913" not in line
         assert SECRET not in caplog.text
 
-    def test_failure_log_is_masked(self, connector, send_sms, caplog):
+    def test_failure_log_is_masked(self, connector, transport, caplog):
         """A failed send logs a WARNING without the number or code."""
-        send_sms.return_value = sdk_fakes.business("isv.MOBILE_NUMBER_ILLEGAL", "13800138000 bad")
+        transport.send.return_value = wire_fakes.business(
+            "isv.MOBILE_NUMBER_ILLEGAL", "13800138000 bad"
+        )
         with pytest.raises(InvalidPhoneNumberError) as info:
             connector.send_message("13800138000", "SignIn", {"code": "482913"})
         assert "13800138000" not in caplog.text + str(info.value)
         assert "isv.MOBILE_NUMBER_ILLEGAL" in caplog.text
         assert caplog.records[-1].levelno == logging.WARNING
 
-    def test_result_repr_is_masked(self, connector, send_sms):
+    def test_result_repr_is_masked(self, connector, transport):
         """SendResult's repr shows only the last 4 digits."""
         result = connector.send_message("13800138000", "SignIn", {"code": "482913"})
         assert "13800138000" not in repr(result)
         assert "***8000" in repr(result)
         assert result.phone_number == "13800138000"
 
-    def test_result_is_frozen(self, connector, send_sms):
+    def test_result_is_frozen(self, connector, transport):
         """SendResult cannot be changed."""
         import dataclasses
 

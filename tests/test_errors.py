@@ -1,6 +1,9 @@
-"""Every row of the error table, through the connector with the SDK client mocked."""
+"""Every row of the error table, through the connector with the Transport mocked."""
 
+import asyncio
 import traceback
+import typing
+from urllib.parse import quote
 
 import pytest
 
@@ -18,16 +21,22 @@ from aliyun_sms_connector import (
     SignNameError,
     TemplateError,
     TemplateParamError,
-    _sdk,
 )
-from aliyun_sms_connector._errors import _TABLE, Failure, error_from_failure, lookup
+from aliyun_sms_connector._errors import (
+    _TABLE,
+    NETWORK_KINDS,
+    Failure,
+    error_from_failure,
+    lookup,
+)
+from aliyun_sms_connector._redact import RedactedError
+from aliyun_sms_connector._transport import TransportError
 
-from . import sdk_fakes
-from .conftest import SECRET
+from . import wire_fakes
+from .conftest import SECRET, TOKEN
 
 PHONE = "13800138000"
 CODE = "482913"
-URL = sdk_fakes.sent_url(PHONE, '{"code":"482913"}')
 
 TABLE = [
     ("InvalidAccessKeyId.NotFound", AuthenticationError, False),
@@ -82,7 +91,7 @@ TABLE = [
 
 
 @pytest.fixture
-def connector(logto_config):
+def connector(logto_config, transport):
     """The default retry policy (3 attempts), without the backoff waits."""
     logto_config["backoffBase"] = 0
     return AliyunSmsConnector(logto_config)
@@ -97,6 +106,12 @@ def assert_no_leak(error):
     assert PHONE not in shown
     assert CODE not in shown
     assert SECRET not in shown
+
+
+def assert_clean_chain(error):
+    """No context at all, and a cause only if it is the redactor's stand-in."""
+    assert error.__context__ is None
+    assert error.__cause__ is None or type(error.__cause__) is RedactedError
 
 
 def test_table_covers_the_documented_codes():
@@ -119,11 +134,17 @@ def test_table_covers_the_documented_codes():
         assert lookup(code) == (cls, retryable)
 
 
+def test_every_transport_kind_is_mapped():
+    """A kind the transport may raise that the table does not know fails here."""
+    kind = typing.get_type_hints(TransportError)["kind"]
+    assert set(typing.get_args(kind)) == NETWORK_KINDS
+
+
 class TestBusinessCodes:
     @pytest.mark.parametrize(("code", "cls", "retryable"), TABLE)
-    def test_http_200_with_code(self, connector, send_sms, code, cls, retryable):
+    def test_http_200_with_code(self, connector, transport, code, cls, retryable):
         """HTTP 200 with a non-OK Code raises the row's class with its attributes."""
-        send_sms.return_value = sdk_fakes.business(code, "why", request_id="REQ-1")
+        transport.send.return_value = wire_fakes.business(code, "why", request_id="REQ-1")
         with pytest.raises(cls) as info:
             send(connector)
         error = info.value
@@ -131,13 +152,14 @@ class TestBusinessCodes:
         assert (error.code, error.message, error.request_id) == (code, "why", "REQ-1")
         assert error.http_status == 200
         assert error.retryable is retryable
-        assert error.attempts == send_sms.call_count == (3 if retryable else 1)
+        assert error.attempts == transport.send.call_count == (3 if retryable else 1)
         assert error.__cause__ is None
+        assert error.__context__ is None
         assert_no_leak(error)
 
-    def test_unknown_code_is_the_base_class(self, connector, send_sms):
+    def test_unknown_code_is_the_base_class(self, connector, transport):
         """A code the table does not know is kept, on AliyunSmsError itself."""
-        send_sms.return_value = sdk_fakes.business("isv.SOMETHING_NEW", "new")
+        transport.send.return_value = wire_fakes.business("isv.SOMETHING_NEW", "new")
         with pytest.raises(AliyunSmsError) as info:
             send(connector)
         assert type(info.value) is AliyunSmsError
@@ -153,80 +175,71 @@ class TestBusinessCodes:
             ("some other wording", None, None),
         ],
     )
-    def test_flow_control_window(self, connector, send_sms, message, window, retry_after):
+    def test_flow_control_window(self, connector, transport, message, window, retry_after):
         """isv.BUSINESS_LIMIT_CONTROL carries the window parsed from Aliyun's wording."""
-        send_sms.return_value = sdk_fakes.business("isv.BUSINESS_LIMIT_CONTROL", message)
+        transport.send.return_value = wire_fakes.business("isv.BUSINESS_LIMIT_CONTROL", message)
         with pytest.raises(RateLimitExceededError) as info:
             send(connector)
         assert (info.value.window, info.value.retry_after) == (window, retry_after)
         assert info.value.retryable is False
 
-    @pytest.mark.parametrize("body", [{"Message": "no code"}, {}])
-    def test_2xx_without_code(self, connector, send_sms, body):
-        """A 2xx body without Code is an InvalidResponseError."""
-        send_sms.return_value = sdk_fakes.response(body)
+    @pytest.mark.parametrize("body", [{"Message": "no code"}, {}, ["OK"], "null", 7])
+    def test_2xx_without_code(self, connector, transport, body):
+        """A 2xx JSON answer without a Code (or not an object) is an InvalidResponseError."""
+        transport.send.return_value = wire_fakes.response(body)
         with pytest.raises(InvalidResponseError) as info:
             send(connector)
         assert info.value.code == "InvalidResponse"
         assert info.value.retryable is False
-
-    def test_2xx_body_not_an_object(self, connector, send_sms):
-        """A JSON body that is not an object is an InvalidResponseError."""
-        from darabonba.core import DaraCore
-
-        # The SDK's own path: DaraCore.from_map swallows the model's failure.
-        send_sms.return_value = DaraCore.from_map(
-            sdk_fakes.SendSmsResponse(), {"headers": {}, "statusCode": 200, "body": ["OK"]}
-        )
-        with pytest.raises(InvalidResponseError):
-            send(connector)
+        assert info.value.http_status == 200
 
 
-class TestGatewayExceptions:
+class TestGatewayErrors:
     @pytest.mark.parametrize(("code", "cls", "retryable"), TABLE)
-    def test_client_exception(self, connector, send_sms, code, cls, retryable):
-        """A ClientException (4xx JSON) maps by its code, chained and scrubbed."""
-        original = sdk_fakes.client_error(code, message=f"bad {PHONE} {CODE}")
-        send_sms.side_effect = original
+    def test_gateway_error(self, connector, transport, code, cls, retryable):
+        """A 4xx error object maps by its code, scrubbed, with nothing chained."""
+        transport.send.return_value = wire_fakes.gateway(code, message=f"bad {PHONE} {CODE}")
         with pytest.raises(cls) as info:
             send(connector)
         error = info.value
         assert (error.code, error.http_status, error.request_id) == (code, 400, "REQ-4XX")
         assert error.recommend == "https://api.aliyun.com/troubleshoot?q=X"
         assert error.retryable is retryable
-        assert error.attempts == send_sms.call_count == (3 if retryable else 1)
+        assert error.attempts == transport.send.call_count == (3 if retryable else 1)
         assert error.message == "bad ***8000 [redacted]"
-        assert error.__cause__ is original
+        assert error.__cause__ is None
+        assert error.__context__ is None
         assert_no_leak(error)
 
-    def test_server_exception_with_unknown_code(self, connector, send_sms):
+    def test_server_error_with_unknown_code(self, connector, transport):
         """Any 5xx is a ServiceUnavailableError, whatever its code."""
-        send_sms.side_effect = sdk_fakes.server_error("SomethingOdd", status=502)
+        transport.send.return_value = wire_fakes.gateway("SomethingOdd", status=502)
         with pytest.raises(ServiceUnavailableError) as info:
             send(connector)
         assert (info.value.code, info.value.http_status) == ("SomethingOdd", 502)
         assert info.value.retryable is True
 
     @pytest.mark.parametrize("status", [500, 503])
-    def test_server_exception_without_code(self, connector, send_sms, status):
+    def test_server_error_without_code(self, connector, transport, status):
         """A 5xx JSON body with no Code gets the code HTTP<status>."""
-        send_sms.side_effect = sdk_fakes.server_error(None, status=status)
+        transport.send.return_value = wire_fakes.gateway(None, status=status)
         with pytest.raises(ServiceUnavailableError) as info:
             send(connector)
         assert info.value.code == f"HTTP{status}"
         assert info.value.http_status == status
 
-    def test_client_exception_without_code(self, connector, send_sms):
-        """A 4xx JSON body with no Code (the SDK's 'None') gets HTTP<status>."""
-        send_sms.side_effect = sdk_fakes.client_error(None, status=404)
+    def test_client_error_without_code(self, connector, transport):
+        """A 4xx JSON body with no Code gets HTTP<status>."""
+        transport.send.return_value = wire_fakes.gateway(None, status=404, request_id=None)
         with pytest.raises(AliyunSmsError) as info:
             send(connector)
         assert type(info.value) is AliyunSmsError
-        assert info.value.code == "HTTP404"
+        assert (info.value.code, info.value.request_id) == ("HTTP404", None)
 
-    def test_throttling_honours_retry_after(self, connector, send_sms):
-        """ThrottlingException's retry_after (ms) becomes seconds."""
-        send_sms.side_effect = sdk_fakes.throttling(1500)
+    def test_throttling_honours_retry_after(self, connector, transport, mocker):
+        """x-acs-retry-after (ms) becomes retry_after in seconds, and the wait."""
+        mocker.patch("aliyun_sms_connector._driver.time.sleep")
+        transport.send.return_value = wire_fakes.throttling(1500)
         with pytest.raises(RateLimitExceededError) as info:
             send(connector)
         assert info.value.retry_after == 1.5
@@ -234,105 +247,230 @@ class TestGatewayExceptions:
         assert info.value.retryable is True
         assert info.value.code == "Throttling.User"
 
-    def test_sdk_credential_error(self, connector, send_sms):
-        """The SDK's local InvalidCredentials ClientException keeps its code."""
-        from alibabacloud_tea_openapi.exceptions import ClientException
-
-        send_sms.side_effect = ClientException(code="InvalidCredentials", message="set keys")
-        with pytest.raises(AliyunSmsError) as info:
+    @pytest.mark.parametrize("value", ["0", "-5", "soon", ""])
+    def test_retry_after_must_be_a_positive_integer(self, connector, transport, value):
+        """As the SDK reads it: anything but a positive integer is no retry-after."""
+        transport.send.return_value = wire_fakes.gateway(
+            "Throttling.User", headers={"x-acs-retry-after": value}
+        )
+        with pytest.raises(RateLimitExceededError) as info:
             send(connector)
-        assert info.value.code == "InvalidCredentials"
-        assert info.value.http_status is None
+        assert info.value.retry_after is None
 
 
-class TestTransportFailures:
-    @pytest.mark.parametrize(
-        ("inner", "code"),
-        [
-            (sdk_fakes.connection_refused(URL), "ConnectionFailed"),
-            (sdk_fakes.dns_failure(URL), "ConnectionFailed"),
-            (sdk_fakes.connect_timeout(URL), "ConnectTimeout"),
-        ],
-        ids=["refused", "dns", "connect-timeout"],
-    )
-    def test_never_sent(self, connector, send_sms, inner, code):
-        """Refused, DNS failure and connect timeout: retryable, not sent."""
-        send_sms.side_effect = sdk_fakes.unretryable(inner, URL)
-        with pytest.raises(NetworkError) as info:
-            send(connector)
-        error = info.value
-        assert error.code == code
-        assert (error.retryable, error.maybe_sent) == (True, False)
-        assert error.__cause__ is send_sms.side_effect
-        assert_no_leak(error)
-
-    def test_read_timeout_may_have_been_sent(self, connector, send_sms):
-        """A read timeout is never retryable: the SMS may have gone out."""
-        send_sms.side_effect = sdk_fakes.unretryable(sdk_fakes.read_timeout(URL), URL)
-        with pytest.raises(NetworkError) as info:
-            send(connector)
-        assert info.value.code == "ReadTimeout"
-        assert (info.value.retryable, info.value.maybe_sent) == (False, True)
-        assert_no_leak(info.value)
-
-    def test_connection_dropped_after_sending(self, connector, send_sms):
-        """A reset after the request left may have delivered it."""
-        send_sms.side_effect = sdk_fakes.unretryable(sdk_fakes.connection_dropped(), URL)
-        with pytest.raises(NetworkError) as info:
-            send(connector)
-        assert info.value.code == "ConnectionLost"
-        assert (info.value.retryable, info.value.maybe_sent) == (False, True)
-
+class TestUnreadableAnswers:
     @pytest.mark.parametrize("status", [500, 503])
-    def test_5xx_html_keeps_http_status(self, connector, send_sms, status):
+    def test_5xx_html_keeps_http_status(self, connector, transport, status):
         """A 5xx with an HTML body is a ServiceUnavailableError with http_status kept."""
-
-        def fail(*_args):
-            _sdk._observation.get().record(type("R", (), {"status_code": status, "headers": {}}))
-            raise sdk_fakes.unretryable_parse_error("<html>Service Unavailable</html>")
-
-        send_sms.side_effect = fail
+        transport.send.return_value = wire_fakes.response("<html>Unavailable</html>", status)
         with pytest.raises(ServiceUnavailableError) as info:
             send(connector)
         assert (info.value.code, info.value.http_status) == (f"HTTP{status}", status)
         assert info.value.retryable is True
 
-    def test_4xx_html(self, connector, send_sms):
+    def test_4xx_html(self, connector, transport):
         """A 4xx with an HTML body keeps its status as the code."""
-
-        def fail(*_args):
-            _sdk._observation.get().record(type("R", (), {"status_code": 403, "headers": {}}))
-            raise sdk_fakes.unretryable_parse_error("<html>Forbidden</html>")
-
-        send_sms.side_effect = fail
+        transport.send.return_value = wire_fakes.response("<html>Forbidden</html>", 403)
         with pytest.raises(AliyunSmsError) as info:
             send(connector)
         assert (info.value.code, info.value.http_status) == ("HTTP403", 403)
 
-    @pytest.mark.parametrize("body", ["not json", ""])
-    def test_2xx_not_json(self, connector, send_sms, body):
-        """A 200 whose body is not JSON, or empty, is an InvalidResponseError."""
-
-        def fail(*_args):
-            _sdk._observation.get().record(type("R", (), {"status_code": 200, "headers": {}}))
-            raise sdk_fakes.unretryable_parse_error(body)
-
-        send_sms.side_effect = fail
+    @pytest.mark.parametrize(
+        "body",
+        ["not json", "", b"\xff\xfe{", "[" * 100_000 + "]" * 100_000],
+        ids=["text", "empty", "not-utf8", "deeply-nested"],
+    )
+    def test_2xx_not_json(self, connector, transport, body):
+        """A 200 whose body is not JSON, empty, not UTF-8 or too deep is an InvalidResponseError."""
+        transport.send.return_value = wire_fakes.response(body)
         with pytest.raises(InvalidResponseError) as info:
             send(connector)
         assert info.value.http_status == 200
+        assert info.value.retryable is False
+
+
+class TestTransportFailures:
+    @pytest.mark.parametrize(
+        ("kind", "code"),
+        [("connect", "ConnectionFailed"), ("connect_timeout", "ConnectTimeout")],
+    )
+    def test_never_sent_is_retried(self, connector, transport, kind, code):
+        """Refused, DNS failure and connect timeout: retryable, not sent."""
+        transport.send.side_effect = wire_fakes.failure(kind, maybe_sent=False)
+        with pytest.raises(NetworkError) as info:
+            send(connector)
+        error = info.value
+        assert error.code == code
+        assert (error.retryable, error.maybe_sent) == (True, False)
+        assert error.attempts == transport.send.call_count == 3
+        assert_clean_chain(error)
+        assert type(error.__cause__) is RedactedError
+        assert_no_leak(error)
+
+    def test_certificate_failure_is_not_retried(self, connector, transport):
+        """A certificate that fails verification cannot heal: one attempt, its own code."""
+        transport.send.side_effect = wire_fakes.failure("certificate", maybe_sent=False)
+        with pytest.raises(NetworkError) as info:
+            send(connector)
+        error = info.value
+        assert error.code == "CertificateInvalid"
+        assert (error.retryable, error.maybe_sent) == (False, False)
+        assert transport.send.call_count == 1
 
     @pytest.mark.parametrize(
-        "original", [TypeError("boom"), KeyError("Code"), AttributeError("body")]
+        ("kind", "code"),
+        [("read_timeout", "ReadTimeout"), ("connection_lost", "ConnectionLost")],
     )
-    def test_anything_else_the_sdk_raises(self, connector, send_sms, original):
-        """Unexpected SDK exceptions become AliyunSmsError(code='SDKError')."""
-        send_sms.side_effect = original
+    def test_maybe_sent_is_never_retried(self, connector, transport, kind, code):
+        """Once a byte may have left, the SMS may have gone out: never retried."""
+        transport.send.side_effect = wire_fakes.failure(kind, maybe_sent=True)
+        with pytest.raises(NetworkError) as info:
+            send(connector)
+        assert info.value.code == code
+        assert (info.value.retryable, info.value.maybe_sent) == (False, True)
+        assert transport.send.call_count == 1
+        assert_clean_chain(info.value)
+
+    @pytest.mark.parametrize("maybe_sent", [True, False])
+    def test_deadline_exceeded(self, connector, transport, maybe_sent):
+        """Running out of the deadline is DeadlineExceeded, maybe_sent as the transport says."""
+        transport.send.side_effect = wire_fakes.failure("deadline", maybe_sent=maybe_sent)
+        with pytest.raises(NetworkError) as info:
+            send(connector)
+        error = info.value
+        assert error.code == "DeadlineExceeded"
+        assert (error.retryable, error.maybe_sent) == (False, maybe_sent)
+        assert ("may have been sent" in error.message) is maybe_sent
+        assert transport.send.call_count == 1
+
+    @pytest.mark.parametrize("maybe_sent", [True, False])
+    def test_closed_in_flight(self, connector, transport, maybe_sent):
+        """A send cut by close() is a typed ConnectorClosed, never retried."""
+        transport.send.side_effect = wire_fakes.failure("closed", maybe_sent=maybe_sent)
         with pytest.raises(AliyunSmsError) as info:
             send(connector)
         assert type(info.value) is AliyunSmsError
-        assert info.value.code == "SDKError"
-        assert info.value.__cause__ is original
+        assert (info.value.code, info.value.maybe_sent) == ("ConnectorClosed", maybe_sent)
+        assert transport.send.call_count == 1
+
+    def test_closed_in_flight_async(self, connector, transport):
+        """The async path gives the same typed error, not a CancelledError."""
+        transport.send_async.side_effect = wire_fakes.failure("closed", maybe_sent=True)
+        with pytest.raises(AliyunSmsError) as info:
+            asyncio.run(connector.send_message_async(PHONE, "SignIn", {"code": CODE}))
+        assert info.value.code == "ConnectorClosed"
+
+    @pytest.mark.parametrize("original", [TypeError("boom"), KeyError("Code"), OSError("x")])
+    def test_anything_else_the_transport_raises(self, connector, transport, original):
+        """Unexpected exceptions become AliyunSmsError('UnexpectedError'), maybe sent, once."""
+        transport.send.side_effect = original
+        with pytest.raises(AliyunSmsError) as info:
+            send(connector)
+        error = info.value
+        assert type(error) is AliyunSmsError
+        assert (error.code, error.maybe_sent, error.retryable) == ("UnexpectedError", True, False)
+        assert transport.send.call_count == 1
+        assert_clean_chain(error)
+        assert type(original).__name__ in str(error.__cause__)
+
+
+def _sts(logto_config, **extra):
+    return AliyunSmsConnector({**logto_config, "securityToken": TOKEN, "backoffBase": 0, **extra})
+
+
+def _echo_with_token():
+    # Aliyun's v2 SignatureDoesNotMatch echoes the string to sign: every value
+    # percent-encoded twice, the token and the number among them.
+    query = f"PhoneNumbers={PHONE}&SecurityToken={TOKEN}&TemplateParam=" + quote(
+        f'{{"code":"{CODE}"}}', safe=""
+    )
+    to_sign = "POST&%2F&" + quote(quote(query, safe="=&"), safe="")
+    return wire_fakes.gateway(
+        "SignatureDoesNotMatch",
+        message=f"Specified signature is not matched with our calculation. {to_sign}",
+    )
+
+
+FAILURES = {
+    "signature-echo": _echo_with_token,
+    "server-error": lambda: wire_fakes.gateway("ServiceUnavailable", status=503),
+    "read-timeout": lambda: wire_fakes.failure("read_timeout", maybe_sent=True),
+    "refused": lambda: wire_fakes.failure("connect", maybe_sent=False),
+    "unexpected": lambda: RuntimeError(f"with {SECRET} and {TOKEN} inside"),
+}
+
+
+def _answer(mock, failure):
+    if isinstance(failure, BaseException):
+        mock.side_effect = failure
+    else:
+        mock.return_value = failure
+
+
+class TestTracebackLocals:
+    """Error trackers capture frame locals: no library frame may show a secret or token."""
+
+    @pytest.mark.parametrize("algorithm", ["ACS3-HMAC-SHA256", "v2"])
+    @pytest.mark.parametrize("failure", sorted(FAILURES))
+    def test_sync(self, logto_config, transport, algorithm, failure):
+        """capture_locals shows neither the AccessKey secret nor the STS token (sync)."""
+        _answer(transport.send, FAILURES[failure]())
+        connector = _sts(logto_config, signatureAlgorithm=algorithm)
+        with pytest.raises(AliyunSmsError) as info:
+            send(connector)
+        assert_locals_private(info.value)
+
+    @pytest.mark.parametrize("algorithm", ["ACS3-HMAC-SHA256", "v2"])
+    @pytest.mark.parametrize("failure", sorted(FAILURES))
+    def test_async(self, logto_config, transport, algorithm, failure):
+        """capture_locals shows neither the AccessKey secret nor the STS token (async)."""
+        _answer(transport.send_async, FAILURES[failure]())
+        connector = _sts(logto_config, signatureAlgorithm=algorithm)
+        with pytest.raises(AliyunSmsError) as info:
+            asyncio.run(connector.send_message_async(PHONE, "SignIn", {"code": CODE}))
+        assert_locals_private(info.value)
+
+    def test_the_internal_call_object_hides_its_secrets(self, logto_config, transport):
+        """The per-send Call shows its labels, masked; never what it scrubs."""
+        from aliyun_sms_connector._calls import prepare_send
+
+        connector = _sts(logto_config)
+        call = prepare_send(
+            connector.config,
+            connector._secrets,
+            to=PHONE,
+            usage_type="SignIn",
+            payload={"code": CODE},
+            out_id=None,
+        ).call
+        shown = repr(call)
+        assert shown == "Call(usage_type=SignIn template=SMS_SIGNIN to=***8000)"
+        assert call.secrets == (SECRET, TOKEN)
+
+
+def assert_locals_private(error):
+    """Render the error as an error tracker would, locals included; read the library's frames."""
+    assert_clean_chain(error)
+    summary = traceback.TracebackException(
+        type(error), error, error.__traceback__, capture_locals=True
+    )
+    rendered = "".join(summary.format())
+    # The test's own frames hold the config; only the library's are checked.
+    library = [frame for frame in summary.stack if "aliyun_sms_connector" in frame.filename]
+    assert {"send_message", "run"} <= {frame.name for frame in library} or {
+        "send_message_async",
+        "run_async",
+    } <= {frame.name for frame in library}
+    shown = "\n".join(f"{name}={value}" for f in library for name, value in f.locals.items())
+    assert "call=Call(usage_type=SignIn" in shown
+    for private in (SECRET, TOKEN, quote(TOKEN, safe="")):
+        assert private not in shown
+    link = error
+    while link is not None:  # the error and its stand-in cause
+        assert SECRET not in str(link)
+        assert TOKEN not in str(link)
+        link = link.__cause__
+    assert "RedactedError" in rendered or error.__cause__ is None
 
 
 class TestErrorObjects:
@@ -357,3 +495,10 @@ class TestErrorObjects:
         """Errors raised before the network have the library's own codes."""
         assert NetworkError("x").code == "Unknown"
         assert InvalidResponseError("x").code == "InvalidResponse"
+
+    @pytest.mark.parametrize("kind", sorted(NETWORK_KINDS))
+    def test_maybe_sent_is_never_retryable(self, kind):
+        """Whatever the kind, an error that may have been sent is not retryable."""
+        error = error_from_failure(Failure(kind, maybe_sent=True))
+        assert error.maybe_sent is True
+        assert error.retryable is False

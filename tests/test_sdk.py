@@ -1,49 +1,77 @@
-"""The SDK layer. Its transport hook is exercised over HTTP in tests/e2e."""
+"""The SDK layer: settings, credentials and signers taken from the SDK, which stays untouched."""
 
+import inspect
+
+import pytest
 from darabonba.core import DaraCore
-from darabonba.response import DaraResponse
 
 from aliyun_sms_connector import AliyunSmsConnector, _sdk
-from aliyun_sms_connector._errors import Failure
 
-from . import sdk_fakes
-
-
-def test_hook_is_installed_once(connector, logto_config):
-    """Building more connectors does not wrap the transport again."""
-    first_sync, first_async = DaraCore.do_action, DaraCore.async_do_action
-    AliyunSmsConnector(logto_config)
-    assert DaraCore.do_action is first_sync
-    assert DaraCore.async_do_action is first_async
-    assert not hasattr(first_sync.__wrapped__, "__wrapped__")
-    assert not hasattr(first_async.__wrapped__, "__wrapped__")
+from .conftest import SECRET, TOKEN
 
 
-def test_observation_records_the_status():
-    """Observation.record keeps the HTTP status of a response."""
-    observation = _sdk.Observation()
-    response = DaraResponse()
-    response.status_code = 503
-    observation.record(response)
-    assert observation.http_status == 503
+class TestSdkUntouched:
+    def test_no_hook_in_the_sdks_transport(self, connector, transport):
+        """Building and using a connector leaves DaraCore's transport calls as shipped."""
+        connector.send_message("13800138000", "SignIn", {"code": "1"})
+        for name in ("do_action", "async_do_action"):
+            function = inspect.getattr_static(DaraCore, name).__func__
+            assert function.__module__ == "darabonba.core"
+            assert not hasattr(function, "__wrapped__")
+
+    def test_the_sdk_client_never_sends(self, connector, transport, mocker):
+        """Sends go through the connector's transport; the SDK client is only read."""
+        do_action = mocker.patch.object(DaraCore, "do_action", autospec=True)
+        connector.send_message("13800138000", "SignIn", {"code": "1"})
+        do_action.assert_not_called()
+        transport.send.assert_called_once()
 
 
-def test_describe_keeps_throttling_retry_after_in_ms():
-    """describe() passes x-acs-retry-after (ms) on to the table."""
-    failure = _sdk.describe(sdk_fakes.throttling(2500), _sdk.Observation())
-    assert failure == Failure(
-        "response",
-        code="Throttling.User",
-        message="Request was denied due to user flow control.",
-        http_status=400,
-        request_id="R",
-        retry_after_ms=2500.0,
-    )
+class TestLaneSettings:
+    def test_user_agent_is_the_sdks(self, config, transport):
+        """The user agent is the SDK's own, for the SDK's own reasons (env included)."""
+        from alibabacloud_tea_openapi.utils import Utils
+
+        settings = _sdk.lane_settings(config)
+        assert settings.user_agent == Utils.get_user_agent(None)
+        assert settings.algorithm == "ACS3-HMAC-SHA256"
+        assert settings.endpoint == "dysmsapi.aliyuncs.com"
+
+    def test_user_agent_follows_the_sdks_environment_variable(self, config, monkeypatch):
+        """ALIBABA_CLOUD_USER_AGENT is appended, as the SDK does."""
+        monkeypatch.setenv("ALIBABA_CLOUD_USER_AGENT", "acme-app/1.0")
+        assert _sdk.lane_settings(config).user_agent.endswith(" acme-app/1.0")
+
+    def test_settings_repr_has_no_secret(self, logto_config, transport):
+        """Nothing a lane keeps shows a secret or token in its repr."""
+        connector = AliyunSmsConnector({**logto_config, "securityToken": TOKEN})
+        lane = connector._lanes["china"]
+        shown = repr(lane) + repr(lane.settings) + repr(lane.credentials) + repr(lane.signer)
+        shown += repr(lane.credentials.fixed) + repr(connector._driver)
+        assert SECRET not in shown
+        assert TOKEN not in shown
 
 
-def test_describe_treats_the_sdks_none_strings_as_missing():
-    """The SDK writes absent fields as the string 'None'; they become None."""
-    failure = _sdk.describe(
-        sdk_fakes.client_error(None, request_id=None, recommend=None), _sdk.Observation()
-    )
-    assert (failure.code, failure.request_id, failure.recommend) == (None, None, None)
+class TestCredentialSource:
+    def test_chain_failure_is_a_fixed_sentence_without_context(self, mocker):
+        """The chain's own exception text (paths, environment) is dropped, context and all."""
+        from alibabacloud_credentials.client import Client as CredentialClient
+        from alibabacloud_credentials.exceptions import CredentialException
+
+        chain = mocker.create_autospec(CredentialClient, instance=True)
+        chain.get_credential.side_effect = CredentialException("leaky /home/x/.aliyun SECRET")
+        source = _sdk.CredentialSource(chain, chain=True)
+        with pytest.raises(_sdk.CredentialsUnavailableError) as info:
+            source.get()
+        assert "leaky" not in str(info.value)
+        assert info.value.__context__ is None
+
+    def test_a_chain_answer_without_a_key_is_nothing(self, mocker):
+        """An answer with no AccessKey is no credential."""
+        from alibabacloud_credentials.client import Client as CredentialClient
+        from alibabacloud_credentials.models import CredentialModel
+
+        chain = mocker.create_autospec(CredentialClient, instance=True)
+        chain.get_credential.return_value = CredentialModel(access_key_id="", type="default")
+        with pytest.raises(_sdk.CredentialsUnavailableError):
+            _sdk.CredentialSource(chain, chain=True).get()

@@ -1,51 +1,47 @@
-"""The connector: validate, route, call the SDK, retry what is safe, translate."""
+"""The connector: the public API over a sans-I/O core, as in h11/httpcore.
+
+:mod:`._calls` validates a call and builds its parameters, :mod:`._wire`
+signs them into bytes and reads the answer, :mod:`._transport` moves the
+bytes, and :mod:`._driver` runs attempts and retries (:mod:`._policy`),
+typing every failure through one table (:mod:`._errors`). This module holds
+the lanes (one per endpoint), the lifecycle and the results.
+"""
 
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass, field, replace
-from functools import cached_property, partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from . import _sdk
+from ._calls import Call, prepare_batch, prepare_query, prepare_send
 from ._config import AliyunSmsConfig, UsageType
 from ._delivery import (
-    MAX_PAGE_SIZE,
     BatchChunk,
     BatchMessage,
     BatchResult,
     DeliveryReport,
-    RejectedRecipient,
     china_now,
     china_today,
     report_from_record,
-    send_date_text,
 )
-from ._errors import AliyunSmsError, Failure, TemplateNotFoundError, error_from_failure
-from ._phone import PhoneNumber, Region, parse_phone
-from ._redact import Redactor, mask_phone
-from ._templates import build_template_param, route
+from ._driver import Driver, log_success, logger
+from ._errors import AliyunSmsError
+from ._policy import RetryPolicy
+from ._redact import mask_phone
+from ._transport import Transport
+from ._wire import Answer, Signer, records_of
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Mapping
+    from collections.abc import Iterable, Mapping
     from datetime import date, datetime
     from types import TracebackType
 
-    from tenacity import RetryCallState
     from typing_extensions import Self
 
+    from ._phone import Region
+
 __all__ = ["AliyunSmsConnector", "SendResult"]
-
-logger = logging.getLogger("aliyun_sms_connector")
-# A library leaves output to the application; without this, WARNINGs would
-# reach stderr through logging's last-resort handler.
-logger.addHandler(logging.NullHandler())
-
-_LOGTO_CONTEXT = ("locale", "uiLocales")
-_BATCH_LIMIT = 100
-_MIN_ATTEMPT = 0.1
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -103,80 +99,37 @@ class SendResult:
         return self._connector, self.sent_at.date() if self.sent_at else None
 
 
-@dataclass(frozen=True)
-class _Call:
-    """One public call: what its log lines say, and what must be scrubbed."""
+class _Lane:
+    """One endpoint: its settings, its signer and its connection pool."""
 
-    labels: tuple[tuple[str, object], ...]
-    phones: tuple[str, ...]
-    values: tuple[str, ...]
-    secrets: tuple[str, ...]
-    started: float = field(default_factory=time.perf_counter)
+    __slots__ = ("credentials", "endpoint", "settings", "signer", "transport")
 
-    @cached_property
-    def redactor(self) -> Redactor:
-        """Built only when an error needs scrubbing: calls that succeed skip it."""
-        return Redactor(phones=self.phones, values=self.values, secrets=self.secrets)
-
-    @cached_property
-    def summary(self) -> str:
-        """``key=value`` pairs for log lines, the number masked; built when logged."""
-        return " ".join(
-            f"{key}={value.masked if isinstance(value, PhoneNumber) else value}"
-            for key, value in self.labels
+    def __init__(self, config: AliyunSmsConfig, *, overseas: bool) -> None:
+        settings = _sdk.lane_settings(config, overseas=overseas)
+        self.settings = settings
+        self.endpoint = settings.endpoint
+        self.credentials = settings.credentials
+        self.signer = Signer(
+            host=settings.endpoint, user_agent=settings.user_agent, algorithm=settings.algorithm
+        )
+        self.transport = Transport(
+            protocol=config.protocol,
+            host=settings.endpoint,
+            ca_file=str(config.ca_file) if config.ca_file else None,
+            max_connections=config.max_connections,
         )
 
+    @property
+    def client(self) -> Any:
+        """The SDK client this lane's settings came from (it never sends)."""
+        return self.settings.client
 
-@dataclass(frozen=True)
-class _Lane:
-    """The SDK client and connection pool for one endpoint."""
-
-    client: Any
-    transport: _sdk.Transport
-    endpoint: str
-
-
-class _Backoff:
-    """Full-jitter exponential backoff that honours Aliyun's x-acs-retry-after."""
-
-    def __init__(self, base_ms: int, cap_ms: int) -> None:
-        self._base = base_ms / 1000
-        self._cap = cap_ms / 1000
-
-    def __call__(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        retry_after = getattr(error, "retry_after", None)
-        if retry_after:
-            return float(retry_after)
-        import random  # noqa: PLC0415 - only retries need it
-
-        ceiling = min(self._cap, self._base * 2 ** (state.attempt_number - 1))
-        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
-
-
-class _PastDeadline:
-    """Stop unless the next attempt, after its wait, still has time to run.
-
-    Counted from the call's start. An attempt squeezed into the deadline's
-    last milliseconds would only end in a read timeout, reported as "maybe
-    sent", hiding the real cause; it needs at least ``_MIN_ATTEMPT`` seconds.
-    """
-
-    def __init__(self, started: float, deadline: float) -> None:
-        self._started = started
-        self._deadline = deadline
-
-    def __call__(self, state: RetryCallState) -> bool:
-        elapsed = time.perf_counter() - self._started
-        return elapsed + (state.upcoming_sleep or 0) + _MIN_ATTEMPT > self._deadline
-
-
-def _retryable(error: BaseException) -> bool:
-    return isinstance(error, AliyunSmsError) and error.retryable
+    def __repr__(self) -> str:
+        return f"_Lane(endpoint={self.endpoint!r})"
 
 
 class AliyunSmsConnector:
-    """Sends SMS through Aliyun with one reused SDK client and connection pool.
+    """Sends SMS through Aliyun, signing with the official SDK over one connection pool.
 
     Use it as a context manager (``with`` or ``async with``), or call
     :meth:`close` / :meth:`aclose` when done. One connector serves many
@@ -194,32 +147,25 @@ class AliyunSmsConnector:
         if not isinstance(config, AliyunSmsConfig):
             config = AliyunSmsConfig.model_validate(dict(config))
         self._config = config
-        china = self._lane(overseas=False)
-        overseas = self._lane(overseas=True) if config.has_overseas_route else china
+        china = _Lane(config, overseas=False)
+        overseas = _Lane(config, overseas=True) if config.has_overseas_route else china
         self._lanes: dict[Region, _Lane] = {"china": china, "overseas": overseas}
         given = (config.access_key_secret, config.security_token)
         self._secrets = tuple(secret.get_secret_value() for secret in given if secret)
-        self._backoff = _Backoff(config.backoff_base, config.backoff_cap)
-
-    def _lane(self, *, overseas: bool) -> _Lane:
-        config = self._config
-        client = _sdk.new_client(config, overseas=overseas)
-        endpoint = _sdk.endpoint_of(client)
-        transport = _sdk.Transport(
-            protocol=config.protocol,
-            endpoint=endpoint,
-            ca_file=str(config.ca_file) if config.ca_file else None,
-            max_connections=config.max_connections,
+        self._driver = Driver(
+            RetryPolicy(
+                max_attempts=config.max_attempts,
+                base_ms=config.backoff_base,
+                cap_ms=config.backoff_cap,
+            ),
+            connect_timeout=config.connect_timeout / 1000,
+            read_timeout=config.read_timeout / 1000,
         )
-        return _Lane(client, transport, endpoint)
+        self._closed = False
 
     @property
     def _client(self) -> Any:
         return self._lanes["china"].client
-
-    @property
-    def _transport(self) -> _sdk.Transport:
-        return self._lanes["china"].transport
 
     @property
     def config(self) -> AliyunSmsConfig:
@@ -236,17 +182,28 @@ class AliyunSmsConnector:
 
     # -- lifecycle -----------------------------------------------------------
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` or :meth:`aclose` was called."""
+        return self._closed
+
     def close(self) -> None:
         """Release the connection pools. Async sessions need :meth:`aclose`."""
+        self._closed = True
         for transport in self._transports():
             transport.close()
 
     async def aclose(self) -> None:
-        """Release this event loop's connections and the sync pools."""
+        """Release this event loop's connections and the sync pools.
+
+        Sends still in flight end with ``AliyunSmsError`` code
+        ``ConnectorClosed``, never a bare ``CancelledError``.
+        """
+        self._closed = True
         for transport in self._transports():
             await transport.aclose()
 
-    def _transports(self) -> list[_sdk.Transport]:
+    def _transports(self) -> list[Transport]:
         return list({id(lane.transport): lane.transport for lane in self._lanes.values()}.values())
 
     def __enter__(self) -> Self:
@@ -271,6 +228,12 @@ class AliyunSmsConnector:
     ) -> None:
         await self.aclose()
 
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise AliyunSmsError(
+                "the connector is closed; build a new one to send again", code="ConnectorClosed"
+            )
+
     # -- SendSms ---------------------------------------------------------------
 
     def send_message(
@@ -284,7 +247,8 @@ class AliyunSmsConnector:
         """Send one templated SMS, as Logto's ``sendMessage`` does.
 
         Errors with ``retryable=True`` are retried with full-jitter backoff
-        within ``maxAttempts`` and ``deadline``; read timeouts never are.
+        within ``maxAttempts`` and ``deadline``; nothing that may have been
+        sent ever is.
 
         Args:
             to: The recipient's number, in any form :func:`parse_phone` takes.
@@ -298,9 +262,19 @@ class AliyunSmsConnector:
                 Before any network call.
             AliyunSmsError: A subclass for every failure of the call itself.
         """
-        call, lane, request, usage = self._prepare_send(to, usage_type, payload, out_id)
-        reply = self._execute(call, partial(self._once, call, lane, request))
-        return self._sent(call, request, usage, reply)
+        self._ensure_open()
+        send = prepare_send(
+            self._config,
+            self._secrets,
+            to=to,
+            usage_type=usage_type,
+            payload=payload,
+            out_id=out_id,
+        )
+        answer, attempts = self._driver.run(
+            send.call, self._lanes[send.region], "SendSms", send.params
+        )
+        return self._sent(send.call, send.params, send.usage_type, answer, attempts)
 
     async def send_message_async(
         self,
@@ -315,60 +289,40 @@ class AliyunSmsConnector:
         Concurrent sends share this event loop's connections and one TLS
         context; retry backoff awaits, it never blocks the loop.
         """
-        call, lane, request, usage = self._prepare_send(to, usage_type, payload, out_id)
-        reply = await self._execute_async(call, partial(self._once_async, call, lane, request))
-        return self._sent(call, request, usage, reply)
-
-    def _prepare_send(
-        self,
-        to: str,
-        usage_type: UsageType | str,
-        payload: Mapping[str, Any] | None,
-        out_id: str | None,
-    ) -> tuple[_Call, _Lane, _sdk.SmsRequest, UsageType]:
         self._ensure_open()
-        if out_id is not None and not isinstance(out_id, str):
-            raise AliyunSmsError(
-                f"out_id must be a string, not {type(out_id).__name__}", code="InvalidOutId"
-            )
-        phone = parse_phone(to, strict=self._config.strict_phone_region_number_check)
-        chosen = route(self._config.templates_by_usage, usage_type, phone.region)
-        template_param = build_template_param(payload, chosen.template)
-        values = tuple(str(v) for k, v in (payload or {}).items() if k not in _LOGTO_CONTEXT)
-        call = _Call(
-            labels=(
-                ("usage_type", chosen.usage_type.value),
-                ("template", chosen.template_code),
-                ("to", phone),
-            ),
-            phones=(to, phone.aliyun, phone.e164, phone.national_number),
-            values=(*values, template_param),
-            secrets=self._secrets,
-        )
-        request = _sdk.SmsRequest(
-            phone_numbers=phone.aliyun,
-            sign_name=self._config.sign_name,
-            template_code=chosen.template_code,
-            template_param=template_param,
+        send = prepare_send(
+            self._config,
+            self._secrets,
+            to=to,
+            usage_type=usage_type,
+            payload=payload,
             out_id=out_id,
         )
-        return call, self._lanes[phone.region], request, chosen.usage_type
+        answer, attempts = await self._driver.run_async(
+            send.call, self._lanes[send.region], "SendSms", send.params
+        )
+        return self._sent(send.call, send.params, send.usage_type, answer, attempts)
 
     def _sent(
-        self, call: _Call, request: _sdk.SmsRequest, usage: UsageType, reply: _sdk.Reply
+        self,
+        call: Call,
+        params: dict[str, str],
+        usage: UsageType,
+        answer: Answer,
+        attempts: int,
     ) -> SendResult:
-        result = SendResult(
-            biz_id=reply.biz_id,
-            request_id=reply.request_id,
-            phone_number=request.phone_numbers,
-            template_code=request.template_code,
+        biz_id, request_id = answer.biz_id, answer.request_id
+        log_success("SMS sent", call, biz_id, request_id, attempts)
+        return SendResult(
+            biz_id=biz_id,
+            request_id=request_id,
+            phone_number=params["PhoneNumbers"],
+            template_code=params["TemplateCode"],
             usage_type=usage,
-            attempts=reply.attempts,
+            attempts=attempts,
             sent_at=china_now(),
             _connector=self,
         )
-        _log_success("SMS sent", call, reply)
-        return result
 
     # -- QuerySendDetails ------------------------------------------------------
 
@@ -391,15 +345,24 @@ class AliyunSmsConnector:
             InvalidPhoneNumberError: Before any network call.
             AliyunSmsError: A subclass for every failure of the call itself.
         """
-        call, lane, first = self._prepare_query(phone_number, biz_id, send_date)
+        self._ensure_open()
+        query = prepare_query(
+            self._config,
+            self._secrets,
+            phone_number=phone_number,
+            biz_id=biz_id,
+            send_date=send_date,
+            today=china_today(),
+        )
+        lane, call, params = self._lanes[query.region], query.call, query.params
         reports: list[DeliveryReport] = []
-        page: _sdk.QueryRequest | None = first
-        while page is not None:
+        while True:
+            answer, _ = self._driver.run(call, lane, "QuerySendDetails", params)
+            following = self._collect(call, params, answer, reports)
+            if following is None:
+                return reports
             # The deadline is per request: each page gets its own.
-            request, paged = page, replace(call, started=time.perf_counter())
-            receipts = self._execute(paged, partial(self._once, paged, lane, request))
-            page = self._collect(call, request, receipts, reports)
-        return reports
+            call, params = call.restarted(self._config.deadline), following
 
     async def query_delivery_async(
         self,
@@ -409,54 +372,43 @@ class AliyunSmsConnector:
         send_date: date | str | None = None,
     ) -> list[DeliveryReport]:
         """The async twin of :meth:`query_delivery`."""
-        call, lane, first = self._prepare_query(phone_number, biz_id, send_date)
-        reports: list[DeliveryReport] = []
-        page: _sdk.QueryRequest | None = first
-        while page is not None:
-            request, paged = page, replace(call, started=time.perf_counter())
-            receipts = await self._execute_async(
-                paged, partial(self._once_async, paged, lane, request)
-            )
-            page = self._collect(call, request, receipts, reports)
-        return reports
-
-    def _prepare_query(
-        self, phone_number: str, biz_id: str | None, send_date: date | str | None
-    ) -> tuple[_Call, _Lane, _sdk.QueryRequest]:
         self._ensure_open()
-        phone = parse_phone(phone_number, strict=self._config.strict_phone_region_number_check)
-        if biz_id is not None and not isinstance(biz_id, str):
-            raise AliyunSmsError(
-                f"biz_id must be a string, not {type(biz_id).__name__}", code="InvalidBizId"
-            )
-        day = send_date_text(send_date if send_date is not None else china_today())
-        call = _Call(
-            labels=(("operation", "QuerySendDetails"), ("to", phone), ("send_date", day)),
-            phones=(phone_number, phone.aliyun, phone.e164, phone.national_number),
-            values=(),
-            secrets=self._secrets,
+        query = prepare_query(
+            self._config,
+            self._secrets,
+            phone_number=phone_number,
+            biz_id=biz_id,
+            send_date=send_date,
+            today=china_today(),
         )
-        request = _sdk.QueryRequest(phone.aliyun, day, MAX_PAGE_SIZE, 1, biz_id)
-        return call, self._lanes[phone.region], request
+        lane, call, params = self._lanes[query.region], query.call, query.params
+        reports: list[DeliveryReport] = []
+        while True:
+            answer, _ = await self._driver.run_async(call, lane, "QuerySendDetails", params)
+            following = self._collect(call, params, answer, reports)
+            if following is None:
+                return reports
+            call, params = call.restarted(self._config.deadline), following
 
     @staticmethod
     def _collect(
-        call: _Call,
-        request: _sdk.QueryRequest,
-        receipts: _sdk.Receipts,
-        reports: list[DeliveryReport],
-    ) -> _sdk.QueryRequest | None:
-        reports.extend(report_from_record(record) for record in receipts.records)
-        done = not receipts.records or len(reports) >= receipts.total_count
+        call: Call, params: dict[str, str], answer: Answer, reports: list[DeliveryReport]
+    ) -> dict[str, str] | None:
+        """Add one page's reports; return the next page's parameters, or None when done."""
+        records, total = records_of(answer)
+        reports.extend(report_from_record(record) for record in records)
+        page = int(params["CurrentPage"])
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "SMS receipts %s page=%d records=%d total=%d",
                 call.summary,
-                request.current_page,
-                len(receipts.records),
-                receipts.total_count,
+                page,
+                len(records),
+                total,
             )
-        return None if done else replace(request, current_page=request.current_page + 1)
+        if not records or len(reports) >= total:
+            return None
+        return {**params, "CurrentPage": str(page + 1)}
 
     # -- SendBatchSms ------------------------------------------------------------
 
@@ -476,18 +428,27 @@ class AliyunSmsConnector:
             A :class:`BatchResult`: one :class:`BatchChunk` per call, with its
             ``biz_id`` or its ``error``, and the rejected recipients.
         """
-        plan, rejected = self._plan_batch(messages, usage_type)
-        chunks = []
-        for planned, lane, request in plan:
+        self._ensure_open()
+        chunks, rejected = prepare_batch(self._config, self._secrets, messages, usage_type)
+        results = []
+        for chunk in chunks:
             # The deadline is per call: each chunk's clock starts when it is sent.
-            call = replace(planned, started=time.perf_counter())
+            call = chunk.call.restarted(self._config.deadline)
             try:
-                reply = self._execute(call, partial(self._once, call, lane, request))
+                answer, attempts = self._driver.run(
+                    call, self._lanes[chunk.region], "SendBatchSms", chunk.params
+                )
             except AliyunSmsError as error:
-                chunks.append(BatchChunk.failed(request, error))
+                # Kept in the result: without its frames, which hold the numbers.
+                failed = BatchChunk.failed(
+                    chunk.phone_numbers, chunk.template_code, error.with_traceback(None)
+                )
+                results.append(failed)
             else:
-                chunks.append(self._batch_sent(call, request, reply))
-        return BatchResult(tuple(chunks), tuple(rejected))
+                results.append(
+                    _batch_sent(call, chunk.phone_numbers, chunk.template_code, answer, attempts)
+                )
+        return BatchResult(tuple(results), tuple(rejected))
 
     async def send_batch_async(
         self,
@@ -495,258 +456,40 @@ class AliyunSmsConnector:
         usage_type: UsageType | str = UsageType.GENERIC,
     ) -> BatchResult:
         """The async twin of :meth:`send_batch`."""
-        plan, rejected = self._plan_batch(messages, usage_type)
-        chunks = []
-        for planned, lane, request in plan:
-            call = replace(planned, started=time.perf_counter())
-            try:
-                reply = await self._execute_async(
-                    call, partial(self._once_async, call, lane, request)
-                )
-            except AliyunSmsError as error:
-                chunks.append(BatchChunk.failed(request, error))
-            else:
-                chunks.append(self._batch_sent(call, request, reply))
-        return BatchResult(tuple(chunks), tuple(rejected))
-
-    def _plan_batch(
-        self, messages: Iterable[BatchMessage], usage_type: UsageType | str
-    ) -> tuple[list[tuple[_Call, _Lane, _sdk.BatchRequest]], list[RejectedRecipient]]:
         self._ensure_open()
-        groups: dict[tuple[Region, str], list[tuple[PhoneNumber, str, str, BatchMessage]]] = {}
-        rejected: list[RejectedRecipient] = []
-        for index, message in enumerate(messages):
+        chunks, rejected = prepare_batch(self._config, self._secrets, messages, usage_type)
+        results = []
+        for chunk in chunks:
+            call = chunk.call.restarted(self._config.deadline)
             try:
-                if not isinstance(message, BatchMessage):
-                    raise AliyunSmsError(  # noqa: TRY301 - reported per recipient below
-                        f"expected a BatchMessage, not {type(message).__name__}",
-                        code="InvalidBatchMessage",
-                    )
-                phone = parse_phone(
-                    message.to, strict=self._config.strict_phone_region_number_check
+                answer, attempts = await self._driver.run_async(
+                    call, self._lanes[chunk.region], "SendBatchSms", chunk.params
                 )
-                chosen = route(self._config.templates_by_usage, usage_type, phone.region)
-                param = build_template_param(message.params, chosen.template)
-                sign_name = message.sign_name or self._config.sign_name
-            except TemplateNotFoundError:
-                # No template for this usage type is the same for every
-                # recipient: a config problem, not a recipient's.
-                raise
             except AliyunSmsError as error:
-                rejected.append(RejectedRecipient.of(index, message, error))
-                continue
-            key = (phone.region, chosen.template_code)
-            groups.setdefault(key, []).append((phone, sign_name, param, message))
-        plan = []
-        for (region, template_code), members in groups.items():
-            for start in range(0, len(members), _BATCH_LIMIT):
-                chunk = members[start : start + _BATCH_LIMIT]
-                request = _sdk.BatchRequest(
-                    phone_numbers=tuple(phone.aliyun for phone, _, _, _ in chunk),
-                    sign_names=tuple(sign for _, sign, _, _ in chunk),
-                    template_code=template_code,
-                    template_params=tuple(param for _, _, param, _ in chunk),
+                failed = BatchChunk.failed(
+                    chunk.phone_numbers, chunk.template_code, error.with_traceback(None)
                 )
-                call = _Call(
-                    labels=(
-                        ("operation", "SendBatchSms"),
-                        ("template", template_code),
-                        ("recipients", len(chunk)),
-                    ),
-                    phones=tuple(
-                        form
-                        for phone, _, _, message in chunk
-                        for form in (message.to, phone.aliyun, phone.e164, phone.national_number)
-                    ),
-                    values=tuple(
-                        str(v) for _, _, _, message in chunk for v in message.params.values()
-                    ),
-                    secrets=self._secrets,
+                results.append(failed)
+            else:
+                results.append(
+                    _batch_sent(call, chunk.phone_numbers, chunk.template_code, answer, attempts)
                 )
-                plan.append((call, self._lanes[region], request))
-        return plan, rejected
-
-    @staticmethod
-    def _batch_sent(call: _Call, request: _sdk.BatchRequest, reply: _sdk.Reply) -> BatchChunk:
-        _log_success("SMS batch sent", call, reply)
-        return BatchChunk(
-            biz_id=reply.biz_id,
-            request_id=reply.request_id,
-            phone_numbers=request.phone_numbers,
-            template_code=request.template_code,
-            attempts=reply.attempts,
-        )
-
-    # -- one attempt, and the retry policy ---------------------------------------
-
-    def _ensure_open(self) -> None:
-        if self._transport.closed:
-            raise AliyunSmsError(
-                "the connector is closed; build a new one to send again", code="ConnectorClosed"
-            )
-
-    def _timeouts(self, call: _Call) -> _sdk.Timeouts:
-        # Each attempt gets at most what is left of the deadline.
-        remaining = max(1, int(self._config.deadline - _elapsed_ms(call.started)))
-        return _sdk.Timeouts(
-            connect_ms=min(self._config.connect_timeout, remaining),
-            read_ms=min(self._config.read_timeout, remaining),
-        )
-
-    def _once(self, call: _Call, lane: _Lane, request: Any, number: int) -> Any:
-        try:
-            answer = _sdk.call(lane.client, lane.transport, request, self._timeouts(call))
-        except _sdk.CallFailedError as failed:
-            raise self._error(call, failed.failure, number) from call.redactor.exception(
-                failed.__cause__ or failed
-            )
-        return self._check(call, answer, number)
-
-    async def _once_async(self, call: _Call, lane: _Lane, request: Any, number: int) -> Any:
-        try:
-            answer = await _sdk.call_async(
-                lane.client, lane.transport, request, self._timeouts(call)
-            )
-        except _sdk.CallFailedError as failed:
-            raise self._error(call, failed.failure, number) from call.redactor.exception(
-                failed.__cause__ or failed
-            )
-        return self._check(call, answer, number)
-
-    def _check(self, call: _Call, answer: Any, number: int) -> Any:
-        reply: _sdk.Reply = answer.reply if isinstance(answer, _sdk.Receipts) else answer
-        if reply.code == "OK":
-            if reply.attempts == number:
-                return answer
-            fixed = replace(reply, attempts=number)
-            return replace(answer, reply=fixed) if isinstance(answer, _sdk.Receipts) else fixed
-        failure = Failure(
-            "response",
-            code=reply.code,
-            message=reply.message,
-            http_status=reply.http_status,
-            request_id=reply.request_id,
-        )
-        raise self._error(call, failure, number)
-
-    @staticmethod
-    def _error(call: _Call, failure: Failure, number: int) -> AliyunSmsError:
-        if failure.message:
-            failure = replace(failure, message=call.redactor.text(failure.message))
-        error = error_from_failure(failure)
-        error.attempts = number
-        return error
-
-    # The first attempt runs outside tenacity: its objects form a reference
-    # cycle per use, which under load made the garbage collector a third of
-    # the async path's CPU. Only a call that needs a retry pays for it.
-
-    def _execute(self, call: _Call, attempt: Callable[[int], _T]) -> _T:
-        try:
-            try:
-                return attempt(1)
-            except AliyunSmsError as first:
-                if not self._may_retry(first):
-                    raise
-                return self._retry(call, first, attempt)
-        except AliyunSmsError as error:
-            self._log_failure(call, error)
-            raise
-
-    async def _execute_async(self, call: _Call, attempt: Callable[[int], Awaitable[_T]]) -> _T:
-        try:
-            try:
-                return await attempt(1)
-            except AliyunSmsError as first:
-                if not self._may_retry(first):
-                    raise
-                return await self._retry_async(call, first, attempt)
-        except AliyunSmsError as error:
-            self._log_failure(call, error)
-            raise
-
-    def _may_retry(self, error: AliyunSmsError) -> bool:
-        return error.retryable and self._config.max_attempts > 1
-
-    def _policy(self, call: _Call) -> dict[str, Any]:
-        # tenacity is imported here, on the first retry: most calls never need it.
-        from tenacity import retry_if_exception, stop_after_attempt, stop_any  # noqa: PLC0415
-
-        past_deadline = _PastDeadline(call.started, self._config.deadline / 1000)
-        return {
-            "stop": stop_any(stop_after_attempt(self._config.max_attempts), past_deadline),  # type: ignore[arg-type]
-            "wait": self._backoff,
-            "retry": retry_if_exception(_retryable),
-            "before_sleep": lambda state: self._log_retry(call, state),
-            "reraise": True,
-        }
-
-    def _retry(self, call: _Call, first: AliyunSmsError, attempt: Callable[[int], _T]) -> _T:
-        from tenacity import Retrying  # noqa: PLC0415
-
-        # Attempt 1 already failed with `first`: replaying it lets tenacity
-        # apply the whole policy (wait, deadline, logging) from the start.
-        for state in Retrying(sleep=time.sleep, **self._policy(call)):
-            with state:
-                number = state.retry_state.attempt_number
-                if number == 1:
-                    raise first
-                result = attempt(number)
-        return result
-
-    async def _retry_async(
-        self, call: _Call, first: AliyunSmsError, attempt: Callable[[int], Awaitable[_T]]
-    ) -> _T:
-        from tenacity import AsyncRetrying  # noqa: PLC0415
-
-        async for state in AsyncRetrying(**self._policy(call)):
-            with state:
-                number = state.retry_state.attempt_number
-                if number == 1:
-                    raise first
-                result = await attempt(number)
-        return result
-
-    @staticmethod
-    def _log_retry(call: _Call, state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        logger.warning(
-            "SMS retry %s attempt=%d error=%s code=%s request_id=%s wait_ms=%.0f",
-            call.summary,
-            state.attempt_number,
-            type(error).__name__,
-            getattr(error, "code", None),
-            getattr(error, "request_id", None),
-            (state.upcoming_sleep or 0) * 1000,
-        )
-
-    @staticmethod
-    def _log_failure(call: _Call, error: AliyunSmsError) -> None:
-        logger.warning(
-            "SMS failed %s error=%s code=%s request_id=%s attempts=%d elapsed_ms=%.1f",
-            call.summary,
-            type(error).__name__,
-            error.code,
-            error.request_id,
-            error.attempts,
-            _elapsed_ms(call.started),
-        )
+        return BatchResult(tuple(results), tuple(rejected))
 
 
-def _log_success(what: str, call: _Call, reply: _sdk.Reply) -> None:
-    # The summary is built only when INFO is on: most applications run without.
-    if not logger.isEnabledFor(logging.INFO):
-        return
-    logger.info(
-        "%s %s biz_id=%s request_id=%s attempts=%d elapsed_ms=%.1f",
-        what,
-        call.summary,
-        reply.biz_id,
-        reply.request_id,
-        reply.attempts,
-        _elapsed_ms(call.started),
+def _batch_sent(
+    call: Call,
+    phone_numbers: tuple[str, ...],
+    template_code: str,
+    answer: Answer,
+    attempts: int,
+) -> BatchChunk:
+    biz_id, request_id = answer.biz_id, answer.request_id
+    log_success("SMS batch sent", call, biz_id, request_id, attempts)
+    return BatchChunk(
+        biz_id=biz_id,
+        request_id=request_id,
+        phone_numbers=phone_numbers,
+        template_code=template_code,
+        attempts=attempts,
     )
-
-
-def _elapsed_ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000

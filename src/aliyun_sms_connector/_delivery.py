@@ -14,8 +14,6 @@ from ._redact import mask_phone
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from ._sdk import BatchRequest
-
 __all__ = [
     "CHINA_TZ",
     "MAX_PAGE_SIZE",
@@ -184,13 +182,15 @@ class BatchChunk:
     error: AliyunSmsError | None = None
 
     @classmethod
-    def failed(cls, request: BatchRequest, error: AliyunSmsError) -> BatchChunk:
+    def failed(
+        cls, phone_numbers: tuple[str, ...], template_code: str, error: AliyunSmsError
+    ) -> BatchChunk:
         """A chunk that Aliyun did not accept."""
         return cls(
             biz_id=None,
             request_id=error.request_id,
-            phone_numbers=request.phone_numbers,
-            template_code=request.template_code,
+            phone_numbers=phone_numbers,
+            template_code=template_code,
             attempts=error.attempts,
             error=error,
         )

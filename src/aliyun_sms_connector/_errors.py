@@ -1,8 +1,8 @@
-"""Typed errors, and the one table that turns Aliyun's codes into them.
+"""Typed errors, and the one table that turns Aliyun's codes and network failures into them.
 
 The class tree::
 
-    AliyunSmsError
+    AliyunSmsError                             itself for unknown codes, SDKError, ConnectorClosed
     ├── ConfigError (also ValueError)          raised when a config is built, never by a send
     ├── InvalidPhoneNumberError (also ValueError)
     ├── TemplateError
@@ -23,7 +23,23 @@ that wraps ``send_message`` in ``except AliyunSmsError`` never meets it there.
 
 Every error raised for a failed call carries Aliyun's ``code``, ``message``,
 ``request_id``, ``http_status`` and ``recommend`` (Aliyun's diagnosis URL), and
-``retryable``. :func:`error_from_failure` is the single mapping point.
+``retryable`` and ``maybe_sent``. :func:`error_from_failure` is the single
+mapping point, for Aliyun's answers and for the transport's failures alike.
+
+Network failures, by the transport's ``kind`` (one question decides
+``maybe_sent``: may any byte of the request have reached the server?)::
+
+    kind             class            code               maybe_sent   retryable
+    connect          NetworkError     ConnectionFailed   no           yes
+    connect_timeout  NetworkError     ConnectTimeout     no           yes
+    certificate      NetworkError     CertificateInvalid no           no (cannot heal)
+    read_timeout     NetworkError     ReadTimeout        yes          no
+    connection_lost  NetworkError     ConnectionLost     yes          no
+    deadline         NetworkError     DeadlineExceeded   by phase     no
+    closed           AliyunSmsError   ConnectorClosed    by phase     no
+
+Nothing that may have been sent is ever retried: Aliyun may already have sent
+the SMS, and a second request would give the user two codes.
 """
 
 from __future__ import annotations
@@ -32,15 +48,18 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, NamedTuple
 
 __all__ = [
+    "NETWORK_KINDS",
     "AccountError",
     "AliyunSmsError",
     "AuthenticationError",
     "ConfigError",
     "ConfigProblem",
     "Failure",
+    "FailureKind",
     "InvalidPhoneNumberError",
     "InvalidResponseError",
     "NetworkError",
+    "NetworkKind",
     "PermissionDeniedError",
     "RateLimitExceededError",
     "ServiceUnavailableError",
@@ -205,10 +224,13 @@ class ServiceUnavailableError(AliyunSmsError):
 
 
 class NetworkError(AliyunSmsError):
-    """Aliyun could not be reached, or the connection failed mid-call.
+    """Aliyun could not be reached, the connection failed mid-call, or the deadline ran out.
 
-    ``maybe_sent`` is True when the request had been sent: then the SMS may
-    have gone out, and sending again could deliver two codes.
+    Codes: ``ConnectionFailed``, ``ConnectTimeout``, ``CertificateInvalid``,
+    ``ReadTimeout``, ``ConnectionLost``, ``DeadlineExceeded``.
+    ``maybe_sent`` is True when the request may have been sent: then the SMS
+    may have gone out, and sending again could deliver two codes, so such an
+    error is never retried.
     """
 
 
@@ -218,25 +240,50 @@ class InvalidResponseError(AliyunSmsError):
     default_code = "InvalidResponse"
 
 
-@dataclass(frozen=True)
-class Failure:
-    """What went wrong in a call, described without any SDK type.
+NetworkKind = Literal[
+    "connect",
+    "connect_timeout",
+    "certificate",
+    "read_timeout",
+    "connection_lost",
+    "deadline",
+    "closed",
+]
+FailureKind = Literal[
+    "response",
+    "connect",
+    "connect_timeout",
+    "certificate",
+    "read_timeout",
+    "connection_lost",
+    "deadline",
+    "closed",
+    "invalid_request",
+    "bad_body",
+    "unexpected",
+]
 
-    ``kind`` is ``"response"`` when Aliyun answered with a code; ``"connect"``
-    or ``"connect_timeout"`` when the request never left; ``"read_timeout"``
-    or ``"connection_lost"`` when it may have been delivered; ``"bad_body"``
-    when the body could not be read; ``"unexpected"`` for anything else.
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What went wrong in a call, described without any SDK or transport type.
+
+    ``kind`` is ``"response"`` when Aliyun answered with a code; one of the
+    network kinds of the table in this module's docstring when no complete
+    answer came; ``"bad_body"`` when the body could not be read;
+    ``"unexpected"`` for anything else.
     """
 
-    kind: Literal[
-        "response", "connect", "read_timeout", "connection_lost", "bad_body", "unexpected"
-    ]
+    kind: FailureKind
     code: str | None = None
     message: str | None = None
     http_status: int | None = None
     request_id: str | None = None
     recommend: str | None = None
     retry_after_ms: float | None = None
+    # Set by the transport for "deadline" and "closed", which can happen
+    # before or after the first byte; None takes the table's value.
+    maybe_sent: bool | None = None
 
 
 _Row = tuple[str, type[AliyunSmsError], bool]
@@ -305,25 +352,61 @@ _WINDOWS: tuple[tuple[str, Literal["minute", "hour", "day"], float], ...] = (
     ("天级", "day", 86400.0),
 )
 
-_NETWORK: dict[str, tuple[str, str, bool]] = {
-    # Each kind gives the error's code, its message and maybe_sent.
-    "connect": ("ConnectionFailed", "could not connect to Aliyun; the SMS was not sent", False),
+_NETWORK: dict[str, tuple[type[AliyunSmsError], str, str, bool, bool]] = {
+    # kind: (class, code, message, maybe_sent, retryable when not sent)
+    "connect": (
+        NetworkError,
+        "ConnectionFailed",
+        "could not connect to Aliyun; the SMS was not sent",
+        False,
+        True,
+    ),
     "connect_timeout": (
+        NetworkError,
         "ConnectTimeout",
         "connecting to Aliyun timed out; the SMS was not sent",
         False,
+        True,
+    ),
+    # A certificate that fails verification will fail the same way again.
+    "certificate": (
+        NetworkError,
+        "CertificateInvalid",
+        "Aliyun's TLS certificate could not be verified; the SMS was not sent",
+        False,
+        False,
     ),
     "read_timeout": (
+        NetworkError,
         "ReadTimeout",
         "Aliyun did not answer in time; the SMS may have been sent",
         True,
+        False,
     ),
     "connection_lost": (
+        NetworkError,
         "ConnectionLost",
         "the connection to Aliyun broke after the request was sent; the SMS may have been sent",
         True,
+        False,
+    ),
+    # Nothing is left of the deadline to retry in.
+    "deadline": (
+        NetworkError,
+        "DeadlineExceeded",
+        "the send ran out of its deadline",
+        True,
+        False,
+    ),
+    "closed": (
+        AliyunSmsError,
+        "ConnectorClosed",
+        "the connector was closed while the send was in flight",
+        True,
+        False,
     ),
 }
+NETWORK_KINDS = frozenset(_NETWORK)
 
 
 def lookup(code: str) -> tuple[type[AliyunSmsError], bool] | None:
@@ -344,11 +427,17 @@ def error_from_failure(failure: Failure) -> AliyunSmsError:
         "recommend": failure.recommend or None,
     }
     if failure.kind in _NETWORK:
-        code, message, maybe_sent = _NETWORK[failure.kind]
-        return NetworkError(
+        cls, code, message, maybe_sent, retryable = _NETWORK[failure.kind]
+        if failure.maybe_sent is not None:
+            maybe_sent = failure.maybe_sent
+        if failure.kind in {"deadline", "closed"}:
+            sent = "may have been sent" if maybe_sent else "was not sent"
+            message = f"{message}; the SMS {sent}"
+        return cls(
             failure.message or message,
             code=code,
-            retryable=not maybe_sent,
+            # Anything that may have been sent is never retried.
+            retryable=retryable and not maybe_sent,
             maybe_sent=maybe_sent,
             **context,
         )
@@ -371,10 +460,19 @@ def error_from_failure(failure: Failure) -> AliyunSmsError:
             failure.message or "Aliyun's response body is not valid JSON",
             **context,
         )
-    if failure.kind == "unexpected":
+    if failure.kind == "invalid_request":
         return AliyunSmsError(
-            failure.message or "the Aliyun SDK failed unexpectedly",
-            code="SDKError",
+            "a request header would hold a line break or a non-ASCII character "
+            "(a credential from the chain?); the SMS was not sent",
+            code="InvalidRequest",
+            **context,
+        )
+    if failure.kind == "unexpected":
+        # A bug below this library; whether it sent anything is unknown.
+        return AliyunSmsError(
+            failure.message or "the request failed unexpectedly",
+            code="UnexpectedError",
+            maybe_sent=bool(failure.maybe_sent),
             **context,
         )
     return _from_code(failure, context)

@@ -1,0 +1,268 @@
+"""The sans-I/O core: an Aliyun RPC call as bytes, and its answer read back.
+
+No I/O happens here (h11 is the model): :class:`Signer` turns an action and
+its parameters into a :class:`~._transport.WireRequest`, and :func:`read`
+turns a :class:`~._transport.WireResponse` into an :class:`Answer` or a
+:class:`~._errors.Failure`. The drivers in :mod:`._connector` move the bytes.
+
+Every API parameter travels in an ``application/x-www-form-urlencoded`` body,
+never in the URL, so that no library that logs request lines (urllib3 does at
+DEBUG) ever logs a number, a code or a token:
+
+- ACS3: the body's SHA-256 (``x-acs-content-sha256``) is part of the signed
+  canonical request, and every header sent is signed, as the SDK does;
+- v2: the protocol fields (``Signature``, ``SignatureNonce``, ``Timestamp``,
+  ``AccessKeyId``, ``SecurityToken``...) travel in the body too, as Logto's
+  connector sends them.
+
+Everything that does not change between sends (host, user agent, action and
+version headers, content type, the v2 constant fields) is built once per
+endpoint and action; a send adds only its date, nonce, body hash and
+signature. The signatures are the SDK's own (:mod:`._sdk`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import quote_plus
+
+from . import _sdk
+from ._errors import Failure
+from ._transport import WireRequest
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ._transport import WireResponse
+
+__all__ = [
+    "ACTIONS",
+    "VERSION",
+    "Answer",
+    "Signer",
+    "form",
+    "new_nonce",
+    "read",
+    "records_of",
+    "timestamp",
+]
+
+VERSION: Final = "2017-05-25"
+ACTIONS: Final = ("SendSms", "SendBatchSms", "QuerySendDetails")
+FORM: Final = "application/x-www-form-urlencoded"
+_POST: Final = "POST"
+_ROOT: Final = "/"
+
+
+def form(params: Mapping[str, str]) -> str:
+    """``params`` as a form body: keys sorted, values ``quote_plus``-encoded.
+
+    The SDK's own form encoder (darabonba's ``Form.to_form_string``) writes
+    the same text: sorted keys, ``urllib.parse.urlencode``. The keys are
+    Aliyun's parameter names, plain ASCII, so they need no quoting.
+    """
+    return "&".join([f"{key}={quote_plus(params[key])}" for key in sorted(params)])
+
+
+_stamp: tuple[int, str] = (0, "")
+
+
+def timestamp() -> str:
+    """Now in UTC as Aliyun wants it (``2026-11-25T02:09:26Z``), formatted once a second."""
+    global _stamp  # noqa: PLW0603 - a one-entry cache; a race only formats twice
+    now = int(time.time())
+    second, text = _stamp
+    if second != now:
+        text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        _stamp = (now, text)
+    return text
+
+
+def new_nonce() -> str:
+    """A fresh signature nonce: 128 random bits, in hex as the SDK's."""
+    return os.urandom(16).hex()
+
+
+class Signer:
+    """Builds and signs the requests of one endpoint.
+
+    Args:
+        host: The endpoint (``host[:port]``), sent as the ``host`` header.
+        user_agent: The SDK's user agent for this endpoint.
+        algorithm: ``ACS3-HMAC-SHA256`` or ``v2``.
+    """
+
+    __slots__ = ("_acs3", "_headers", "_v2_fields")
+
+    def __init__(self, *, host: str, user_agent: str, algorithm: str) -> None:
+        self._acs3 = algorithm == _sdk.ACS3
+        headers: dict[str, dict[str, str]] = {}
+        fields: dict[str, dict[str, str]] = {}
+        for action in ACTIONS:
+            # The SDK's own header set and order for each algorithm; the body
+            # makes content-type one more constant.
+            base = {
+                "host": host,
+                "x-acs-version": VERSION,
+                "x-acs-action": action,
+                "user-agent": user_agent,
+            }
+            if self._acs3:
+                base["accept"] = "application/json"
+            base["content-type"] = FORM
+            headers[action] = base
+            fields[action] = {
+                "Action": action,
+                "Format": "json",
+                "Version": VERSION,
+                "SignatureMethod": "HMAC-SHA1",
+                "SignatureVersion": "1.0",
+            }
+        self._headers = headers
+        self._v2_fields = fields
+
+    def sign(
+        self, action: str, params: Mapping[str, str], credential: _sdk.Credential
+    ) -> WireRequest:
+        """The signed request for ``action`` with ``params`` (all strings)."""
+        if self._acs3:
+            return self._acs3_request(action, params, credential)
+        return self._v2_request(action, params, credential)
+
+    def _acs3_request(
+        self, action: str, params: Mapping[str, str], credential: _sdk.Credential
+    ) -> WireRequest:
+        body = form(params).encode()
+        digest = hashlib.sha256(body).hexdigest()
+        headers = self._headers[action].copy()
+        headers["x-acs-date"] = timestamp()
+        headers["x-acs-signature-nonce"] = new_nonce()
+        headers["x-acs-content-sha256"] = digest
+        if credential.provider:
+            headers["x-acs-credentials-provider"] = credential.provider
+        if credential.token:
+            headers["x-acs-accesskey-id"] = credential.key_id
+            headers["x-acs-security-token"] = credential.token
+        headers["Authorization"] = _sdk.acs3_authorization(
+            _POST, _ROOT, headers, digest, credential
+        )
+        return WireRequest(_POST, _ROOT, headers, body)
+
+    def _v2_request(
+        self, action: str, params: Mapping[str, str], credential: _sdk.Credential
+    ) -> WireRequest:
+        fields = self._v2_fields[action].copy()
+        fields["Timestamp"] = timestamp()
+        fields["SignatureNonce"] = new_nonce()
+        fields["AccessKeyId"] = credential.key_id
+        if credential.token:
+            fields["SecurityToken"] = credential.token
+        fields.update(params)
+        fields["Signature"] = _sdk.rpc_signature(fields, _POST, credential)
+        headers = self._headers[action].copy()
+        if credential.provider:
+            headers["x-acs-credentials-provider"] = credential.provider
+        return WireRequest(_POST, _ROOT, headers, form(fields).encode())
+
+    def __repr__(self) -> str:
+        return f"Signer(algorithm={'ACS3-HMAC-SHA256' if self._acs3 else 'v2'!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A 2xx answer whose ``Code`` is ``OK``: its JSON object."""
+
+    body: dict[str, Any]
+    http_status: int
+
+    @property
+    def request_id(self) -> str | None:
+        """Aliyun's request id."""
+        return _text(self.body.get("RequestId"))
+
+    @property
+    def biz_id(self) -> str | None:
+        """The message's biz id (SendSms, SendBatchSms)."""
+        return _text(self.body.get("BizId"))
+
+
+_NOT_JSON: Final = object()
+
+
+def read(response: WireResponse) -> Answer | Failure:
+    """Read an answer as the SDK does: 4xx/5xx carry an error object, 2xx a Code.
+
+    Returns:
+        An :class:`Answer` for ``Code: OK``; otherwise the :class:`Failure`
+        that :func:`~._errors.error_from_failure` turns into a typed error.
+    """
+    status = response.status
+    try:
+        data: Any = json.loads(response.body)
+    except (ValueError, RecursionError):
+        # Not JSON, not UTF-8 (a UnicodeDecodeError is a ValueError), or
+        # nested deeper than the parser goes.
+        data = _NOT_JSON
+    if 400 <= status < 600:  # noqa: PLR2004 - the SDK's own error range
+        if not isinstance(data, dict):
+            return Failure("bad_body", http_status=status)
+        retry_after = response.headers.get("x-acs-retry-after")
+        return Failure(
+            "response",
+            code=_text(data.get("Code") or data.get("code")),
+            message=_text(data.get("Message") or data.get("message")),
+            http_status=status,
+            request_id=_text(data.get("RequestId") or data.get("requestId")),
+            recommend=_text(data.get("Recommend") or data.get("recommend")),
+            retry_after_ms=_retry_after_ms(retry_after),
+        )
+    if data is _NOT_JSON:
+        return Failure("bad_body", http_status=status)
+    if not isinstance(data, dict):
+        # JSON, but no object: no Code to read.
+        return Failure("response", http_status=status)
+    if data.get("Code") == "OK":
+        return Answer(data, status)
+    return Failure(
+        "response",
+        code=_text(data.get("Code")),
+        message=_text(data.get("Message")),
+        http_status=status,
+        request_id=_text(data.get("RequestId")),
+        recommend=_text(data.get("Recommend")),
+    )
+
+
+def records_of(answer: Answer) -> tuple[tuple[dict[str, Any], ...], int]:
+    """QuerySendDetails' records and ``TotalCount`` (the record count if unreadable)."""
+    details = answer.body.get("SmsSendDetailDTOs")
+    listed = details.get("SmsSendDetailDTO") if isinstance(details, dict) else None
+    records = tuple(r for r in listed if isinstance(r, dict)) if isinstance(listed, list) else ()
+    try:
+        total = int(answer.body.get("TotalCount") or 0)
+    except (TypeError, ValueError):
+        total = len(records)
+    return records, total
+
+
+def _retry_after_ms(value: str | None) -> float | None:
+    # As the SDK's Utils.get_throttling_time_left: a positive integer, else none.
+    if not value:
+        return None
+    try:
+        wait = int(value)
+    except ValueError:
+        return None
+    return float(wait) if wait > 0 else None
+
+
+def _text(value: object) -> str | None:
+    # The SDK formats missing fields as the string "None".
+    if value is None or value in ("", "None"):
+        return None
+    return str(value)
