@@ -1,0 +1,343 @@
+"""Conformance: the core's requests are the ones the unmodified SDK builds, all in the body.
+
+For every action and both signature algorithms, with and without an STS
+token, the SDK builds its own request for the same call (its transport call,
+``DaraCore.do_action``, is patched with autospec to capture the DaraRequest),
+and the core builds its own (the Transport is patched with autospec). The two
+must agree on method, path, every parameter (query and body merged: the core
+puts them all in the body), the headers and the signed headers, the signature
+scheme and the key id, nonce and date aside. The core's signature is then
+recomputed here with ``hmac`` from the published ACS3 and v2 rules; the same
+recomputation must accept the SDK's own request, so it is checked too.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from urllib.parse import parse_qsl, quote
+
+import pytest
+from alibabacloud_dysmsapi20170525 import models
+from darabonba.core import DaraCore
+from darabonba.response import DaraResponse
+from darabonba.runtime import RuntimeOptions
+from darabonba.utils.form import Form
+
+from aliyun_sms_connector import AliyunSmsConnector, BatchMessage
+from aliyun_sms_connector._errors import Failure
+from aliyun_sms_connector._transport import WireResponse
+from aliyun_sms_connector._wire import Answer, form, read, records_of, timestamp
+
+from . import wire_fakes
+from .conftest import LOGTO_CONFIG, SECRET, TOKEN
+
+FORM = "application/x-www-form-urlencoded"
+# Per-send values: the nonce and the date, and what depends on them.
+PER_SEND_HEADERS = {"x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256", "authorization"}
+PER_SEND_PARAMS = {"Timestamp", "SignatureNonce", "Signature"}
+NOTICE = [{"usageType": "Generic", "templateCode": "SMS_NOTICE", "type": 0}]
+# Values with every character class the encoders treat differently.
+ODD = "a b+c/d=e&f~g%h*i'j(k)!中文😀\t"
+
+
+def config(algorithm, *, sts):
+    data = {
+        **LOGTO_CONFIG,
+        "templates": LOGTO_CONFIG["templates"],
+        "signatureAlgorithm": algorithm,
+        "signName": "Acme 签名",
+    }
+    if sts:
+        data["securityToken"] = TOKEN
+    return data
+
+
+@pytest.fixture
+def sdk_transport(mocker):
+    """The SDK's own transport call, captured; it answers OK for every action."""
+    answer = DaraResponse()
+    answer.status_code = 200
+    answer.headers = {}
+    answer.body = json.dumps(
+        {
+            "Code": "OK",
+            "BizId": "1",
+            "RequestId": "R",
+            "TotalCount": 0,
+            "SmsSendDetailDTOs": {"SmsSendDetailDTO": []},
+        }
+    ).encode()
+    return mocker.patch.object(DaraCore, "do_action", autospec=True, return_value=answer)
+
+
+def sdk_request(sdk_transport, connector, action):
+    """The DaraRequest the SDK builds for the same call, on the connector's own SDK client."""
+    client = connector._client
+    runtime = RuntimeOptions()
+    if action == "SendSms":
+        client.send_sms_with_options(
+            models.SendSmsRequest(
+                phone_numbers="13800138000",
+                sign_name="Acme 签名",
+                template_code="SMS_SIGNIN",
+                template_param=json.dumps({"code": "482913"}, separators=(",", ":")),
+                out_id=ODD,
+            ),
+            runtime,
+        )
+    elif action == "SendBatchSms":
+        client.send_batch_sms_with_options(
+            models.SendBatchSmsRequest(
+                phone_number_json=json.dumps(["13800138000", "13900139000"]),
+                sign_name_json=json.dumps(["Acme 签名", "Other"], ensure_ascii=False),
+                template_code="SMS_NOTICE",
+                template_param_json='[{"name":"' + ODD.replace("\t", "") + '"},{"name":"B"}]',
+            ),
+            runtime,
+        )
+    else:
+        client.query_send_details_with_options(
+            models.QuerySendDetailsRequest(
+                phone_number="13800138000",
+                send_date="20261124",
+                page_size=50,
+                current_page=1,
+                biz_id="900^1",
+            ),
+            runtime,
+        )
+    (request, _runtime) = sdk_transport.call_args.args
+    return request
+
+
+def core_request(transport, connector, action):
+    """The WireRequest the core builds for the same call, through the public API."""
+    if action == "SendSms":
+        connector.send_message("13800138000", "SignIn", {"code": "482913"}, out_id=ODD)
+    elif action == "SendBatchSms":
+        transport.send.return_value = wire_fakes.batch_ok()
+        connector.send_batch(
+            [
+                BatchMessage("13800138000", {"name": ODD.replace("\t", "")}),
+                BatchMessage("13900139000", {"name": "B"}, sign_name="Other"),
+            ]
+        )
+    else:
+        transport.send.return_value = wire_fakes.receipts([])
+        connector.query_delivery("13800138000", biz_id="900^1", send_date="20261124")
+    (request,) = transport.send.call_args.args
+    return request
+
+
+def sdk_params(request):
+    body = request.body or ""
+    merged = {**request.query, **dict(parse_qsl(body, keep_blank_values=True))}
+    return {k: str(v) for k, v in merged.items()}
+
+
+def lower(headers):
+    return {name.lower(): value for name, value in headers.items()}
+
+
+def authorization(headers):
+    scheme, _, rest = lower(headers)["authorization"].partition(" ")
+    fields = dict(part.split("=", 1) for part in rest.split(","))
+    return scheme, fields
+
+
+def acs3_signature(method, path, query, headers, body, secret):
+    """ACS3-HMAC-SHA256, from the published rules, with nothing of the SDK."""
+    canonical_query = "&".join(
+        f"{quote(k, safe='~')}={quote(str(v), safe='~')}" for k, v in sorted(query.items())
+    )
+    signed = {k: v for k, v in lower(headers).items() if k != "authorization"}
+    names = sorted(signed)
+    canonical_headers = "".join(f"{n}:{signed[n].strip()}\n" for n in names)
+    payload = hashlib.sha256(body).hexdigest()
+    canonical = "\n".join(
+        [method, path, canonical_query, canonical_headers, ";".join(names), payload]
+    )
+    to_sign = "ACS3-HMAC-SHA256\n" + hashlib.sha256(canonical.encode()).hexdigest()
+    return hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest(), names
+
+
+def v2_signature(method, params, secret):
+    """The v2 (HMAC-SHA1) signature, from the published rules."""
+    canonical = "&".join(
+        f"{quote(k, safe='~')}={quote(v, safe='~')}"
+        for k, v in sorted(params.items())
+        if k != "Signature"
+    )
+    to_sign = f"{method}&%2F&{quote(canonical, safe='~')}"
+    digest = hmac.new(f"{secret}&".encode(), to_sign.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def assert_acs3_verifies(method, path, query, headers, body):
+    scheme, fields = authorization(headers)
+    assert scheme == "ACS3-HMAC-SHA256"
+    assert lower(headers)["x-acs-content-sha256"] == hashlib.sha256(body).hexdigest()
+    expected, names = acs3_signature(method, path, query, headers, body, SECRET)
+    assert fields["SignedHeaders"] == ";".join(names)
+    assert fields["Signature"] == expected
+    return fields
+
+
+@pytest.mark.parametrize("sts", [False, True], ids=["ak", "sts"])
+@pytest.mark.parametrize("algorithm", ["ACS3-HMAC-SHA256", "v2"])
+@pytest.mark.parametrize("action", ["SendSms", "SendBatchSms", "QuerySendDetails"])
+class TestConformance:
+    def test_same_request_as_the_sdk(self, transport, sdk_transport, action, algorithm, sts):
+        """Method, path, parameters, headers and signature scheme match the SDK's request."""
+        connector = AliyunSmsConnector(
+            config(algorithm, sts=sts) | ({"templates": NOTICE} if action == "SendBatchSms" else {})
+        )
+        ours = core_request(transport, connector, action)
+        theirs = sdk_request(sdk_transport, connector, action)
+
+        # Method and path; nothing in our URL.
+        assert ours.method == theirs.method == "POST"
+        assert ours.target == theirs.pathname == "/"
+
+        # Every parameter, by name and value, the per-send ones aside.
+        params = wire_fakes.params_of(ours)
+        expected = sdk_params(theirs)
+        assert {k: v for k, v in params.items() if k not in PER_SEND_PARAMS} == {
+            k: v for k, v in expected.items() if k not in PER_SEND_PARAMS
+        }
+        assert PER_SEND_PARAMS & set(params) == PER_SEND_PARAMS & set(expected)
+
+        # Headers: the SDK's, plus the content type of the body that now
+        # carries the parameters the SDK put in the query.
+        our_headers = {k: v for k, v in lower(ours.headers).items() if k not in PER_SEND_HEADERS}
+        their_headers = {
+            k: v for k, v in lower(theirs.headers).items() if k not in PER_SEND_HEADERS
+        }
+        assert our_headers == {**their_headers, "content-type": FORM}
+        assert set(lower(ours.headers)) & PER_SEND_HEADERS == set(lower(theirs.headers)) & (
+            PER_SEND_HEADERS
+        )
+        if sts:
+            assert lower(ours.headers).get("x-acs-security-token", params.get("SecurityToken"))
+
+    def test_signature_verifies(self, transport, sdk_transport, action, algorithm, sts):
+        """The core's signature checks out by hand; so does the SDK's, by the same hand."""
+        connector = AliyunSmsConnector(
+            config(algorithm, sts=sts) | ({"templates": NOTICE} if action == "SendBatchSms" else {})
+        )
+        ours = core_request(transport, connector, action)
+        theirs = sdk_request(sdk_transport, connector, action)
+        their_body = (theirs.body or "").encode()
+        if algorithm == "v2":
+            params = wire_fakes.params_of(ours)
+            assert params["SignatureMethod"] == "HMAC-SHA1"
+            assert params["Signature"] == v2_signature("POST", params, SECRET)
+            assert "authorization" not in lower(ours.headers)
+            assert sdk_params(theirs)["Signature"] == v2_signature(
+                "POST", sdk_params(theirs), SECRET
+            )
+        else:
+            ours_fields = assert_acs3_verifies("POST", "/", {}, ours.headers, ours.body)
+            theirs_fields = assert_acs3_verifies(
+                "POST", "/", theirs.query, theirs.headers, their_body
+            )
+            assert ours_fields["Credential"] == theirs_fields["Credential"] == "LTAI5tTestKeyId"
+            signed = set(ours_fields["SignedHeaders"].split(";"))
+            assert signed == set(theirs_fields["SignedHeaders"].split(";")) | {"content-type"}
+            if sts:
+                assert {"x-acs-security-token", "x-acs-accesskey-id"} <= signed
+
+    def test_a_changed_body_breaks_the_signature(self, transport, action, algorithm, sts):
+        """The body is signed: the hand check fails on a tampered body (the test can fail)."""
+        connector = AliyunSmsConnector(
+            config(algorithm, sts=sts) | ({"templates": NOTICE} if action == "SendBatchSms" else {})
+        )
+        ours = core_request(transport, connector, action)
+        tampered = ours.body.replace(b"13800138000", b"13800138001")
+        assert tampered != ours.body
+        if algorithm == "v2":
+            params = dict(parse_qsl(tampered.decode(), keep_blank_values=True))
+            assert params["Signature"] != v2_signature("POST", params, SECRET)
+        else:
+            _, fields = authorization(ours.headers)
+            expected, _ = acs3_signature("POST", "/", {}, ours.headers, tampered, SECRET)
+            assert fields["Signature"] != expected
+
+
+class TestNothingInTheUrl:
+    @pytest.mark.parametrize("algorithm", ["ACS3-HMAC-SHA256", "v2"])
+    def test_no_private_value_outside_the_body(self, transport, algorithm):
+        """The request line and headers hold no number, code or template value."""
+        connector = AliyunSmsConnector(config(algorithm, sts=False))
+        connector.send_message("13800138000", "SignIn", {"code": "482913"})
+        (request,) = transport.send.call_args.args
+        outside = request.target + json.dumps(dict(request.headers))
+        for private in ("13800138000", "482913", SECRET):
+            assert private not in outside
+        assert b"13800138000" in request.body
+
+
+class TestForm:
+    @pytest.mark.parametrize(
+        "params",
+        [
+            {"B": "2", "A": "1"},
+            {"TemplateParam": json.dumps({"code": ODD}, ensure_ascii=False), "X": ODD},
+            {"Empty": ""},
+        ],
+    )
+    def test_same_text_as_the_sdks_encoder(self, params):
+        """form() writes what darabonba's Form.to_form_string writes."""
+        assert form(params) == Form.to_form_string(params)
+
+    def test_timestamp_format(self):
+        """The date is ISO 8601 in UTC, to the second, as Aliyun wants it."""
+        from datetime import datetime, timezone
+
+        stamp = datetime.strptime(timestamp(), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        assert abs((datetime.now(timezone.utc) - stamp).total_seconds()) < 2
+
+
+class TestRead:
+    def test_ok(self):
+        """Code OK is an Answer with the body, the ids and the status."""
+        answer = read(wire_fakes.ok(biz_id="B", request_id="R"))
+        assert isinstance(answer, Answer)
+        assert (answer.biz_id, answer.request_id, answer.http_status) == ("B", "R", 200)
+
+    def test_lowercase_keys_in_gateway_errors(self):
+        """The gateway's error object may use lowercase keys, as the SDK allows."""
+        response = wire_fakes.response(
+            {"code": "Throttling", "message": "slow", "requestId": "R", "recommend": "u"}, 400
+        )
+        assert read(response) == Failure(
+            "response",
+            code="Throttling",
+            message="slow",
+            http_status=400,
+            request_id="R",
+            recommend="u",
+        )
+
+    def test_a_none_string_is_no_value(self):
+        """The string 'None' (how the SDK wrote missing fields) counts as missing."""
+        failure = read(wire_fakes.response({"Code": "X", "RequestId": "None"}))
+        assert failure.request_id is None
+
+    def test_records(self):
+        """Receipt records are the dicts of SmsSendDetailDTO, with TotalCount."""
+        records, total = records_of(
+            read(wire_fakes.receipts([wire_fakes.record(), "junk"], total=7))
+        )
+        assert total == 7
+        assert [r["PhoneNum"] for r in records] == ["13800138000"]
+
+    def test_headers_are_looked_up_lowercase(self):
+        """x-acs-retry-after is read from the lower-cased headers the transport gives."""
+        response = WireResponse(
+            400, {"x-acs-retry-after": "250"}, json.dumps({"Code": "Throttling.User"}).encode()
+        )
+        assert read(response).retry_after_ms == 250.0
