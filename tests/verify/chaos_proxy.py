@@ -64,11 +64,12 @@ class ChaosSettings:
 
 @dataclass
 class _Rule:
-    kind: Literal["reset_request", "reset_reply", "error"]
+    kind: Literal["reset_request", "reset_reply", "error", "refuse", "blackhole"]
     match: bytes
     remaining: int
     nbytes: int = 0
     reply: bytes = b""
+    skip: int = 0
 
 
 class _Conn:
@@ -177,35 +178,70 @@ class ChaosProxy:
         self._mode = "pass"
         self._call(self._undrop())
 
-    def refuse(self) -> None:
-        """Stop listening and reset every open connection: connects are refused."""
+    def refuse(self, *, skip: int | None = None, match: bytes = b"EVAL") -> None:
+        """Stop listening and reset every open connection: connects are refused.
+
+        With ``skip``, this happens when the request after ``skip`` requests
+        containing ``match`` arrives (that request is lost with its connection).
+        """
+        if skip is not None:
+            with self._lock:
+                self._rules.append(_Rule("refuse", match, 1, skip=skip))
+            return
         self._mode = "refuse"
         self._call(self._close_listener())
         self.disconnect_all()
 
-    def blackhole(self) -> None:
-        """Accept and read, but never pass a request on: every call times out."""
+    def blackhole(self, *, skip: int | None = None, match: bytes = b"EVAL") -> None:
+        """Accept and read, but never pass a request on: every call times out.
+
+        With ``skip``, the black hole opens at the request after ``skip``
+        requests containing ``match``.
+        """
+        if skip is not None:
+            with self._lock:
+                self._rules.append(_Rule("blackhole", match, 1, skip=skip))
+            return
         self._mode = "blackhole"
 
+    def retarget(self, upstream: tuple[str, int]) -> None:
+        """Send new connections to ``upstream`` and reset the open ones (a client-side failover)."""
+        self.upstream = upstream
+        self.disconnect_all()
+
     def reset_after(
-        self, nbytes: int, *, match: bytes = b"EVAL", reply: bool = True, count: int = 1
+        self,
+        nbytes: int,
+        *,
+        match: bytes = b"EVAL",
+        reply: bool = True,
+        count: int = 1,
+        skip: int = 0,
     ) -> None:
         """Reset the connection in the middle of the next ``count`` requests containing ``match``.
 
         With ``reply=True`` the request reaches Redis, which runs it, and the
         client gets only the first ``nbytes`` of the answer: the script's
-        effect is stored, its outcome unknown to the client. With
+        effect is stored, its outcome unknown to the client. (A ``NOSCRIPT``
+        answer passes: that script did not run; the reply to the ``EVAL``
+        that follows is cut instead.) With
         ``reply=False`` Redis gets only the first ``nbytes`` of the request
-        and never runs it.
+        and never runs it. The first ``skip`` matching requests pass untouched.
         """
         kind: Literal["reset_request", "reset_reply"] = "reset_reply" if reply else "reset_request"
         with self._lock:
-            self._rules.append(_Rule(kind, match, count, nbytes=nbytes))
+            self._rules.append(_Rule(kind, match, count, nbytes=nbytes, skip=skip))
 
-    def inject_error(self, error: str, *, match: bytes = b"EVAL", count: int = 1) -> None:
-        """Answer the next ``count`` requests containing ``match`` with ``-error``, unforwarded."""
+    def inject_error(
+        self, error: str, *, match: bytes = b"EVAL", count: int = 1, skip: int = 0
+    ) -> None:
+        """Answer the next ``count`` requests containing ``match`` with ``-error``, unforwarded.
+
+        The first ``skip`` matching requests pass untouched.
+        """
+        reply = f"-{error}\r\n".encode()
         with self._lock:
-            self._rules.append(_Rule("error", match, count, reply=f"-{error}\r\n".encode()))
+            self._rules.append(_Rule("error", match, count, reply=reply, skip=skip))
 
     def disconnect_all(self) -> None:
         """Reset every open connection (both sides)."""
@@ -254,6 +290,9 @@ class ChaosProxy:
         with self._lock:
             for rule in self._rules:
                 if rule.match in data:
+                    if rule.skip > 0:
+                        rule.skip -= 1
+                        return None
                     rule.remaining -= 1
                     if rule.remaining <= 0:
                         self._rules.remove(rule)
@@ -298,6 +337,14 @@ class ChaosProxy:
                 if rule.kind == "error":
                     conn.client.write(rule.reply)
                     continue
+                if rule.kind == "blackhole":
+                    self._mode = "blackhole"
+                    continue
+                if rule.kind == "refuse":
+                    self._mode = "refuse"
+                    await self._close_listener()
+                    await self._reset_all()
+                    return
                 if rule.kind == "reset_request":
                     conn.upstream.write(data[: rule.nbytes])
                     await conn.upstream.drain()
@@ -341,7 +388,9 @@ class ChaosProxy:
 
     async def _replies(self, reader: asyncio.StreamReader, conn: _Conn) -> None:
         while data := await reader.read(65536):
-            if conn.reply_budget is not None:
+            if conn.reply_budget is not None and not data.startswith(b"-NOSCRIPT"):
+                # A NOSCRIPT reply means the script did not run: the cut waits
+                # for the reply to the EVAL that the client sends next.
                 conn.client.write(data[: conn.reply_budget])
                 await conn.client.drain()
                 conn.reset()

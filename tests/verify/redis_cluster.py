@@ -145,6 +145,10 @@ class RedisServer:
             "no",
             "--logfile",
             str(self.log_file),
+            # A replica syncs at once instead of after Redis's default 5 s
+            # wait, so that failovers can be tested without waiting.
+            "--repl-diskless-sync-delay",
+            "0",
         ]
         if self.cluster:
             # Absolute: a relative path is resolved inside --dir (shared facts).
@@ -155,10 +159,6 @@ class RedisServer:
                 str(self.directory / "nodes.conf"),
                 "--cluster-node-timeout",
                 str(NODE_TIMEOUT_MS),
-                # A replica syncs at once instead of after Redis's default 5 s
-                # wait, so the cluster is ready to fail over sooner.
-                "--repl-diskless-sync-delay",
-                "0",
             ]
         return [*args, *self.extra_args]
 
