@@ -79,9 +79,10 @@ def write_line(process: subprocess.Popen[str], line: str) -> None:
 class Server:
     """bench/server.py in a child process, driven over its stdin."""
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, secret: str | None = None) -> None:
+        command = [sys.executable, str(HERE / "server.py"), "--delay", str(delay)]
         self.process = subprocess.Popen(
-            [sys.executable, str(HERE / "server.py"), "--delay", str(delay)],
+            command + (["--secret", secret] if secret else []),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -119,6 +120,7 @@ class Settings:
     sync_calls: int
     import_repeats: int
     warmup: int
+    sdk_warmup: int
     sync_warmup: int
     in_flight: int
     delay: float
@@ -130,7 +132,11 @@ def run_client(
     """One client in a fresh process: warm up, reset the server, measure, collect both."""
     sync = side in SYNC_SIDES
     sends = settings.sync_calls if sync else settings.sdk_sends if side == "sdk" else settings.sends
-    warmup = settings.sync_warmup if sync else min(settings.warmup, sends)
+    # The SDK's async path builds a new session per send, so it has no pool
+    # to warm: a few sends load its modules.
+    warmup = (
+        settings.sync_warmup if sync else settings.sdk_warmup if side == "sdk" else settings.warmup
+    )
     command = [
         sys.executable,
         str(HERE / "clients.py"),
@@ -326,9 +332,11 @@ def print_medians(rounds: list[dict[str, Any]]) -> None:
 # -- the run -----------------------------------------------------------------
 
 
-def measure(settings: Settings, env: dict[str, str]) -> dict[str, Any]:
+def measure(
+    settings: Settings, env: dict[str, str], server_secret: str | None = None
+) -> dict[str, Any]:
     """Every round of every side, then the imports; print as it goes."""
-    server = Server(settings.delay)
+    server = Server(settings.delay, server_secret)
     rounds: list[dict[str, Any]] = []
     try:
         for number in range(settings.rounds):
@@ -473,6 +481,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
             sync_calls=args.sync_calls or 20,
             import_repeats=args.import_repeats or 1,
             warmup=16,
+            sdk_warmup=2,
             sync_warmup=4,
             in_flight=args.in_flight,
             delay=args.delay,
@@ -484,6 +493,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
         sync_calls=args.sync_calls or 2000,
         import_repeats=args.import_repeats or 9,
         warmup=2 * args.in_flight,
+        sdk_warmup=8,
         sync_warmup=50,
         in_flight=args.in_flight,
         delay=args.delay,
@@ -502,6 +512,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=0.020, help="HTTPS answer delay (s)")
     parser.add_argument("--src", type=Path, help="import aliyun_sms_connector from this src/")
     parser.add_argument("--json", type=Path, help="also write every figure here")
+    # Tests give the server another secret: every signature must then fail the run.
+    parser.add_argument("--server-secret", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     settings = settings_for(args)
     env = dict(ENV)
@@ -515,7 +527,13 @@ def main(argv: list[str] | None = None) -> int:
         f" server delay; sync: {settings.sync_calls} calls, HTTP, no delay;"
         f" Python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
     )
-    data = measure(settings, env)
+    try:
+        data = measure(settings, env, args.server_secret)
+    except HarnessError as error:
+        print(f"BROKEN {error}\n\nVerdict: broken")
+        if args.json:
+            args.json.write_text(json.dumps({"verdict": "broken", "broken": [str(error)]}))
+        return 2
     print_medians(data["rounds"])
     summary = summarize(data, smoke=args.smoke)
     print_summary(summary, smoke=args.smoke)

@@ -326,6 +326,32 @@ def connector_sync_side(args: argparse.Namespace) -> Recorder:
         return sequentially(send, 0, args.sends)
 
 
+def use_connector_first(args: argparse.Namespace) -> Recorder:
+    """Build this library's connector and send with it, sync and async; count errors."""
+    from aliyun_sms_connector import AliyunSmsConnector
+
+    config = connector_config(args)
+    with AliyunSmsConnector(config) as connector:
+
+        def send(phone: str, digits: str) -> None:
+            connector.send_message(phone, "Generic", {"code": digits})
+
+        recorder = sequentially(send, 80_000_000, 20)
+
+    async def use_async() -> None:
+        async with AliyunSmsConnector(config) as connector:
+
+            async def send(phone: str, digits: str) -> None:
+                await connector.send_message_async(phone, "Generic", {"code": digits})
+
+            used = await concurrently(send, 80_000_100, 8, 8)
+        for name, count in used.errors.items():
+            recorder.errors[name] = recorder.errors.get(name, 0) + count
+
+    asyncio.run(use_async())
+    return recorder
+
+
 def sdk_sync_side(args: argparse.Namespace, *, after_connector: bool = False) -> Recorder:
     """A raw SDK call per send: one client, a request and RuntimeOptions per call.
 
@@ -334,20 +360,9 @@ def sdk_sync_side(args: argparse.Namespace, *, after_connector: bool = False) ->
     """
     from darabonba.runtime import RuntimeOptions
 
+    before = Recorder()
     if after_connector:
-        from aliyun_sms_connector import AliyunSmsConnector
-
-        config = connector_config(args)
-        with AliyunSmsConnector(config) as connector:
-            for index in range(80_000_000, 80_000_000 + 20):
-                connector.send_message(number(index), "Generic", {"code": code(index)})
-
-        async def use_async() -> None:
-            async with AliyunSmsConnector(config) as connector:
-                await connector.send_message_async(number(80_000_100), "Generic", {"code": "1"})
-
-        asyncio.run(use_async())
-
+        before = use_connector_first(args)
     client = sdk_client(args)
 
     def send(phone: str, digits: str) -> None:
@@ -356,6 +371,9 @@ def sdk_sync_side(args: argparse.Namespace, *, after_connector: bool = False) ->
             raise RuntimeError(response.body.code)
 
     warmup = sequentially(send, 90_000_000, args.warmup)
+    for name, count in before.errors.items():
+        warmup.errors[name] = warmup.errors.get(name, 0) + count
+    warmup.first_error = before.first_error or warmup.first_error
     wait_for_go(warmup)
     return sequentially(send, 0, args.sends)
 

@@ -165,7 +165,9 @@ class Stats:
         self.failures[kind] = self.failures.get(kind, 0) + 1
 
 
-def verify(method: str, target: str, headers: dict[str, str], body: bytes) -> str:
+def verify(
+    method: str, target: str, headers: dict[str, str], body: bytes, secret: str = KEY_SECRET
+) -> str:
     """Check one request's signature; return its action or raise :class:`Rejected`."""
     path, _, query_string = target.partition("?")
     if method != "POST" or path != "/":
@@ -178,10 +180,10 @@ def verify(method: str, target: str, headers: dict[str, str], body: bytes) -> st
         params.update(parse_qsl(body.decode(), keep_blank_values=True))
     authorization = headers.get("authorization", "")
     if authorization.startswith(ACS3 + " "):
-        _verify_acs3(authorization, query, headers, body)
+        _verify_acs3(authorization, query, headers, body, secret)
         action = headers.get("x-acs-action", "")
     elif "Signature" in params:
-        _verify_v2(method, params)
+        _verify_v2(method, params, secret)
         action = params.get("Action", "")
     else:
         raise Rejected("unsigned", "IncompleteSignature", "The request signature is missing.")
@@ -194,35 +196,39 @@ def verify(method: str, target: str, headers: dict[str, str], body: bytes) -> st
 
 
 def _verify_acs3(
-    authorization: str, query: list[tuple[str, str]], headers: dict[str, str], body: bytes
+    authorization: str,
+    query: list[tuple[str, str]],
+    headers: dict[str, str],
+    body: bytes,
+    secret: str,
 ) -> None:
     fields = dict(part.strip().split("=", 1) for part in authorization[len(ACS3) + 1 :].split(","))
     signed = fields.get("SignedHeaders", "")
     names = signed.split(";")
     if fields.get("Credential") != KEY_ID or not REQUIRED_SIGNED.issubset(names):
-        raise Rejected("signature", "IncompleteSignature", "The Authorization is incomplete.")
+        raise Rejected("incomplete", "IncompleteSignature", "The Authorization is incomplete.")
     payload_hash = hashlib.sha256(body).hexdigest()
     if headers.get("x-acs-content-sha256") != payload_hash:
-        raise Rejected("signature", "SignatureDoesNotMatch", "The body hash does not match.")
+        raise Rejected("body_hash", "SignatureDoesNotMatch", "The body hash does not match.")
     canonical_headers = "".join(f"{name}:{headers.get(name, '')}\n" for name in names)
     canonical_query = "&".join(f"{k}={quote(v, safe='~')}" for k, v in sorted(query))
     canonical = f"POST\n/\n{canonical_query}\n{canonical_headers}\n{signed}\n{payload_hash}"
     to_sign = f"{ACS3}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    expected = hmac.new(KEY_SECRET.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
+    expected = hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, fields.get("Signature", "")):
         raise Rejected("signature", "SignatureDoesNotMatch", "The signature does not match.")
 
 
-def _verify_v2(method: str, params: dict[str, str]) -> None:
+def _verify_v2(method: str, params: dict[str, str], secret: str) -> None:
     if params.get("AccessKeyId") != KEY_ID:
-        raise Rejected("signature", "InvalidAccessKeyId.NotFound", "Unknown AccessKeyId.")
+        raise Rejected("key_id", "InvalidAccessKeyId.NotFound", "Unknown AccessKeyId.")
     canonical = "&".join(
         f"{quote(k, safe='~')}={quote(v, safe='~')}"
         for k, v in sorted(params.items())
         if k != "Signature"
     )
     to_sign = f"{method}&%2F&{quote_plus(canonical, safe='~')}"
-    digest = hmac.new(f"{KEY_SECRET}&".encode(), to_sign.encode(), hashlib.sha1).digest()
+    digest = hmac.new(f"{secret}&".encode(), to_sign.encode(), hashlib.sha1).digest()
     if not hmac.compare_digest(base64.b64encode(digest).decode(), params["Signature"]):
         raise Rejected("signature", "SignatureDoesNotMatch", "The signature does not match.")
 
@@ -230,9 +236,10 @@ def _verify_v2(method: str, params: dict[str, str]) -> None:
 class HttpProtocol(asyncio.Protocol):
     """HTTP/1.1 with keep-alive: Content-Length bodies, answers in order."""
 
-    def __init__(self, stats: Stats, delay: float) -> None:
+    def __init__(self, stats: Stats, delay: float, secret: str) -> None:
         self.stats = stats
         self.delay = delay
+        self.secret = secret
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
         self.loop = asyncio.get_running_loop()
@@ -288,7 +295,7 @@ class HttpProtocol(asyncio.Protocol):
         stats = self.stats
         stats.requests += 1
         try:
-            action = verify(method, target, headers, body)
+            action = verify(method, target, headers, body, self.secret)
         except Rejected as rejected:
             stats.fail(rejected.kind)
             answer = rejected.answer
@@ -385,7 +392,7 @@ def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
     return paths
 
 
-async def serve(delay: float, directory: Path) -> None:
+async def serve(delay: float, directory: Path, secret: str = KEY_SECRET) -> None:
     """Serve until stdin says quit or closes."""
     loop = asyncio.get_running_loop()
     ca_file, cert_file, key_file = make_certificates(directory)
@@ -393,9 +400,11 @@ async def serve(delay: float, directory: Path) -> None:
     context.load_cert_chain(cert_file, key_file)
     stats = Stats()
     secure = await loop.create_server(
-        lambda: HttpProtocol(stats, delay), "127.0.0.1", 0, ssl=context, backlog=1024
+        lambda: HttpProtocol(stats, delay, secret), "127.0.0.1", 0, ssl=context, backlog=1024
     )
-    plain = await loop.create_server(lambda: HttpProtocol(stats, 0.0), "127.0.0.1", 0, backlog=1024)
+    plain = await loop.create_server(
+        lambda: HttpProtocol(stats, 0.0, secret), "127.0.0.1", 0, backlog=1024
+    )
     done = asyncio.Event()
 
     def command() -> None:
@@ -429,12 +438,14 @@ async def serve(delay: float, directory: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--delay", type=float, default=0.020, help="HTTPS answer delay (s)")
+    # Tests start a server with another secret, to see a run fail as it must.
+    parser.add_argument("--secret", default=KEY_SECRET, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     with (
         tempfile.TemporaryDirectory(prefix="aliyun-sms-bench-") as directory,
         contextlib.suppress(KeyboardInterrupt),
     ):
-        asyncio.run(serve(args.delay, Path(directory)))
+        asyncio.run(serve(args.delay, Path(directory), args.secret))
     return 0
 
 

@@ -168,7 +168,7 @@ class TestServer:
         assert (status, answer["Code"]) == (400, "SignatureDoesNotMatch")
         counted = stats()
         assert counted["verified"]["ACS3-HMAC-SHA256"] == 1
-        assert counted["failures"] == {"signature": 1}
+        assert counted["failures"] == {"body_hash": 1}
 
     @pytest.mark.parametrize("algorithm", ["ACS3-HMAC-SHA256", "v2"])
     def test_this_library_verifies_with_both_algorithms(self, server, stats, algorithm):
@@ -198,12 +198,9 @@ class TestServer:
         assert stats()["failures"] == {"params": 1}
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """One smoke run of the whole harness, with its JSON."""
-    out = tmp_path_factory.mktemp("bench") / "bench.json"
+def _smoke_run(out, *options):
     result = subprocess.run(
-        [sys.executable, str(BENCH_DIR / "bench.py"), "--smoke", "--json", str(out)],
+        [sys.executable, str(BENCH_DIR / "bench.py"), "--smoke", "--json", str(out), *options],
         capture_output=True,
         text=True,
         timeout=600,
@@ -211,6 +208,12 @@ def smoke(tmp_path_factory):
     )
     assert out.exists(), result.stdout + result.stderr
     return result, json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One smoke run of the whole harness, with its JSON."""
+    return _smoke_run(tmp_path_factory.mktemp("bench") / "bench.json")
 
 
 class TestSmokeRun:
@@ -248,6 +251,19 @@ class TestSmokeRun:
         assert [row["key"] for row in data["rows"]] == [key for key, *_ in bench.ROWS]
         assert all(row["median"] > 0 for row in data["rows"])
         assert all(len(data["imports"][name]) == 1 for name in ("connector", "sdk"))
+
+    def test_a_server_that_rejects_every_signature_fails_the_run(self, tmp_path):
+        """Against a server with another secret, every side is rejected and the run exits 2."""
+        result, data = _smoke_run(tmp_path / "bench.json", "--server-secret", "not-the-secret")
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert data["verdict"] == "broken"
+        assert "Verdict: broken" in result.stdout
+        (only_round,) = data["rounds"]
+        runs = [*only_round["async"].values(), *only_round["sync"].values()]
+        assert len(runs) == len(bench.ASYNC_SIDES) + len(bench.SYNC_SIDES)
+        for run in runs:
+            assert run["server"]["failures"].get("signature", 0) > 0
+            assert run["errors"] + run["warmup_errors"] > 0
 
     def test_a_rejected_signature_breaks_the_run(self, smoke):
         """The same figures with one signature failure give the verdict broken."""
