@@ -56,15 +56,17 @@ WAITS = pytest.mark.xfail(strict=True, reason="#8: waits for the form-body trans
 
 @dataclass(frozen=True)
 class Operation:
-    """One public call and the private values it carries."""
+    """One public call, the private values it sends, and others it may see."""
 
     name: str
     values: tuple[str, ...]
+    seen: tuple[str, ...] = ()
 
 
 SEND = Operation("send", (CODE,))
 BATCH = Operation("batch", (NAME, ORDER))
-QUERY = Operation("query", ())
+# A receipt's content is the rendered message: the code shows there.
+QUERY = Operation("query", (), seen=(CODE,))
 
 
 def echo(op: Operation) -> str:
@@ -108,6 +110,9 @@ def _body(status: int, count: int = 1, *, html: bool = True):
 
 SCENARIOS = (
     Scenario("ok"),
+    Scenario(
+        "https-ok", config={"endpoint": "tls", "protocol": "https", "caFile": "tls"}, ops=(SEND,)
+    ),
     Scenario("retried-then-ok", _fail("ServiceUnavailable", 503), attempts=2, ops=(SEND,)),
     Scenario(
         "business-code",
@@ -185,7 +190,9 @@ def _waits(op: Operation, scenario: Scenario, mode: str, signing: str, credentia
     # The sync path logs the request line through urllib3: SendSms and
     # QuerySendDetails keep every parameter in the query, SendBatchSms keeps
     # the v2 SecurityToken there.
-    logged = mode == "sync" and (op is not BATCH or (signing == "v2" and credentials != "keys"))
+    # (A query is preceded by a sync send, whose records are checked too.)
+    synchronous = mode == "sync" or op is QUERY
+    logged = synchronous and (op is not BATCH or (signing == "v2" and credentials != "keys"))
     # A failed call chains the SDK's exception (its request, response, URL and
     # body) and CallFailedError (Aliyun's raw text), and its frames hold
     # _Call, whose repr shows the configured secret. A business code has no
@@ -287,7 +294,11 @@ def _config(emulator: Emulator, scenario: Scenario, signing: str, credentials: s
         config["endpoint"] = f"127.0.0.1:{_closed_port()}"
     if config["endpoint"] == "tls":
         # A server whose certificate no CA in the default bundle signed.
-        config["endpoint"] = request.getfixturevalue("tls_emulator").endpoint
+        tls = request.getfixturevalue("tls_emulator")
+        tls.reset()
+        config["endpoint"] = tls.endpoint
+        if config.get("caFile") == "tls":
+            config["caFile"] = tls.ca_file
     return config
 
 
@@ -326,6 +337,11 @@ def test_nothing_private_escapes(
     fresh, debug_logs, request, op, scenario, mode, signing, credentials
 ):
     """No log record, no object reachable from the error and no frame local leaks."""
+    if op is QUERY:
+        # A message to look up, sent the same way; its records are checked too.
+        ok = _config(fresh, Scenario("ok"), signing, credentials, request)
+        with AliyunSmsConnector(ok) as sender:
+            sender.send_message(PHONE, "SignIn", {"code": CODE})
     scenario.arrange(fresh, op)
     connector = AliyunSmsConnector(_config(fresh, scenario, signing, credentials, request))
     if mode == "sync":
@@ -339,7 +355,7 @@ def test_nothing_private_escapes(
     assert code == scenario.code or (scenario.code is ANY and code), repr(outcome)
     if scenario.attempts:
         assert getattr(outcome, "attempts", scenario.attempts) == scenario.attempts, repr(outcome)
-    private = (PHONE, *op.values, *CREDENTIALS)
+    private = (PHONE, *op.values, *op.seen, *CREDENTIALS)
     records = debug_logs.by_thread([fresh._thread.ident])
     checks = [lambda: assert_no_leak_in_records(records, private)]
     if isinstance(outcome, AliyunSmsError):
