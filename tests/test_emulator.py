@@ -3,12 +3,15 @@
 import pytest
 
 from aliyun_sms_connector import TemplateType
+from aliyun_sms_connector import emulator as emulator_module
 from aliyun_sms_connector.emulator import (
     DEFAULT_ACCESS_KEYS,
     DEFAULT_SIGN_NAME,
     Emulator,
     Template,
+    _mainland,
     _number_key,
+    _parse_timestamp,
 )
 
 
@@ -67,8 +70,7 @@ class TestLifecycle:
         """reset() clears outbox, requests and faults."""
         from aliyun_sms_connector import AliyunSmsConnector
 
-        with Emulator() as emulator:
-            connector = AliyunSmsConnector(emulator.connector_config())
+        with Emulator() as emulator, AliyunSmsConnector(emulator.connector_config()) as connector:
             connector.send_message("13800138000", "SignIn", {"code": "1"})
             emulator.fail_next("isp.SYSTEM_ERROR")
             emulator.reset()
@@ -90,3 +92,73 @@ class TestLifecycle:
 def test_number_keys_match_across_forms(number, key):
     """Fault scoping matches a number in any of its forms."""
     assert _number_key(number) == key
+
+
+class TestCost:
+    """Per-request work does not repeat itself or grow with the outbox."""
+
+    @pytest.mark.parametrize(
+        ("stamp", "seconds"),
+        [
+            ("2026-11-25T02:00:00Z", 1795572000.0),
+            ("2026-11-25T02:00:00.123Z", 1795572000.0),
+            ("2026-02-30T00:00:00Z", None),
+            ("2026-11-25 02:00:00", None),
+            ("yesterday", None),
+        ],
+    )
+    def test_timestamps(self, stamp, seconds):
+        """ISO 8601 UTC stamps, with or without fractions, parse; impossible dates do not."""
+        assert _parse_timestamp(stamp) == seconds
+
+    def test_timestamp_parse_is_cached(self):
+        """The same second is parsed once, however many requests carry it."""
+        _parse_timestamp.cache_clear()
+        for _ in range(5):
+            _parse_timestamp("2026-11-25T02:00:01Z")
+        assert _parse_timestamp.cache_info().misses == 1
+
+    def test_a_number_is_parsed_once_per_request(self, mocker):
+        """Fault scoping and the recipient check share one phonenumbers parse."""
+        emulator = Emulator()
+        emulator.fail_next("isp.SYSTEM_ERROR", phone_number="13900139000")
+        _mainland.cache_clear()
+        spy = mocker.spy(emulator_module.phonenumbers, "parse")
+        delay, fault = emulator._take_faults({"PhoneNumbers": "13700137000"})
+        assert (delay, fault) == (0.0, None)
+        number = Emulator._recipient("13700137000", emulator.templates["SMS_000001"])
+        assert number == "13700137000"
+        assert [call.args[0] for call in spy.call_args_list].count("13700137000") == 1
+
+    def test_no_number_is_parsed_without_scoped_faults(self, mocker):
+        """With no fault for a particular number, the request's numbers are not looked at."""
+        emulator = Emulator()
+        emulator.fail_next("isp.SYSTEM_ERROR", count=2)
+        spy = mocker.spy(emulator_module, "_numbers_in")
+        assert emulator._take_faults({"PhoneNumbers": "13700137000"})[1] is not None
+        spy.assert_not_called()
+
+    def test_receipts_and_fail_delivery_use_the_index(self):
+        """QuerySendDetails and fail_delivery find messages by number and biz id; reset forgets."""
+        emulator = Emulator(clock=lambda: 1795579200.0)
+        for number in ("13700137000", "13800138000", "13700137000"):
+            emulator._send_sms(
+                {
+                    "PhoneNumbers": number,
+                    "SignName": DEFAULT_SIGN_NAME,
+                    "TemplateCode": "SMS_000003",
+                    "TemplateParam": '{"name":"A","event":"B"}',
+                }
+            )
+        first = emulator.outbox[0]
+        emulator.fail_delivery(first.biz_id, "USER_REJECT")
+        query = {"PhoneNumber": "+86 137 0013 7000", "SendDate": "20261125"}
+        answer = emulator._query_send_details(query)
+        details = answer["SmsSendDetailDTOs"]["SmsSendDetailDTO"]
+        assert answer["TotalCount"] == "2"
+        assert [(d["SendStatus"], d["ErrCode"]) for d in details] == [
+            (2, "USER_REJECT"),
+            (3, "DELIVERED"),
+        ]
+        emulator.reset()
+        assert emulator._query_send_details(query)["TotalCount"] == "0"

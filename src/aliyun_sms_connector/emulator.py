@@ -11,21 +11,30 @@ for verification codes, and keeps every accepted message in ``outbox``::
         connector.send_message("13800138000", "SignIn", {"code": "123456"})
         assert emulator.outbox[0].text == "【AliyunSmsTest】Your code is 123456."
 
+API parameters are read from the query and from an
+``application/x-www-form-urlencoded`` body alike, as Aliyun's RPC gateway
+reads them, and both signature schemes are checked in either placement.
+
 Faults can be injected for one number or for all: ``fail_next``, ``delay``,
-``send_invalid_body`` and ``drop_connection``.
+``send_invalid_body`` and ``drop_connection``. Faults that answer are served
+in the order they were queued, one per request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import calendar
 import contextlib
+import functools
 import hashlib
 import hmac
 import itertools
 import json
+import logging
 import re
 import secrets
+import signal
 import socket
 import ssl
 import tempfile
@@ -35,7 +44,7 @@ import uuid
 import weakref
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, quote, quote_plus
@@ -66,6 +75,8 @@ DEFAULT_ACCESS_KEYS = {"LTAIemulatorKeyId": "emulator-access-key-secret"}
 DEFAULT_SIGN_NAME = "AliyunSmsTest"
 DEFAULT_TEMPLATES: dict[str, str | Template] = {}  # filled in below, after Template
 
+_log = logging.getLogger(__name__)
+
 _MAX_CLOCK_SKEW = 15 * 60
 _NONCE_MEMORY = 100_000
 _MAX_NUMBERS = 1000
@@ -74,6 +85,22 @@ _VARIABLE = re.compile(r"\$\{(\w+)\}")
 _CODE_VALUE = re.compile(r"[A-Za-z0-9]+")
 _MAINLAND = re.compile(r"(?:\+86|0086|86)?(1[0-9]{10})")
 _DIGITS = re.compile(r"[0-9]{6,16}")
+# ISO 8601 in UTC, with optional fractions: the SDK sends whole seconds,
+# JavaScript's Date.toISOString() (Logto's connector) sends milliseconds.
+_TIMESTAMP = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]{1,9})?Z"
+)
+_SEND_DATE = re.compile(r"[0-9]{8}")
+_FORM = "application/x-www-form-urlencoded"
+# aiohttp refuses larger bodies before the handler runs; the handler turns
+# that into an Aliyun-style answer.
+_MAX_BODY = 1024 * 1024
+# Parameters an action cannot do without: Aliyun answers Missing<Name>.
+_REQUIRED = {
+    "SendSms": ("PhoneNumbers", "SignName", "TemplateCode"),
+    "SendBatchSms": ("PhoneNumberJson", "SignNameJson", "TemplateCode"),
+    "QuerySendDetails": ("PhoneNumber", "SendDate"),
+}
 # Aliyun's documented defaults for verification codes, per number and sign name.
 _FLOW_LIMITS = (
     (60.0, 1, "触发分钟级流控Permits:1"),
@@ -221,12 +248,19 @@ class Emulator:
         self._tls = tls
         self._lock = threading.Lock()
         self._outbox: list[Message] = []
+        # Indexes into the outbox, so that receipts and fail_delivery cost
+        # the same however many messages have been accepted.
+        self._by_number: dict[str, list[Message]] = {}
+        self._by_biz_id: dict[str, list[Message]] = {}
         self._requests: list[ReceivedRequest] = []
         self._faults: list[_Fault] = []
         self._nonces: OrderedDict[str, None] = OrderedDict()
         self._flow: dict[tuple[str, str], deque[float]] = {}
         self._biz_ids = itertools.count(1)
         self._thread: threading.Thread | None = None
+        self._stop_requested = threading.Event()  # ends serve_forever()
+        # start() and stop() may race: serve_forever() in one thread, stop() in another.
+        self._lifecycle = threading.RLock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Event | None = None
         self._socket: socket.socket | None = None
@@ -250,8 +284,13 @@ class Emulator:
 
     def start(self) -> Self:
         """Start serving; returns self. The port is bound before this returns."""
+        with self._lifecycle:
+            return self._start()
+
+    def _start(self) -> Self:
         if self._thread is not None:
             return self
+        self._stop_requested.clear()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -274,14 +313,55 @@ class Emulator:
             raise errors[0]
         return self
 
+    def serve_forever(self) -> None:
+        """Serve until Ctrl-C or SIGTERM, then stop, removing the TLS files.
+
+        Starts the emulator if needed. SIGTERM (as sent by ``kill``, Docker
+        or systemd) ends it like Ctrl-C, so that the throwaway CA and key of
+        ``tls=True`` are not left in the temporary directory. Ctrl-C
+        propagates as :class:`KeyboardInterrupt` after the cleanup; SIGTERM
+        returns normally, and so does a :meth:`stop` from another thread.
+        Signals reach only the main thread; from another thread this waits
+        for :meth:`stop`.
+        """
+        in_main = threading.current_thread() is threading.main_thread()
+        previous: Any = None
+        installed = False
+        # Everything inside the try: a signal at any point still reaches stop().
+        try:
+            if in_main:
+                previous = signal.signal(signal.SIGTERM, _raise_terminated)
+                installed = True
+            self.start()
+            self._stop_requested.wait()
+        except _TerminatedError:
+            pass
+        finally:
+            if installed:
+                # None: the previous handler was not set from Python.
+                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+            self.stop()
+
     def stop(self) -> None:
         """Stop serving and free the port."""
+        self._stop_requested.set()
+        with self._lifecycle:
+            self._stop()
+
+    def _stop(self) -> None:
         if self._thread is None:
             return
-        if self._loop is not None and self._stopped is not None:
-            self._loop.call_soon_threadsafe(self._stopped.set)
-        self._thread.join(timeout=10)
+        # The server thread may still be starting (a signal can arrive during
+        # start()), so ask again until its loop exists and has ended.
+        deadline = time.monotonic() + 10
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            loop, stopped = self._loop, self._stopped
+            if loop is not None and stopped is not None:
+                with contextlib.suppress(RuntimeError):  # the loop has just closed
+                    loop.call_soon_threadsafe(stopped.set)
+            self._thread.join(timeout=0.05)
         self._thread = None
+        self._loop = self._stopped = None
         if self._socket is not None:
             self._socket.close()
             self._socket = None
@@ -344,6 +424,8 @@ class Emulator:
         """Forget messages, requests, faults, nonces and flow-control history."""
         with self._lock:
             self._outbox.clear()
+            self._by_number.clear()
+            self._by_biz_id.clear()
             self._requests.clear()
             self._faults.clear()
             self._nonces.clear()
@@ -365,7 +447,9 @@ class Emulator:
 
         ``http_status`` 200 gives a business error (``Code`` in the body);
         4xx and 5xx give gateway errors. ``headers`` are added to the answer,
-        for example ``{"x-acs-retry-after": "1500"}``.
+        for example ``{"x-acs-retry-after": "1500"}``. Faults that answer
+        (this one, :meth:`send_invalid_body`, :meth:`drop_connection`) are
+        served in the order they were queued, one per request.
         """
         self._add_fault(
             _Fault(
@@ -382,7 +466,11 @@ class Emulator:
     def delay(
         self, seconds: float, *, count: int | None = 1, phone_number: str | None = None
     ) -> None:
-        """Hold the next ``count`` answers for ``seconds`` (None: all of them)."""
+        """Hold the next ``count`` answers for ``seconds`` (None: all of them).
+
+        A delay holds whatever the answer is, a queued fault included; delays
+        are used up in the order they were queued.
+        """
         self._add_fault(_Fault("delay", count, _number_key(phone_number), seconds=seconds))
 
     def send_invalid_body(
@@ -406,28 +494,42 @@ class Emulator:
     def fail_delivery(self, biz_id: str, receipt_code: str = "MOBILE_NOT_ON_SERVICE") -> None:
         """Mark accepted messages with ``biz_id`` as failed with ``receipt_code``."""
         with self._lock:
-            for message in self._outbox:
-                if message.biz_id == biz_id:
-                    message.status = "failed"
-                    message.receipt_code = receipt_code
+            for message in self._by_biz_id.get(biz_id, ()):
+                message.status = "failed"
+                message.receipt_code = receipt_code
 
     def _add_fault(self, fault: _Fault) -> None:
         with self._lock:
             self._faults.append(fault)
 
-    def _take_faults(self, numbers: list[str]) -> list[_Fault]:
-        taken: list[_Fault] = []
-        kinds: set[str] = set()
+    def _take_faults(self, params: Mapping[str, str]) -> tuple[float, _Fault | None]:
+        """The delay and the answer due for a request, used up in queue order.
+
+        The first matching delay and the first matching answer (code, body or
+        drop) are taken; later ones wait for later requests.
+        """
+        if not self._faults:  # the common case: no lock, no number parsing
+            return 0.0, None
         with self._lock:
+            scoped = any(f.phone_number is not None for f in self._faults)
+            numbers = _numbers_in(params) if scoped else []
+            delay: _Fault | None = None
+            answer: _Fault | None = None
             for fault in self._faults:
-                if fault.kind in kinds or not fault.matches(numbers):
+                if not fault.matches(numbers):
                     continue
-                kinds.add(fault.kind)
-                taken.append(fault)
-                if fault.remaining is not None:
-                    fault.remaining -= 1
+                if fault.kind == "delay":
+                    if delay is None:
+                        delay = fault
+                elif answer is None:
+                    answer = fault
+                if delay is not None and answer is not None:
+                    break
+            for taken in (delay, answer):
+                if taken is not None and taken.remaining is not None:
+                    taken.remaining -= 1
             self._faults = [f for f in self._faults if f.remaining is None or f.remaining > 0]
-        return taken
+        return (delay.seconds if delay is not None else 0.0), answer
 
     # -- server ----------------------------------------------------------
 
@@ -464,16 +566,19 @@ class Emulator:
         from aiohttp import web  # noqa: PLC0415 - loaded with the SDK anyway
 
         self._stopped = asyncio.Event()
-        app = web.Application()
+        app = web.Application(client_max_size=_MAX_BODY)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         # SendSms takes up to 1000 numbers in the query string: far past
-        # aiohttp's default 8 KiB request line.
+        # aiohttp's default 8 KiB request line. The limits are generous so
+        # that oversized requests reach the handler and get Aliyun's answer
+        # (isv.MOBILE_COUNT_OVER_LIMIT) rather than aiohttp's plain-text 400.
         runner = web.AppRunner(
             app,
             access_log=None,
             handle_signals=False,
             shutdown_timeout=1.0,
-            max_line_size=65536,
+            max_line_size=_MAX_BODY,
+            max_field_size=65536,
         )
         await runner.setup()
         site = web.SockSite(runner, sock, ssl_context=ssl_context)
@@ -494,42 +599,79 @@ class Emulator:
 
         if isinstance(request.transport, asyncio.Transport):
             self._transports.add(request.transport)
-        body = await request.read()
-        params = dict(request.query)
-        if body and request.content_type == "application/x-www-form-urlencoded":
-            params.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-        action = request.headers.get("x-acs-action") or params.get("Action", "")
-        with self._lock:
-            self._requests.append(ReceivedRequest(action, dict(params), self.clock()))
-        numbers = _numbers_in(params)
-        faults = self._take_faults(numbers)
         request_id = str(uuid.uuid4()).upper()
-        delay = self.latency + sum(f.seconds for f in faults if f.kind == "delay")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _error(
+                "RequestEntityTooLarge",
+                f"The request body is larger than {_MAX_BODY} bytes.",
+                request_id,
+                413,
+            )
+        malformed: _Reject | None = None
+        try:
+            query, params = _parameters(request, body)
+        except _Reject as reject:
+            malformed, query, params = reject, {}, {}
+        acs3 = request.headers.get("Authorization", "").startswith(_ACS3 + " ")
+        # The action is signed where the scheme signs it: the x-acs-action
+        # header for ACS3, the Action parameter for v2.
+        header_action = request.headers.get("x-acs-action", "")
+        action = (header_action if acs3 else params.get("Action")) or header_action
+        action = action or params.get("Action", "")
+        with self._lock:
+            self._requests.append(ReceivedRequest(action, params, self.clock()))
+        delay, fault = self._take_faults(params)
+        delay += self.latency
         if delay > 0:
             await asyncio.sleep(delay)
-        for fault in faults:
-            if fault.kind == "drop":
-                return await _drop(request)
-            if fault.kind == "body":
-                return web.Response(
-                    body=fault.body, status=fault.http_status, content_type="text/html"
-                )
-            if fault.kind == "code":
-                message = fault.message or f"Injected fault: {fault.code}"
-                return _error(fault.code, message, request_id, fault.http_status, fault.headers)
+        if fault is not None:
+            return await self._serve_fault(request, fault, request_id)
+        if malformed is not None:
+            return _error(malformed.code, malformed.message, request_id, malformed.status)
         try:
-            self._authenticate(request, params, body)
+            self._authenticate(request, acs3, query, params, body)
             payload = self._dispatch(action, params)
         except _Reject as reject:
             return _error(reject.code, reject.message, request_id, reject.status, reject.headers)
+        except Exception:  # noqa: BLE001 - answered as Aliyun's InternalError, and logged
+            # A request this emulator did not foresee still gets Aliyun's
+            # shape, never aiohttp's text/plain 500; the log says what broke.
+            _log.exception("the emulator failed on a %s request", action or "unnamed")
+            return _error(
+                "InternalError",
+                "The request processing has failed due to some unknown error.",
+                request_id,
+                500,
+            )
         return web.json_response({**payload, "RequestId": request_id})
+
+    @staticmethod
+    async def _serve_fault(
+        request: web.Request, fault: _Fault, request_id: str
+    ) -> web.StreamResponse:
+        from aiohttp import web  # noqa: PLC0415
+
+        if fault.kind == "drop":
+            return await _drop(request)
+        if fault.kind == "body":
+            return web.Response(body=fault.body, status=fault.http_status, content_type="text/html")
+        message = fault.message or f"Injected fault: {fault.code}"
+        return _error(fault.code, message, request_id, fault.http_status, fault.headers)
 
     # -- authentication ----------------------------------------------------
 
-    def _authenticate(self, request: web.Request, params: dict[str, str], body: bytes) -> None:
-        authorization = request.headers.get("Authorization", "")
-        if authorization.startswith(_ACS3 + " "):
-            key_id = self._check_acs3(request, authorization, body)
+    def _authenticate(
+        self,
+        request: web.Request,
+        acs3: bool,
+        query: Mapping[str, str],
+        params: Mapping[str, str],
+        body: bytes,
+    ) -> None:
+        if acs3:
+            key_id = self._check_acs3(request, query, body)
             token = request.headers.get("x-acs-security-token")
             timestamp = request.headers.get("x-acs-date", "")
             nonce = request.headers.get("x-acs-signature-nonce", "")
@@ -540,17 +682,24 @@ class Emulator:
             nonce = params.get("SignatureNonce", "")
         else:
             raise _Reject("IncompleteSignature", "The request signature is missing.", 400)
+        if not timestamp:
+            raise _missing("Timestamp")
+        if not nonce:
+            raise _missing("SignatureNonce")
         self._check_token(key_id, token)
-        self._check_timestamp(timestamp)
+        _check_timestamp(timestamp)
         self._check_nonce(nonce)
 
     def _secret(self, key_id: str) -> str:
+        if not key_id:
+            raise _missing("AccessKeyId")
         secret = self.access_keys.get(key_id)
         if secret is None:
             raise _Reject("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 400)
         return secret
 
-    def _check_acs3(self, request: web.Request, authorization: str, body: bytes) -> str:
+    def _check_acs3(self, request: web.Request, query: Mapping[str, str], body: bytes) -> str:
+        authorization = request.headers["Authorization"]
         fields = dict(
             part.strip().split("=", 1)
             for part in authorization[len(_ACS3) + 1 :].split(",")
@@ -562,21 +711,32 @@ class Emulator:
         if not (key_id and signed and signature):
             raise _Reject("IncompleteSignature", "The Authorization header is incomplete.", 400)
         secret = self._secret(key_id)
+        names = signed.split(";")
+        # Aliyun's V3 scheme signs host and every x-acs-* header: one left
+        # out could be changed (a nonce, a date, a token) without notice.
+        unsigned = sorted(
+            name
+            for name in {key.lower() for key in request.headers}
+            if (name == "host" or name.startswith("x-acs-")) and name not in names
+        )
+        if unsigned:
+            raise _Reject("IncompleteSignature", f"The header {unsigned[0]} must be signed.", 400)
         payload_hash = request.headers.get("x-acs-content-sha256", "")
         if payload_hash != hashlib.sha256(body).hexdigest():
             raise _Reject(
                 "SignatureDoesNotMatch", "x-acs-content-sha256 does not match the body.", 400
             )
-        names = signed.split(";")
         headers = "".join(
             f"{name}:{','.join(sorted(v.strip() for v in request.headers.getall(name, [])))}\n"
             for name in names
         )
-        query = "&".join(
-            f"{key}={quote(value, safe='~')}" for key, value in sorted(request.query.items())
+        canonical_query = "&".join(
+            f"{quote(key, safe='~')}={quote(value, safe='~')}"
+            for key, value in sorted(query.items())
         )
         canonical = (
-            f"{request.method}\n{request.path or '/'}\n{query}\n{headers}\n{signed}\n{payload_hash}"
+            f"{request.method}\n{request.path or '/'}\n{canonical_query}\n"
+            f"{headers}\n{signed}\n{payload_hash}"
         )
         to_sign = f"{_ACS3}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
         expected = hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
@@ -589,7 +749,8 @@ class Emulator:
             )
         return key_id
 
-    def _check_v2(self, method: str, params: dict[str, str]) -> str:
+    def _check_v2(self, method: str, params: Mapping[str, str]) -> str:
+        # v2 signs every parameter, from the query and the body alike.
         key_id = params.get("AccessKeyId", "")
         secret = self._secret(key_id)
         signed = {k: v for k, v in params.items() if k != "Signature"}
@@ -599,7 +760,7 @@ class Emulator:
         to_sign = f"{method}&%2F&{quote_plus(query, safe='~')}"
         digest = hmac.new(f"{secret}&".encode(), to_sign.encode(), hashlib.sha1).digest()
         expected = base64.b64encode(digest).decode()
-        if not hmac.compare_digest(expected, params.get("Signature", "")):
+        if not hmac.compare_digest(expected.encode(), params.get("Signature", "").encode()):
             # Aliyun echoes the whole string to sign, number and code included.
             raise _Reject(
                 "SignatureDoesNotMatch",
@@ -624,21 +785,6 @@ class Emulator:
                 400,
             )
 
-    @staticmethod
-    def _check_timestamp(value: str) -> None:
-        try:
-            stamp = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-        except ValueError:
-            raise _Reject(
-                "InvalidTimeStamp.Format", "Specified time stamp is not valid.", 400
-            ) from None
-        if abs(time.time() - stamp.timestamp()) > _MAX_CLOCK_SKEW:
-            raise _Reject(
-                "InvalidTimeStamp.Expired",
-                f"Specified time stamp or date value is expired. The time stamp is {value}.",
-                400,
-            )
-
     def _check_nonce(self, nonce: str) -> None:
         with self._lock:
             if nonce in self._nonces:
@@ -651,7 +797,10 @@ class Emulator:
 
     # -- actions -------------------------------------------------------------
 
-    def _dispatch(self, action: str, params: dict[str, str]) -> dict[str, Any]:
+    def _dispatch(self, action: str, params: Mapping[str, str]) -> dict[str, Any]:
+        for name in _REQUIRED.get(action, ()):
+            if name not in params:
+                raise _missing(name)
         if action == "SendSms":
             return self._send_sms(params)
         if action == "SendBatchSms":
@@ -664,42 +813,40 @@ class Emulator:
             404,
         )
 
-    def _send_sms(self, params: dict[str, str]) -> dict[str, Any]:
-        numbers = [n.strip() for n in params.get("PhoneNumbers", "").split(",") if n.strip()]
+    def _send_sms(self, params: Mapping[str, str]) -> dict[str, Any]:
+        numbers = [n.strip() for n in params["PhoneNumbers"].split(",") if n.strip()]
         if not numbers:
             raise _Reject("isv.MOBILE_NUMBER_ILLEGAL", "手机号码格式错误")
         if len(numbers) > _MAX_NUMBERS:
             raise _Reject("isv.MOBILE_COUNT_OVER_LIMIT", "手机号码数量超过限制")
-        sign_name = params.get("SignName", "")
-        template_code = params.get("TemplateCode", "")
+        sign_name = params["SignName"]
+        template_code = params["TemplateCode"]
         template = self._template(sign_name, template_code)
-        variables = self._variables(template, params.get("TemplateParam"))
+        variables = self._variables(template, _json_object(params.get("TemplateParam")))
         recipients = [self._recipient(number, template) for number in numbers]
         return self._accept(
             recipients, sign_name, template_code, template, variables=variables, params=params
         )
 
-    def _send_batch_sms(self, params: dict[str, str]) -> dict[str, Any]:
-        try:
-            numbers = json.loads(params.get("PhoneNumberJson", ""))
-            sign_names = json.loads(params.get("SignNameJson", ""))
-            raw_params = json.loads(params.get("TemplateParamJson", "[]") or "[]")
-        except ValueError:
-            raise _Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法") from None
-        if not isinstance(numbers, list) or not isinstance(sign_names, list) or not numbers:
+    def _send_batch_sms(self, params: Mapping[str, str]) -> dict[str, Any]:
+        numbers = _json_list(params["PhoneNumberJson"], scalars=True)
+        sign_names = _json_list(params["SignNameJson"], scalars=True)
+        raw_params = _json_list(params.get("TemplateParamJson") or "[]", scalars=False)
+        if not numbers:
             raise _Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法")
         if len(numbers) > _MAX_BATCH:
             raise _Reject("isv.MOBILE_COUNT_OVER_LIMIT", "手机号码数量超过限制")
         if len(sign_names) != len(numbers) or (raw_params and len(raw_params) != len(numbers)):
             raise _Reject("isv.INVALID_PARAMETERS", "参数个数不一致")
-        template_code = params.get("TemplateCode", "")
+        template_code = params["TemplateCode"]
         accepted: list[tuple[list[str], str, Template, dict[str, str]]] = []
         for index, number in enumerate(numbers):
             sign_name = str(sign_names[index])
             template = self._template(sign_name, template_code)
-            variables = self._variables(
-                template, json.dumps(raw_params[index]) if raw_params else None
-            )
+            values = raw_params[index] if raw_params else {}
+            if not isinstance(values, dict):
+                raise _Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
+            variables = self._variables(template, values)
             accepted.append(
                 ([self._recipient(str(number), template)], sign_name, template, variables)
             )
@@ -725,12 +872,8 @@ class Emulator:
         return template
 
     @staticmethod
-    def _variables(template: Template, raw: str | None) -> dict[str, str]:
-        try:
-            values = json.loads(raw) if raw else {}
-        except ValueError:
-            raise _Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值") from None
-        if not isinstance(values, dict):
+    def _variables(template: Template, values: dict[str, Any]) -> dict[str, str]:
+        if any(isinstance(v, (dict, list)) or v is None for v in values.values()):
             raise _Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
         for name in template.variables:
             if name not in values:
@@ -745,12 +888,17 @@ class Emulator:
     @staticmethod
     def _recipient(number: str, template: Template) -> str:
         mainland = _mainland(number)
-        if mainland is not None:
-            if template.type is TemplateType.INTERNATIONAL_MESSAGE:
-                raise _Reject(
-                    "isv.DOMESTIC_NUMBER_NOT_SUPPORTED", "国际/港澳台消息模板不支持发送境内号码"
-                )
+        if template.type is not TemplateType.INTERNATIONAL_MESSAGE:
+            # Domestic and international templates do not mix: a domestic
+            # template takes only mainland numbers (Hong Kong, Macao and
+            # Taiwan are international), as Aliyun's PhoneNumbers format says.
+            if mainland is None:
+                raise _Reject("isv.MOBILE_NUMBER_ILLEGAL", "手机号码格式错误")
             return mainland
+        if mainland is not None:
+            raise _Reject(
+                "isv.DOMESTIC_NUMBER_NOT_SUPPORTED", "国际/港澳台消息模板不支持发送境内号码"
+            )
         if not _DIGITS.fullmatch(number) or not _valid_international(number):
             raise _Reject("isv.MOBILE_NUMBER_ILLEGAL", "手机号码格式错误")
         return number
@@ -763,7 +911,7 @@ class Emulator:
         template: Template,
         *,
         variables: dict[str, str],
-        params: dict[str, str],
+        params: Mapping[str, str],
         biz_id: str | None = None,
     ) -> dict[str, Any]:
         now = self.clock()
@@ -787,6 +935,9 @@ class Emulator:
         ]
         with self._lock:
             self._outbox.extend(messages)
+            for message in messages:
+                self._by_number.setdefault(message.phone_number, []).append(message)
+                self._by_biz_id.setdefault(message.biz_id, []).append(message)
         if self.on_message is not None:
             for message in messages:
                 self.on_message(message)
@@ -807,12 +958,12 @@ class Emulator:
     def _next_biz_id(self) -> str:
         return f"{next(self._biz_ids):012d}{secrets.randbelow(10**6):06d}^0"
 
-    def _query_send_details(self, params: dict[str, str]) -> dict[str, Any]:
-        number = params.get("PhoneNumber", "")
-        send_date = params.get("SendDate", "")
+    def _query_send_details(self, params: Mapping[str, str]) -> dict[str, Any]:
+        number = params["PhoneNumber"]
+        send_date = params["SendDate"]
         if not number:
             raise _Reject("isv.MOBILE_NUMBER_ILLEGAL", "手机号码格式错误")
-        if not re.fullmatch(r"[0-9]{8}", send_date):
+        if not _SEND_DATE.fullmatch(send_date):
             raise _Reject("isv.INVALID_PARAMETERS", "SendDate格式错误，应为yyyyMMdd")
         try:
             page_size = int(params.get("PageSize", "10"))
@@ -821,14 +972,14 @@ class Emulator:
             raise _Reject("isv.INVALID_PARAMETERS", "分页参数错误") from None
         if not 1 <= page_size <= 50 or page < 1:  # noqa: PLR2004 - Aliyun's page size limit
             raise _Reject("isv.INVALID_PARAMETERS", "分页参数错误")
-        key = _number_key(number)
+        key = _number_key(number) or ""
         biz_id = params.get("BizId")
         with self._lock:
+            # Accepted numbers are stored in their key form already.
             matches = [
                 m
-                for m in self._outbox
-                if _number_key(m.phone_number) == key
-                and m.sent_at.strftime("%Y%m%d") == send_date
+                for m in self._by_number.get(key, ())
+                if m.sent_at.strftime("%Y%m%d") == send_date
                 and (biz_id is None or m.biz_id == biz_id)
             ]
         page_items = matches[(page - 1) * page_size : page * page_size]
@@ -888,10 +1039,103 @@ async def _drop(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _parameters(request: web.Request, body: bytes) -> tuple[dict[str, str], dict[str, str]]:
+    """The query's parameters, and those of the query and the form body merged."""
+    query = _form(request.rel_url.raw_query_string, "query string")
+    pairs = list(query)
+    if body:
+        if request.content_type != _FORM:
+            raise _Reject("UnsupportedMediaType", f"A request body must be sent as {_FORM}.", 415)
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Reject(
+                "InvalidParameter", "The request body is not UTF-8 form data.", 400
+            ) from None
+        pairs.extend(_form(text, "body"))
+    params: dict[str, str] = {}
+    for key, value in pairs:
+        if key in params:
+            raise _Reject("InvalidParameter", f"The parameter {key} is given more than once.", 400)
+        params[key] = value
+    return dict(query), params
+
+
+def _form(text: str, where: str) -> list[tuple[str, str]]:
+    try:
+        # errors="strict": a percent-encoded byte that is not UTF-8 is an
+        # error, not a silent U+FFFD in a phone number or a signature.
+        return parse_qsl(text, keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise _Reject("InvalidParameter", f"The {where} is not UTF-8 form data.", 400) from None
+
+
+def _missing(name: str) -> _Reject:
+    return _Reject(f"Missing{name}", f"{name} is mandatory for this action.", 400)
+
+
+def _json(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    # RecursionError: JSON nested thousands deep.
+    except (ValueError, RecursionError):
+        raise _Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法") from None
+
+
+def _json_object(raw: str | None) -> dict[str, Any]:
+    values = _json(raw) if raw else {}
+    if not isinstance(values, dict):
+        raise _Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
+    return values
+
+
+def _json_list(raw: str, *, scalars: bool) -> list[Any]:
+    values = _json(raw)
+    if not isinstance(values, list) or (
+        scalars and any(isinstance(v, (dict, list)) or v is None for v in values)
+    ):
+        raise _Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法")
+    return values
+
+
+def _check_timestamp(value: str) -> None:
+    stamp = _parse_timestamp(value)
+    if stamp is None:
+        raise _Reject("InvalidTimeStamp.Format", "Specified time stamp is not valid.", 400)
+    if abs(time.time() - stamp) > _MAX_CLOCK_SKEW:
+        raise _Reject(
+            "InvalidTimeStamp.Expired",
+            f"Specified time stamp or date value is expired. The time stamp is {value}.",
+            400,
+        )
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_timestamp(value: str) -> float | None:
+    """Seconds since the epoch; cached, as every request in a second shares one."""
+    match = _TIMESTAMP.fullmatch(value)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(group) for group in match.groups())
+    try:
+        datetime(year, month, day, hour, minute, second)  # noqa: DTZ001 - checks the date exists
+    except ValueError:
+        return None
+    return float(calendar.timegm((year, month, day, hour, minute, second)))
+
+
+class _TerminatedError(Exception):
+    """SIGTERM arrived while serve_forever() was waiting."""
+
+
+def _raise_terminated(_signum: int, _frame: object) -> None:
+    raise _TerminatedError
+
+
 def _numbers_in(params: Mapping[str, str]) -> list[str]:
     raw = params.get("PhoneNumbers") or params.get("PhoneNumber") or ""
     numbers = [n for n in raw.split(",") if n.strip()]
-    with contextlib.suppress(ValueError, TypeError):
+    with contextlib.suppress(ValueError, TypeError, RecursionError):
         batch = json.loads(params.get("PhoneNumberJson", "") or "[]")
         if isinstance(batch, list):
             numbers.extend(str(n) for n in batch)
@@ -906,8 +1150,12 @@ def _number_key(number: str | None) -> str | None:
     return _mainland(digits) or digits
 
 
+@functools.lru_cache(maxsize=4096)
 def _mainland(number: str) -> str | None:
-    """The 11-digit national number when ``number`` is a mainland China mobile."""
+    """The 11-digit national number when ``number`` is a mainland China mobile.
+
+    Cached: a number is looked at for fault scoping, then as the recipient.
+    """
     match = _MAINLAND.fullmatch(number)
     if match is None:
         return None
@@ -917,6 +1165,7 @@ def _mainland(number: str) -> str | None:
     return national if phonenumbers.is_valid_number(parsed) else None
 
 
+@functools.lru_cache(maxsize=4096)
 def _valid_international(digits: str) -> bool:
     try:
         return phonenumbers.is_valid_number(phonenumbers.parse("+" + digits, None))

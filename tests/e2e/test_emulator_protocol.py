@@ -111,12 +111,12 @@ class TestSendSmsChecks:
     def test_several_numbers_in_one_send(self, emulator):
         """Comma-separated numbers each get a message under one biz id."""
         body = send(
-            emulator, phone_numbers="13800138000,85261234567", template_param='{"code":"1"}'
+            emulator, phone_numbers="13800138000,+8613900139000", template_param='{"code":"1"}'
         )
         assert body.code == "OK"
         assert [(m.phone_number, m.biz_id) for m in emulator.outbox] == [
             ("13800138000", body.biz_id),
-            ("85261234567", body.biz_id),
+            ("13900139000", body.biz_id),
         ]
 
     def test_delay_for_every_request(self, emulator):
@@ -130,6 +130,93 @@ class TestSendSmsChecks:
         for phone in ("13800138000", "13900139000"):
             with pytest.raises(NetworkError, match="may have been sent"):
                 connector.send_message(phone, "SignIn", {"code": "1"})
+
+
+class TestRegions:
+    """Domestic and international templates do not mix, in either direction."""
+
+    @pytest.mark.parametrize(
+        ("number", "template"),
+        [
+            ("14155550100", "SMS_CODE"),
+            ("85261234567", "SMS_CODE"),
+            ("447400123456", "SMS_SIGNIN"),
+            ("14155550100", "SMS_NOTICE"),
+        ],
+    )
+    def test_domestic_template_to_an_overseas_number(self, emulator, number, template):
+        """A domestic template sent abroad is isv.MOBILE_NUMBER_ILLEGAL, as Aliyun answers."""
+        params = '{"name":"A","order":"1"}' if template == "SMS_NOTICE" else '{"code":"1"}'
+        body = send(emulator, phone_numbers=number, template_code=template, template_param=params)
+        assert body.code == "isv.MOBILE_NUMBER_ILLEGAL"
+        assert emulator.outbox == []
+
+    def test_one_overseas_number_refuses_the_whole_send(self, emulator):
+        """A mainland and an overseas number in one domestic send: nothing goes out."""
+        body = send(
+            emulator, phone_numbers="13800138000,14155550100", template_param='{"code":"1"}'
+        )
+        assert body.code == "isv.MOBILE_NUMBER_ILLEGAL"
+        assert emulator.outbox == []
+
+    def test_international_template_to_an_overseas_number(self, emulator):
+        """The international template still serves overseas numbers."""
+        body = send(
+            emulator,
+            phone_numbers="14155550100",
+            template_code="SMS_INTL",
+            template_param='{"code":"1"}',
+        )
+        assert body.code == "OK"
+        assert emulator.outbox[0].phone_number == "14155550100"
+
+    def test_international_template_to_a_mainland_number(self, emulator):
+        """The reverse case keeps Aliyun's isv.DOMESTIC_NUMBER_NOT_SUPPORTED."""
+        body = send(
+            emulator,
+            phone_numbers="+8613800138000",
+            template_code="SMS_INTL",
+            template_param='{"code":"1"}',
+        )
+        assert body.code == "isv.DOMESTIC_NUMBER_NOT_SUPPORTED"
+
+    def test_connector_with_one_template_code_for_everyone(self, emulator):
+        """A plain-string templateCode serving a US number fails as it would on Aliyun, sync."""
+        from aliyun_sms_connector import AliyunSmsConnector, InvalidPhoneNumberError
+
+        from .conftest import connector_config
+
+        config = connector_config(
+            emulator, templates=[{"usageType": "Generic", "templateCode": "SMS_CODE"}]
+        )
+        connector = AliyunSmsConnector(config)
+        with connector, pytest.raises(InvalidPhoneNumberError) as info:
+            connector.send_message("+1 415 555 0100", "SignIn", {"code": "1"})
+        assert info.value.code == "isv.MOBILE_NUMBER_ILLEGAL"
+        assert emulator.outbox == []
+
+    def test_connector_with_one_template_code_for_everyone_async(self, emulator):
+        """The same refusal on the async path."""
+        import asyncio
+
+        from aliyun_sms_connector import AliyunSmsConnector, InvalidPhoneNumberError
+
+        from .conftest import connector_config
+
+        config = connector_config(
+            emulator, templates=[{"usageType": "Generic", "templateCode": "SMS_CODE"}]
+        )
+
+        async def attempt() -> str:
+            async with AliyunSmsConnector(config) as connector:
+                try:
+                    await connector.send_message_async("+1 415 555 0100", "SignIn", {"code": "1"})
+                except InvalidPhoneNumberError as error:
+                    return str(error.code)
+            return "sent"
+
+        assert asyncio.run(attempt()) == "isv.MOBILE_NUMBER_ILLEGAL"
+        assert emulator.outbox == []
 
 
 class TestOtherActions:

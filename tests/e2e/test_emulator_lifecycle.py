@@ -1,0 +1,112 @@
+"""serve_forever(): SIGTERM and Ctrl-C stop the emulator and remove its TLS files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from aliyun_sms_connector.emulator import Emulator
+
+SCRIPT = textwrap.dedent(
+    """
+    import signal
+    import threading
+    import time
+    from aliyun_sms_connector.emulator import Emulator
+
+    emulator = Emulator(tls=True)
+
+    def announce():
+        # Ready once serve_forever() has taken SIGTERM over and started.
+        while signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or emulator.ca_file is None:
+            time.sleep(0.01)
+        print(emulator.ca_file, flush=True)
+
+    threading.Thread(target=announce, daemon=True).start()
+    try:
+        emulator.serve_forever()
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        raise SystemExit(130)
+    print("returned", signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, flush=True)
+    """
+)
+
+
+def serve_in_child() -> tuple[subprocess.Popen[str], Path]:
+    """A child process serving TLS; returns it and its CA folder, once that exists."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    child = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert child.stdout is not None
+    ca_file = Path(child.stdout.readline().strip())
+    assert ca_file.is_file(), child.stderr.read() if child.stderr else ""
+    return child, ca_file.parent
+
+
+class TestSignals:
+    def test_sigterm_removes_the_tls_folder(self):
+        """SIGTERM ends serve_forever() normally, removes the key folder and restores SIGTERM."""
+        child, folder = serve_in_child()
+        child.send_signal(signal.SIGTERM)
+        out, err = child.communicate(timeout=30)
+        assert child.returncode == 0, err
+        assert out.strip() == "returned True"
+        assert not folder.exists()
+        assert "Traceback" not in err
+
+    def test_ctrl_c_removes_the_tls_folder(self):
+        """Ctrl-C (SIGINT) removes the key folder too and propagates as KeyboardInterrupt."""
+        child, folder = serve_in_child()
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=30)
+        assert child.returncode == 130, err
+        assert out.strip() == "interrupted"
+        assert not folder.exists()
+
+
+class TestThreads:
+    def test_stop_from_another_thread_ends_serve_forever(self):
+        """serve_forever() in a worker thread returns when stop() is called, and cleans up."""
+        emulator = Emulator(tls=True)
+        worker = threading.Thread(target=emulator.serve_forever)
+        worker.start()
+        try:
+            while emulator.ca_file is None:  # set by start(), inside the worker
+                worker.join(0.01)
+            folder = Path(emulator.ca_file).parent
+            assert folder.is_dir()
+        finally:
+            emulator.stop()
+            worker.join(10)
+        assert not worker.is_alive()
+        assert not folder.exists()
+
+    def test_serve_forever_starts_a_stopped_emulator(self):
+        """An emulator stopped once can serve_forever() again."""
+        emulator = Emulator().start()
+        emulator.stop()
+        worker = threading.Thread(target=emulator.serve_forever)
+        worker.start()
+        try:
+            while emulator._socket is None:  # wait for the bind
+                worker.join(0.01)
+            assert emulator.endpoint.startswith("127.0.0.1:")
+        finally:
+            emulator.stop()
+            worker.join(10)
+        assert not worker.is_alive()
+        with pytest.raises(RuntimeError):
+            _ = emulator.port
