@@ -63,7 +63,8 @@ def encodings(value: str) -> set[str | bytes]:
     Raw, ``quote`` (with and without ``/`` safe) and ``quote_plus``, each of
     them applied once and twice (``+`` -> ``%2B`` -> ``%252B``), the inner part
     of ``json.dumps`` with and without ``ensure_ascii`` (also percent-encoded),
-    the ``repr`` escape, and standard and URL-safe base64 of the UTF-8 bytes.
+    the ``repr`` escape and the ``repr`` of the UTF-8 bytes (``Zh\\xc4\\x81ng``),
+    and standard and URL-safe base64 of the UTF-8 bytes.
     Base64 is cheap to check and a 6+ character value's base64 never shows by
     chance. Each text form is also given as UTF-8 bytes.
     """
@@ -74,6 +75,7 @@ def encodings(value: str) -> set[str | bytes]:
         json.dumps(value)[1:-1],
         json.dumps(value, ensure_ascii=False)[1:-1],
         repr(value)[1:-1],
+        repr(value.encode())[2:-1],
     }
     texts: set[str] = set()
     for base in bases:

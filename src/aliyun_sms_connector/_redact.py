@@ -92,9 +92,10 @@ def _lower_escapes(value: str) -> str:
 def encoded_forms(value: str) -> set[str]:
     """Every form in which ``value`` may be written: raw, escaped, encoded once or twice.
 
-    Raw, JSON-escaped (with and without ``ensure_ascii``) and ``repr``-escaped,
-    each of them also percent-encoded once and twice (``quote`` with and
-    without ``/`` safe, ``quote_plus``), in upper- and lower-case hex.
+    Raw, JSON-escaped (with and without ``ensure_ascii``), ``repr``-escaped and
+    as the ``repr`` of its UTF-8 bytes, each of them also percent-encoded once
+    and twice (``quote`` with and without ``/`` safe, ``quote_plus``), in
+    upper- and lower-case hex.
     """
     if not value:
         return set()
@@ -103,6 +104,8 @@ def encoded_forms(value: str) -> set[str]:
         json.dumps(value)[1:-1],
         json.dumps(value, ensure_ascii=False)[1:-1],
         repr(value)[1:-1],
+        # How bytes show in a message: str(OSError(b"...")) is the bytes' repr.
+        repr(value.encode())[2:-1],
     }
     forms: set[str] = set()
     for base in escaped:
