@@ -179,6 +179,11 @@ class TestNamedParameters:
             f"{{'SecurityToken': '{REDACTED}', 'x': 1}}"
         )
 
+    def test_backslashes_without_a_closing_quote(self):
+        """A run of backslashes after a private key ends quickly and is left as it is."""
+        text = '"PhoneNumbers": "' + "\\" * 5000 + "x"
+        assert Redactor().text(text) == text
+
     def test_extended_adds_secrets(self):
         """extended() knows the chain's secret as well as the original values."""
         redactor = Redactor(values=[CODE]).extended(secrets=[SECRET])

@@ -38,7 +38,11 @@ _NAMES = (
     r"AccessKeySecret|SecurityToken|Signature|x-acs-security-token"
 )
 _PRIVATE_QUERY = re.compile(rf"(?i)(?<![A-Za-z])({_NAMES})(=|%3D|%253D)(?:(?!%26|%2526)[^&\s'\"])*")
-_PRIVATE_KEYED = re.compile(rf"(?i)([\"'](?:{_NAMES})[\"']\s*:\s*)([\"'])(?:\\.|(?!\2).)*\2")
+# One unambiguous branch per quote character: no backtracking blow-up on
+# a run of backslashes without a closing quote.
+_PRIVATE_KEYED = re.compile(
+    rf"""(?i)(["'](?:{_NAMES})["']\s*:\s*)(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""
+)
 _PRIVATE_KEYS = frozenset(
     {
         "phonenumbers",
@@ -190,7 +194,9 @@ class Redactor:
     def text(self, text: str) -> str:
         """Return ``text`` with every private value replaced, in every encoding."""
         text = _PRIVATE_QUERY.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-        text = _PRIVATE_KEYED.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}{m.group(2)}", text)
+        text = _PRIVATE_KEYED.sub(
+            lambda m: f"{m.group(1)}{m.group()[-1]}{REDACTED}{m.group()[-1]}", text
+        )
         marked = False
         for needle, replacement in self._long:
             if needle in text:
