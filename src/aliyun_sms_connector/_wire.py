@@ -242,7 +242,7 @@ def records_of(answer: Answer) -> tuple[tuple[dict[str, Any], ...], int]:
     """QuerySendDetails' records and ``TotalCount`` (the record count if unreadable)."""
     details = answer.body.get("SmsSendDetailDTOs")
     listed = details.get("SmsSendDetailDTO") if isinstance(details, dict) else None
-    records = tuple(r for r in listed if isinstance(r, dict)) if isinstance(listed, list) else ()
+    records = tuple([r for r in listed if isinstance(r, dict)]) if isinstance(listed, list) else ()
     try:
         total = int(answer.body.get("TotalCount") or 0)
     except (TypeError, ValueError):
