@@ -50,8 +50,6 @@ NAME = 'Zhāng "Wei" 李/雷+'
 ORDER = "ORD+77/31=x&y"
 
 ANY = "*"
-# Until the form-body transport and the stand-in chains land (issue 8).
-WAITS = pytest.mark.xfail(strict=True, reason="#8: waits for the form-body transport")
 
 
 @dataclass(frozen=True)
@@ -183,26 +181,6 @@ def _applies(scenario: Scenario, credentials: str) -> bool:
     return True
 
 
-def _waits(op: Operation, scenario: Scenario, mode: str, signing: str, credentials: str) -> bool:
-    """Whether this case fails on today's main (see WAITS), and why."""
-    if scenario.name == "no-credentials":
-        return False  # it fails before any request, and chains nothing private
-    # The sync path logs the request line through urllib3: SendSms and
-    # QuerySendDetails keep every parameter in the query, SendBatchSms keeps
-    # the v2 SecurityToken there.
-    # (A query is preceded by a sync send, whose records are checked too.)
-    synchronous = mode == "sync" or op is QUERY
-    logged = synchronous and (op is not BATCH or (signing == "v2" and credentials != "keys"))
-    # A failed call chains the SDK's exception (its request, response, URL and
-    # body) and CallFailedError (Aliyun's raw text), and its frames hold
-    # _Call, whose repr shows the configured secret. A business code has no
-    # chain, and with the credential chain no secret is configured.
-    chained = scenario.code is not None and not (
-        scenario.name == "business-code" and credentials == "chain"
-    )
-    return logged or chained
-
-
 CASES = [
     pytest.param(
         op,
@@ -211,7 +189,6 @@ CASES = [
         signing,
         credentials,
         id=f"{op.name}-{scenario.name}-{mode}-{signing}-{credentials}",
-        marks=[WAITS] if _waits(op, scenario, mode, signing, credentials) else [],
     )
     for op in (SEND, BATCH, QUERY)
     for scenario in SCENARIOS
