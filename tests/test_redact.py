@@ -1,5 +1,4 @@
 import json
-import traceback
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -118,6 +117,12 @@ class TestNesting:
 
 
 class TestShortValues:
+    def test_values_in_text(self):
+        """Numbers, template values and secrets are replaced; a short value only as a token."""
+        redactor = Redactor(phones=[PHONE], values=[CODE, "42"], secrets=["s3cr3t!"])
+        text = redactor.text(f"to {PHONE} code {CODE} key s3cr3t! n=42 x=420")
+        assert text == f"to ***8000 code {REDACTED} key {REDACTED} n={REDACTED} x=420"
+
     def test_exactly_the_short_length_is_replaced_anywhere(self):
         """A 4-character value is replaced even inside a longer token."""
         assert Redactor(values=["1234"]).text("x1234y 1234") == f"x{REDACTED}y {REDACTED}"
@@ -183,11 +188,6 @@ class TestNamedParameters:
         """A run of backslashes after a private key ends quickly and is left as it is."""
         text = '"PhoneNumbers": "' + "\\" * 5000 + "x"
         assert Redactor().text(text) == text
-
-    def test_extended_adds_secrets(self):
-        """extended() knows the chain's secret as well as the original values."""
-        redactor = Redactor(values=[CODE]).extended(secrets=[SECRET])
-        assert redactor.text(f"{CODE} {SECRET}") == f"{REDACTED} {REDACTED}"
 
 
 def raised(exc, cause=None):
@@ -323,8 +323,6 @@ class TestStandIn:
         stand = self.redactor.stand_in(ReadOnly("ro"))
         assert not hasattr(stand, "token")
         assert_no_leak(stand, self.private)
-        # The legacy in-place cleaning skips it without failing.
-        self.redactor.exception(ReadOnly("ro"))
 
     def test_tuples_and_exceptions_nested_in_args(self):
         """Args holding tuples, dicts and other exceptions are shown only as clean text."""
@@ -390,65 +388,3 @@ class TestAttach:
             None,
             True,
         )
-
-
-class TestLegacyInPlace:
-    """Redactor.exception(): cleaning in place, kept until the connector uses attach()."""
-
-    redactor = Redactor(phones=[PHONE], values=[CODE, "42"], secrets=["s3cr3t!"])
-
-    def test_values_in_text(self):
-        """Numbers, template values and secrets are replaced in text."""
-        text = self.redactor.text(f"to {PHONE} code {CODE} key s3cr3t! n=42 x=420")
-        assert text == f"to ***8000 code {REDACTED} key {REDACTED} n={REDACTED} x=420"
-
-    def test_exception_chain_is_cleaned_in_place(self):
-        """Args, attributes and linked exceptions are cleaned; the object is kept."""
-        try:
-            try:
-                raise OSError(f"connect to /?PhoneNumbers={PHONE} failed")
-            except OSError as inner:
-                raise RuntimeError(f"code {CODE}", {"PhoneNumbers": PHONE}) from inner
-        except RuntimeError as caught:
-            err = caught
-        err.data = {"nested": [PHONE]}
-        cleaned = self.redactor.exception(err)
-        assert cleaned is err
-        shown = "".join(traceback.format_exception(cleaned)) + repr(cleaned.data)
-        assert PHONE not in shown
-        assert CODE not in shown
-
-    def test_uncleanable_link_is_cut(self):
-        """A linked exception whose __str__ cannot be cleaned is dropped from the chain."""
-
-        class Stubborn(Exception):
-            def __str__(self):
-                return f"number {PHONE}"
-
-        outer = ValueError("fine")
-        outer.__cause__ = Stubborn()
-        assert self.redactor.exception(outer) is outer
-        assert outer.__cause__ is None
-
-    def test_uncleanable_root_is_replaced(self):
-        """A root exception that stays unclean is replaced by RedactedError."""
-
-        class Stubborn(Exception):
-            def __str__(self):
-                return f"number {PHONE}"
-
-        cleaned = self.redactor.exception(Stubborn())
-        assert isinstance(cleaned, RedactedError)
-        assert "Stubborn" in str(cleaned)
-        assert PHONE not in str(cleaned)
-
-    def test_request_objects_are_cleaned(self):
-        """The SDK's request object keeps its query; private keys are replaced."""
-        request = DaraRequest()
-        request.query = {"PhoneNumbers": PHONE, "SignName": "S"}
-        request.headers = {"x-acs-security-token": "tok", "host": "h"}
-        err = RuntimeError("x")
-        err.last_request = request
-        self.redactor.exception(err)
-        assert request.query == {"PhoneNumbers": REDACTED, "SignName": "S"}
-        assert request.headers == {"x-acs-security-token": REDACTED, "host": "h"}

@@ -16,7 +16,6 @@ original is reachable from it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from typing import TYPE_CHECKING, TypeVar
@@ -43,18 +42,6 @@ _PRIVATE_QUERY = re.compile(rf"(?i)(?<![A-Za-z])({_NAMES})(=|%3D|%253D)(?:(?!%26
 _PRIVATE_KEYED = re.compile(
     rf"""(?i)(["'](?:{_NAMES})["']\s*:\s*)(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""
 )
-_PRIVATE_KEYS = frozenset(
-    {
-        "phonenumbers",
-        "phonenumber",
-        "phonenumberjson",
-        "templateparam",
-        "templateparamjson",
-        "x-acs-security-token",
-        "securitytoken",
-        "authorization",
-    }
-)
 # Values shorter than this are replaced only as whole tokens, so that a
 # one-digit variable does not blank out every digit of a message. A token
 # boundary is anything but a letter or digit, and also the end of a
@@ -66,8 +53,7 @@ _BEFORE = (
     r"|(?<=\\u[0-9A-Fa-f]{4}))"
 )
 _AFTER = r"(?![A-Za-z0-9])"
-# How many links of an exception chain a stand-in keeps, and how deep the
-# legacy in-place cleaning goes into containers.
+# How many links of an exception chain a stand-in keeps.
 _MAX_DEPTH = 8
 # Private-use characters mark replaced spans while the other needles are
 # searched, so that no needle can match inside a replacement.
@@ -154,7 +140,6 @@ class Redactor:
         secrets: Iterable[str] = (),
     ) -> None:
         phones, values, secrets = tuple(phones), tuple(values), tuple(secrets)
-        self._given = (phones, values, secrets)
         needles: dict[str, str] = {}
         # Secrets and values first: when a form is shared, the stronger
         # replacement (nothing of it shown) wins over a masked number.
@@ -183,11 +168,6 @@ class Redactor:
     def _add(needles: dict[str, str], value: str, replacement: str) -> None:
         for form in encoded_forms(value):
             needles.setdefault(form, replacement)
-
-    def extended(self, *, secrets: Iterable[str]) -> Redactor:
-        """A redactor that also knows ``secrets`` (say, from the credential chain)."""
-        phones, values, known = self._given
-        return Redactor(phones=phones, values=values, secrets=(*known, *secrets))
 
     # -- text ------------------------------------------------------------------
 
@@ -269,68 +249,3 @@ class Redactor:
         if self.leaks(shown):
             return f"{type(exc).__name__}: {WITHHELD}"
         return f"{type(exc).__name__}: {shown}" if shown else type(exc).__name__
-
-    def exception(self, exc: BaseException) -> BaseException:
-        """Legacy: clean ``exc`` and its whole chain in place; return what to chain.
-
-        Prefer :meth:`stand_in` or :meth:`attach`: cleaning in place cannot
-        reach every object the original holds. Links that still show a
-        private value after cleaning are cut. When ``exc`` itself stays
-        unclean, a :class:`RedactedError` naming its type is returned instead.
-        """
-        seen: set[int] = set()
-        if self._clean_exception(exc, seen, 0):
-            return exc
-        substitute = RedactedError(f"{type(exc).__name__} {WITHHELD}", type_name=type(exc).__name__)
-        substitute.__suppress_context__ = True
-        return substitute
-
-    def _clean_exception(self, exc: BaseException, seen: set[int], depth: int) -> bool:
-        if id(exc) in seen:
-            return True
-        seen.add(id(exc))
-        with contextlib.suppress(AttributeError, TypeError):
-            exc.args = tuple(self._clean(arg, seen, depth + 1) for arg in exc.args)
-        for name, value in list(vars(exc).items()):
-            if name.startswith("__"):
-                continue
-            with contextlib.suppress(AttributeError, TypeError):  # read-only attributes
-                setattr(exc, name, self._clean(value, seen, depth + 1, key=name))
-        for link in ("__cause__", "__context__"):
-            linked = getattr(exc, link)
-            if linked is not None and not self._clean_exception(linked, seen, depth + 1):
-                setattr(exc, link, None)
-        try:
-            shown = f"{exc}\n{exc!r}"
-        except Exception:  # noqa: BLE001 - a broken __str__ must not break error handling
-            return False
-        return not self.leaks(shown) and not _PRIVATE_QUERY.search(_unredacted(shown))
-
-    def _clean(self, value: object, seen: set[int], depth: int, key: str = "") -> object:
-        if key.lower() in _PRIVATE_KEYS and value is not None:
-            return REDACTED
-        if depth > _MAX_DEPTH:
-            return value
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, BaseException):
-            self._clean_exception(value, seen, depth)
-            return value
-        if isinstance(value, dict):
-            return {k: self._clean(v, seen, depth + 1, key=str(k)) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._clean(v, seen, depth + 1) for v in value]
-        if type(value) is tuple:
-            return tuple(self._clean(v, seen, depth + 1) for v in value)
-        # The SDK's request objects keep the query and headers as dicts.
-        for attr in ("query", "headers"):
-            inner = getattr(value, attr, None)
-            if isinstance(inner, dict):
-                with contextlib.suppress(AttributeError, TypeError):
-                    setattr(value, attr, self._clean(inner, seen, depth + 1))
-        return value
-
-
-def _unredacted(text: str) -> str:
-    # Parameters already replaced by REDACTED are fine; anything else is a leak.
-    return re.sub(rf"(=|%3D|%253D){re.escape(REDACTED)}", "", text)
