@@ -29,6 +29,7 @@ import socket
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -110,9 +111,10 @@ class TransportError(Exception):
 
 # -- shared helpers -------------------------------------------------------------
 
-# A target is a path and an encoded query: no controls, no spaces.
-_BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
-_BAD_HEADER = re.compile(r"[\r\n\x00]")
+# A target is a path and an encoded query: printable ASCII, no spaces. A
+# header name or value: printable ASCII or a tab; CR or LF would split the head.
+_BAD_TARGET = re.compile(r"[^\x21-\x7e]")
+_BAD_HEADER = re.compile(r"[^\t\x20-\x7e]")
 # How close to the deadline a timeout counts as the deadline's.
 _SLACK = 0.002
 
@@ -124,7 +126,7 @@ def _check(request: WireRequest) -> None:
     search = _BAD_HEADER.search
     for name, value in request.headers.items():
         if search(name) or search(value):
-            raise ValueError("a request header holds a line break or a NUL")
+            raise ValueError("a request header holds a line break or a non-ASCII character")
 
 
 def _split_host(host: str, default_port: int) -> tuple[str, int]:
@@ -354,7 +356,18 @@ async def _keeper(transport: Transport, entry: _LoopSession) -> AsyncGenerator[N
         # A closed loop (see _release_dead) can await nothing.
         if not entry.loop.is_closed():
             entry.stop_flights()
-            await entry.session.close()
+            await _close_session(entry.session)
+
+
+async def _close_session(session: Any) -> None:
+    import asyncio  # noqa: PLC0415
+
+    connector = session.connector
+    await session.close()
+    if connector is not None:
+        connector.abort_all()
+        # One turn of the loop: aborted transports close their sockets then.
+        await asyncio.sleep(0)
 
 
 def _connector_class() -> Any:
@@ -363,13 +376,25 @@ def _connector_class() -> Any:
         import aiohttp  # noqa: PLC0415 - loaded only by async callers
 
         class _PhaseConnector(aiohttp.TCPConnector):
+            def __init__(self, **kwargs: Any) -> None:
+                super().__init__(**kwargs)
+                # Every transport handed out, to abort at close: a TLS one that
+                # aiohttp closed after a failure waits for the peer's
+                # close_notify, and would outlive a loop that closes first.
+                self.transports: weakref.WeakSet[Any] = weakref.WeakSet()
+
             async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:
                 conn = await super().connect(req, traces, timeout)
                 # A connection is in hand: from here on, bytes may be written.
                 flight = _flight.get()
                 if flight is not None:
                     flight.sent = True
+                self.transports.add(conn.transport)
                 return conn
+
+            def abort_all(self) -> None:
+                for transport in list(self.transports):
+                    transport.abort()
 
         _CONNECTOR = _PhaseConnector
     return _CONNECTOR
@@ -517,11 +542,8 @@ class Transport:
         head = [f"{request.method} {self._absolute}{request.target} HTTP/1.1\r\n"]
         head.extend(f"{name}: {value}\r\n" for name, value in request.headers.items())
         head.append(f"{self._proxy_header}content-length: {len(body)}\r\n\r\n")
-        text = "".join(head)
-        if not text.isascii():
-            # Not the codec's error: it would quote the header it choked on.
-            raise ValueError("a request header or the target is not ASCII")
-        return text.encode("ascii") + body
+        # ASCII only, checked by _check.
+        return "".join(head).encode("ascii") + body
 
     def _exchange(
         self,
@@ -769,7 +791,7 @@ class Transport:
                     await entry.keeper.aclose()
                 else:
                     self._forget(entry)
-                    await entry.session.close()
+                    await _close_session(entry.session)
             else:
                 self._abort_elsewhere(entry)
 
@@ -820,11 +842,27 @@ def _release_dead(entry: _LoopSession) -> None:
     protocols = [proto for conns in connector._conns.values() for proto, _ in conns]  # noqa: SLF001
     protocols.extend(connector._acquired)  # noqa: SLF001
     for proto in protocols:
-        transport = getattr(proto, "transport", None)
-        sock = getattr(transport, "_sock", None)
-        if sock is None:
-            inner = getattr(transport, "_ssl_protocol", None)
-            sock = getattr(getattr(inner, "_transport", None), "_sock", None)
-        if sock is not None:
-            sock.close()
+        _close_dead_transport(getattr(proto, "transport", None))
     connector._close()  # noqa: SLF001 - marks it closed; the loop is gone
+
+
+def _close_dead_transport(transport: Any) -> None:
+    """Close the socket under an asyncio transport whose loop is closed.
+
+    asyncio's own ``close()`` needs the loop, and a transport dropped with its
+    socket open warns (ResourceWarning) when collected. So the socket is
+    closed here and the transport told it has none; this pokes at asyncio's
+    internals, on purpose and only for a loop that is already gone.
+    """
+    if transport is None:
+        return
+    inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+    if inner is not None:  # TLS: the socket transport is under the SSL one
+        with contextlib.suppress(AttributeError):
+            transport._closed = True  # noqa: SLF001
+        transport = inner
+    sock = getattr(transport, "_sock", None)
+    if sock is not None:
+        sock.close()
+        with contextlib.suppress(AttributeError):
+            transport._sock = None  # noqa: SLF001

@@ -1,0 +1,766 @@
+"""The I/O drivers, sync and async, against small misbehaving servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import socket
+import ssl
+import struct
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import aiohttp  # noqa: F401 - imported up front, so that no deadline pays for it
+import pytest
+
+from aliyun_sms_connector._tls import make_certificates
+from aliyun_sms_connector._transport import Transport, TransportError, WireRequest
+
+BODY = b"PhoneNumbers=13800138000&TemplateParam=%7B%22code%22%3A%224829%22%7D"
+OK_BODY = b'{"Code":"OK","Message":"OK","RequestId":"r-1","BizId":"b-1"}'
+
+
+class FaultServer:
+    """A threaded server on 127.0.0.1 that answers, or fails, as told.
+
+    ``requests`` counts requests the server read completely, body included:
+    the number of SMS a real endpoint could have sent.
+
+    Behaviours, each after the whole request was read unless said otherwise:
+    ``ok`` answers 200 and keeps the connection; ``close`` answers with
+    ``Connection: close``; ``reset`` resets the TCP connection; ``tls_garbage``
+    writes bytes that are no TLS record under the TLS layer and closes;
+    ``partial`` sends half an answer and closes; ``garbage`` answers with no
+    HTTP; ``slow`` waits ``delay`` seconds, then answers; ``trickle`` sends a
+    byte every 0.4 s; ``hold`` never answers; ``chunked`` answers chunked;
+    ``stall`` (before the request) accepts and never reads, not even a TLS
+    ClientHello.
+    """
+
+    def __init__(
+        self, behaviour: str = "ok", *, tls: ssl.SSLContext | None = None, delay: float = 0.0
+    ) -> None:
+        self.behaviour = behaviour
+        self.delay = delay
+        self._tls = tls
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=512)
+        self.port = self._listener.getsockname()[1]
+        self.host = f"127.0.0.1:{self.port}"
+        self.requests = 0
+        self.bodies: list[bytes] = []
+        self.heads: list[bytes] = []
+        self.connections = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._sockets: set[socket.socket] = set()
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self):
+        self._accepting.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        self._accepting.join(5)
+        self._listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        for thread in list(self._threads):
+            thread.join(5)
+
+    def drop_connections(self) -> None:
+        """Close every accepted connection from the server's side."""
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def wait_idle(self, timeout: float = 2.0) -> None:
+        """Wait until every connection the server accepted is closed."""
+        limit = time.monotonic() + timeout
+        while time.monotonic() < limit:
+            with self._lock:
+                if not self._sockets:
+                    return
+            time.sleep(0.01)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            if self._stop.is_set():
+                sock.close()
+                return
+            with self._lock:
+                self.connections += 1
+                self._sockets.add(sock)
+            thread = threading.Thread(target=self._serve, args=(sock,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        conn = sock
+        try:
+            if self.behaviour == "stall":
+                self._stop.wait(10)
+                return
+            if self._tls is not None:
+                sock.settimeout(5)
+                conn = self._tls.wrap_socket(sock, server_side=True)
+                with self._lock:
+                    self._sockets.discard(sock)
+                    self._sockets.add(conn)
+            while self._serve_one(conn):
+                pass
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._sockets.discard(sock)
+                self._sockets.discard(conn)
+            conn.close()
+
+    def _read_request(self, conn: socket.socket) -> bool:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return False
+            if not data and chunk.startswith(b"\x16"):
+                # A TLS ClientHello on a plain port: answer as an HTTP server would.
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                return False
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(rest) < length:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return False
+            rest += chunk
+        with self._lock:
+            self.requests += 1
+            self.heads.append(head)
+            self.bodies.append(rest)
+        return True
+
+    def _serve_one(self, conn: socket.socket) -> bool:  # noqa: C901, PLR0912 - one branch per fault
+        if not self._read_request(conn):
+            return False
+        behaviour = self.behaviour
+        answer = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json;charset=utf-8\r\n"
+            b"X-Acs-Request-Id: r-1\r\nContent-Length: %d\r\n\r\n%s" % (len(OK_BODY), OK_BODY)
+        )
+        if behaviour == "ok":
+            conn.sendall(answer)
+            return True
+        if behaviour == "slow":
+            if self._stop.wait(self.delay):
+                return False
+            conn.sendall(answer)
+            return True
+        if behaviour == "close":
+            conn.sendall(answer.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1))
+            return False
+        if behaviour == "chunked":
+            half = len(OK_BODY) // 2
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n"
+                % (half, OK_BODY[:half], len(OK_BODY) - half, OK_BODY[half:])
+            )
+            return True
+        if behaviour == "reset":
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return False
+        if behaviour == "tls_garbage":
+            # Under the TLS layer: the client's TLS record parser fails mid-stream.
+            socket.socket.send(conn, b"\x17\x03\x03\x00\x05hello" * 4)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return False
+        if behaviour == "partial":
+            conn.sendall(answer[: len(answer) - 10])
+            return False
+        if behaviour == "garbage":
+            conn.sendall(b"SMTP ready\r\n\r\n")
+            return False
+        if behaviour == "trickle":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+            for _ in range(100):
+                if self._stop.wait(0.4):
+                    return False
+                conn.sendall(b"x")
+            return True
+        # "hold"
+        self._stop.wait(10)
+        return False
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory):
+    """Two throwaway CAs: the server's, and one that did not sign it."""
+    good = make_certificates(tmp_path_factory.mktemp("good"))
+    other = make_certificates(tmp_path_factory.mktemp("other"))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(good[1], good[2])
+    return {"ca": str(good[0]), "other_ca": str(other[0]), "server": server}
+
+
+@pytest.fixture(params=["sync", "async"])
+def mode(request):
+    return request.param
+
+
+@pytest.fixture(params=["http", "https"])
+def protocol(request):
+    return request.param
+
+
+def make_transport(server_host, protocol="http", certificates=None, *, ca=None, size=4):
+    if protocol == "https" and ca is None:
+        ca = certificates["ca"]
+    return Transport(protocol=protocol, host=server_host, ca_file=ca, max_connections=size)
+
+
+def serve(behaviour, protocol="http", certificates=None, **kwargs):
+    tls = certificates["server"] if protocol == "https" else None
+    return FaultServer(behaviour, tls=tls, **kwargs)
+
+
+def request_for(host, body=BODY):
+    return WireRequest(
+        "POST",
+        "/",
+        {
+            "host": host,
+            "content-type": "application/x-www-form-urlencoded",
+            "x-acs-action": "SendSms",
+        },
+        body,
+    )
+
+
+async def send_async(transport, request, *, within=2.0, connect=1.0, read=1.0):
+    return await transport.send_async(
+        request, deadline=time.monotonic() + within, connect_timeout=connect, read_timeout=read
+    )
+
+
+def call_open(transport, mode, request, **kwargs):
+    """As call(), but an async call leaves the transport open."""
+    if mode == "sync":
+        return call(transport, mode, request, **kwargs)
+    started = time.monotonic()
+    return asyncio.run(send_async(transport, request, **kwargs)), time.monotonic() - started
+
+
+def call(transport, mode, request, *, within=2.0, connect=1.0, read=1.0):
+    """One call, sync or async: (response or TransportError, seconds taken)."""
+    started = time.monotonic()
+    deadline = started + within
+    try:
+        if mode == "sync":
+            outcome = transport.send(
+                request, deadline=deadline, connect_timeout=connect, read_timeout=read
+            )
+        else:
+
+            async def main():
+                try:
+                    return await transport.send_async(
+                        request, deadline=deadline, connect_timeout=connect, read_timeout=read
+                    )
+                finally:
+                    await transport.aclose()
+
+            outcome = asyncio.run(main())
+    except TransportError as error:
+        outcome = error
+    return outcome, time.monotonic() - started
+
+
+def refused_host():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"
+
+
+@contextlib.contextmanager
+def full_backlog():
+    """A listener whose accept queue is full, so that new connects hang."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    address = listener.getsockname()
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)  # noqa: FBT003 - the socket API
+        filler.connect_ex(address)
+        fillers.append(filler)
+    time.sleep(0.05)
+    try:
+        yield f"127.0.0.1:{address[1]}"
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
+def assert_failure(outcome, kind, *, maybe_sent):
+    assert isinstance(outcome, TransportError), outcome
+    assert (outcome.kind, outcome.maybe_sent) == (kind, maybe_sent)
+
+
+class TestSuccess:
+    def test_answer_and_request_on_the_wire(self, mode, protocol, certificates):
+        """The whole answer comes back; the server gets the body and a content-length."""
+        with serve("ok", protocol, certificates) as server:
+            transport = make_transport(server.host, protocol, certificates)
+            response, _ = call(transport, mode, request_for(server.host))
+            transport.close()
+        assert response.status == 200
+        assert response.body == OK_BODY
+        assert response.headers["x-acs-request-id"] == "r-1"
+        assert all(name == name.lower() for name in response.headers)
+        assert server.bodies == [BODY]
+        assert b"\r\ncontent-length: %d" % len(BODY) in server.heads[0].lower()
+        assert b"\r\nx-acs-action: SendSms" in server.heads[0]
+
+    def test_chunked_answer(self, mode):
+        """A chunked answer is reassembled."""
+        with serve("chunked") as server:
+            transport = make_transport(server.host)
+            response, _ = call(transport, mode, request_for(server.host))
+            transport.close()
+        assert response.body == OK_BODY
+
+    def test_sync_keeps_the_connection_alive(self, protocol, certificates):
+        """Sequential sync calls reuse one pooled connection."""
+        with serve("ok", protocol, certificates) as server:
+            transport = make_transport(server.host, protocol, certificates)
+            for _ in range(3):
+                response, _ = call(transport, "sync", request_for(server.host))
+                assert response.status == 200
+            transport.close()
+        assert (server.requests, server.connections) == (3, 1)
+
+    def test_connection_close_answer_then_a_new_connection(self):
+        """After ``Connection: close`` the next call opens a new connection."""
+        with serve("close") as server:
+            transport = make_transport(server.host)
+            for _ in range(2):
+                response, _ = call(transport, "sync", request_for(server.host))
+                assert response.status == 200
+            transport.close()
+        assert (server.requests, server.connections) == (2, 2)
+
+    def test_idle_connection_closed_by_the_server_is_not_a_failure(self, mode):
+        """A pooled connection the server closed meanwhile is replaced, not failed."""
+        with serve("ok") as server:
+            transport = make_transport(server.host)
+
+            if mode == "sync":
+                first, _ = call_open(transport, "sync", request_for(server.host))
+                server.drop_connections()
+                server.wait_idle()
+                second, _ = call_open(transport, "sync", request_for(server.host))
+            else:
+
+                async def main():
+                    first = await send_async(transport, request_for(server.host))
+                    server.drop_connections()
+                    server.wait_idle()
+                    await asyncio.sleep(0.05)
+                    second = await send_async(transport, request_for(server.host))
+                    await transport.aclose()
+                    return first, second
+
+                first, second = asyncio.run(main())
+            transport.close()
+        assert (first.status, second.status) == (200, 200)
+        assert (server.requests, server.connections) == (2, 2)
+
+    def test_cold_fan_out_from_threads(self):
+        """Many threads at once on a cold pool: every call succeeds, pool bounded."""
+        with serve("slow", delay=0.01) as server:
+            transport = make_transport(server.host, size=4)
+            with ThreadPoolExecutor(16) as pool:
+                outcomes = list(
+                    pool.map(
+                        lambda _: call(transport, "sync", request_for(server.host), within=10)[0],
+                        range(64),
+                    )
+                )
+            transport.close()
+        assert all(o.status == 200 for o in outcomes)
+        assert server.requests == 64
+        assert server.connections <= 4
+
+
+class TestNotSent:
+    def test_connection_refused(self, mode, protocol, certificates):
+        """Refused: kind connect, nothing sent."""
+        transport = make_transport(refused_host(), protocol, certificates)
+        outcome, _ = call(transport, mode, request_for("x"))
+        assert_failure(outcome, "connect", maybe_sent=False)
+
+    def test_connect_timeout(self, mode, protocol, certificates):
+        """A connect that hangs ends as connect_timeout, nothing sent, in time."""
+        with full_backlog() as host:
+            transport = make_transport(host, protocol, certificates)
+            outcome, took = call(transport, mode, request_for(host), connect=0.2)
+        assert_failure(outcome, "connect_timeout", maybe_sent=False)
+        assert took < 1.5
+
+    def test_stalled_tls_handshake(self, mode, certificates):
+        """A server that never answers the ClientHello: connect_timeout, nothing sent."""
+        with serve("stall", "https", certificates) as server:
+            transport = make_transport(server.host, "https", certificates)
+            outcome, took = call(transport, mode, request_for(server.host), connect=0.3)
+        assert_failure(outcome, "connect_timeout", maybe_sent=False)
+        assert server.requests == 0
+        assert took < 1.5
+
+    def test_unknown_certificate_authority(self, mode, certificates):
+        """A certificate from another CA: kind certificate, nothing sent."""
+        with serve("ok", "https", certificates) as server:
+            transport = make_transport(server.host, "https", ca=certificates["other_ca"])
+            outcome, _ = call(transport, mode, request_for(server.host))
+        assert_failure(outcome, "certificate", maybe_sent=False)
+        assert server.requests == 0
+
+    def test_plain_http_server_behind_https(self, mode, certificates):
+        """A TLS client talking to a plain HTTP port fails in the handshake: not sent."""
+        with serve("ok") as server:
+            transport = make_transport(server.host, "https", certificates)
+            outcome, _ = call(transport, mode, request_for(server.host))
+        assert_failure(outcome, "connect", maybe_sent=False)
+        assert server.requests == 0
+
+
+class TestMaybeSent:
+    @pytest.mark.parametrize("behaviour", ["reset", "partial", "garbage", "tls_garbage"])
+    def test_broken_after_the_request(self, mode, protocol, certificates, behaviour):
+        """The server read the whole request, then broke: maybe sent, exactly 1 request."""
+        if behaviour == "tls_garbage" and protocol == "http":
+            pytest.skip("a TLS fault")
+        with serve(behaviour, protocol, certificates) as server:
+            transport = make_transport(server.host, protocol, certificates)
+            outcome, _ = call(transport, mode, request_for(server.host))
+            transport.close()
+        assert_failure(outcome, "connection_lost", maybe_sent=True)
+        assert server.requests == 1
+
+    def test_read_timeout(self, mode, protocol, certificates):
+        """No answer within the read timeout: read_timeout, maybe sent."""
+        with serve("slow", protocol, certificates, delay=1.0) as server:
+            transport = make_transport(server.host, protocol, certificates)
+            outcome, took = call(transport, mode, request_for(server.host), read=0.2)
+            transport.close()
+        assert_failure(outcome, "read_timeout", maybe_sent=True)
+        assert server.requests == 1
+        assert took < 0.9
+
+
+class TestDeadline:
+    def test_trickling_answer(self, mode, protocol, certificates):
+        """A byte every 0.4 s never trips the read timeout; the deadline still holds."""
+        with serve("trickle", protocol, certificates) as server:
+            transport = make_transport(server.host, protocol, certificates)
+            outcome, took = call(transport, mode, request_for(server.host), within=1.0)
+            transport.close()
+        assert_failure(outcome, "deadline", maybe_sent=True)
+        assert took < 1.0 + 0.25
+
+    def test_saturated_pool(self, mode):
+        """Waiting for a pooled connection counts: deadline, nothing sent."""
+        with serve("slow", delay=1.5) as server:
+            transport = make_transport(server.host, size=1)
+            holder = threading.Thread(
+                target=call,
+                args=(transport, "sync", request_for(server.host)),
+                kwargs={"within": 3, "read": 3},
+            )
+            if mode == "sync":
+                holder.start()
+                time.sleep(0.2)
+                outcome, took = call(transport, "sync", request_for(server.host), within=0.5)
+                holder.join()
+            else:
+
+                async def main():
+                    first = asyncio.create_task(
+                        transport.send_async(
+                            request_for(server.host),
+                            deadline=time.monotonic() + 3,
+                            connect_timeout=1,
+                            read_timeout=3,
+                        )
+                    )
+                    await asyncio.sleep(0.2)
+                    started = time.monotonic()
+                    try:
+                        await transport.send_async(
+                            request_for(server.host),
+                            deadline=started + 0.5,
+                            connect_timeout=1,
+                            read_timeout=3,
+                        )
+                    except TransportError as error:
+                        outcome = error
+                    took = time.monotonic() - started
+                    await first
+                    await transport.aclose()
+                    return outcome, took + 0.2
+
+                outcome, took = asyncio.run(main())
+            transport.close()
+        assert_failure(outcome, "deadline", maybe_sent=False)
+        assert server.requests == 1
+        assert took < 0.2 + 0.5 + 0.25
+
+    def test_stalled_handshake_past_the_deadline(self, mode, certificates):
+        """A handshake stall longer than the deadline: deadline, nothing sent."""
+        with serve("stall", "https", certificates) as server:
+            transport = make_transport(server.host, "https", certificates)
+            outcome, took = call(transport, mode, request_for(server.host), within=0.4, connect=5)
+        assert_failure(outcome, "deadline", maybe_sent=False)
+        assert took < 0.4 + 0.25
+
+    def test_deadline_already_passed(self, mode):
+        """A deadline in the past fails at once, nothing sent."""
+        with serve("ok") as server:
+            transport = make_transport(server.host)
+            outcome, _ = call(transport, mode, request_for(server.host), within=-0.1)
+            transport.close()
+        assert_failure(outcome, "deadline", maybe_sent=False)
+        assert server.requests == 0
+
+
+class TestLifecycle:
+    def test_call_after_close(self, mode):
+        """A call after close: closed, nothing sent."""
+        with serve("ok") as server:
+            transport = make_transport(server.host)
+            transport.close()
+            outcome, _ = call(transport, mode, request_for(server.host))
+        assert_failure(outcome, "closed", maybe_sent=False)
+        assert server.requests == 0
+
+    def test_aclose_with_300_calls_in_flight(self):
+        """aclose() ends each call in flight with closed, never a bare CancelledError."""
+        with serve("hold") as server:
+            transport = make_transport(server.host, size=10)
+
+            async def main():
+                tasks = [
+                    asyncio.create_task(
+                        transport.send_async(
+                            request_for(server.host),
+                            deadline=time.monotonic() + 5,
+                            connect_timeout=1,
+                            read_timeout=5,
+                        )
+                    )
+                    for _ in range(300)
+                ]
+                while server.requests < 10:  # noqa: ASYNC110 - the server runs in threads
+                    await asyncio.sleep(0.01)
+                await transport.aclose()
+                return await asyncio.gather(*tasks, return_exceptions=True)
+
+            outcomes = asyncio.run(main())
+        assert all(isinstance(o, TransportError) for o in outcomes), {type(o) for o in outcomes}
+        assert {o.kind for o in outcomes} == {"closed"}
+        assert sum(o.maybe_sent for o in outcomes) == 10
+        assert server.requests == 10
+
+    def test_close_with_sync_calls_in_flight(self):
+        """close() from another thread ends each blocked sync call with closed."""
+        with serve("hold") as server:
+            transport = make_transport(server.host, size=4)
+            with ThreadPoolExecutor(8) as pool:
+                futures = [
+                    pool.submit(call, transport, "sync", request_for(server.host), within=5, read=5)
+                    for _ in range(8)
+                ]
+                while server.requests < 4:
+                    time.sleep(0.01)
+                started = time.monotonic()
+                transport.close()
+                outcomes = [f.result()[0] for f in futures]
+                took = time.monotonic() - started
+        assert {o.kind for o in outcomes} == {"closed"}
+        assert sum(o.maybe_sent for o in outcomes) == 4
+        assert took < 1.0
+
+    def test_callers_own_cancellation_propagates(self):
+        """A caller's cancel is a CancelledError, and the transport stays usable."""
+        with serve("hold") as server:
+            transport = make_transport(server.host)
+
+            async def main():
+                task = asyncio.create_task(
+                    transport.send_async(
+                        request_for(server.host),
+                        deadline=time.monotonic() + 5,
+                        connect_timeout=1,
+                        read_timeout=5,
+                    )
+                )
+                while server.requests < 1:  # noqa: ASYNC110 - the server runs in threads
+                    await asyncio.sleep(0.01)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                current = asyncio.current_task()
+                assert current is not None
+                assert current.cancelling() == 0
+                await transport.aclose()
+
+            asyncio.run(main())
+
+    def test_cancel_within_a_deadline_expiry_still_propagates(self):
+        """The caller's cancel wins over an expiring deadline at the same moment."""
+        with serve("hold") as server:
+            transport = make_transport(server.host)
+
+            async def main():
+                deadline = time.monotonic() + 0.5
+                task = asyncio.create_task(
+                    transport.send_async(
+                        request_for(server.host),
+                        deadline=deadline,
+                        connect_timeout=1,
+                        read_timeout=5,
+                    )
+                )
+                loop = asyncio.get_running_loop()
+                # Scheduled just after the transport's own deadline timer.
+                loop.call_at(loop.time() + (deadline - time.monotonic()), task.cancel)
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                await transport.aclose()
+
+            asyncio.run(main())
+
+    def test_asyncio_run_in_a_loop_leaks_no_descriptors(self, protocol, certificates, caplog):
+        """50 x asyncio.run(send_async): no more open fds than 1 run, no warnings."""
+        caplog.set_level(logging.DEBUG)
+        with serve("ok", protocol, certificates) as server:
+            transport = make_transport(server.host, protocol, certificates)
+
+            def once():
+                response, _ = call_keep_open(transport, request_for(server.host))
+                assert response.status == 200
+
+            once()
+            server.wait_idle()
+            gc.collect()
+            after_one = len(list(Path("/proc/self/fd").iterdir()))
+            for _ in range(50):
+                once()
+            server.wait_idle()
+            gc.collect()
+            after_fifty = len(list(Path("/proc/self/fd").iterdir()))
+            transport.close()
+        assert after_fifty <= after_one
+        assert server.connections == 51
+        assert not [r for r in caplog.records if "nclosed" in r.getMessage()]
+
+    def test_session_of_a_loop_closed_without_shutdown_is_released(self):
+        """A loop closed without shutdown_asyncgens: its sockets are closed on next use."""
+        with serve("ok") as server:
+            transport = make_transport(server.host)
+            loop = asyncio.new_event_loop()
+            response = loop.run_until_complete(
+                transport.send_async(
+                    request_for(server.host),
+                    deadline=time.monotonic() + 2,
+                    connect_timeout=1,
+                    read_timeout=1,
+                )
+            )
+            loop.close()
+            assert response.status == 200
+            outcome, _ = call_keep_open(transport, request_for(server.host))
+            assert outcome.status == 200
+            server.wait_idle()
+            gc.collect()
+            transport.close()
+        assert server.connections == 2
+
+
+def call_keep_open(transport, request):
+    """One asyncio.run(send_async) that does not close the transport."""
+    started = time.monotonic()
+
+    async def main():
+        return await transport.send_async(
+            request, deadline=started + 2, connect_timeout=1, read_timeout=1
+        )
+
+    return asyncio.run(main()), time.monotonic() - started
+
+
+class TestSafety:
+    def test_error_holds_nothing_of_the_request(self, mode):
+        """str() is a fixed sentence; no cause, no context, no request data."""
+        with serve("reset") as server:
+            transport = make_transport(server.host)
+            outcome, _ = call(transport, mode, request_for(server.host))
+            transport.close()
+        assert isinstance(outcome, TransportError)
+        assert str(outcome) == "the connection to the SMS endpoint broke before a complete answer"
+        assert outcome.__cause__ is None
+        assert outcome.__context__ is None
+        assert set(vars(outcome)) == {"kind", "maybe_sent"}
+        assert outcome.args == (str(outcome),)
+        assert server.host not in repr(outcome)
+
+    @pytest.mark.parametrize(
+        ("name", "value", "target"),
+        [
+            ("x-acs-security-token", "tok\r\nen", "/"),
+            ("x-acs-security-token", "tok\nen", "/"),
+            ("bad\r\nname", "v", "/"),
+            ("x", "v", "/ HTTP/1.1\r\nx: y"),
+            ("x", "\u4e2d", "/"),
+        ],
+    )
+    def test_line_breaks_are_refused_before_any_io(self, mode, name, value, target):
+        """CR/LF, NUL or non-ASCII in a header or the target: ValueError, nothing sent."""
+        with serve("ok") as server:
+            transport = make_transport(server.host)
+            request = WireRequest("POST", target, {"host": server.host, name: value}, b"")
+            with pytest.raises(ValueError, match=r"^a request header|^the request target") as info:
+                call(transport, mode, request)
+            transport.close()
+        assert server.connections == 0
+        assert value not in str(info.value)
+        assert info.value.__context__ is None
+
+    def test_request_repr_hides_its_contents(self):
+        """A WireRequest's repr shows the method only."""
+        request = request_for("127.0.0.1:1")
+        assert repr(request) == "WireRequest(method='POST')"
