@@ -17,6 +17,7 @@ import json
 import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, quote_plus
 
 import pytest
 from alibabacloud_credentials.utils import auth_util
@@ -42,9 +43,12 @@ SECRET = "pRiv+Sec/ret=0123456789ab"
 WRONG_SECRET = "wRong+Sec/ret=9876543210zz"
 TOKEN = "CAIS+sts/Tok=en-0123456789"
 WRONG_TOKEN = "CAIS+bad/Tok=en-9876543210"
-CREDENTIALS = (SECRET, WRONG_SECRET, TOKEN, WRONG_TOKEN)
+# Only the default chain can bring a CR/LF in: config rejects it.
+CRLF_TOKEN = "CAIS+crlf/Tok=en\r\nX-Evil: 1"
+CREDENTIALS = (SECRET, WRONG_SECRET, TOKEN, WRONG_TOKEN, CRLF_TOKEN)
 
 PHONE = "13912345678"
+TYPED = "+86 139-1234-5678"  # as the caller typed it
 CODE = "482913"
 NAME = 'Zhāng "Wei" 李/雷+'
 ORDER = "ORD+77/31=x&y"
@@ -70,7 +74,9 @@ QUERY = Operation("query", (), seen=(CODE,))
 def echo(op: Operation) -> str:
     """An error text that repeats the request, as Aliyun's sometimes do."""
     param = json.dumps(dict(zip(("a", "b"), op.values, strict=False)), ensure_ascii=False)
-    return f"bad request for {PHONE}: {param} {' '.join(op.values)}"
+    # Twice-encoded and under no parameter name: only the values' own forms can catch it.
+    twice = quote_plus(quote(param, safe="~"), safe="~")
+    return f"bad request for {PHONE}: {param} {' '.join(op.values)} {twice}"
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,7 @@ SCENARIOS = (
         ops=(SEND,),
     ),
     Scenario("no-credentials", code="CredentialsUnavailable", secret="", token="", ops=(SEND,)),
+    Scenario("crlf-token", code=ANY, attempts=0, token=CRLF_TOKEN, ops=(SEND,)),
     Scenario("bad-signature", code="SignatureDoesNotMatch", secret=WRONG_SECRET),
     Scenario("bad-token", code="InvalidSecurityToken.Expired", token=WRONG_TOKEN),
 )
@@ -176,7 +183,7 @@ CREDENTIAL_FORMS = ("keys", "sts", "chain")
 def _applies(scenario: Scenario, credentials: str) -> bool:
     if scenario.name == "bad-token":
         return credentials != "keys"  # only a call that carries a token can carry a wrong one
-    if scenario.name == "no-credentials":
+    if scenario.name in {"no-credentials", "crlf-token"}:
         return credentials == "chain"
     return True
 
@@ -281,7 +288,7 @@ def _config(emulator: Emulator, scenario: Scenario, signing: str, credentials: s
 
 def _call(connector: AliyunSmsConnector, op: str) -> Any:
     """The caller's frame: its locals are what an application's would be."""
-    to, payload = PHONE, {"code": CODE}
+    to, payload = TYPED, {"code": CODE}
     try:
         if op == "send":
             return connector.send_message(to, "SignIn", payload)
@@ -295,7 +302,7 @@ def _call(connector: AliyunSmsConnector, op: str) -> Any:
 
 async def _call_async(connector: AliyunSmsConnector, op: str) -> Any:
     """The async twin of _call."""
-    to, payload = PHONE, {"code": CODE}
+    to, payload = TYPED, {"code": CODE}
     try:
         async with connector:
             if op == "send":
@@ -332,7 +339,7 @@ def test_nothing_private_escapes(
     assert code == scenario.code or (scenario.code is ANY and code), repr(outcome)
     if scenario.attempts:
         assert getattr(outcome, "attempts", scenario.attempts) == scenario.attempts, repr(outcome)
-    private = (PHONE, *op.values, *op.seen, *CREDENTIALS)
+    private = (PHONE, TYPED, *op.values, *op.seen, *CREDENTIALS)
     records = debug_logs.by_thread([fresh._thread.ident])
     checks = [lambda: assert_no_leak_in_records(records, private)]
     if isinstance(outcome, AliyunSmsError):
