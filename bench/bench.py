@@ -286,9 +286,9 @@ def percent(value: float | None) -> str:
 
 def print_runs(kind: str, runs: dict[str, Any]) -> None:
     """One round's runs of one kind, in the order they ran."""
-    first = "sends/s" if kind == "async" else "ms/call"
+    first, cpu = ("sends/s", "cpu µs/send") if kind == "async" else ("ms/call", "cpu µs/call")
     print(
-        f"  {kind + ' side':<32} {first:>8} {'p50 ms':>7} {'p99 ms':>7} {'cpu µs/send':>12}"
+        f"  {kind + ' side':<32} {first:>8} {'p50 ms':>7} {'p99 ms':>7} {cpu:>12}"
         f" {'gc0/1k':>7} {'srv µs/req':>11} {'srv core':>9} {'others':>7} {'errors':>6}"
     )
     for side, run in runs.items():
