@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 
 import pytest
@@ -9,8 +11,36 @@ from redis.crc import key_slot
 
 from aliyun_sms_connector.verify import _keys
 
-KEY = b"k" * 32
-OTHER_KEY = b"o" * 32
+KEY = _keys.Key(b"k" * 32)
+OTHER_KEY = _keys.Key(b"o" * 32)
+
+
+class TestKey:
+    """Key is HMAC-SHA256, only faster."""
+
+    @pytest.mark.parametrize("length", [32, 63, 64, 65, 200])
+    def test_same_as_hmac_new(self, length):
+        """For keys shorter and longer than a block, the MAC is hmac.new's."""
+        secret = bytes(range(256))[:length] if length <= 256 else b"x" * length
+        key = _keys.Key(secret)
+        for message in (b"", b"abc", b"x" * 1000):
+            expected = hmac.new(secret, message, hashlib.sha256).digest()
+            assert key.mac(message) == expected
+        assert key.mac(b"abc") == key.mac(b"abc")
+
+    def test_repr_hides_the_secret(self):
+        """A Key shows nothing of its secret."""
+        assert repr(_keys.Key(b"s" * 32)) == "Key(<hidden>)"
+
+    def test_code_digest_is_the_documented_hmac(self):
+        """The digest is HMAC(key, 'code' NUL usage NUL number NUL code)."""
+        secret = b"k" * 32
+        expected = hmac.new(
+            secret, b"code\x00SignIn\x00+8613800138000\x00123456", hashlib.sha256
+        ).hexdigest()
+        assert _keys.code_digest(_keys.Key(secret), "SignIn", "+8613800138000", "123456") == (
+            expected
+        )
 
 
 class TestDigests:

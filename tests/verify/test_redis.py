@@ -408,6 +408,76 @@ class TestFaults:
         assert_scrubbed(error)
         assert elapsed < 2
 
+    def test_store_timeout_bounds_many_calls_at_once(self, connector, clock):
+        """Twenty calls against a silent server all end with StoreUnavailable, in time."""
+        server = SilentServer()
+        client = redis.asyncio.Redis(host="127.0.0.1", port=server.port, max_connections=32)
+        store = RedisStore(client, store_timeout=0.2)
+        service = make_service(connector, store, clock)
+
+        async def main():
+            started = time.monotonic()
+            results = await asyncio.gather(
+                *(service.check_async(NUMBER, "SignIn", f"{i:06d}") for i in range(20)),
+                return_exceptions=True,
+            )
+            await client.aclose()
+            return results, time.monotonic() - started
+
+        try:
+            results, elapsed = asyncio.run(main())
+        finally:
+            server.close()
+        assert all(isinstance(r, ServiceUnavailableError) for r in results), results
+        assert elapsed < 2
+
+    def test_outside_cancellation_is_not_a_store_fault(self, connector, clock):
+        """A caller's own cancellation stays a CancelledError, never StoreUnavailable."""
+        server = SilentServer()
+        client = redis.asyncio.Redis(host="127.0.0.1", port=server.port)
+        store = RedisStore(client, store_timeout=5)
+        service = make_service(connector, store, clock)
+
+        async def main():
+            task = asyncio.create_task(service.check_async(NUMBER, "SignIn", "123456"))
+            await asyncio.sleep(0.1)
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                return "cancelled"
+            finally:
+                await client.aclose()
+            return "finished"
+
+        try:
+            assert asyncio.run(main()) == "cancelled"
+        finally:
+            server.close()
+
+    def test_deadline_then_working_calls(self, connector, redis_url, clock, emulator):
+        """After calls were cut at the deadline, the same store keeps working."""
+        server = SilentServer()
+        silent = redis.asyncio.Redis(host="127.0.0.1", port=server.port)
+        working = redis.asyncio.Redis.from_url(redis_url)
+        slow = make_service(connector, RedisStore(silent, store_timeout=0.1), clock)
+        prefix = f"wd-{uuid.uuid4().hex[:8]}:"
+        fine = make_service(connector, RedisStore(working, prefix=prefix, store_timeout=0.1), clock)
+
+        async def main():
+            with pytest.raises(ServiceUnavailableError):
+                await slow.check_async(NUMBER, "SignIn", "123456")
+            await fine.start_async(NUMBER, "SignIn")
+            result = await fine.check_async(NUMBER, "SignIn", emulator.outbox[-1].params["code"])
+            await silent.aclose()
+            await working.aclose()
+            return result
+
+        try:
+            assert asyncio.run(main()).ok
+        finally:
+            server.close()
+
     def test_lost_data_is_not_found(self, connector, redis_store, clock, emulator, raw, prefix):
         """Keys gone (a restart without persistence): NOT_FOUND, never an error."""
         service = make_service(connector, redis_store, clock)

@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 __all__ = [
     "MIN_SECRET_BYTES",
+    "Key",
     "NumberKeys",
     "SharedKeys",
     "code_digest",
@@ -42,18 +43,46 @@ MIN_SECRET_BYTES = 32
 # 128 bits of an HMAC name a number or an IP: collisions are out of reach,
 # and keys stay short.
 _ID_BYTES = 16
-_SEP = b"\x00"
+_BLOCK = 64  # SHA-256's block size
 _IPV6_SUBNET = 64
 
 
-def _mac(secret: bytes, label: bytes, *parts: str) -> bytes:
-    message = _SEP.join((label, *(part.encode() for part in parts)))
-    return hmac.new(secret, message, hashlib.sha256).digest()
+class Key:
+    """A secret key for HMAC-SHA256, with its two pads hashed once (RFC 2104).
+
+    ``hmac.new`` hashes both pads again for every message; starting from
+    copies of the hashed pads gives the same HMAC in about half the time, and
+    a check computes one or two of them.
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) > _BLOCK:
+            secret = hashlib.sha256(secret).digest()
+        block = secret.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def mac(self, message: bytes) -> bytes:
+        """HMAC-SHA256 of ``message`` under this key."""
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+    def __repr__(self) -> str:
+        return "Key(<hidden>)"
 
 
-def code_digest(secret: bytes, usage_type: str, e164: str, code: str) -> str:
+def _mac(key: Key, label: str, *parts: str) -> bytes:
+    return key.mac("\0".join((label, *parts)).encode())
+
+
+def code_digest(key: Key, usage_type: str, e164: str, code: str) -> str:
     """The stored form of a code: hex HMAC of (usage type, number, code)."""
-    return _mac(secret, b"code", usage_type, e164, code).hex()
+    return _mac(key, "code", usage_type, e164, code).hex()
 
 
 def digests_equal(a: str, b: str) -> bool:
@@ -61,14 +90,14 @@ def digests_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-def number_id(secret: bytes, e164: str) -> str:
+def number_id(key: Key, e164: str) -> str:
     """The name of a number in store keys; it reveals nothing without the key."""
-    return _mac(secret, b"number", e164)[:_ID_BYTES].hex()
+    return _mac(key, "number", e164)[:_ID_BYTES].hex()
 
 
-def ip_id(secret: bytes, ip: str) -> str:
+def ip_id(key: Key, ip: str) -> str:
     """The name of a client IP in store keys (IPv6 cut to its /64)."""
-    return _mac(secret, b"ip", normalize_ip(ip))[:_ID_BYTES].hex()
+    return _mac(key, "ip", normalize_ip(ip))[:_ID_BYTES].hex()
 
 
 def normalize_ip(ip: str) -> str:

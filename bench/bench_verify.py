@@ -1,0 +1,344 @@
+"""Benchmark VerificationService.check_async on Redis, next to a bare EVALSHA.
+
+    python bench/bench_verify.py             # full run: about a minute on 2 idle cores
+    python bench/bench_verify.py --smoke     # seconds: every side runs once, briefly
+    python bench/bench_verify.py --json out.json
+
+Two sides take turns, each in a fresh process, over several rounds in
+alternating order (AB, BA, ...), against one local redis-server (REDIS_URL if
+set, else redis-server from PATH on a free port, with no persistence):
+
+- ``bare``: redis-py asyncio, ``EVALSHA`` of a trivial script (``return 1``)
+  through ``execute_command``, with one key and one argument, on a client
+  configured as the store's (no per-read socket timeout);
+- ``check``: ``VerificationService.check_async`` with a wrong code on pending
+  verifications (the costliest path: HMAC, one EVALSHA that reads, compares
+  and counts), on a RedisStore.
+
+Both run ``--concurrency`` calls in flight on one event loop. The ratio
+check/bare is computed within each round; the table shows its median. The
+target is 0.8.
+
+Then ``start_async`` runs through the Aliyun emulator (in a process of its
+own, no added latency) on a RedisStore, and its rate and latencies are shown.
+
+Exit status: 0 the target met; 1 missed; 2 the harness failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+TARGET = 0.8
+SECRET_KEY = "bench-secret-key-0123456789abcdef0123"
+ENV = {**os.environ, "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true", "PYTHONUNBUFFERED": "1"}
+NUMBERS = 1000
+WARMUP = 200
+
+
+def numbers(count: int) -> list[str]:
+    return [f"{13800000000 + i}" for i in range(count)]
+
+
+# -- children ------------------------------------------------------------------
+
+
+async def _measure(call, total: int, concurrency: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    counter = iter(range(total))
+
+    async def worker() -> None:
+        for i in counter:
+            started = time.perf_counter()
+            await call(i)
+            latencies.append(time.perf_counter() - started)
+
+    for i in range(WARMUP):  # connections and scripts; indices past the measured ones
+        await call(total + i)
+    cpu = time.process_time()
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    latencies.sort()
+    return {
+        "ops": len(latencies),
+        "seconds": elapsed,
+        "rate": len(latencies) / elapsed,
+        "cpu_us_per_op": cpu / len(latencies) * 1e6,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+    }
+
+
+async def child_bare(url: str, total: int, concurrency: int) -> dict[str, Any]:
+    import redis.asyncio
+
+    # Configured as the store's own asyncio client is: no per-read socket
+    # timeout (redis-py's default of 5 s costs a timer per call).
+    client = redis.asyncio.Redis.from_url(
+        url, max_connections=concurrency + 8, socket_timeout=None
+    )
+    sha = await client.script_load("return 1")
+    key = f"bench-bare:{{{uuid.uuid4().hex}}}"
+
+    async def call(_: int) -> None:
+        await client.execute_command("EVALSHA", sha, 1, key, "1")
+
+    result = await _measure(call, total, concurrency)
+    await client.aclose()
+    return result
+
+
+def _service(url: str, concurrency: int, endpoint: str | None = None) -> Any:
+    from aliyun_sms_connector import AliyunSmsConnector
+    from aliyun_sms_connector.verify import RedisStore, VerificationPolicy, VerificationService
+
+    config = {
+        "accessKeyId": "LTAIemulatorKeyId",
+        "accessKeySecret": "emulator-access-key-secret",
+        "signName": "AliyunSmsTest",
+        "templates": [{"usageType": "Generic", "templateCode": "SMS_000001"}],
+        "endpoint": endpoint or "127.0.0.1:9",
+        "protocol": "http",
+    }
+    store = RedisStore.from_url(
+        url, prefix=f"bench-{uuid.uuid4().hex[:8]}:", max_connections=concurrency + 8
+    )
+    limits = {"per_number_hourly": None, "per_number_daily": None, "per_ip_hourly": None}
+    if endpoint:
+        policy = VerificationPolicy(**limits)
+    else:
+        # Test numbers are stored but never sent: the checks need pending codes only.
+        test_numbers = dict.fromkeys(numbers(NUMBERS), "246810")
+        policy = VerificationPolicy(max_attempts=10**9, test_numbers=test_numbers, **limits)
+    connector = AliyunSmsConnector(config)
+    service = VerificationService(connector, store, secret_key=SECRET_KEY, policy=policy)
+    return connector, store, service
+
+
+async def child_check(url: str, total: int, concurrency: int) -> dict[str, Any]:
+    connector, store, service = _service(url, concurrency)
+    targets = numbers(NUMBERS)
+    for number in targets:  # test numbers: stored, no SMS
+        await service.start_async(number, "SignIn")
+
+    async def call(i: int) -> None:
+        result = await service.check_async(targets[i % NUMBERS], "SignIn", "135791")
+        if result.status.value != "wrong_code":
+            raise RuntimeError(f"unexpected status {result.status}")
+
+    result = await _measure(call, total, concurrency)
+    await store.aclose()
+    return result
+
+
+async def child_start(url: str, total: int, concurrency: int, endpoint: str) -> dict[str, Any]:
+    connector, store, service = _service(url, concurrency, endpoint)
+    targets = numbers(total + WARMUP)
+
+    async def call(i: int) -> None:
+        await service.start_async(targets[i], "SignIn")
+
+    result = await _measure(call, total, concurrency)
+    await store.aclose()
+    await connector.aclose()
+    return result
+
+
+def run_child(args: argparse.Namespace) -> None:
+    if args.child == "bare":
+        result = asyncio.run(child_bare(args.redis, args.total, args.concurrency))
+    elif args.child == "check":
+        result = asyncio.run(child_check(args.redis, args.total, args.concurrency))
+    else:
+        result = asyncio.run(child_start(args.redis, args.total, args.concurrency, args.endpoint))
+    print(json.dumps(result))
+
+
+def run_emulator() -> None:
+    from aliyun_sms_connector.emulator import Emulator
+
+    with Emulator() as emulator:
+        print(json.dumps({"endpoint": emulator.endpoint}), flush=True)
+        sys.stdin.readline()  # until the parent closes stdin
+
+
+# -- parent --------------------------------------------------------------------
+
+
+class Redis:
+    """REDIS_URL, or a redis-server of our own with no persistence."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.tmp: tempfile.TemporaryDirectory[str] | None = None
+        url = os.environ.get("REDIS_URL")
+        if url:
+            self.url = url
+            return
+        server = shutil.which("redis-server")
+        if server is None:
+            raise SystemExit("no Redis: set REDIS_URL or put redis-server on PATH")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.tmp = tempfile.TemporaryDirectory(prefix="bench-verify-redis-")
+        self.process = subprocess.Popen(
+            [
+                server,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.tmp.name,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        self.url = f"redis://127.0.0.1:{port}/0"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit("redis-server did not start")
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+        if self.tmp is not None:
+            self.tmp.cleanup()
+
+
+def child(kind: str, redis_url: str, total: int, concurrency: int, endpoint: str = "") -> dict:
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        kind,
+        "--redis",
+        redis_url,
+        "--total",
+        str(total),
+        "--concurrency",
+        str(concurrency),
+        "--endpoint",
+        endpoint,
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=ENV, timeout=600, check=False
+    )
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-3000:])
+        raise SystemExit(2)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="a quick run that checks the harness")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--total", type=int, default=20000, help="calls per side and round")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument("--child", choices=["bare", "check", "start"], help=argparse.SUPPRESS)
+    parser.add_argument("--emulator", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--redis", help=argparse.SUPPRESS)
+    parser.add_argument("--endpoint", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        run_child(args)
+        return 0
+    if args.emulator:
+        run_emulator()
+        return 0
+    if args.smoke:
+        args.rounds, args.total = 2, 300
+
+    redis = Redis()
+    emulator = subprocess.Popen(
+        [sys.executable, __file__, "--emulator"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        assert emulator.stdout is not None
+        endpoint = json.loads(emulator.stdout.readline())["endpoint"]
+        rounds = []
+        for number in range(args.rounds):
+            order = ("bare", "check") if number % 2 == 0 else ("check", "bare")
+            results = {kind: child(kind, redis.url, args.total, args.concurrency) for kind in order}
+            ratio = results["check"]["rate"] / results["bare"]["rate"]
+            rounds.append({"order": order, "ratio": ratio, **results})
+            print(
+                f"round {number + 1}: bare {results['bare']['rate']:8.0f}/s  "
+                f"check_async {results['check']['rate']:8.0f}/s  ratio {ratio:.2f}",
+                flush=True,
+            )
+        start_total = 200 if args.smoke else 3000
+        start = child("start", redis.url, start_total, args.concurrency, endpoint)
+    finally:
+        if emulator.stdin is not None:
+            emulator.stdin.close()
+        emulator.wait(10)
+        redis.close()
+
+    ratio = statistics.median(r["ratio"] for r in rounds)
+    summary = {
+        "concurrency": args.concurrency,
+        "rounds": rounds,
+        "median_ratio": ratio,
+        "target": TARGET,
+        "start_async": start,
+    }
+    print()
+    print("| side | calls/s (median) | client CPU µs/call | p50 / p99 ms |")
+    print("|---|---|---|---|")
+    for kind, label in (("bare", "bare EVALSHA (`return 1`)"), ("check", "`check_async`")):
+        rate = statistics.median(r[kind]["rate"] for r in rounds)
+        cpu = statistics.median(r[kind]["cpu_us_per_op"] for r in rounds)
+        p50 = statistics.median(r[kind]["p50_ms"] for r in rounds)
+        p99 = statistics.median(r[kind]["p99_ms"] for r in rounds)
+        print(f"| {label} | {rate:.0f} | {cpu:.0f} | {p50:.1f} / {p99:.1f} |")
+    print(
+        f"| `start_async` via the emulator | {start['rate']:.0f} | "
+        f"{start['cpu_us_per_op']:.0f} | {start['p50_ms']:.1f} / {start['p99_ms']:.1f} |"
+    )
+    print(
+        f"\ncheck_async / bare EVALSHA: median {ratio:.2f} over {args.rounds} rounds "
+        f"(target >= {TARGET})"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+    if args.smoke:
+        return 0
+    return 0 if ratio >= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
