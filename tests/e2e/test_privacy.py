@@ -171,6 +171,18 @@ SCENARIOS = (
         ops=(SEND,),
     ),
     Scenario("no-credentials", code="CredentialsUnavailable", secret="", token="", ops=(SEND,)),
+    # A gateway that quotes the token back, raw and URL-encoded: only knowing
+    # the token (for the chain: learning it from the chain) can scrub it.
+    Scenario(
+        "token-echoed",
+        lambda e, _op: e.fail_next(
+            "InvalidSecurityToken.Malformed",
+            http_status=400,
+            message=f"Specified SecurityToken {TOKEN} ({quote(TOKEN, safe='')}) is malformed.",
+        ),
+        code="InvalidSecurityToken.Malformed",
+        ops=(SEND,),
+    ),
     Scenario("crlf-token", code=ANY, attempts=0, token=CRLF_TOKEN, ops=(SEND,)),
     Scenario("bad-signature", code="SignatureDoesNotMatch", secret=WRONG_SECRET),
     Scenario("bad-token", code="InvalidSecurityToken.Expired", token=WRONG_TOKEN),
@@ -181,7 +193,7 @@ CREDENTIAL_FORMS = ("keys", "sts", "chain")
 
 
 def _applies(scenario: Scenario, credentials: str) -> bool:
-    if scenario.name == "bad-token":
+    if scenario.name in {"bad-token", "token-echoed"}:
         return credentials != "keys"  # only a call that carries a token can carry a wrong one
     if scenario.name in {"no-credentials", "crlf-token"}:
         return credentials == "chain"
