@@ -168,6 +168,10 @@ class AliyunSmsConnector:
         return self._lanes["china"].client
 
     @property
+    def _transport(self) -> Transport:
+        return self._lanes["china"].transport
+
+    @property
     def config(self) -> AliyunSmsConfig:
         """The validated configuration."""
         return self._config

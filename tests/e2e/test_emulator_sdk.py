@@ -71,7 +71,7 @@ def test_send_batch_sms(emulator):
     """SendBatchSms: one biz id, a sign name and variables per number."""
     response = raw_client(emulator).send_batch_sms_with_options(
         models.SendBatchSmsRequest(
-            phone_number_json=json.dumps(["13800138000", "85261234567"]),
+            phone_number_json=json.dumps(["13800138000", "13900139000"]),
             sign_name_json=json.dumps([SIGN, SIGN]),
             template_code="SMS_NOTICE",
             template_param_json=json.dumps(
@@ -84,7 +84,7 @@ def test_send_batch_sms(emulator):
     texts = [(m.phone_number, m.text, m.biz_id) for m in emulator.outbox]
     assert texts == [
         ("13800138000", "【AcmeSign】Hi A, your order 1 shipped.", response.body.biz_id),
-        ("85261234567", "【AcmeSign】Hi B, your order 2 shipped.", response.body.biz_id),
+        ("13900139000", "【AcmeSign】Hi B, your order 2 shipped.", response.body.biz_id),
     ]
 
 

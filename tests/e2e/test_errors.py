@@ -1,10 +1,11 @@
-"""Every row of the core error table that the emulator can produce, through the real SDK."""
+"""Every row of the error table the emulator can produce, and the deadline, over real HTTP."""
 
+import asyncio
 import socket
+import time
 import traceback
 
 import pytest
-from alibabacloud_tea_openapi import utils as sdk_utils
 
 from aliyun_sms_connector import (
     AccountError,
@@ -20,6 +21,7 @@ from aliyun_sms_connector import (
     SignNameError,
     TemplateError,
     TemplateParamError,
+    _wire,
 )
 from aliyun_sms_connector.emulator import Emulator
 
@@ -51,7 +53,8 @@ class TestProducedByTheEmulator:
         assert error.request_id
         assert error.recommend.startswith("https://api.aliyun.com/troubleshoot?q=")
         assert error.retryable is False
-        assert error.__cause__ is not None
+        # Aliyun's answer is all there is: nothing is chained.
+        assert (error.__cause__, error.__context__) == (None, None)
         assert emulator.outbox == []
 
     @pytest.mark.parametrize("algorithm", ["ACS3-HMAC-SHA256", "v2"])
@@ -67,14 +70,14 @@ class TestProducedByTheEmulator:
 
     def test_expired_timestamp(self, emulator, mocker):
         """A clock more than 15 minutes off is InvalidTimeStamp.Expired."""
-        mocker.patch.object(sdk_utils.Utils, "get_timestamp", return_value="2020-01-01T00:00:00Z")
+        mocker.patch.object(_wire, "timestamp", return_value="2020-01-01T00:00:00Z")
         with pytest.raises(AuthenticationError) as info:
             send(AliyunSmsConnector(connector_config(emulator)))
         assert info.value.code == "InvalidTimeStamp.Expired"
 
     def test_reused_nonce(self, emulator, connector, mocker):
         """A nonce seen before is SignatureNonceUsed."""
-        mocker.patch.object(sdk_utils.Utils, "get_nonce", return_value="fixed-nonce")
+        mocker.patch.object(_wire, "new_nonce", return_value="fixed-nonce")
         send(connector)
         with pytest.raises(AuthenticationError) as info:
             send(connector, phone="13900139000")
@@ -299,3 +302,114 @@ class TestFlowControl:
         for _ in range(3):
             connector.send_message(PHONE, "Generic", {"name": "A", "order": "1"})
         assert len(emulator.outbox) == 3
+
+
+# -- the deadline: a hard bound on every send -------------------------------------
+
+SLACK = 0.25  # the promise: a send returns or raises within deadline + 250 ms
+
+
+def timed(call):
+    start = time.monotonic()
+    try:
+        call()
+    except AliyunSmsError as error:
+        return error, time.monotonic() - start
+    return None, time.monotonic() - start
+
+
+def send_async(connector, phone=PHONE):
+    return asyncio.run(connector.send_message_async(phone, "SignIn", {"code": CODE}))
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+class TestDeadline:
+    def test_a_slow_answer_ends_at_the_deadline(self, emulator, is_async):
+        """An answer slower than the deadline (readTimeout longer): DeadlineExceeded, maybe sent."""
+        emulator.delay(3)
+        connector = AliyunSmsConnector(connector_config(emulator, deadline=800, readTimeout=5000))
+        error, elapsed = timed(lambda: (send_async if is_async else send)(connector))
+        assert isinstance(error, NetworkError)
+        assert (error.code, error.maybe_sent, error.retryable) == ("DeadlineExceeded", True, False)
+        assert error.attempts == len(emulator.requests) == 1
+        assert elapsed < 0.8 + SLACK
+        assert_private(error)
+
+    def test_retry_waits_never_cross_it(self, emulator, is_async):
+        """Throttled again and again: the retries stop before a wait would pass the deadline."""
+        emulator.fail_next(
+            "Throttling.User", http_status=400, count=10, headers={"x-acs-retry-after": "300"}
+        )
+        connector = AliyunSmsConnector(connector_config(emulator, deadline=1000, maxAttempts=10))
+        error, elapsed = timed(lambda: (send_async if is_async else send)(connector))
+        assert isinstance(error, RateLimitExceededError)
+        assert 2 <= error.attempts == len(emulator.requests) <= 4
+        assert elapsed < 1.0 + SLACK
+
+    def test_backoff_is_cut_to_the_deadline(self, is_async):
+        """Refused with a long backoff: no wait runs past the deadline."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        config = connector_config(
+            type("E", (), {"endpoint": f"127.0.0.1:{port}"}),
+            deadline=700,
+            backoffBase=3000,
+            backoffCap=3000,
+            maxAttempts=10,
+        )
+        connector = AliyunSmsConnector(config)
+        error, elapsed = timed(lambda: (send_async if is_async else send)(connector))
+        assert isinstance(error, NetworkError)
+        assert error.code == "ConnectionFailed"
+        assert elapsed < 0.7 + SLACK
+
+
+def test_waiting_for_a_pooled_connection_counts(emulator):
+    """A saturated pool: waiting for a connection is part of the deadline, and never sent."""
+    emulator.delay(1.5, count=None)
+    connector = AliyunSmsConnector(
+        connector_config(emulator, deadline=600, readTimeout=5000, maxConnections=1)
+    )
+
+    async def main():
+        started = time.monotonic()
+        outcomes = await asyncio.gather(
+            *(
+                connector.send_message_async(f"1390013900{i}", "SignIn", {"code": "1"})
+                for i in range(3)
+            ),
+            return_exceptions=True,
+        )
+        return outcomes, time.monotonic() - started
+
+    outcomes, elapsed = asyncio.run(main())
+    assert all(isinstance(o, NetworkError) for o in outcomes), outcomes
+    assert {o.code for o in outcomes} == {"DeadlineExceeded"}
+    # One had the connection and may have been sent; the others never left.
+    assert sorted(o.maybe_sent for o in outcomes) == [False, False, True]
+    assert elapsed < 0.6 + SLACK
+
+
+def test_aclose_with_sends_in_flight(emulator):
+    """aclose() during sends gives each a typed ConnectorClosed, never a bare CancelledError."""
+    emulator.delay(2, count=None)
+    connector = AliyunSmsConnector(connector_config(emulator, readTimeout=5000))
+
+    async def main():
+        sends = [
+            asyncio.ensure_future(
+                connector.send_message_async(f"139001{i:05d}", "SignIn", {"code": "1"})
+            )
+            for i in range(30)
+        ]
+        await asyncio.sleep(0.3)
+        await connector.aclose()
+        return await asyncio.gather(*sends, return_exceptions=True)
+
+    outcomes = asyncio.run(main())
+    assert not [o for o in outcomes if not isinstance(o, AliyunSmsError)], outcomes
+    assert {o.code for o in outcomes} == {"ConnectorClosed"}
+    assert all(o.retryable is False for o in outcomes)
+    with pytest.raises(AliyunSmsError, match="closed"):
+        send(connector)
