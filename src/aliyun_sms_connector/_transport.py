@@ -478,6 +478,9 @@ class Transport:
         if self._proxy is not None:
             self._configure_proxy(self._proxy)
         self._pool = _SyncPool(max_connections)
+        # As urllib3 does: a transport dropped unclosed closes its sockets
+        # quietly when collected, rather than leaving each to warn.
+        weakref.finalize(self, self._pool.close)
         self._lock = threading.Lock()
         self._sessions: dict[asyncio.AbstractEventLoop, _LoopSession] = {}
         self._urls: dict[str, Any] = {}

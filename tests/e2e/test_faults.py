@@ -111,6 +111,16 @@ def test_read_timeout(emulator, mode):
     assert took < DEADLINE_MS / 1000
 
 
+def test_deadline_bounds_a_slow_answer(emulator, mode):
+    """An answer slower than the deadline: DeadlineExceeded at the deadline, sent once."""
+    emulator.delay(2.0)
+    error, took = send(make(emulator, readTimeout=5000, deadline=500), mode)
+    assert isinstance(error, NetworkError)
+    assert (error.code, error.maybe_sent, error.attempts) == ("DeadlineExceeded", True, 1)
+    assert len(emulator.requests) == 1
+    assert took < 0.5 + 0.25
+
+
 def test_connection_dropped_mid_response(emulator, mode):
     """A broken answer may have delivered the SMS: one attempt."""
     emulator.drop_connection()

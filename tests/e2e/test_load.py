@@ -82,7 +82,8 @@ def test_one_async_session_per_loop_on_cold_start(emulator):
                 for i in range(50)
             )
         )
-        sessions = list(connector._transport._async.values())
+        transport = connector._lanes["china"].transport
+        sessions = [entry.session for entry in transport._sessions.values()]
         await connector.aclose()
         return sessions
 

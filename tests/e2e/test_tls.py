@@ -39,8 +39,8 @@ def test_ca_file_sync_and_async(tls_emulator):
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_unknown_ca_is_refused(tls_emulator, mode):
-    """Without caFile the throwaway CA is not trusted: NetworkError, nothing sent."""
-    connector = AliyunSmsConnector(https_config(tls_emulator, maxAttempts=1))
+    """Without caFile the throwaway CA is not trusted: CertificateInvalid, never retried."""
+    connector = AliyunSmsConnector(https_config(tls_emulator))
 
     def send():
         if mode == "sync":
@@ -54,7 +54,10 @@ def test_unknown_ca_is_refused(tls_emulator, mode):
 
     with pytest.raises(NetworkError) as info:
         send()
-    assert (info.value.code, info.value.maybe_sent) == ("ConnectionFailed", False)
+    error = info.value
+    assert (error.code, error.maybe_sent, error.retryable) == ("CertificateInvalid", False, False)
+    # maxAttempts is 3: a certificate that failed once cannot heal.
+    assert error.attempts == 1
     assert tls_emulator.requests == []
 
 
@@ -68,10 +71,11 @@ def test_sdk_async_path_untouched_beside_the_connector(tls_emulator):
     """The SDK's own async call in the same loop keeps its own behaviour and works."""
     connector = AliyunSmsConnector(https_config(tls_emulator, caFile=tls_emulator.ca_file))
     client = raw_client(tls_emulator, ca=tls_emulator.ca_file)
+    transport = connector._lanes["china"].transport
 
     async def main():
         await connector.send_message_async("13800138000", "SignIn", {"code": "1"})
-        sessions_before = dict(connector._transport._async)
+        sessions_before = dict(transport._sessions)
         request = models.SendSmsRequest(
             phone_numbers="13900139000",
             sign_name=SIGN,
@@ -79,11 +83,31 @@ def test_sdk_async_path_untouched_beside_the_connector(tls_emulator):
             template_param='{"code":"2"}',
         )
         response = await client.send_sms_with_options_async(request, RuntimeOptions())
-        sessions_after = dict(connector._transport._async)
+        sessions_after = dict(transport._sessions)
         await connector.aclose()
         return response, sessions_before, sessions_after
 
     response, before, after = asyncio.run(main())
     assert response.body.code == "OK"
     assert before == after
+    assert len(before) == 1
     assert len(tls_emulator.requests) == 2
+
+
+def test_one_tls_context_for_both_paths(tls_emulator):
+    """The sync pool and the async session verify with the same loaded SSL context."""
+    connector = AliyunSmsConnector(https_config(tls_emulator, caFile=tls_emulator.ca_file))
+    other = AliyunSmsConnector(https_config(tls_emulator, caFile=tls_emulator.ca_file))
+    transport = connector._lanes["china"].transport
+    connector.send_message("13800138000", "SignIn", {"code": "1"})
+
+    async def main():
+        await connector.send_message_async("13900139000", "SignIn", {"code": "2"})
+        session = transport._sessions[asyncio.get_running_loop()].session
+        context = session.connector._ssl
+        await connector.aclose()
+        return context
+
+    assert asyncio.run(main()) is transport._ssl
+    # The CA bundle is loaded once per file, not once per connector.
+    assert other._lanes["china"].transport._ssl is transport._ssl
