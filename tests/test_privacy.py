@@ -1,5 +1,6 @@
 """The privacy harness itself: each check must be able to fail."""
 
+import json
 import logging
 from urllib.parse import quote_plus
 
@@ -129,3 +130,68 @@ class TestRecords:
             cut.propagate = True
             cut.disabled = False
             quiet.setLevel(logging.NOTSET)
+
+
+# A token with a space, a quote and a backslash: raw, quote, quote_plus and repr all differ.
+ODD_TOKEN = "CAIS+sts/Tok=en 0123'456\\789"
+
+
+def _send(connector):
+    """The caller's frame, as an application's: only its own arguments are locals."""
+    try:
+        connector.send_message(PHONE, "SignIn", {"code": "482913"})
+    except AliyunSmsError as error:
+        return error
+    pytest.fail("no error")  # pragma: no cover - the test failed
+
+
+class TestConnectorUnit:
+    """Failures the emulator cannot produce, through the real connector over a mocked transport."""
+
+    @pytest.fixture
+    def sts(self, logto_config, transport):
+        from aliyun_sms_connector import AliyunSmsConnector
+
+        connector = AliyunSmsConnector(
+            {**logto_config, "securityToken": ODD_TOKEN, "maxAttempts": 1}
+        )
+        yield connector, transport
+        connector.close()
+
+    def private(self, logto_config):
+        return (PHONE, "482913", ODD_TOKEN, logto_config["accessKeySecret"])
+
+    @pytest.mark.parametrize(
+        "raised",
+        [
+            RuntimeError(f"bug below: {PHONE} code=482913 token={ODD_TOKEN}"),
+            ValueError(f"invalid header value {ODD_TOKEN!r}"),
+            OSError(f"sent {quote_plus(quote_plus(ODD_TOKEN))}".encode()),
+        ],
+        ids=["unexpected", "invalid-header", "bytes"],
+    )
+    def test_a_lower_exception_stands_in_scrubbed(self, sts, logto_config, raised):
+        """Whatever the transport raises is chained only as a scrubbed RedactedError."""
+        from aliyun_sms_connector._redact import RedactedError
+
+        connector, transport = sts
+        transport.send.side_effect = raised
+        error = _send(connector)
+        assert type(error.__cause__) is RedactedError
+        assert error.__cause__.type_name == type(raised).__name__
+        assert error.__context__ is None
+        assert_no_leak(error, self.private(logto_config))
+        assert ODD_TOKEN not in render_with_locals(error)
+
+    def test_aliyun_text_in_every_encoding(self, sts, logto_config):
+        """A gateway message with the values raw, encoded twice and JSON-escaped is scrubbed."""
+        from . import wire_fakes
+
+        connector, transport = sts
+        param = '{"code":"482913"}'
+        message = (
+            f"{PHONE} {param} {quote_plus(quote_plus(param))} "
+            f"{quote_plus(quote_plus(ODD_TOKEN))} {json.dumps(ODD_TOKEN)}"
+        )
+        transport.send.return_value = wire_fakes.gateway("InvalidParameter", message=message)
+        assert_no_leak(_send(connector), self.private(logto_config))
