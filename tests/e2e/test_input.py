@@ -60,15 +60,15 @@ class TestAccepted:
     @pytest.mark.parametrize(
         ("raw", "sent", "template"),
         [
-            (fullwidth("13800138000"), "13800138000", "SMS_SIGNIN"),
-            (fullwidth("+86 138-0013-8000"), "13800138000", "SMS_SIGNIN"),
-            (fullwidth("+1 415 555 0100"), "14155550100", "SMS_SIGNIN"),
+            (fullwidth("13800138000"), "13800138000", "SMS_CODE"),
+            (fullwidth("+86 138-0013-8000"), "13800138000", "SMS_CODE"),
+            (fullwidth("+1 415 555 0100"), "14155550100", "SMS_INTL"),
         ],
     )
     def test_fullwidth_numbers(self, emulator, mode, raw, sent, template):
         """Fullwidth digits are normalised and sent in Aliyun's form."""
         connector = AliyunSmsConnector(connector_config(emulator))
-        result = send(connector, mode, raw, "SignIn", {"code": "123456"})
+        result = send(connector, mode, raw, "Register", {"code": "123456"})
         assert result.phone_number == sent
         [message] = emulator.outbox
         assert (message.phone_number, message.template_code) == (sent, template)
