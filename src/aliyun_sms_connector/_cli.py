@@ -1,76 +1,128 @@
-"""The ``aliyun-sms`` command: demo, send, check-config and emulator."""
+"""The ``aliyun-sms`` command: demo, send, status, send-batch, check-config and emulator.
+
+Ctrl-C must end any command quietly, with status 130, even while the package
+is still importing. So this module imports nothing but ``sys`` when it loads;
+everything else, argparse and the library included, is imported inside
+:func:`main`'s ``try``.
+"""
 
 from __future__ import annotations
 
-import argparse
-import os
-import secrets
 import sys
-import threading
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
-
-from . import _errors as errors
-from ._config import AliyunSmsConfig, UsageType
-from ._redact import mask_phone
-from ._templates import route
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    import argparse
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+    from types import FrameType
+    from typing import TextIO
 
+    from ._config import AliyunSmsConfig
+    from ._delivery import BatchMessage, BatchResult
+    from ._errors import AliyunSmsError
     from .emulator import Message
 
-__all__ = ["EXIT_CODES", "main"]
+__all__ = ["EXIT_CODES", "INTERRUPTED", "PARTIAL", "PORT_UNAVAILABLE", "TERMINATED", "main"]
 
-# One exit status per error class, most specific first; documented in the README.
-EXIT_CODES: tuple[tuple[type[errors.AliyunSmsError], int], ...] = (
-    (errors.ConfigError, 3),
-    (errors.InvalidPhoneNumberError, 4),
-    (errors.TemplateNotFoundError, 5),
-    (errors.TemplateParamError, 6),
-    (errors.TemplateError, 7),
-    (errors.SignNameError, 8),
-    (errors.AuthenticationError, 9),
-    (errors.PermissionDeniedError, 10),
-    (errors.AccountError, 11),
-    (errors.RateLimitExceededError, 12),
-    (errors.ServiceUnavailableError, 13),
-    (errors.NetworkError, 14),
-    (errors.InvalidResponseError, 15),
-    (errors.AliyunSmsError, 1),
+# One exit status per error class, by class name so that this table costs no
+# import; the most specific class of an error's MRO wins. Documented in the README.
+EXIT_CODES: tuple[tuple[str, int], ...] = (
+    ("ConfigError", 3),
+    ("InvalidPhoneNumberError", 4),
+    ("TemplateNotFoundError", 5),
+    ("TemplateParamError", 6),
+    ("TemplateError", 7),
+    ("SignNameError", 8),
+    ("AuthenticationError", 9),
+    ("PermissionDeniedError", 10),
+    ("AccountError", 11),
+    ("RateLimitExceededError", 12),
+    ("ServiceUnavailableError", 13),
+    ("NetworkError", 14),
+    ("InvalidResponseError", 15),
+    ("AliyunSmsError", 1),
 )
+USAGE = 2  # argparse's own status for a wrong command line
+PARTIAL = 16  # send-batch: some messages went out and others did not
+PORT_UNAVAILABLE = 17  # emulator: the port is taken or not allowed
+INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+TERMINATED = 143  # SIGTERM to the emulator (128 + SIGTERM)
+BROKEN_PIPE = 141  # stdout closed early, as by `| head` (128 + SIGPIPE)
 
 _DEMO_NUMBER = "13800138000"
+_MAX_PORT = 65535
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # Anywhere, imports included: no traceback, the conventional status.
+        return INTERRUPTED
+
+
+def exit_code(error: BaseException) -> int:
+    """The exit status for ``error``: one per class, see EXIT_CODES."""
+    statuses = dict(EXIT_CODES)
+    for cls in type(error).__mro__:
+        if cls.__name__ in statuses:
+            return statuses[cls.__name__]
+    return 1
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from ._errors import AliyunSmsError  # noqa: PLC0415
+
+    _tolerant_output()
+    args = _parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except errors.AliyunSmsError as err:
+    except AliyunSmsError as err:
         _print_error(err, sys.stderr)
         return exit_code(err)
-    except KeyboardInterrupt:
-        return 130
+    except _TerminatedError:
+        return TERMINATED
+    except BrokenPipeError:
+        _drop_stdout()
+        return BROKEN_PIPE
 
 
-def exit_code(error: errors.AliyunSmsError) -> int:
-    """The exit status for ``error``: one per class, see EXIT_CODES."""
-    for cls, code in EXIT_CODES:
-        if isinstance(error, cls):
-            return code
-    return 1  # pragma: no cover - AliyunSmsError is the last row
+def _tolerant_output() -> None:
+    # A terminal that cannot show a character (the sign name's 【】 on a
+    # Latin-1 console) gets an escape, not a UnicodeEncodeError traceback.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
+def _drop_stdout() -> None:
+    # The reader is gone: later writes, and the flush at exit, go nowhere.
+    import os  # noqa: PLC0415
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (in-process callers)
+        pass
+
+
+# -- the parser ---------------------------------------------------------------
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse  # noqa: PLC0415
+
+    from ._config import UsageType  # noqa: PLC0415
+
     parser = argparse.ArgumentParser(
         prog="aliyun-sms",
         description="Send SMS verification codes through Alibaba Cloud (Aliyun) SMS.",
         epilog="Start with 'aliyun-sms demo': it needs no account and no config.",
     )
-    parser.add_argument("--version", action=_Version, help="show the version and exit")
+    parser.add_argument("--version", action=_version_action(), help="show the version and exit")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     demo = commands.add_parser(
@@ -87,7 +139,8 @@ def _parser() -> argparse.ArgumentParser:
         "send",
         help="send a verification code with a real config",
         description="Send one verification code. The config comes from --config (Logto's "
-        "connector JSON) or from ALIYUN_SMS_* environment variables.",
+        "connector JSON) or from ALIYUN_SMS_* environment variables. The code is printed "
+        "only when this command made it up.",
     )
     _config_arguments(send)
     send.add_argument("--to", required=True, help="recipient, e.g. +8613800138000")
@@ -109,18 +162,22 @@ def _parser() -> argparse.ArgumentParser:
     _config_arguments(status)
     status.add_argument("--to", required=True, help="the recipient's number")
     status.add_argument("--biz-id", help="only the message(s) with this biz id")
-    status.add_argument("--date", help="the day sent, yyyyMMdd (default: today, China time)")
+    status.add_argument(
+        "--date", type=_day, help="the day sent, yyyyMMdd (default: today, China time)"
+    )
     status.set_defaults(run=_status)
 
     batch = commands.add_parser(
         "send-batch",
         help="send notifications to the numbers in a CSV file (SendBatchSms)",
         description="Send one templated message per CSV row through SendBatchSms, in chunks "
-        "of 100. The CSV has a 'phone' column, an optional 'sign_name' column, and one column "
-        "per template variable. Invalid rows are reported and skipped.",
+        "of 100. The CSV (UTF-8) has a header row with a 'phone' column, an optional "
+        "'sign_name' column, and one column per template variable. A bad row is reported "
+        "with its line number and skipped; the others are sent. Exit status 16 means some "
+        "messages went out and others did not.",
     )
     _config_arguments(batch)
-    batch.add_argument("--csv", type=Path, required=True, metavar="PATH", help="the recipients")
+    batch.add_argument("--csv", type=_path, required=True, metavar="PATH", help="the recipients")
     batch.add_argument(
         "--usage-type",
         default=UsageType.GENERIC.value,
@@ -141,12 +198,15 @@ def _parser() -> argparse.ArgumentParser:
         "emulator",
         help="run the local Aliyun SMS emulator in the foreground",
         description="Serve a local Dysmsapi endpoint and print every message it accepts. "
-        "Point a connector at it with endpoint=127.0.0.1:PORT and protocol=http.",
+        "Point a connector at it with endpoint=127.0.0.1:PORT and protocol=http. "
+        "Exit status 17 means the port is taken or not allowed.",
     )
-    emulator.add_argument("--port", type=int, default=18080, help="(default: %(default)s)")
+    emulator.add_argument(
+        "--port", type=_port, default=18080, help="0 picks a free one (default: %(default)s)"
+    )
     emulator.add_argument("--tls", action="store_true", help="serve HTTPS with a throwaway CA")
     emulator.add_argument(
-        "--latency", type=float, default=0.0, help="seconds added to every answer"
+        "--latency", type=_seconds, default=0.0, help="seconds added to every answer"
     )
     emulator.add_argument(
         "--quiet", action="store_true", help="do not print accepted messages (for load tests)"
@@ -155,48 +215,121 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Version(argparse.Action):
-    """--version, looked up only when asked: the metadata scan is not free."""
+def _version_action() -> type[argparse.Action]:
+    import argparse  # noqa: PLC0415
 
-    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
-        super().__init__(option_strings, dest, nargs=0, **kwargs)
+    class Version(argparse.Action):
+        """--version, looked up only when asked: the metadata scan is not free."""
 
-    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
-        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+        def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+            super().__init__(option_strings, dest, nargs=0, **kwargs)
 
-        try:
-            found = version("aliyun-sms-connector")
-        except PackageNotFoundError:  # pragma: no cover - running from a source tree
-            found = "unknown"
-        print(f"{parser.prog} {found}")
-        parser.exit()
+        def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+            from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+            try:
+                found = version("aliyun-sms-connector")
+            except PackageNotFoundError:  # pragma: no cover - running from a source tree
+                found = "unknown"
+            print(f"{parser.prog} {found}")
+            parser.exit()
+
+    return Version
 
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
-        type=Path,
+        type=_path,
         metavar="PATH",
         help="JSON config, as Logto stores it; without it, ALIYUN_SMS_* variables are read",
     )
 
 
+def _path(text: str) -> Path:
+    from pathlib import Path  # noqa: PLC0415
+
+    return Path(text)
+
+
+def _argument_error(message: str) -> Exception:
+    import argparse  # noqa: PLC0415
+
+    return argparse.ArgumentTypeError(message)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= _MAX_PORT:
+        raise _argument_error(f"{_one_line(text)!r} is not a port (0 to 65535; 0 picks a free one)")
+    return port
+
+
+def _seconds(text: str) -> float:
+    import math  # noqa: PLC0415
+
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise _argument_error(f"{_one_line(text)!r} is not a number of seconds (0 or more)")
+    return seconds
+
+
+def _day(text: str) -> Any:
+    import re  # noqa: PLC0415
+    from datetime import datetime  # noqa: PLC0415
+
+    day = None
+    if re.fullmatch(r"[0-9]{8}", text):
+        try:
+            day = datetime.strptime(text, "%Y%m%d").date()  # noqa: DTZ007 - a calendar day
+        except ValueError:
+            day = None
+    if day is None:
+        raise _argument_error(f"{_one_line(text)!r} is not a day; give yyyyMMdd, such as 20260131")
+    return day
+
+
+# -- loading the config ---------------------------------------------------------
+
+
 def _load_config(path: Path | None) -> AliyunSmsConfig:
+    from ._config import AliyunSmsConfig  # noqa: PLC0415
+    from ._errors import ConfigError  # noqa: PLC0415
+
     if path is None:
         return AliyunSmsConfig.from_env()
+    raw, problem = _read(path)
+    if raw is None:
+        raise ConfigError(problem)
+    # Bytes: from_json checks they are UTF-8 and drops a byte-order mark.
+    return AliyunSmsConfig.from_json(raw)
+
+
+def _read(path: Path) -> tuple[bytes | None, str]:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_bytes(), ""
     except OSError as err:
-        raise errors.ConfigError(f"cannot read {path}: {err.strerror or err}") from None
-    return AliyunSmsConfig.from_json(text)
+        return None, f"cannot read {_one_line(str(path))}: {err.strerror or type(err).__name__}"
+
+
+# -- send -------------------------------------------------------------------------
 
 
 def _code(given: str | None) -> str:
+    import secrets  # noqa: PLC0415
+
     return given if given is not None else f"{secrets.randbelow(10**6):06d}"
 
 
 def _send(args: argparse.Namespace) -> int:
-    from ._connector import AliyunSmsConnector  # noqa: PLC0415 - the SDK loads only when sending
+    from ._connector import AliyunSmsConnector  # noqa: PLC0415
+    from ._redact import mask_phone  # noqa: PLC0415
 
     config = _load_config(args.config)
     code = _code(args.code)
@@ -204,15 +337,22 @@ def _send(args: argparse.Namespace) -> int:
         result = connector.send_message(
             args.to, args.usage_type, {"code": code}, out_id=args.out_id
         )
-    print(f"sent {result.usage_type.value} code {code} to {mask_phone(result.phone_number)}")
+    # The code is shown only when this command made it up: the operator then
+    # needs it, and one given with --code is already known (and a secret).
+    shown = f" {code}" if args.code is None else ""
+    print(f"sent {result.usage_type.value} code{shown} to {mask_phone(result.phone_number)}")
     print(f"  template:   {result.template_code}")
     print(f"  biz id:     {result.biz_id}")
     print(f"  request id: {result.request_id}")
     return 0
 
 
+# -- status -----------------------------------------------------------------------
+
+
 def _status(args: argparse.Namespace) -> int:
     from ._connector import AliyunSmsConnector  # noqa: PLC0415
+    from ._redact import mask_phone  # noqa: PLC0415
 
     with AliyunSmsConnector(_load_config(args.config)) as connector:
         reports = connector.query_delivery(args.to, biz_id=args.biz_id, send_date=args.date)
@@ -231,50 +371,170 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- send-batch -------------------------------------------------------------------
+
+
+class _Row(NamedTuple):
+    line: int
+    message: BatchMessage
+
+
+class _BadRow(NamedTuple):
+    line: int
+    to: str
+    error: AliyunSmsError
+
+
 def _send_batch(args: argparse.Namespace) -> int:
-    import csv  # noqa: PLC0415
-
     from ._connector import AliyunSmsConnector  # noqa: PLC0415
-    from ._delivery import BatchMessage  # noqa: PLC0415
 
-    try:
-        with args.csv.open(encoding="utf-8-sig", newline="") as handle:
-            rows = list(csv.DictReader(handle))
-    except (OSError, csv.Error, UnicodeDecodeError) as err:
-        raise errors.ConfigError(f"cannot read {args.csv}: {err}") from None
-    if rows and "phone" not in rows[0]:
-        raise errors.ConfigError(f"{args.csv} has no 'phone' column")
-    messages = [
-        BatchMessage(
-            to=row.get("phone") or "",
-            params={k: v for k, v in row.items() if k not in ("phone", "sign_name") and k},
-            sign_name=row.get("sign_name") or None,
-        )
-        for row in rows
-    ]
-    with AliyunSmsConnector(_load_config(args.config)) as connector:
-        result = connector.send_batch(messages, args.usage_type)
-    for chunk in result.chunks:
-        if chunk.ok:
+    config = _load_config(args.config)
+    rows, bad = _batch_rows(args.csv)
+    result = None
+    if rows:
+        with AliyunSmsConnector(config) as connector:
+            result = connector.send_batch([row.message for row in rows], args.usage_type)
+        bad += [
+            _BadRow(rows[r.index].line, r.to, r.error)
+            for r in result.rejected
+            if r.index < len(rows)
+        ]
+    return _report_batch(result, sorted(bad, key=lambda row: row.line))
+
+
+def _report_batch(result: BatchResult | None, bad: list[_BadRow]) -> int:
+    sent = 0
+    failures: list[BaseException] = [row.error for row in bad]
+    for chunk in result.chunks if result else ():
+        if chunk.error is None:
+            sent += len(chunk.phone_numbers)
             print(
                 f"sent {len(chunk.phone_numbers)} with {chunk.template_code}: "
                 f"biz id {chunk.biz_id}, request id {chunk.request_id}"
             )
         else:
+            failures.append(chunk.error)
             print(f"failed {len(chunk.phone_numbers)} with {chunk.template_code}:")
-            _print_error(chunk.error, sys.stdout)  # type: ignore[arg-type]
-    for rejected in result.rejected:
-        # Row numbers count the header as line 1, as a spreadsheet shows them.
+            _print_error(chunk.error, sys.stdout)
+    for row in bad:
+        who = f" ({row.to})" if row.to else ""
         print(
-            f"skipped row {rejected.index + 2} ({rejected.to}): "
-            f"{type(rejected.error).__name__}: {rejected.error.message}"
+            f"skipped line {row.line}{who}: {type(row.error).__name__}: "
+            f"{_one_line(row.error.message)}"
         )
-    failures = [c.error for c in result.chunks if c.error] + [r.error for r in result.rejected]
-    return exit_code(failures[0]) if failures else 0
+    if not failures:
+        return 0
+    failed_calls = len(failures) - len(bad)
+    print(f"{sent} sent, {len(bad)} line(s) skipped, {failed_calls} call(s) failed")
+    return PARTIAL if sent else exit_code(failures[0])
+
+
+def _batch_rows(path: Path) -> tuple[list[_Row], list[_BadRow]]:
+    """Read the CSV: the rows to send, and the bad ones with their line numbers.
+
+    Raises:
+        ConfigError: The file cannot be read, is not UTF-8 CSV, has no usable
+            header, or has no data row.
+    """
+    from ._errors import ConfigError  # noqa: PLC0415
+
+    name = _one_line(str(path))
+    records = _csv_records(path, name)
+    if not records:
+        raise ConfigError(f"{name} is empty; it needs a header row and one row per recipient")
+    header = [column.strip() for column in records[0][1]]
+    _check_header(header, name)
+    if len(records) == 1:
+        raise ConfigError(f"{name} has a header but no rows to send")
+    rows: list[_Row] = []
+    bad: list[_BadRow] = []
+    for line, record in records[1:]:
+        outcome = _batch_row(line, header, record)
+        (rows if isinstance(outcome, _Row) else bad).append(outcome)  # type: ignore[arg-type]
+    return rows, bad
+
+
+def _csv_records(path: Path, name: str) -> list[tuple[int, list[str]]]:
+    """The non-blank records of the CSV file, each with the line it starts on."""
+    import csv  # noqa: PLC0415
+    import io  # noqa: PLC0415
+
+    from ._errors import ConfigError  # noqa: PLC0415
+
+    raw, problem = _read(path)
+    text = None
+    if raw is not None:
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            problem = f"{name} is not UTF-8 text; save it as UTF-8 CSV"
+    records: list[tuple[int, list[str]]] = []
+    if text is not None:
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        try:
+            start = 1
+            for record in reader:
+                if record:  # a blank line is no row
+                    records.append((start, record))
+                start = reader.line_num + 1
+        except csv.Error as err:
+            problem = f"{name}, line {reader.line_num}: not valid CSV ({err})"
+    if problem:
+        # Raised outside the except blocks: the decoding error holds the file's bytes.
+        raise ConfigError(problem)
+    return records
+
+
+def _check_header(header: list[str], name: str) -> None:
+    from ._errors import ConfigError  # noqa: PLC0415
+
+    problem = None
+    if "phone" not in header:
+        problem = f"{name} has no 'phone' column in its header row"
+    elif "" in header:
+        problem = f"{name}: column {header.index('') + 1} of the header has no name"
+    else:
+        repeated = sorted({column for column in header if header.count(column) > 1})
+        if repeated:
+            problem = f"{name}: the header names {', '.join(map(repr, repeated))} more than once"
+    if problem:
+        raise ConfigError(_one_line(problem))
+
+
+def _batch_row(line: int, header: list[str], record: list[str]) -> _Row | _BadRow:
+    from ._delivery import BatchMessage  # noqa: PLC0415
+    from ._errors import InvalidPhoneNumberError, TemplateParamError  # noqa: PLC0415
+    from ._redact import mask_phone  # noqa: PLC0415
+
+    values = dict(zip(header, record, strict=False))
+    to = values.get("phone", "").strip()
+    shown = mask_phone(to) if to else ""
+    if len(record) != len(header):
+        missing = ", ".join(repr(column) for column in header[len(record) :])
+        why = f"{len(record)} values, but the header has {len(header)} columns" + (
+            f" (no {missing})" if missing else ""
+        )
+        return _BadRow(line, shown, TemplateParamError(why))
+    if not to:
+        return _BadRow(line, shown, InvalidPhoneNumberError("no phone number"))
+    params = {k: v for k, v in values.items() if k not in ("phone", "sign_name")}
+    empty = [k for k, v in params.items() if not v.strip()]
+    if empty:
+        return _BadRow(
+            line, shown, TemplateParamError(f"no value for {', '.join(map(repr, empty))}")
+        )
+    sign_name = values.get("sign_name", "").strip() or None
+    return _Row(line, BatchMessage(to=to, params=params, sign_name=sign_name))
+
+
+# -- check-config -----------------------------------------------------------------
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from ._config import UsageType  # noqa: PLC0415
     from ._connector import AliyunSmsConnector  # noqa: PLC0415 - resolves the endpoints
+    from ._errors import TemplateNotFoundError  # noqa: PLC0415
+    from ._templates import route  # noqa: PLC0415
 
     config = _load_config(args.config)
     with AliyunSmsConnector(config) as connector:
@@ -303,40 +563,111 @@ def _check_config(args: argparse.Namespace) -> int:
         try:
             china = route(config.templates_by_usage, usage, "china")
             overseas = route(config.templates_by_usage, usage, "overseas")
-        except errors.TemplateNotFoundError:
+        except TemplateNotFoundError:
             print(f"  {usage.value:<26} {'-':<22} {'-':<22} no template")
             continue
         via = "exact" if china.template.usage_type is usage else "Generic"
         print(f"  {usage.value:<26} {china.template_code:<22} {overseas.template_code:<22} {via}")
+    for template in config.templates:
+        if isinstance(template.template_code, str):
+            # Aliyun keeps domestic and international templates apart: one code
+            # for both regions is refused for one of them.
+            print(
+                f"warning: {template.usage_type.value} sends overseas numbers with the same "
+                f"template as mainland ones ({template.template_code}), but Aliyun does not let "
+                'domestic and international templates be mixed; give {"china": ..., '
+                '"overseas": ...} unless you never send overseas',
+                file=sys.stderr,
+            )
     return 0
 
 
+# -- emulator -----------------------------------------------------------------------
+
+
+class _TerminatedError(Exception):
+    """SIGTERM arrived: unwind like Ctrl-C, so that the emulator cleans up."""
+
+
 def _emulator(args: argparse.Namespace) -> int:
+    from ._errors import AliyunSmsError  # noqa: PLC0415
     from .emulator import Emulator  # noqa: PLC0415
 
     out = sys.stdout
-    with Emulator(port=args.port, tls=args.tls, latency=args.latency) as emulator:
-        if not args.quiet:
-            emulator.on_message = lambda message: _print_message(message, out)
-        print(f"Aliyun SMS emulator on {emulator.protocol}://{emulator.endpoint}", file=out)
-        key_id, secret = next(iter(emulator.access_keys.items()))
-        print(f"  accessKeyId={key_id} accessKeySecret={secret}", file=out)
-        print(f"  signName={emulator.sign_names[0]}", file=out)
-        for template_code, template in emulator.templates.items():
-            print(f"  {template_code} ({template.type.name}): {template.content}", file=out)
-        if emulator.ca_file:
-            print(f"  CA file: {emulator.ca_file}", file=out)
-        print("Press Ctrl-C to stop.", file=out, flush=True)
-        _wait_forever()
-    return 0  # pragma: no cover - the wait ends only with Ctrl-C
+    emulator = Emulator(port=args.port, tls=args.tls, latency=args.latency)
+    with _terminate_as_exception():
+        problem = None
+        try:
+            emulator.start()
+        except OSError as err:
+            problem = err.strerror or type(err).__name__
+        if problem is not None:
+            _print_error(
+                AliyunSmsError(
+                    f"cannot listen on 127.0.0.1:{args.port}: {problem}", code="PortUnavailable"
+                ),
+                sys.stderr,
+            )
+            return PORT_UNAVAILABLE
+        try:
+            if not args.quiet:
+                emulator.on_message = lambda message: _print_message(message, out)
+            _print_banner(emulator, out)
+            _wait_forever()
+        finally:
+            emulator.stop()
+    return 0  # pragma: no cover - the wait ends only with Ctrl-C or SIGTERM
+
+
+def _print_banner(emulator: Any, out: TextIO) -> None:
+    print(f"Aliyun SMS emulator on {emulator.protocol}://{emulator.endpoint}", file=out)
+    key_id, secret = next(iter(emulator.access_keys.items()))
+    print(f"  accessKeyId={key_id} accessKeySecret={secret}", file=out)
+    print(f"  signName={emulator.sign_names[0]}", file=out)
+    for template_code, template in emulator.templates.items():
+        print(f"  {template_code} ({template.type.name}): {template.content}", file=out)
+    if emulator.ca_file:
+        print(f"  CA file: {emulator.ca_file}", file=out)
+    print("Press Ctrl-C to stop.", file=out, flush=True)
+
+
+class _terminate_as_exception:  # noqa: N801 - used as a context manager, like a function
+    """While inside, SIGTERM raises _TerminatedError in the main thread."""
+
+    def __enter__(self) -> None:
+        import signal  # noqa: PLC0415
+        import threading  # noqa: PLC0415
+
+        self._previous: Callable[..., Any] | int | None = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, _raise_terminated)
+
+    def __exit__(self, *_: object) -> None:
+        import signal  # noqa: PLC0415
+
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def _raise_terminated(_signum: int, _frame: FrameType | None) -> None:
+    raise _TerminatedError
 
 
 def _wait_forever() -> None:
+    import threading  # noqa: PLC0415
+
     threading.Event().wait()
 
 
+# -- demo -----------------------------------------------------------------------------
+
+
 def _demo(args: argparse.Namespace) -> int:
+    import os  # noqa: PLC0415
+
+    from ._config import UsageType  # noqa: PLC0415
     from ._connector import AliyunSmsConnector  # noqa: PLC0415
+    from ._redact import mask_phone  # noqa: PLC0415
     from .emulator import Emulator  # noqa: PLC0415
 
     code = _code(args.code)
@@ -363,6 +694,9 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- output -----------------------------------------------------------------------------
+
+
 def _print_message(message: Message, out: TextIO) -> None:
     print(
         f"[{message.sent_at:%H:%M:%S}] {message.phone_number} {message.template_code} "
@@ -372,16 +706,33 @@ def _print_message(message: Message, out: TextIO) -> None:
     )
 
 
-def _print_error(error: errors.AliyunSmsError, out: TextIO) -> None:
-    print(f"error: {type(error).__name__}: {error.message}", file=out)
-    if isinstance(error, errors.ConfigError):
+def _one_line(text: str) -> str:
+    """Show ``text`` with every line break and control character as an escape."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def _print_error(error: AliyunSmsError, out: TextIO) -> None:
+    from ._errors import ConfigError  # noqa: PLC0415
+
+    if isinstance(error, ConfigError) and error.problems:
+        problems = "; ".join(f"{p.field or '(config)'}: {p.problem}" for p in error.problems)
+        count = len(error.problems)
+        message = (
+            f"invalid Aliyun SMS config, {count} problem{'s' if count > 1 else ''}: {problems}"
+        )
+    else:
+        message = error.message
+    print(f"error: {type(error).__name__}: {_one_line(message)}", file=out)
+    if isinstance(error, ConfigError):
         return
-    print(f"  code:       {error.code}", file=out)
+    print(f"  code:       {_one_line(error.code)}", file=out)
     if error.request_id:
-        print(f"  request id: {error.request_id}", file=out)
+        print(f"  request id: {_one_line(error.request_id)}", file=out)
     if error.http_status is not None:
         print(f"  HTTP:       {error.http_status}", file=out)
     if error.recommend:
-        print(f"  recommend:  {error.recommend}", file=out)
+        print(f"  recommend:  {_one_line(error.recommend)}", file=out)
     if error.maybe_sent:
         print("  note:       the SMS may have been sent", file=out)
