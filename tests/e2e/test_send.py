@@ -3,7 +3,9 @@
 import json
 from datetime import datetime
 
-from aliyun_sms_connector import AliyunSmsConnector, SendResult, UsageType
+import pytest
+
+from aliyun_sms_connector import AliyunSmsConnector, BatchMessage, SendResult, UsageType
 
 from .conftest import SIGN, connector_config
 
@@ -100,3 +102,38 @@ class TestSignatures:
         config = connector_config(emulator, securityToken="sts-token-123")
         AliyunSmsConnector(config).send_message("13800138000", "SignIn", {"code": "42"})
         assert len(emulator.outbox) == 1
+
+
+@pytest.mark.parametrize("sts", [False, True], ids=["ak", "sts"])
+@pytest.mark.parametrize("algorithm", ["ACS3-HMAC-SHA256", "v2"])
+class TestEveryActionEverySignature:
+    """The emulator checks every signature: each action passes with each algorithm."""
+
+    def test_send_batch_and_query(self, emulator, algorithm, sts):
+        """SendSms, SendBatchSms and QuerySendDetails, signed in the body, are accepted."""
+        extra = {"securityToken": "sts-token-123"} if sts else {}
+        config = connector_config(
+            emulator,
+            signatureAlgorithm=algorithm,
+            templates=[
+                {"usageType": "SignIn", "templateCode": "SMS_SIGNIN"},
+                {"usageType": "Generic", "templateCode": "SMS_NOTICE", "type": 0},
+            ],
+            **extra,
+        )
+        connector = AliyunSmsConnector(config)
+        sent = connector.send_message("13800138000", "SignIn", {"code": "482913"}, out_id="o 1")
+        batch = connector.send_batch(
+            [BatchMessage("13900139000", {"name": "张三", "order": "A&B=1+2"})], "Generic"
+        )
+        assert batch.ok, batch
+        [report] = sent.query_delivery()
+        assert report.out_id == "o 1"
+        assert [r.action for r in emulator.requests] == [
+            "SendSms",
+            "SendBatchSms",
+            "QuerySendDetails",
+        ]
+        assert emulator.outbox[1].text == "【AcmeSign】Hi 张三, your order A&B=1+2 shipped."
+        for request in emulator.requests:
+            assert ("SecurityToken" in request.params) is (sts and algorithm == "v2")
