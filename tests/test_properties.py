@@ -1,9 +1,9 @@
 """Property-based tests: arbitrary input only ever yields the library's typed errors."""
 
+import asyncio
 import string
 
 import pytest
-from alibabacloud_dysmsapi20170525.client import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,8 +15,8 @@ from aliyun_sms_connector import (
     InvalidPhoneNumberError,
     parse_phone,
 )
+from aliyun_sms_connector.emulator import Emulator
 
-from . import sdk_fakes
 from .conftest import LOGTO_CONFIG, SECRET
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
@@ -53,6 +53,8 @@ template = st.fixed_dictionaries(
 )
 phone_text = (
     st.text(alphabet=string.digits + " +-()x\u0661", max_size=24)
+    # Fullwidth digits, plus and dash, and the ideographic space: a Chinese keyboard.
+    | st.text(alphabet="".join(map(chr, range(0xFF10, 0xFF1A))) + "\uff0b\uff0d\u3000", max_size=24)
     | st.text(max_size=24)
     # Bare 11-digit numbers starting with 1: the non-strict mainland guess.
     | st.from_regex(r"1[0-9]{10}", fullmatch=True)
@@ -73,6 +75,31 @@ def test_arbitrary_config_dicts(overrides):
         assert err.problems
 
 
+@settings(max_examples=300)
+@given(
+    field=st.sampled_from(["accessKeyId", "accessKeySecret", "signName", "securityToken"]),
+    value=st.text(min_size=1, max_size=12),
+)
+def test_accepted_strings_hold_no_control_characters(field, value):
+    """Whatever string a config accepts holds no control character, and a refusal echoes none."""
+    import unicodedata
+
+    try:
+        config = AliyunSmsConfig.model_validate({**LOGTO_CONFIG, field: value})
+    except ConfigError as err:
+        assert value.strip() == "" or value not in str(err)
+    else:
+        kept = {
+            "accessKeyId": lambda c: c.access_key_id,
+            "accessKeySecret": lambda c: c.access_key_secret.get_secret_value(),
+            "signName": lambda c: c.sign_name,
+            "securityToken": lambda c: c.security_token.get_secret_value(),
+        }[field](config)
+        assert not any(unicodedata.category(ch) == "Cc" for ch in kept)
+        assert "\u2028" not in kept
+        assert "\u2029" not in kept
+
+
 @settings(max_examples=500)
 @given(raw=phone_text, strict=st.booleans())
 def test_arbitrary_phone_strings(raw, strict):
@@ -91,29 +118,90 @@ def test_arbitrary_phone_strings(raw, strict):
 
 
 payload_values = st.text(max_size=12) | st.integers() | st.floats() | st.none() | st.booleans()
+send_args = {
+    "to": phone_text
+    | st.sampled_from(
+        [
+            "13800138000",
+            "+14155550100",
+            "\uff11\uff13\uff18\uff10\uff10\uff11\uff13\uff18\uff10\uff10\uff10",
+        ]
+    ),
+    "usage": st.sampled_from(["SignIn", "Register", "Test", "bogus"]) | st.text(max_size=8),
+    "payload": st.dictionaries(st.text(max_size=8), payload_values, max_size=4)
+    | st.lists(st.text(max_size=3), max_size=2)
+    | st.none(),
+}
 
 
 @pytest.fixture(scope="module")
-def mocked_connector():
-    from unittest import mock
+def emulator():
+    """An emulator whose clock moves a day per request, so flow control never refuses."""
+    import itertools
+    import time
 
-    with mock.patch.object(Client, "send_sms_with_options", autospec=True) as send:
-        send.return_value = sdk_fakes.ok()
-        yield AliyunSmsConnector(LOGTO_CONFIG)
+    days = itertools.count(time.time(), 86_400)
+    with Emulator(clock=lambda: next(days)) as running:
+        yield running
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    to=phone_text | st.sampled_from(["13800138000", "+14155550100"]),
-    usage=st.sampled_from(["SignIn", "Register", "Test", "bogus"]) | st.text(max_size=8),
-    payload=st.dictionaries(st.text(max_size=8), payload_values, max_size=4)
-    | st.lists(st.text(max_size=3), max_size=2)
-    | st.none(),
+@pytest.fixture(scope="module")
+def emulator_connector(emulator):
+    config = emulator.connector_config(
+        templates=[
+            {"usageType": "SignIn", "templateCode": "SMS_000001"},
+            {
+                "usageType": "Generic",
+                "templateCode": {"china": "SMS_000001", "overseas": "SMS_000002"},
+            },
+        ],
+        maxAttempts=1,
+    )
+    with AliyunSmsConnector(config) as connector:
+        yield connector
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-def test_arbitrary_sends(mocked_connector, to, usage, payload):
-    """Any phone, usage type and payload yields a result or a typed error."""
+@given(**send_args)
+def test_arbitrary_sends(emulator_connector, to, usage, payload):
+    """Any phone, usage type and payload yields a result or a typed error, over real HTTP."""
     try:
-        result = mocked_connector.send_message(to, usage, payload)
+        result = emulator_connector.send_message(to, usage, payload)
+    except AliyunSmsError:
+        pass
+    else:
+        assert result.biz_id
+
+
+@pytest.fixture(scope="module")
+def event_loop_for_module():
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture(scope="module")
+def async_connector(emulator, event_loop_for_module):
+    connector = AliyunSmsConnector(emulator.connector_config(maxAttempts=1))
+    yield connector
+    event_loop_for_module.run_until_complete(connector.aclose())
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(**send_args)
+def test_arbitrary_async_sends(async_connector, event_loop_for_module, to, usage, payload):
+    """The async path gives the same: a result or a typed error, never anything else."""
+    send = async_connector.send_message_async(to, usage, payload)
+    try:
+        result = event_loop_for_module.run_until_complete(send)
     except AliyunSmsError:
         pass
     else:
