@@ -360,6 +360,17 @@ class TestTransportFailures:
             asyncio.run(connector.send_message_async(PHONE, "SignIn", {"code": CODE}))
         assert info.value.code == "ConnectorClosed"
 
+    def test_a_header_the_wire_would_split_is_refused_unsent(self, connector, transport):
+        """The transport's ValueError (CR/LF in a header) is InvalidRequest, unsent, once."""
+        transport.send.side_effect = ValueError("a request header holds a line break")
+        with pytest.raises(AliyunSmsError) as info:
+            send(connector)
+        error = info.value
+        assert type(error) is AliyunSmsError
+        assert (error.code, error.maybe_sent, error.retryable) == ("InvalidRequest", False, False)
+        assert transport.send.call_count == 1
+        assert_clean_chain(error)
+
     @pytest.mark.parametrize("original", [TypeError("boom"), KeyError("Code"), OSError("x")])
     def test_anything_else_the_transport_raises(self, connector, transport, original):
         """Unexpected exceptions become AliyunSmsError('UnexpectedError'), maybe sent, once."""

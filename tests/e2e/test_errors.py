@@ -413,3 +413,32 @@ def test_aclose_with_sends_in_flight(emulator):
     assert all(o.retryable is False for o in outcomes)
     with pytest.raises(AliyunSmsError, match="closed"):
         send(connector)
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_a_chain_token_with_a_line_break_never_leaves(emulator, mocker, is_async):
+    """A CR/LF in a token from the credential chain: a typed error, nothing on the wire, no echo."""
+    from alibabacloud_credentials.client import Client as CredentialClient
+    from alibabacloud_credentials.models import CredentialModel
+
+    token = "sts-token\r\nX-Injected: evil"
+    model = CredentialModel(
+        access_key_id=KEY_ID,
+        access_key_secret=KEY_SECRET,
+        security_token=token,
+        type="default",
+        provider_name="env",
+    )
+    mocker.patch.object(CredentialClient, "get_credential", autospec=True, return_value=model)
+    mocker.patch.object(CredentialClient, "get_credential_async", autospec=True, return_value=model)
+    config = {
+        k: v
+        for k, v in connector_config(emulator, credentials="default").items()
+        if k not in ("accessKeyId", "accessKeySecret")
+    }
+    connector = AliyunSmsConnector(config)
+    error, _ = timed(lambda: (send_async if is_async else send)(connector))
+    assert isinstance(error, AliyunSmsError)
+    assert (error.code, error.maybe_sent, error.attempts) == ("InvalidRequest", False, 1)
+    assert emulator.requests == []
+    assert "evil" not in "".join(traceback.format_exception(error))
