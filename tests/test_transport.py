@@ -675,6 +675,8 @@ class TestLifecycle:
                 assert response.status == 200
 
             once()
+            # Closed as asyncio.run shut its loop down, not later on next use.
+            assert transport._sessions == {}
             server.wait_idle()
             gc.collect()
             after_one = len(list(Path("/proc/self/fd").iterdir()))
@@ -746,6 +748,7 @@ class TestSafety:
             ("bad\r\nname", "v", "/"),
             ("x", "v", "/ HTTP/1.1\r\nx: y"),
             ("x", "\u4e2d", "/"),
+            ("x", "nul\x00", "/"),
         ],
     )
     def test_line_breaks_are_refused_before_any_io(self, mode, name, value, target):

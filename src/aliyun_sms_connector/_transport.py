@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 import socket
 import sys
 import threading
@@ -111,22 +110,25 @@ class TransportError(Exception):
 
 # -- shared helpers -------------------------------------------------------------
 
-# A target is a path and an encoded query: printable ASCII, no spaces. A
-# header name or value: printable ASCII or a tab; CR or LF would split the head.
-_BAD_TARGET = re.compile(r"[^\x21-\x7e]")
-_BAD_HEADER = re.compile(r"[^\t\x20-\x7e]")
 # How close to the deadline a timeout counts as the deadline's.
 _SLACK = 0.002
 
 
 def _check(request: WireRequest) -> None:
-    """Refuse a request that would be split on the wire (CR/LF injection)."""
-    if _BAD_TARGET.search(request.target):
+    """Refuse a request that would be split on the wire (CR/LF injection).
+
+    A target is a path and an encoded query: printable ASCII without spaces.
+    Header names and values are printable ASCII: a CR or LF would end the
+    header, a non-ASCII character has no agreed encoding. One pass over one
+    string: this runs for every request.
+    """
+    target = request.target
+    if not (target.isascii() and target.isprintable()) or " " in target:
         raise ValueError("the request target holds a space or a control character")
-    search = _BAD_HEADER.search
-    for name, value in request.headers.items():
-        if search(name) or search(value):
-            raise ValueError("a request header holds a line break or a non-ASCII character")
+    headers = request.headers
+    text = "".join((*headers, *headers.values()))
+    if not (text.isascii() and text.isprintable()):
+        raise ValueError("a request header holds a line break or a non-ASCII character")
 
 
 def _split_host(host: str, default_port: int) -> tuple[str, int]:
@@ -703,9 +705,11 @@ class Transport:
                 proxy=self._proxy_url,
             )
             try:
+                # On success read() hands the connection back to the pool.
                 body = await response.read()
-            finally:
-                response.release()
+            except BaseException:
+                response.close()  # half-read: the connection cannot be reused
+                raise
             result = WireResponse(
                 response.status,
                 {name.lower(): value for name, value in response.headers.items()},
