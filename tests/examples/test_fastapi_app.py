@@ -42,7 +42,8 @@ def store_factory(request):
         return MemoryStore
     url = request.getfixturevalue("redis_url")
     prefix = f"example-{uuid.uuid4().hex[:8]}:"
-    return lambda: RedisStore.from_url(url, prefix=prefix)
+    # Generous: these tests are about status codes, not the store's deadline.
+    return lambda: RedisStore.from_url(url, prefix=prefix, store_timeout=5.0)
 
 
 def app_config(emulator):

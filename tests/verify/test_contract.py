@@ -47,6 +47,18 @@ def service(connector, store, clock):
     return make_service(connector, store, clock)
 
 
+def run_closing(service, main):
+    """asyncio.run(main()), closing the store's clients of that loop whatever happens."""
+
+    async def wrapper():
+        try:
+            return await main()
+        finally:
+            await service.store.aclose()
+
+    return asyncio.run(wrapper())
+
+
 def last_code(emulator) -> str:
     return emulator.outbox[-1].params["code"]
 
@@ -418,24 +430,21 @@ class TestAsync:
             code = last_code(emulator)
             first = await service.check_async(NUMBER, "SignIn", code)
             second = await service.check_async(NUMBER, "SignIn", code)
-            await service.store.aclose()
             return first.status, second.status
 
-        assert asyncio.run(main()) == (CheckStatus.APPROVED, CheckStatus.NOT_FOUND)
+        assert run_closing(service, main) == (CheckStatus.APPROVED, CheckStatus.NOT_FOUND)
 
     def test_concurrent_starts_send_one_sms(self, service, emulator):
         """Two start_async at once: one SMS, one VerificationCooldown."""
 
         async def main():
-            results = await asyncio.gather(
+            return await asyncio.gather(
                 service.start_async(NUMBER, "SignIn"),
                 service.start_async(NUMBER, "SignIn"),
                 return_exceptions=True,
             )
-            await service.store.aclose()
-            return results
 
-        results = asyncio.run(main())
+        results = run_closing(service, main)
         assert sum(isinstance(r, RateLimitExceededError) for r in results) == 1
         assert len(emulator.outbox) == 1
 
@@ -452,10 +461,9 @@ class TestAsync:
                 )
             )
             right = await service.check_async(NUMBER, "SignIn", code)
-            await service.store.aclose()
             return [r.status for r in results], right.status
 
-        statuses, right = asyncio.run(main())
+        statuses, right = run_closing(service, main)
         assert statuses.count(CheckStatus.WRONG_CODE) == 5
         assert right is CheckStatus.TOO_MANY_ATTEMPTS
 
@@ -469,10 +477,11 @@ class TestAsync:
                 service.check_async(NUMBER, "SignIn", code),
                 service.check_async(NUMBER, "SignIn", code),
             )
-            await service.store.aclose()
             return [r.status for r in results]
 
-        assert sorted(asyncio.run(main())) == sorted([CheckStatus.APPROVED, CheckStatus.NOT_FOUND])
+        assert sorted(run_closing(service, main)) == sorted(
+            [CheckStatus.APPROVED, CheckStatus.NOT_FOUND]
+        )
 
     def test_nothing_sent_releases_async(self, connector, store, clock, emulator):
         """start_async with maybe_sent=False releases the code, cooldown and caps."""
@@ -483,9 +492,8 @@ class TestAsync:
             with pytest.raises(AccountError):
                 await service.start_async(NUMBER, "SignIn", client_ip="203.0.113.9")
             await service.start_async(NUMBER, "SignIn", client_ip="203.0.113.9")
-            await service.store.aclose()
 
-        asyncio.run(main())
+        run_closing(service, main)
         assert len(emulator.outbox) == 1
 
 

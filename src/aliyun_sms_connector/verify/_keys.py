@@ -35,6 +35,7 @@ __all__ = [
     "ip_id",
     "number_id",
     "number_keys",
+    "record_key",
     "shared_keys",
     "validate_prefix",
 ]
@@ -148,11 +149,16 @@ def validate_prefix(prefix: str) -> str:
     return prefix
 
 
+def record_key(prefix: str, number: str, usage_type: str) -> str:
+    """The key of the pending code of (number, usage type): ``NumberKeys.record``."""
+    return f"{prefix}{{{number}}}:code:{usage_type}"
+
+
 def number_keys(prefix: str, number: str, usage_type: str) -> NumberKeys:
     """The store keys of (number, usage type), all tagged ``{number}``."""
     tag = f"{prefix}{{{number}}}"
     return NumberKeys(
-        record=f"{tag}:code:{usage_type}",
+        record=record_key(prefix, number, usage_type),
         usage_cooldown=f"{tag}:cooldown:{usage_type}",
         number_cooldown=f"{tag}:cooldown",
         sends=f"{tag}:sends",

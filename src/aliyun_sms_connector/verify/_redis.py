@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from aliyun_sms_connector._errors import ConfigError
 
-from ._keys import number_keys, shared_keys, validate_prefix
+from ._keys import number_keys, record_key, shared_keys, validate_prefix
 from ._results import CheckStatus
 from ._store import (
     Guess,
@@ -183,9 +183,11 @@ class _Script:
     name: str
     source: str
 
-    @property
-    def sha(self) -> str:
-        return hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest()
+    sha: str = ""
+
+    def __post_init__(self) -> None:
+        digest = hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest()
+        object.__setattr__(self, "sha", digest)
 
 
 RESERVE = _Script("reserve", _RESERVE)
@@ -429,8 +431,11 @@ class RedisStore(VerificationStore):
         return keys, args
 
     def _check_args(self, g: Guess) -> tuple[list[str], list[object]]:
-        key = number_keys(self._prefix, g.number, g.usage_type).record
-        return [key], [g.now_ms, g.digest, g.max_attempts]
+        return [record_key(self._prefix, g.number, g.usage_type)], [
+            g.now_ms,
+            g.digest,
+            g.max_attempts,
+        ]
 
     # -- running scripts ---------------------------------------------------------
 
@@ -485,22 +490,26 @@ class RedisStore(VerificationStore):
         return client
 
 
-def _eval(client: Any, script: _Script, keys: list[str], args: list[object]) -> Any:
+def _no_script_error() -> type[Exception]:
     from redis.exceptions import NoScriptError  # noqa: PLC0415
 
+    return NoScriptError
+
+
+def _eval(client: Any, script: _Script, keys: list[str], args: list[object]) -> Any:
     try:
         return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-    except NoScriptError:
+    except _no_script_error():
         pass  # the script did not run: send it once, which also caches it
     return client.execute_command("EVAL", script.source, len(keys), *keys, *args)
 
 
 async def _eval_async(client: Any, script: _Script, keys: list[str], args: list[object]) -> Any:
-    from redis.exceptions import NoScriptError  # noqa: PLC0415
-
+    # The except clause is evaluated only when something was raised, so the
+    # happy path pays no import.
     try:
         return await client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-    except NoScriptError:
+    except _no_script_error():
         pass
     return await client.execute_command("EVAL", script.source, len(keys), *keys, *args)
 

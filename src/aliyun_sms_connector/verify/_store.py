@@ -12,8 +12,7 @@ error, never its driver's exception.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from aliyun_sms_connector._errors import ServiceUnavailableError
 
@@ -45,8 +44,7 @@ def store_unavailable() -> ServiceUnavailableError:
     )
 
 
-@dataclass(frozen=True)
-class Reservation:
+class Reservation(NamedTuple):
     """Store a new pending code for (number, usage type), if no limit refuses.
 
     Attributes:
@@ -74,8 +72,7 @@ class Reservation:
     daily: int
 
 
-@dataclass(frozen=True)
-class SharedReservation:
+class SharedReservation(NamedTuple):
     """Count one send against the per-IP and global limits, if they allow it.
 
     Attributes:
@@ -93,16 +90,14 @@ class SharedReservation:
     global_hourly: int
 
 
-@dataclass(frozen=True)
-class Refusal:
+class Refusal(NamedTuple):
     """A limit refused: its error code, and exactly how long until it allows."""
 
     code: str
     retry_after_ms: int
 
 
-@dataclass(frozen=True)
-class Guess:
+class Guess(NamedTuple):
     """Check a code's digest against the pending one, atomically.
 
     Attributes:
