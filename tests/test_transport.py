@@ -767,3 +767,138 @@ class TestSafety:
         """A WireRequest's repr shows the method only."""
         request = request_for("127.0.0.1:1")
         assert repr(request) == "WireRequest(method='POST')"
+
+
+class TunnelProxy:
+    """An HTTP proxy on 127.0.0.1: CONNECT tunnels to the target; plain requests it answers.
+
+    ``lines`` keeps each request line it got, ``auth`` each Proxy-Authorization.
+    """
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.lines: list[bytes] = []
+        self.auth: list[bytes] = []
+        self._threads: list[threading.Thread] = []
+        self._sockets: list[socket.socket] = []
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self):
+        self._accepting.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._listener.close()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        for thread in self._threads:
+            thread.join(5)
+        for sock in self._sockets:
+            sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            self._sockets.append(sock)
+            thread = threading.Thread(target=self._serve, args=(sock,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        self.lines.append(lines[0])
+        self.auth.extend(
+            line.split(b":", 1)[1].strip()
+            for line in lines[1:]
+            if line.lower().startswith(b"proxy-authorization:")
+        )
+        method, target, _ = lines[0].split(b" ", 2)
+        if method != b"CONNECT":
+            sock.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                % (len(OK_BODY), OK_BODY)
+            )
+            return
+        host, _, port = target.decode().rpartition(":")
+        upstream = socket.create_connection((host, int(port)))
+        self._sockets.append(upstream)
+        sock.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        if rest:
+            upstream.sendall(rest)
+        back = threading.Thread(target=_pipe, args=(upstream, sock), daemon=True)
+        self._threads.append(back)
+        back.start()
+        _pipe(sock, upstream)
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while chunk := source.recv(65536):
+            sink.sendall(chunk)
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sink, socket.SHUT_WR)
+
+
+class TestProxy:
+    @pytest.fixture
+    def proxy(self, monkeypatch):
+        for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+            monkeypatch.delenv(name.lower(), raising=False)
+        with TunnelProxy() as running:
+            yield running
+
+    def test_https_through_a_connect_tunnel(self, mode, proxy, monkeypatch, certificates):
+        """HTTPS_PROXY: a CONNECT tunnel, with the proxy's credentials, TLS inside."""
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url.replace("//", "//user:p%40ss@"))
+        with serve("ok", "https", certificates) as server:
+            transport = make_transport(server.host, "https", certificates)
+            response, _ = call(transport, mode, request_for(server.host))
+            transport.close()
+        assert response.body == OK_BODY
+        assert proxy.lines == [f"CONNECT {server.host} HTTP/1.1".encode()]
+        assert proxy.auth == [b"Basic dXNlcjpwQHNz"]  # user:p@ss
+        assert server.bodies == [BODY]
+
+    def test_http_with_the_absolute_uri(self, mode, proxy, monkeypatch):
+        """HTTP_PROXY: the request goes to the proxy, with the absolute URI."""
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        transport = make_transport("127.0.0.1:9")
+        response, _ = call(transport, mode, request_for("127.0.0.1:9"))
+        transport.close()
+        assert response.body == OK_BODY
+        assert proxy.lines == [b"POST http://127.0.0.1:9/ HTTP/1.1"]
+
+    def test_no_proxy_is_honoured(self, mode, proxy, monkeypatch):
+        """NO_PROXY naming the host: the proxy is not used."""
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        with serve("ok") as server:
+            transport = make_transport(server.host)
+            response, _ = call(transport, mode, request_for(server.host))
+            transport.close()
+        assert response.status == 200
+        assert proxy.lines == []
+        assert server.requests == 1
+
+    def test_proxy_is_looked_up_once(self, proxy, monkeypatch):
+        """The environment is read when the transport is built, not per request."""
+        with serve("ok") as server:
+            transport = make_transport(server.host)
+            monkeypatch.setenv("HTTP_PROXY", proxy.url)
+            response, _ = call(transport, "sync", request_for(server.host))
+            transport.close()
+        assert response.status == 200
+        assert proxy.lines == []
