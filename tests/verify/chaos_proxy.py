@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import os
 import random
+import re
 import socket
 import struct
 import threading
@@ -34,12 +35,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
     from typing_extensions import Self
 
 HOST = "127.0.0.1"
 SEED_ENV = "CHAOS_SEED"
+_REDIRECT = re.compile(rb"(-(?:MOVED|ASK) \d+ )([^:\s]+):(\d+)")
 
 
 def chaos_seed() -> int:
@@ -107,6 +110,8 @@ class ChaosProxy:
         self._rules: list[_Rule] = []
         self._conns: set[_Conn] = set()
         self._port = 0
+        #: Rewrites each chunk of replies before it reaches the client.
+        self.reply_filter: Callable[[bytes], bytes] | None = None
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -309,6 +314,7 @@ class ChaosProxy:
             return
         conn = _Conn(writer, up_writer)
         self._conns.add(conn)
+        self.stats["connections"] += 1
         if self._rng.random() < self._settings.reset_on_connect:
             self.stats["reset_on_connect"] += 1
             conn.reset()
@@ -397,5 +403,101 @@ class ChaosProxy:
                 return
             if conn.dropping:
                 continue
+            if self.reply_filter is not None:
+                data = self.reply_filter(data)
             conn.client.write(data)
             await conn.client.drain()
+
+
+class ProxyGroup:
+    """One :class:`ChaosProxy` per Redis Cluster node, driven as one.
+
+    redis-py's cluster clients take ``address_remap``: :meth:`remap` sends
+    every node address the cluster announces through that node's proxy. Each
+    fault method arms the same fault on every proxy.
+    """
+
+    def __init__(self, upstreams: list[tuple[str, int]], *, seed: int | None = None) -> None:
+        self.seed = chaos_seed() if seed is None else seed
+        self.proxies = {
+            port: ChaosProxy((host, port), seed=self.seed + index)
+            for index, (host, port) in enumerate(upstreams)
+        }
+        for proxy in self.proxies.values():
+            proxy.reply_filter = self._remap_redirects
+
+    def _remap_redirects(self, data: bytes) -> bytes:
+        # redis-py's asyncio cluster client does not pass MOVED/ASK targets
+        # through address_remap, so the proxies rewrite them.
+        def swap(match: re.Match[bytes]) -> bytes:
+            proxy = self.proxies.get(int(match.group(3)))
+            port = match.group(3) if proxy is None else str(proxy.port).encode()
+            return match.group(1) + match.group(2) + b":" + port
+
+        return _REDIRECT.sub(swap, data)
+
+    def __enter__(self) -> Self:
+        try:
+            for proxy in self.proxies.values():
+                proxy.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        for proxy in self.proxies.values():
+            proxy.stop()
+
+    def remap(self, address: tuple[str, int]) -> tuple[str, int]:
+        """``address_remap`` for redis-py: a node's address → its proxy's."""
+        proxy = self.proxies.get(address[1])
+        return address if proxy is None else proxy.address
+
+    @property
+    def port(self) -> int:
+        """The first proxy's port (for checks that no port leaks into messages)."""
+        return next(iter(self.proxies.values())).port
+
+    @property
+    def cluster_url(self) -> str:
+        """``redis+cluster://`` through the first proxy.
+
+        The seed must be a proxy too: redis-py keeps the seed's own address
+        among its nodes and may send commands to it directly.
+        """
+        return f"redis+cluster://{HOST}:{self.port}"
+
+    @property
+    def stats(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for proxy in self.proxies.values():
+            total.update(proxy.stats)
+        return total
+
+    def passthrough(self) -> None:
+        for proxy in self.proxies.values():
+            proxy.passthrough()
+
+    def refuse(self, **kwargs: object) -> None:
+        for proxy in self.proxies.values():
+            proxy.refuse(**kwargs)  # type: ignore[arg-type]
+
+    def blackhole(self, **kwargs: object) -> None:
+        for proxy in self.proxies.values():
+            proxy.blackhole(**kwargs)  # type: ignore[arg-type]
+
+    def reset_after(self, nbytes: int, **kwargs: object) -> None:
+        for proxy in self.proxies.values():
+            proxy.reset_after(nbytes, **kwargs)  # type: ignore[arg-type]
+
+    def inject_error(self, error: str, **kwargs: object) -> None:
+        for proxy in self.proxies.values():
+            proxy.inject_error(error, **kwargs)  # type: ignore[arg-type]
+
+    def chaos(self, settings: ChaosSettings) -> None:
+        for proxy in self.proxies.values():
+            proxy.chaos(settings)
