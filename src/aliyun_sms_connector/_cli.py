@@ -9,21 +9,20 @@ everything else, argparse and the library included, is imported inside
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, NamedTuple
 
+TYPE_CHECKING = False  # not typing's: this module imports nothing it can do without
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
     from pathlib import Path
-    from types import FrameType
-    from typing import TextIO
+    from typing import Any, TextIO
 
     from ._config import AliyunSmsConfig
     from ._delivery import BatchMessage, BatchResult
     from ._errors import AliyunSmsError
     from .emulator import Message
 
-__all__ = ["EXIT_CODES", "INTERRUPTED", "PARTIAL", "PORT_UNAVAILABLE", "TERMINATED", "main"]
+__all__ = ["EXIT_CODES", "INTERRUPTED", "PARTIAL", "PORT_UNAVAILABLE", "main"]
 
 # One exit status per error class, by class name so that this table costs no
 # import; the most specific class of an error's MRO wins. Documented in the README.
@@ -47,7 +46,6 @@ USAGE = 2  # argparse's own status for a wrong command line
 PARTIAL = 16  # send-batch: some messages went out and others did not
 PORT_UNAVAILABLE = 17  # emulator: the port is taken or not allowed
 INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
-TERMINATED = 143  # SIGTERM to the emulator (128 + SIGTERM)
 BROKEN_PIPE = 141  # stdout closed early, as by `| head` (128 + SIGPIPE)
 
 _DEMO_NUMBER = "13800138000"
@@ -82,8 +80,6 @@ def _main(argv: Sequence[str] | None) -> int:
     except AliyunSmsError as err:
         _print_error(err, sys.stderr)
         return exit_code(err)
-    except _TerminatedError:
-        return TERMINATED
     except BrokenPipeError:
         _drop_stdout()
         return BROKEN_PIPE
@@ -374,15 +370,25 @@ def _status(args: argparse.Namespace) -> int:
 # -- send-batch -------------------------------------------------------------------
 
 
-class _Row(NamedTuple):
-    line: int
-    message: BatchMessage
+class _Row:
+    """A CSV row to send: the line it starts on, and its message."""
+
+    __slots__ = ("line", "message")
+
+    def __init__(self, line: int, message: BatchMessage) -> None:
+        self.line = line
+        self.message = message
 
 
-class _BadRow(NamedTuple):
-    line: int
-    to: str
-    error: AliyunSmsError
+class _BadRow:
+    """A CSV row not sent: its line, its masked number, and why."""
+
+    __slots__ = ("error", "line", "to")
+
+    def __init__(self, line: int, to: str, error: AliyunSmsError) -> None:
+        self.line = line
+        self.to = to
+        self.error = error
 
 
 def _send_batch(args: argparse.Namespace) -> int:
@@ -585,38 +591,34 @@ def _check_config(args: argparse.Namespace) -> int:
 # -- emulator -----------------------------------------------------------------------
 
 
-class _TerminatedError(Exception):
-    """SIGTERM arrived: unwind like Ctrl-C, so that the emulator cleans up."""
-
-
 def _emulator(args: argparse.Namespace) -> int:
     from ._errors import AliyunSmsError  # noqa: PLC0415
     from .emulator import Emulator  # noqa: PLC0415
 
     out = sys.stdout
     emulator = Emulator(port=args.port, tls=args.tls, latency=args.latency)
-    with _terminate_as_exception():
-        problem = None
-        try:
-            emulator.start()
-        except OSError as err:
-            problem = err.strerror or type(err).__name__
-        if problem is not None:
-            _print_error(
-                AliyunSmsError(
-                    f"cannot listen on 127.0.0.1:{args.port}: {problem}", code="PortUnavailable"
-                ),
-                sys.stderr,
-            )
-            return PORT_UNAVAILABLE
-        try:
-            if not args.quiet:
-                emulator.on_message = lambda message: _print_message(message, out)
-            _print_banner(emulator, out)
-            _wait_forever()
-        finally:
-            emulator.stop()
-    return 0  # pragma: no cover - the wait ends only with Ctrl-C or SIGTERM
+    problem = None
+    try:
+        emulator.start()
+    except OSError as err:
+        problem = err.strerror or type(err).__name__
+    if problem is not None:
+        error = AliyunSmsError(
+            f"cannot listen on 127.0.0.1:{args.port}: {problem}", code="PortUnavailable"
+        )
+        _print_error(error, sys.stderr)
+        return PORT_UNAVAILABLE
+    try:
+        if not args.quiet:
+            emulator.on_message = lambda message: _print_message(message, out)
+        _print_banner(emulator, out)
+    except BaseException:
+        emulator.stop()  # Ctrl-C or a closed stdout: still remove the TLS files
+        raise
+    # Until Ctrl-C (KeyboardInterrupt, after the cleanup) or SIGTERM (a normal
+    # return); either way the emulator stops and removes its TLS files.
+    emulator.serve_forever()
+    return 0
 
 
 def _print_banner(emulator: Any, out: TextIO) -> None:
@@ -629,34 +631,6 @@ def _print_banner(emulator: Any, out: TextIO) -> None:
     if emulator.ca_file:
         print(f"  CA file: {emulator.ca_file}", file=out)
     print("Press Ctrl-C to stop.", file=out, flush=True)
-
-
-class _terminate_as_exception:  # noqa: N801 - used as a context manager, like a function
-    """While inside, SIGTERM raises _TerminatedError in the main thread."""
-
-    def __enter__(self) -> None:
-        import signal  # noqa: PLC0415
-        import threading  # noqa: PLC0415
-
-        self._previous: Callable[..., Any] | int | None = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, _raise_terminated)
-
-    def __exit__(self, *_: object) -> None:
-        import signal  # noqa: PLC0415
-
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-
-
-def _raise_terminated(_signum: int, _frame: FrameType | None) -> None:
-    raise _TerminatedError
-
-
-def _wait_forever() -> None:
-    import threading  # noqa: PLC0415
-
-    threading.Event().wait()
 
 
 # -- demo -----------------------------------------------------------------------------

@@ -147,7 +147,7 @@ class TestSend:
         """Every error class, and each outcome that is not an error class, has its own status."""
         codes = [code for _, code in EXIT_CODES]
         codes += [_cli.USAGE, _cli.PARTIAL, _cli.PORT_UNAVAILABLE, _cli.INTERRUPTED]
-        codes += [_cli.TERMINATED, _cli.BROKEN_PIPE]
+        codes += [_cli.BROKEN_PIPE]
         assert len(codes) == len(set(codes))
         assert 0 not in codes
         assert _cli.USAGE == 2  # argparse's own
@@ -310,11 +310,18 @@ def test_keyboard_interrupt_exits_130(monkeypatch):
 def test_emulator_command_in_process(monkeypatch, capsys):
     """The emulator command prints its keys, templates and CA file, then waits."""
 
-    def stop_at_once():
+    from aliyun_sms_connector.emulator import Emulator
+
+    stopped = []
+
+    def stop_at_once(self):
+        self.stop()
+        stopped.append(self.ca_file)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_cli, "_wait_forever", stop_at_once)
+    monkeypatch.setattr(Emulator, "serve_forever", stop_at_once)
     assert main(["emulator", "--port", "0", "--tls"]) == 130
+    assert len(stopped) == 1
     out = capsys.readouterr().out
     assert re.search(r"Aliyun SMS emulator on https://127\.0\.0\.1:\d+", out)
     assert "SMS_000002 (INTERNATIONAL_MESSAGE): Your code is ${code}." in out
@@ -713,12 +720,12 @@ class TestStopping:
         ("send", "status"),
         [
             (lambda p: p.send_signal(signal.SIGINT), _cli.INTERRUPTED),
-            (lambda p: p.send_signal(signal.SIGTERM), _cli.TERMINATED),
+            (lambda p: p.send_signal(signal.SIGTERM), 0),
         ],
         ids=["SIGINT", "SIGTERM"],
     )
     def test_emulator_stops_cleanly(self, send, status):
-        """Ctrl-C and SIGTERM stop the emulator quietly and remove its TLS folder."""
+        """Ctrl-C (130) and SIGTERM (0, a normal stop) end the emulator quietly, TLS folder gone."""
         process, banner = start_emulator("--tls")
         try:
             ca_file = re.search(r"CA file: (\S+)", banner).group(1)
