@@ -464,20 +464,22 @@ class TestCaFile:
             AliyunSmsConfig.model_validate(logto_config)
         assert {p.field for p in info.value.problems} == {"caFile", "protocol"}
 
-    def test_a_real_bundle_loads(self, logto_config):
-        """certifi's bundle is a valid caFile, and ssl_context() loads it the same way."""
+    def test_a_real_bundle_loads_once(self, logto_config):
+        """certifi's bundle is a valid caFile; the transport gets the context validation loaded."""
         import ssl
 
         import certifi
 
-        from aliyun_sms_connector._config import ssl_context
+        from aliyun_sms_connector._tls import _load, client_context
 
+        _load.cache_clear()
         logto_config["caFile"] = certifi.where()
         config = AliyunSmsConfig.model_validate(logto_config)
-        context = ssl_context(config.ca_file)
+        assert _load.cache_info().misses == 1
+        context = client_context(str(config.ca_file))
+        assert _load.cache_info().misses == 1
         assert context.verify_mode is ssl.CERT_REQUIRED
         assert context.check_hostname
-        assert ssl_context(None).cert_store_stats()["x509_ca"] > 0
 
 
 class TestChainHoldsNoInput:

@@ -28,7 +28,6 @@ from pydantic.alias_generators import to_camel
 from ._errors import ConfigError, ConfigProblem
 
 if TYPE_CHECKING:
-    import ssl
     from collections.abc import Mapping
     from pathlib import Path
 
@@ -402,25 +401,14 @@ class AliyunSmsConfig(BaseModel):
         return self.overseas_region_id is not None or self.overseas_endpoint is not None
 
 
-def ssl_context(ca_file: str | os.PathLike[str] | None) -> ssl.SSLContext:
-    """A verifying TLS context for ``caFile``, or for certifi's bundle when None.
-
-    Raises:
-        ssl.SSLError, OSError: The file cannot be read or holds no certificate.
-    """
-    import ssl  # noqa: PLC0415 - a few ms of import, paid only with TLS
-
-    if ca_file is None:
-        import certifi  # noqa: PLC0415 - installed with the SDK
-
-        ca_file = certifi.where()
-    return ssl.create_default_context(cafile=os.fspath(ca_file))
-
-
 def _loads_as_ca_bundle(path: Path) -> bool:
+    # The transport's own loader: it caches the context per file, so the
+    # connector reuses what validation loaded, and both judge the file alike.
+    from ._tls import client_context  # noqa: PLC0415
+
     try:
-        ssl_context(path)
-    except (OSError, ValueError):  # ssl.SSLError is an OSError
+        client_context(str(path))
+    except ConfigError:
         return False
     return True
 
