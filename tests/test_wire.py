@@ -341,3 +341,23 @@ class TestRead:
             400, {"x-acs-retry-after": "250"}, json.dumps({"Code": "Throttling.User"}).encode()
         )
         assert read(response).retry_after_ms == 250.0
+
+
+class TestSigner:
+    @pytest.mark.parametrize("algorithm", ["ACS3-HMAC-SHA256", "v2"])
+    def test_constants_are_built_once_and_never_changed(self, algorithm):
+        """The per-action constants are shared by every send and never mutated by one."""
+        from aliyun_sms_connector._sdk import Credential
+        from aliyun_sms_connector._wire import Signer
+
+        signer = Signer(host="h", user_agent="ua", algorithm=algorithm)
+        before = {action: dict(headers) for action, headers in signer._headers.items()}
+        fields = {action: dict(f) for action, f in signer._v2_fields.items()}
+        credential = Credential("AK", "secret", "token", "static_sts")
+        first = signer.sign("SendSms", {"PhoneNumbers": "1"}, credential)
+        second = signer.sign("SendSms", {"PhoneNumbers": "2"}, credential)
+        assert first.headers is not second.headers
+        assert all(first.headers is not h for h in signer._headers.values())
+        assert {a: dict(h) for a, h in signer._headers.items()} == before
+        assert {a: dict(f) for a, f in signer._v2_fields.items()} == fields
+        assert "secret" not in repr(signer)

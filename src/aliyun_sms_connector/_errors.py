@@ -2,7 +2,7 @@
 
 The class tree::
 
-    AliyunSmsError                             itself for unknown codes, SDKError, ConnectorClosed
+    AliyunSmsError                             itself: unknown codes, the library's own (below)
     ├── ConfigError (also ValueError)          raised when a config is built, never by a send
     ├── InvalidPhoneNumberError (also ValueError)
     ├── TemplateError
@@ -39,7 +39,10 @@ Network failures, by the transport's ``kind`` (one question decides
     closed           AliyunSmsError   ConnectorClosed    by phase     no
 
 Nothing that may have been sent is ever retried: Aliyun may already have sent
-the SMS, and a second request would give the user two codes.
+the SMS, and a second request would give the user two codes. Two more of the
+library's own codes, on ``AliyunSmsError`` itself: ``InvalidRequest`` (a
+header would hold a line break; nothing was sent) and ``UnexpectedError`` (a
+bug below this library; maybe sent).
 """
 
 from __future__ import annotations
