@@ -547,6 +547,38 @@ class TestDeadline:
         assert_failure(outcome, "deadline", maybe_sent=False)
         assert took < 0.4 + 0.25
 
+    def test_hanging_name_resolution(self, mode, monkeypatch):
+        """A resolver that hangs: the deadline holds, nothing sent."""
+        resolve = socket.getaddrinfo
+
+        def slow(host, *args, **kwargs):
+            if host == "localhost":
+                time.sleep(1.0)
+            return resolve(host, *args, **kwargs)
+
+        monkeypatch.setattr(socket, "getaddrinfo", slow)
+        with serve("ok") as server:
+            host = f"localhost:{server.port}"
+            transport = make_transport(host)
+            if mode == "sync":
+                outcome, took = call(transport, "sync", request_for(host), within=0.3)
+            else:
+
+                async def main():
+                    started = time.monotonic()
+                    try:
+                        await send_async(transport, request_for(host), within=0.3)
+                    except TransportError as error:
+                        return error, time.monotonic() - started
+                    finally:
+                        await transport.aclose()
+
+                outcome, took = asyncio.run(main())
+            transport.close()
+        assert_failure(outcome, "deadline", maybe_sent=False)
+        assert server.requests == 0
+        assert took < 0.3 + 0.25
+
     def test_deadline_already_passed(self, mode):
         """A deadline in the past fails at once, nothing sent."""
         with serve("ok") as server:

@@ -221,6 +221,35 @@ def _left(limit: float) -> float:
     return left
 
 
+_Addresses = list[tuple[Any, Any, int, str, Any]]
+
+
+def _resolve(host: str, port: int, limit: float) -> _Addresses:
+    """``getaddrinfo`` by ``limit``: a resolver that hangs must not outlast the deadline.
+
+    A name is resolved in a daemon thread,
+    once per new connection (connections are pooled), so that the wait can
+    be bounded; a thread left hanging ends with the resolver's own timeout.
+    """
+    answer: list[_Addresses | OSError] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            answer.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as err:
+            answer.append(err)
+        done.set()
+
+    threading.Thread(target=run, name="aliyun-sms-resolve", daemon=True).start()
+    if not done.wait(_left(limit)):
+        raise TimeoutError
+    result = answer[0]
+    if isinstance(result, OSError):
+        raise result
+    return result
+
+
 def _dropped(sock: socket.socket) -> bool:
     """Whether an idle pooled connection was closed (or sent junk) meanwhile."""
     pending = getattr(sock, "pending", None)
@@ -479,6 +508,12 @@ class Transport:
         self._proxy_header = ""
         if self._proxy is not None:
             self._configure_proxy(self._proxy)
+        # An IP literal needs no resolver: its address is worked out once.
+        self._addresses: _Addresses | None = None
+        with contextlib.suppress(socket.gaierror):
+            self._addresses = socket.getaddrinfo(
+                *self._address, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+            )
         self._pool = _SyncPool(max_connections)
         # As urllib3 does: a transport dropped unclosed closes its sockets
         # quietly when collected, rather than leaving each to warn.
@@ -608,9 +643,8 @@ class Transport:
         """Open a connection (TCP, proxy tunnel, TLS) by ``limit``; nothing is sent."""
         error: OSError | None = None
         sock: socket.socket | None = None
-        for family, kind, proto, _, address in socket.getaddrinfo(
-            *self._address, type=socket.SOCK_STREAM
-        ):
+        addresses = self._addresses or _resolve(*self._address, limit)
+        for family, kind, proto, _, address in addresses:
             sock = socket.socket(family, kind, proto)
             try:
                 sock.settimeout(_left(limit))
