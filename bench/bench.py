@@ -49,6 +49,13 @@ IMPORTS = {
     "sdk": "from alibabacloud_dysmsapi20170525.client import Client",
 }
 CLIENT_TIMEOUT = 300.0
+PACKAGES = (
+    "aliyun-sms-connector",
+    "alibabacloud-dysmsapi20170525",
+    "alibabacloud-tea-openapi",
+    "darabonba-core",
+    "aiohttp",
+)
 ENV = {**os.environ, "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true", "PYTHONUNBUFFERED": "1"}
 
 
@@ -472,6 +479,26 @@ def print_summary(summary: dict[str, Any], *, smoke: bool) -> None:
     print(f"\nVerdict: {summary['verdict']}")
 
 
+def provenance(src: Path | None) -> dict[str, str]:
+    """The code measured: the git commit of this tree and the packages' versions."""
+    from importlib import metadata
+
+    found = {}
+    git = subprocess.run(
+        ["git", "-C", str(HERE.parent), "describe", "--always", "--dirty"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found["commit"] = git.stdout.strip() or "unknown"
+    found["src"] = str(src.resolve()) if src else "installed"
+    installed = {dist.metadata["Name"].lower() for dist in metadata.distributions()}
+    for name in PACKAGES:
+        found[name] = metadata.version(name) if name in installed else "absent"
+    found["python"] = sys.version.split()[0]
+    return found
+
+
 def settings_for(args: argparse.Namespace) -> Settings:
     if args.smoke:
         return Settings(
@@ -521,12 +548,13 @@ def main(argv: list[str] | None = None) -> int:
         env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(args.src.resolve()), env.get("PYTHONPATH")])
         )
+    code = provenance(args.src)
     print(
         f"{settings.rounds} rounds; async: {settings.sends} sends ({settings.sdk_sends} on the"
         f" SDK's path), {settings.in_flight} in flight, HTTPS, {settings.delay * 1000:.0f} ms"
-        f" server delay; sync: {settings.sync_calls} calls, HTTP, no delay;"
-        f" Python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+        f" server delay; sync: {settings.sync_calls} calls, HTTP, no delay; {os.cpu_count()} CPUs"
     )
+    print("code: " + ", ".join(f"{name} {value}" for name, value in code.items()))
     try:
         data = measure(settings, env, args.server_secret)
     except HarnessError as error:
@@ -539,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     print_summary(summary, smoke=args.smoke)
     if args.json:
         args.json.write_text(
-            json.dumps({"settings": settings.__dict__, **data, **summary}, indent=1)
+            json.dumps({"settings": settings.__dict__, "code": code, **data, **summary}, indent=1)
         )
     return {"pass": 0, "smoke": 0, "fail": 1, "broken": 2, "inconclusive": 3}[summary["verdict"]]
 

@@ -140,6 +140,9 @@ class Stats:
         self.requests = 0
         self.verified = {ACS3: 0, "v2": 0}
         self.actions: dict[str, int] = {}
+        # Where the verified requests carried their parameters: "query",
+        # "form" (the body) or "query+form".
+        self.layouts: dict[str, int] = {}
         self.failures: dict[str, int] = {}
         self.connections = 0
         self.cpu = time.process_time()
@@ -152,6 +155,7 @@ class Stats:
             "requests": self.requests,
             "verified": self.verified,
             "actions": self.actions,
+            "layouts": self.layouts,
             "failures": self.failures,
             "failed": sum(self.failures.values()),
             "connections": self.connections,
@@ -303,6 +307,8 @@ class HttpProtocol(asyncio.Protocol):
             stats.actions[action] = stats.actions.get(action, 0) + 1
             scheme = ACS3 if "authorization" in headers else "v2"
             stats.verified[scheme] += 1
+            layout = ("query+form" if "?" in target else "form") if body else "query"
+            stats.layouts[layout] = stats.layouts.get(layout, 0) + 1
             answer = OK_RESPONSES[action]
         if self.delay:
             self.loop.call_later(self.delay, self._write, answer)

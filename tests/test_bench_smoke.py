@@ -245,6 +245,14 @@ class TestSmokeRun:
                 assert run["others_core"] is None or run["others_core"] >= 0
                 assert 0 < run["p50_ms"] <= run["p99_ms"]
 
+    def test_raw_aiohttp_sends_the_same_layout_as_this_library(self, smoke):
+        """The raw baseline carries its parameters where this library does (the form body)."""
+        _, data = smoke
+        (only_round,) = data["rounds"]
+        raw = only_round["async"]["raw"]["server"]["layouts"]
+        ours = only_round["async"]["connector"]["server"]["layouts"]
+        assert set(raw) == set(ours) == {"form"}
+
     def test_every_row_is_reported(self, smoke):
         """The table has every target of issue 10 and every informational row, with values."""
         _, data = smoke
