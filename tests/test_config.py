@@ -539,3 +539,22 @@ class TestChainHoldsNoInput:
         inner = [f for f in frames.stack if f.name == "__init__"]
         assert inner
         assert all(SECRET not in repr(frame.locals) for frame in inner)
+
+
+class TestFromEnvLeavesServiceVariables:
+    def test_verify_variables_are_not_config(self):
+        """ALIYUN_SMS_REDIS_URL and ALIYUN_SMS_VERIFY_SECRET_KEY belong to verify, not config."""
+        environ = {
+            "ALIYUN_SMS_ACCESS_KEY_ID": "id",
+            "ALIYUN_SMS_ACCESS_KEY_SECRET": "s",
+            "ALIYUN_SMS_SIGN_NAME": "S",
+            "ALIYUN_SMS_TEMPLATES": '[{"usageType": "Generic", "templateCode": "SMS_1"}]',
+            "ALIYUN_SMS_REDIS_URL": "redis://127.0.0.1:6379/0",
+            "ALIYUN_SMS_VERIFY_SECRET_KEY": "k" * 32,
+        }
+        assert AliyunSmsConfig.from_env(environ).sign_name == "S"
+
+    def test_other_unknown_variables_still_fail(self):
+        """A near miss of them is still an unknown variable."""
+        with pytest.raises(ConfigError, match="ALIYUN_SMS_REDIS: unknown variable"):
+            AliyunSmsConfig.from_env({"ALIYUN_SMS_REDIS": "x"})

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENV_PREFIX",
+    "SERVICE_VARIABLES",
     "AliyunSmsConfig",
     "RegionalTemplateCode",
     "TemplateConfig",
@@ -42,6 +43,9 @@ __all__ = [
 
 
 ENV_PREFIX = "ALIYUN_SMS_"
+# Variables of the verification service (the aliyun-sms verify command, the
+# FastAPI example), not of the connector: from_env() leaves them alone.
+SERVICE_VARIABLES = frozenset({"ALIYUN_SMS_REDIS_URL", "ALIYUN_SMS_VERIFY_SECRET_KEY"})
 
 
 class UsageType(str, Enum):
@@ -281,7 +285,9 @@ class AliyunSmsConfig(BaseModel):
         """Read ``ALIYUN_SMS_*`` variables, such as ``ALIYUN_SMS_ACCESS_KEY_ID``.
 
         ``ALIYUN_SMS_TEMPLATES`` holds the templates as JSON. Unknown
-        ``ALIYUN_SMS_*`` variables are rejected, like unknown keys.
+        ``ALIYUN_SMS_*`` variables are rejected, like unknown keys, except
+        the verification service's ``ALIYUN_SMS_REDIS_URL`` and
+        ``ALIYUN_SMS_VERIFY_SECRET_KEY``, which are left alone.
 
         Raises:
             ConfigError: Naming the offending variables.
@@ -295,7 +301,7 @@ class AliyunSmsConfig(BaseModel):
         data: dict[str, Any] = {}
         problems: list[ConfigProblem] = []
         for variable, value in environ.items():
-            if not variable.startswith(ENV_PREFIX):
+            if not variable.startswith(ENV_PREFIX) or variable in SERVICE_VARIABLES:
                 continue
             name = fields.get(variable)
             if name is None:
