@@ -1,6 +1,6 @@
 """Benchmark this library against raw aiohttp and the SDK, each in a fresh process.
 
-    python bench/bench.py               # full run: about 2-4 minutes on 2 idle cores
+    python bench/bench.py               # full run: 2-3 minutes on 2 idle cores, <6 busy
     python bench/bench.py --smoke       # seconds: every client and the signature check
     python bench/bench.py --json out.json
 
@@ -15,8 +15,9 @@ reports its own CPU per request, so that a reader can check it was not the
 bottleneck.
 
 Exit status: 0 every target met; 1 a target missed; 2 the harness is broken (a
-client error or a signature the server rejected); 3 inconclusive (the server
-used more than 70% of a core during a measured async run).
+client error or crash, or a request the server rejected); 3 inconclusive (the
+server used more than 70% of a core during a measured async run).
+bench/README.md explains every column.
 """
 
 from __future__ import annotations
