@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,47 @@ class TestThreads:
         assert not worker.is_alive()
         with pytest.raises(RuntimeError):
             _ = emulator.port
+
+
+def catches_sigterm(pid: int) -> bool:
+    """Whether the process has a handler for SIGTERM (Linux's SigCgt mask)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_cli_sigterm_removes_the_tls_folder():
+    """aliyun-sms emulator --tls ends with status 0 on SIGTERM and leaves no key folder."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "aliyun_sms_connector", "emulator", "--tls", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert child.stdout is not None
+        folder = None
+        for line in child.stdout:
+            if line.strip().startswith("CA file:"):
+                folder = Path(line.split(":", 1)[1].strip()).parent
+            if line.startswith("Press Ctrl-C"):
+                break
+        assert folder is not None
+        assert folder.is_dir()
+        # The banner is printed just before serve_forever() takes SIGTERM over.
+        deadline = time.monotonic() + 30
+        while not catches_sigterm(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 0, err
+    assert "Traceback" not in err
+    assert not folder.exists()
