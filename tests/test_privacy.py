@@ -63,6 +63,20 @@ class TestReachable:
         error = ValueError(SecretStr(TOKEN))
         assert_no_leak(error, [TOKEN])
 
+    def test_pydantic_models_are_walked(self):
+        """A pydantic model's fields are walked; its SecretStr fields are not opened."""
+        from pydantic import BaseModel
+
+        class Held(BaseModel):
+            number: str
+            token: SecretStr
+
+        error = ValueError(Held(number="x", token=SecretStr(TOKEN)))
+        assert_no_leak(error, [TOKEN])
+        error.args[0].number = PHONE
+        with pytest.raises(AssertionError, match=r"\.number"):
+            assert_no_leak(error, [PHONE])
+
     def test_depth_is_bounded(self):
         """Beyond the depth the walk stops (objects whose repr hides what they hold)."""
 
