@@ -1,0 +1,347 @@
+"""A master of the real cluster fails over while 20 clients start and check (issue 11, item 2).
+
+10 threads drive ``start``/``check`` and 10 asyncio tasks drive
+``start_async``/``check_async``, all on one RedisStore built from a
+``redis+cluster://`` URL. Meanwhile one master is failed over to its replica,
+either politely (``CLUSTER FAILOVER`` sent to the replica) or by SIGKILL.
+
+Every call is recorded with its start and end time. Afterwards:
+
+- every error is ``ServiceUnavailableError(code="StoreUnavailable")``, and
+  none happened before the switch began;
+- once the replica has taken over, every call that starts later than 5 s
+  after it succeeds, and calls keep succeeding;
+- no wrong code is ever approved;
+- no verification answers more than ``max_attempts`` wrong guesses, its
+  attempts never go back up, and once its wrong guesses are all counted the
+  right code is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pytest
+
+from aliyun_sms_connector import ServiceUnavailableError
+from aliyun_sms_connector.verify import (
+    CheckStatus,
+    RedisStore,
+    VerificationPolicy,
+    VerificationService,
+)
+
+from .conftest import SECRET_KEY
+
+if TYPE_CHECKING:
+    from .redis_cluster import LocalRedisCluster, RedisServer
+
+MAX_ATTEMPTS = 3
+SYNC_CLIENTS = 10
+ASYNC_CLIENTS = 10
+RECOVERY = 5.0  # seconds after the takeover by which every call must succeed again
+WARM = 1.0  # seconds of traffic before the switch
+SETTLE = 1.5  # seconds of error-free traffic needed after the last error
+_numbers = itertools.count(0)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call of one client: what it was, when it ran, and how it ended."""
+
+    kind: str  # "start", "wrong" or "right"
+    number: str
+    started: float
+    ended: float
+    outcome: str  # a CheckStatus value, "sent", or the error's code / type
+    attempts_left: int | None = None
+
+
+@dataclass
+class Recorder:
+    """Everything the clients did, and the codes the emulator accepted."""
+
+    calls: list[Call] = field(default_factory=list)
+    codes: dict[str, str] = field(default_factory=dict)
+    unexpected: list[BaseException] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def add(self, call: Call) -> None:
+        with self.lock:
+            self.calls.append(call)
+
+    def on_message(self, message: object) -> None:
+        number = message.phone_number[-11:]  # type: ignore[attr-defined]
+        with self.lock:
+            self.codes[number] = message.params["code"]  # type: ignore[attr-defined]
+
+
+def next_number() -> str:
+    return f"1370{next(_numbers) % 10_000_000:07d}"
+
+
+def wrong_code_for(code: str) -> str:
+    return f"{(int(code) + 1) % 10 ** len(code):0{len(code)}d}"
+
+
+def outcome_of(error: BaseException) -> str:
+    if isinstance(error, ServiceUnavailableError):
+        return error.code
+    return f"unexpected:{type(error).__name__}"
+
+
+class Client:
+    """The script every client follows: start, 0 to max_attempts+1 wrong codes, the right one."""
+
+    def __init__(self, recorder: Recorder, seed: int) -> None:
+        self.recorder = recorder
+        self.rng = random.Random(seed)  # noqa: S311 - test traffic, not secrets
+
+    def plan(self) -> int:
+        return self.rng.randint(0, MAX_ATTEMPTS + 1)
+
+    def record(self, kind: str, to: str, started: float, outcome: object) -> str:
+        if isinstance(outcome, BaseException):
+            text, left = outcome_of(outcome), None
+            if text.startswith("unexpected"):
+                with self.recorder.lock:
+                    self.recorder.unexpected.append(outcome)
+        elif kind == "start":
+            text, left = "sent", None
+        else:
+            text, left = outcome.status.value, outcome.attempts_left  # type: ignore[attr-defined]
+        self.recorder.add(Call(kind, to, started, time.monotonic(), text, left))
+        return text
+
+    def run_sync(self, service: VerificationService) -> None:
+        while not self.recorder.stop.is_set():
+            to = next_number()
+            started = time.monotonic()
+            try:
+                outcome: object = service.start(to, "SignIn")
+            except Exception as error:  # noqa: BLE001 - every error is recorded and judged
+                outcome = error
+            if self.record("start", to, started, outcome) != "sent":
+                continue
+            code = self.recorder.codes[to]
+            for kind, guess in self.guesses(code):
+                started = time.monotonic()
+                try:
+                    outcome = service.check(to, "SignIn", guess)
+                except Exception as error:  # noqa: BLE001
+                    outcome = error
+                self.record(kind, to, started, outcome)
+
+    async def run_async(self, service: VerificationService) -> None:
+        while not self.recorder.stop.is_set():
+            to = next_number()
+            started = time.monotonic()
+            try:
+                outcome: object = await service.start_async(to, "SignIn")
+            except Exception as error:  # noqa: BLE001
+                outcome = error
+            if self.record("start", to, started, outcome) != "sent":
+                continue
+            code = self.recorder.codes[to]
+            for kind, guess in self.guesses(code):
+                started = time.monotonic()
+                try:
+                    outcome = await service.check_async(to, "SignIn", guess)
+                except Exception as error:  # noqa: BLE001
+                    outcome = error
+                self.record(kind, to, started, outcome)
+
+    def guesses(self, code: str) -> list[tuple[str, str]]:
+        return [("wrong", wrong_code_for(code))] * self.plan() + [("right", code)]
+
+
+def verification_violations(calls: list[Call], max_attempts: int) -> list[str]:
+    """What the calls show that the store got wrong about codes and attempts."""
+    by_number: dict[str, list[Call]] = defaultdict(list)
+    for call in sorted(calls, key=lambda c: c.started):
+        by_number[call.number].append(call)
+    problems: list[str] = []
+    for number, history in by_number.items():
+        problems += [f"{number}: {p}" for p in _history_violations(history, max_attempts)]
+    return problems
+
+
+def _history_violations(history: list[Call], max_attempts: int) -> list[str]:
+    problems = []
+    wrong_answers, counted, last_left = 0, 0, max_attempts
+    for call in history:
+        if call.kind == "wrong" and call.outcome == CheckStatus.APPROVED.value:
+            problems.append("a wrong code was approved")
+        if call.kind == "wrong" and call.outcome == CheckStatus.WRONG_CODE.value:
+            wrong_answers += 1
+            left = call.attempts_left if call.attempts_left is not None else max_attempts
+            if left >= last_left:
+                problems.append(f"attempts left went from {last_left} to {left}")
+            last_left = left
+            counted = max(counted, max_attempts - left)
+        if call.outcome == CheckStatus.TOO_MANY_ATTEMPTS.value:
+            counted = max_attempts
+        approved = call.outcome == CheckStatus.APPROVED.value
+        if call.kind == "right" and approved and counted >= max_attempts:
+            problems.append(f"approved after {counted} counted wrong guesses")
+    if wrong_answers > max_attempts:
+        problems.append(f"{wrong_answers} wrong guesses answered WRONG_CODE")
+    return problems
+
+
+def run_clients(service: VerificationService, recorder: Recorder) -> tuple[list, threading.Thread]:
+    """Start the sync threads and the thread whose event loop runs the async clients."""
+    threads = [
+        threading.Thread(target=Client(recorder, seed).run_sync, args=(service,), daemon=True)
+        for seed in range(SYNC_CLIENTS)
+    ]
+
+    async def async_clients() -> None:
+        try:
+            await asyncio.gather(
+                *(Client(recorder, 1000 + seed).run_async(service) for seed in range(ASYNC_CLIENTS))
+            )
+        finally:
+            await service.store.aclose()
+
+    loop_thread = threading.Thread(target=asyncio.run, args=(async_clients(),), daemon=True)
+    for thread in [*threads, loop_thread]:
+        thread.start()
+    return threads, loop_thread
+
+
+def promote_replica(
+    cluster: LocalRedisCluster, master: RedisServer, *, kill: bool
+) -> tuple[float, RedisServer]:
+    """Fail ``master`` over to its replica; return when it became master, and the replica."""
+    replica = cluster.replica_of(master)
+    if kill:
+        master.kill()
+    else:
+        with replica.client() as client:
+            client.execute_command("CLUSTER", "FAILOVER")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        with replica.client() as client:
+            if client.info("replication")["role"] == "master":
+                return time.monotonic(), replica
+        time.sleep(0.01)
+    pytest.fail(f"the replica {replica.address} never took over")
+
+
+@pytest.mark.redis_cluster
+@pytest.mark.parametrize("kill", [False, True], ids=["cluster_failover", "kill_master"])
+def test_failover_under_load(redis_cluster, connector, emulator, kill):
+    """20 clients through a failover: only StoreUnavailable, back within 5 s, nothing wrong."""
+    key_prefix = f"fo-{uuid.uuid4().hex[:10]}:"
+    store = RedisStore.from_url(redis_cluster.url, prefix=key_prefix)
+    policy = VerificationPolicy(
+        max_attempts=MAX_ATTEMPTS,
+        per_ip_hourly=None,
+        per_number_hourly=None,
+        per_number_daily=None,
+    )
+    service = VerificationService(connector, store, secret_key=SECRET_KEY, policy=policy)
+    recorder = Recorder()
+    emulator.on_message = recorder.on_message
+    master = redis_cluster.masters()[0]
+    threads, loop_thread = run_clients(service, recorder)
+    try:
+        time.sleep(WARM)
+        switch_began = time.monotonic()
+        took_over, promoted = promote_replica(redis_cluster, master, kill=kill)
+        # Run until errors have stopped for SETTLE seconds, at most RECOVERY + SETTLE.
+        while True:
+            now = time.monotonic()
+            with recorder.lock:
+                errors = [c.ended for c in recorder.calls if c.outcome == "StoreUnavailable"]
+            quiet_since = max([took_over, *errors])
+            if now - quiet_since >= SETTLE or now - took_over >= RECOVERY + SETTLE:
+                break
+            time.sleep(0.1)
+    finally:
+        recorder.stop.set()
+        for thread in [*threads, loop_thread]:
+            thread.join(timeout=15)
+        store.close()
+        if kill:
+            master.start()  # it comes back as a replica of the new master
+        redis_cluster.wait_ok()
+    assert not any(t.is_alive() for t in [*threads, loop_thread]), "a client hung"
+
+    calls = recorder.calls
+    outcomes = Counter(c.outcome for c in calls)
+    # The report of the run: shown with -s, and with the failure if there is one.
+    print(f"failover ({'kill' if kill else 'CLUSTER FAILOVER'}): {dict(outcomes)}")  # noqa: T201
+    assert not recorder.unexpected, f"untyped errors: {recorder.unexpected[:5]!r}"
+    errors = [c for c in calls if c.outcome not in {"sent", *(s.value for s in CheckStatus)}]
+    assert {c.outcome for c in errors} <= {"StoreUnavailable"}, Counter(c.outcome for c in errors)
+    early = [c for c in errors if c.started < switch_began]
+    assert not early, f"{len(early)} calls failed before the switch began"
+    late = [c for c in errors if c.started > took_over + RECOVERY]
+    assert not late, f"{len(late)} calls failed more than {RECOVERY} s after the takeover"
+    after = [c for c in calls if c.started > took_over and c not in errors]
+    assert len(after) >= 50, f"only {len(after)} calls succeeded after the takeover"
+    assert verification_violations(calls, MAX_ATTEMPTS) == []
+    # The switched slots carried traffic: the promoted replica, now a master,
+    # holds keys of this test like the two other masters.
+    holders = set()
+    for node in redis_cluster.masters():
+        with node.client() as client:
+            if next(client.scan_iter(f"{key_prefix}*", count=1000), None) is not None:
+                holders.add(node.port)
+    assert promoted.port in holders
+    assert len(holders) == 3
+
+
+class TestViolationChecker:
+    """The checker above finds each kind of wrong answer (so the failover test can fail)."""
+
+    @staticmethod
+    def history(*steps: tuple[str, str, int | None]) -> list[Call]:
+        return [
+            Call(kind, "13700000000", float(i), float(i), outcome, left)
+            for i, (kind, outcome, left) in enumerate(steps)
+        ]
+
+    def test_clean_history(self):
+        """Two wrong guesses counted down, then the right code: no violation."""
+        calls = self.history(
+            ("start", "sent", None),
+            ("wrong", "wrong_code", 2),
+            ("wrong", "StoreUnavailable", None),
+            ("wrong", "wrong_code", 0),
+            ("right", "too_many_attempts", 0),
+        )
+        assert verification_violations(calls, 3) == []
+
+    @pytest.mark.parametrize(
+        ("steps", "found"),
+        [
+            ([("wrong", "approved", 3)], "wrong code was approved"),
+            ([("wrong", "wrong_code", 1), ("wrong", "wrong_code", 2)], "went from 1 to 2"),
+            (
+                [
+                    ("wrong", "wrong_code", 2),
+                    ("wrong", "too_many_attempts", 0),
+                    ("right", "approved", 3),
+                ],
+                "approved after 3",
+            ),
+            ([("wrong", "wrong_code", 0), ("right", "approved", 0)], "approved after 3"),
+            ([("wrong", "wrong_code", n) for n in (2, 1, 0, -1)], "4 wrong guesses"),
+        ],
+    )
+    def test_each_violation_is_found(self, steps, found):
+        """A history with one kind of wrong answer is reported."""
+        problems = verification_violations(self.history(*steps), 3)
+        assert any(found in problem for problem in problems), problems
