@@ -488,6 +488,121 @@ class TestFaults:
         assert service.check(NUMBER, "SignIn", code).status is CheckStatus.NOT_FOUND
 
 
+class FakeClient:
+    """A sync client whose execute_command fails first as told, then answers."""
+
+    def __init__(self, first_error: Exception, reply=0) -> None:
+        self.first_error = first_error
+        self.reply = reply
+        self.calls: list[str] = []
+
+    def execute_command(self, *args):
+        self.calls.append(args[0])
+        if len(self.calls) == 1:
+            raise self.first_error
+        return self.reply
+
+
+class FakeAsyncClient(FakeClient):
+    """The asyncio twin of FakeClient."""
+
+    async def execute_command(self, *args):
+        return FakeClient.execute_command(self, *args)
+
+
+def a_guess():
+    from aliyun_sms_connector.verify._store import Guess
+
+    return Guess("n" * 32, "SignIn", "d" * 64, 1_800_000_000_000, 5)
+
+
+class TestUnsentRetry:
+    """Only a command that was never written is sent again, once."""
+
+    WRITE = redis.ConnectionError("Error 104 while writing to socket. Connection reset by peer.")
+    READ = redis.ConnectionError("Connection closed by server.")
+
+    def test_write_failure_is_retried_once(self):
+        """A failure while writing: the script did not run, so it is sent again."""
+        client = FakeClient(self.WRITE, reply=3 * 4 + 3)
+        store = RedisStore(client)
+        assert store.check(a_guess()) == (CheckStatus.WRONG_CODE, 3)
+        assert client.calls == ["EVALSHA", "EVALSHA"]
+
+    def test_read_failure_is_not_retried(self):
+        """A failure while reading: the script may have run, so no second try."""
+        client = FakeClient(self.READ)
+        store = RedisStore(client)
+        with pytest.raises(ServiceUnavailableError) as caught:
+            store.check(a_guess())
+        assert_scrubbed(caught.value)
+        assert client.calls == ["EVALSHA"]
+
+    def test_timeout_is_not_retried(self):
+        """A timeout may hide a script that ran: no second try."""
+        client = FakeClient(redis.TimeoutError("Timeout reading from socket"))
+        with pytest.raises(ServiceUnavailableError):
+            RedisStore(client).check(a_guess())
+        assert client.calls == ["EVALSHA"]
+
+    def test_async_write_failure_is_retried_once(self):
+        """The asyncio path retries an unsent command too, and only that."""
+        sent = FakeAsyncClient(self.WRITE, reply=2)
+        unsure = FakeAsyncClient(self.READ)
+
+        async def main():
+            first = await RedisStore(sent).check_async(a_guess())
+            with pytest.raises(ServiceUnavailableError):
+                await RedisStore(unsure).check_async(a_guess())
+            return first
+
+        assert asyncio.run(main()) == (CheckStatus.APPROVED, 0)
+        assert sent.calls == ["EVALSHA", "EVALSHA"]
+        assert unsure.calls == ["EVALSHA"]
+
+    def test_connections_closed_by_the_server_are_replaced(self, redis_url, raw):
+        """After Redis closed every idle connection, the next calls still answer."""
+        store = RedisStore.from_url(redis_url, prefix=f"kill-{uuid.uuid4().hex[:8]}:")
+        guess = a_guess()
+
+        def kill_clients():
+            raw.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            time.sleep(0.05)
+
+        async def main():
+            await store.check_async(guess)
+            raw.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            await asyncio.sleep(0.05)  # the loop sees the close, as a running app's would
+            try:
+                return await store.check_async(guess)
+            finally:
+                await store.aclose()
+
+        try:
+            store.check(guess)
+            kill_clients()
+            assert store.check(guess) == (CheckStatus.NOT_FOUND, 0)
+            assert asyncio.run(main()) == (CheckStatus.NOT_FOUND, 0)
+        finally:
+            store.close()
+
+    def test_from_url_clients_do_not_retry(self, redis_url):
+        """The clients from_url builds have redis-py's retries off."""
+        store = RedisStore.from_url(redis_url)
+
+        async def main():
+            client = store._async_client()
+            retries = client.get_retry().get_retries()
+            await store.aclose()
+            return retries
+
+        try:
+            assert store._sync.get_retry().get_retries() == 0
+            assert asyncio.run(main()) == 0
+        finally:
+            store.close()
+
+
 class TestClients:
     """RedisStore takes clients of every kind and says clearly what it lacks."""
 

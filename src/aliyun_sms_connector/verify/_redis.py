@@ -53,6 +53,8 @@ __all__ = ["RedisStore"]
 
 DEFAULT_PREFIX = "aliyun-sms:"
 DEFAULT_STORE_TIMEOUT = 0.5
+# How many store_timeouts a cluster client's first slot mapping may take.
+_INIT_FACTOR = 4
 _INSTALL_HINT = "RedisStore needs redis-py: pip install 'aliyun-sms-connector[redis]'"
 
 _RESERVE = """
@@ -308,13 +310,17 @@ class RedisStore(VerificationStore):
             "socket_connect_timeout": store_timeout,
             **options,
         }
-        if cluster:
-            client: Any = redis.cluster.RedisCluster.from_url(plain, **options)
-        else:
-            from redis.backoff import NoBackoff  # noqa: PLC0415
-            from redis.retry import Retry  # noqa: PLC0415
+        from redis.backoff import NoBackoff  # noqa: PLC0415
+        from redis.retry import Retry  # noqa: PLC0415
 
-            client = redis.Redis.from_url(plain, **{"retry": Retry(NoBackoff(), 0), **options})
+        # No retries: a script retried after its reply was lost may have run
+        # twice (a guess counted twice, a code consumed unseen). Cluster
+        # clients still follow MOVED/ASK and refresh their slot map.
+        sync_options = {"retry": Retry(NoBackoff(), 0), **options}
+        if cluster:
+            client: Any = redis.cluster.RedisCluster.from_url(plain, **sync_options)
+        else:
+            client = redis.Redis.from_url(plain, **sync_options)
         RedisStore.__init__(store, client, prefix=prefix, store_timeout=store_timeout)
         store._url = url  # noqa: SLF001 - same class
         store._url_options = options  # noqa: SLF001
@@ -459,6 +465,11 @@ class RedisStore(VerificationStore):
         client = self._async_client()
         failed = False
         try:
+            if getattr(client, "_initialize", False) is True:
+                # A new (or reset) asyncio cluster client first maps the slots
+                # (CLUSTER SLOTS, COMMAND): a few hundred ms, once, bounded
+                # apart from the per-call deadline.
+                await _with_timeout(client.initialize(), self._timeout * _INIT_FACTOR)
             return await self._watchdog().run(_eval_async(client, script, keys, args))
         except self._faults:
             failed = True
@@ -496,7 +507,31 @@ def _no_script_error() -> type[Exception]:
     return NoScriptError
 
 
+def _unsent(error: BaseException) -> bool:
+    """Whether redis-py failed before the command was written whole.
+
+    redis-py says so with ``ConnectionError("Error N while writing to socket.
+    ...")``; Redis runs only complete commands, so the script did not run and
+    sending it again cannot count anything twice. This is what a pooled
+    connection that the server closed while idle (a restart, a failover,
+    Redis's ``timeout``, a NAT cut) gives on its next use. A failure while
+    reading is never retried: the script may have run.
+    """
+    from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: PLC0415
+
+    return isinstance(error, RedisConnectionError) and "while writing to socket" in str(error)
+
+
 def _eval(client: Any, script: _Script, keys: list[str], args: list[object]) -> Any:
+    try:
+        return _evalsha(client, script, keys, args)
+    except Exception as error:
+        if not _unsent(error):
+            raise
+    return _evalsha(client, script, keys, args)
+
+
+def _evalsha(client: Any, script: _Script, keys: list[str], args: list[object]) -> Any:
     try:
         return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
     except _no_script_error():
@@ -505,6 +540,15 @@ def _eval(client: Any, script: _Script, keys: list[str], args: list[object]) -> 
 
 
 async def _eval_async(client: Any, script: _Script, keys: list[str], args: list[object]) -> Any:
+    try:
+        return await _evalsha_async(client, script, keys, args)
+    except Exception as error:
+        if not _unsent(error):
+            raise
+    return await _evalsha_async(client, script, keys, args)
+
+
+async def _evalsha_async(client: Any, script: _Script, keys: list[str], args: list[object]) -> Any:
     # The except clause is evaluated only when something was raised, so the
     # happy path pays no import.
     try:
@@ -597,17 +641,25 @@ def _split_url(url: str) -> tuple[bool, str]:
 
 def _async_from_url(url: str, options: dict[str, Any]) -> Any:
     import redis.asyncio  # noqa: PLC0415
-
-    cluster, plain = _split_url(url)
-    # No socket_timeout: the store's own deadline bounds every call, and
-    # redis-py's would cost a second timer per call.
-    options = {**options, "socket_timeout": None}
-    if cluster:
-        return redis.asyncio.cluster.RedisCluster.from_url(plain, **options)
     from redis.asyncio.retry import Retry  # noqa: PLC0415
     from redis.backoff import NoBackoff  # noqa: PLC0415
 
-    return redis.asyncio.Redis.from_url(plain, **{**options, "retry": Retry(NoBackoff(), 0)})
+    cluster, plain = _split_url(url)
+    # No socket_timeout: the store's own deadline bounds every call, and
+    # redis-py's would cost a second timer per call. No retries (see from_url).
+    # RESP2 unless asked otherwise: over RESP3, redis-py 8's asyncio pool skips
+    # its check for connections the server closed while idle (it expects
+    # maintenance push messages), so the first call after a Redis restart,
+    # a failover or an idle timeout would fail.
+    options = {
+        "protocol": 2,
+        **options,
+        "socket_timeout": None,
+        "retry": Retry(NoBackoff(), 0),
+    }
+    if cluster:
+        return redis.asyncio.cluster.RedisCluster.from_url(plain, **options)
+    return redis.asyncio.Redis.from_url(plain, **options)
 
 
 def _is_async(client: Any) -> bool:
