@@ -231,13 +231,21 @@ class RedisStore(VerificationStore):
         async_client: The asyncio client, when ``client`` is the sync one and
             both are wanted.
         prefix: Prepended to every key (no braces).
-        store_timeout: Seconds that bound every asyncio store call. A sync
-            client you pass keeps its own ``socket_timeout`` and retry policy:
-            build it with ``socket_timeout=store_timeout`` and without retries,
-            or use :meth:`from_url`, which does.
+        store_timeout: Seconds that bound every store call (default 0.5).
 
-    The store does not close clients passed in; :meth:`from_url`'s are closed
-    by :meth:`close` / :meth:`aclose`.
+    Timeouts: an asyncio call is cut between ``store_timeout`` and 1.125 times
+    ``store_timeout`` after it started, whatever the client. A sync call is
+    bounded by the client's own socket timeouts: :meth:`from_url` sets
+    ``socket_connect_timeout`` and ``socket_timeout`` to ``store_timeout``, so
+    a call that must first connect can take up to twice ``store_timeout``.
+
+    Clients you pass in are used as they are. Build them as :meth:`from_url`
+    does: ``retry=Retry(NoBackoff(), 0)`` (redis-py retries by default, and a
+    script retried after its reply was lost may have run twice),
+    ``socket_timeout=store_timeout`` for sync clients, and ``protocol=2`` for
+    asyncio ones (over RESP3, redis-py 8's asyncio pool does not replace
+    connections Redis closed while idle). The store does not close clients
+    passed in; :meth:`from_url`'s are closed by :meth:`close` / :meth:`aclose`.
     """
 
     shared = True
