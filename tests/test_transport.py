@@ -708,7 +708,7 @@ class TestLifecycle:
 
             once()
             # Closed as asyncio.run shut its loop down, not later on next use.
-            assert transport._sessions == {}
+            assert transport._async._sessions == {}
             server.wait_idle()
             gc.collect()
             after_one = len(list(Path("/proc/self/fd").iterdir()))
@@ -720,6 +720,35 @@ class TestLifecycle:
             transport.close()
         assert after_fifty <= after_one
         assert server.connections == 51
+        assert not [r for r in caplog.records if "nclosed" in r.getMessage()]
+
+    def test_transport_dropped_unclosed_closes_quietly(self, caplog):
+        """A transport collected unclosed closes its pool and its running loop's session."""
+        caplog.set_level(logging.DEBUG)
+        with serve("ok") as server:
+
+            async def main():
+                transport = make_transport(server.host)
+                transport.send(
+                    request_for(server.host),
+                    deadline=time.monotonic() + 2,
+                    connect_timeout=1,
+                    read_timeout=1,
+                )
+                await send_async(transport, request_for(server.host))
+                session = transport._async._sessions[asyncio.get_running_loop()].session
+                del transport
+                gc.collect()
+                for _ in range(20):
+                    if session.closed:
+                        break
+                    await asyncio.sleep(0.01)
+                return session.closed
+
+            assert asyncio.run(main())
+            server.wait_idle()
+            gc.collect()
+        assert server.connections == 2
         assert not [r for r in caplog.records if "nclosed" in r.getMessage()]
 
     def test_session_of_a_loop_closed_without_shutdown_is_released(self):

@@ -83,7 +83,7 @@ def test_one_async_session_per_loop_on_cold_start(emulator):
             )
         )
         transport = connector._lanes["china"].transport
-        sessions = [entry.session for entry in transport._sessions.values()]
+        sessions = [entry.session for entry in transport._async._sessions.values()]
         await connector.aclose()
         return sessions
 

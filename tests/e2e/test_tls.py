@@ -75,7 +75,7 @@ def test_sdk_async_path_untouched_beside_the_connector(tls_emulator):
 
     async def main():
         await connector.send_message_async("13800138000", "SignIn", {"code": "1"})
-        sessions_before = dict(transport._sessions)
+        sessions_before = dict(transport._async._sessions)
         request = models.SendSmsRequest(
             phone_numbers="13900139000",
             sign_name=SIGN,
@@ -83,7 +83,7 @@ def test_sdk_async_path_untouched_beside_the_connector(tls_emulator):
             template_param='{"code":"2"}',
         )
         response = await client.send_sms_with_options_async(request, RuntimeOptions())
-        sessions_after = dict(transport._sessions)
+        sessions_after = dict(transport._async._sessions)
         await connector.aclose()
         return response, sessions_before, sessions_after
 
@@ -103,7 +103,7 @@ def test_one_tls_context_for_both_paths(tls_emulator):
 
     async def main():
         await connector.send_message_async("13900139000", "SignIn", {"code": "2"})
-        session = transport._sessions[asyncio.get_running_loop()].session
+        session = transport._async._sessions[asyncio.get_running_loop()].session
         context = session.connector._ssl
         await connector.aclose()
         return context
