@@ -3,11 +3,14 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 from darabonba.request import DaraRequest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aliyun_sms_connector._redact import (
     REDACTED,
     RedactedError,
     Redactor,
+    _anchor,
     encoded_forms,
     mask_phone,
 )
@@ -91,6 +94,23 @@ class TestEncodings:
     def test_forms_are_what_the_harness_expects(self):
         """encoded_forms covers every text form the independent harness looks for."""
         assert set(text_forms(TOKEN)) <= encoded_forms(TOKEN)
+
+
+class TestProperties:
+    @given(st.text(min_size=1, max_size=30))
+    def test_every_form_keeps_the_anchor(self, value):
+        """The anchor that gates a value's search is in every form of it."""
+        anchor = _anchor(value)
+        if anchor is not None:
+            assert all(anchor in form for form in encoded_forms(value))
+
+    @given(st.text(min_size=4, max_size=30), st.text(max_size=20), st.text(max_size=20))
+    def test_no_form_survives(self, value, before, after):
+        """Any value of 4+ characters, in any form and any surroundings, is gone."""
+        redactor = Redactor(values=[value])
+        for form in text_forms(value):
+            shown = redactor.text(before + form + after)
+            assert form not in shown or form in before + REDACTED + after
 
 
 class TestNesting:

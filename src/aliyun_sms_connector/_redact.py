@@ -75,6 +75,18 @@ def _percent_forms(value: str) -> set[str]:
     return {quote(value, safe=""), quote(value), quote_plus(value), quote_plus(value, safe="/")}
 
 
+def _anchor(value: str) -> str | None:
+    """The longest run of ASCII letters and digits: every encoded form keeps it whole.
+
+    None when there is none worth testing, or when the value holds a ``%``
+    (its lower-cased escape forms would change the run).
+    """
+    if "%" in value:
+        return None
+    best = max(re.findall(r"[A-Za-z0-9]+", value), key=len, default="")
+    return best if len(best) >= _SHORT - 1 else None
+
+
 def _lower_escapes(value: str) -> str:
     return re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), value)
 
@@ -141,19 +153,21 @@ class Redactor:
     ) -> None:
         phones, values, secrets = tuple(phones), tuple(values), tuple(secrets)
         needles: dict[str, str] = {}
+        groups: dict[str | None, set[str]] = {}
         # Secrets and values first: when a form is shared, the stronger
         # replacement (nothing of it shown) wins over a masked number.
         for value in (*secrets, *values):
-            self._add(needles, str(value), REDACTED)
+            self._add(needles, groups, str(value), REDACTED)
         hidden = [str(v) for v in (*secrets, *values) if len(str(v)) >= _SHORT]
         for phone in phones:
             mask = mask_phone(str(phone))
             # A value that is the number's last digits would show in its mask.
             if any(value in mask for value in hidden):
                 mask = "***"
-            self._add(needles, str(phone), mask)
+            self._add(needles, groups, str(phone), mask)
         ordered = sorted(needles.items(), key=lambda item: (-len(item[0]), item[0]))
-        self._long = [(n, r) for n, r in ordered if len(n) >= _SHORT]
+        self._needles = needles
+        self._groups = [(anchor, tuple(forms)) for anchor, forms in groups.items()]
         replacements = sorted({r for _, r in ordered})
         self._marks = {r: f"{_MARK}{chr(0xE001 + i)}{_MARK}" for i, r in enumerate(replacements)}
         short = [n for n, _ in ordered if len(n) < _SHORT]
@@ -165,9 +179,25 @@ class Redactor:
         )
 
     @staticmethod
-    def _add(needles: dict[str, str], value: str, replacement: str) -> None:
-        for form in encoded_forms(value):
+    def _add(
+        needles: dict[str, str], groups: dict[str | None, set[str]], value: str, replacement: str
+    ) -> None:
+        forms = encoded_forms(value)
+        for form in forms:
             needles.setdefault(form, replacement)
+        groups.setdefault(_anchor(value), set()).update(f for f in forms if len(f) >= _SHORT)
+
+    def _present(self, text: str) -> list[str]:
+        # A value's forms are looked for only when its anchor is in the text:
+        # a failed batch knows thousands of forms, and most messages hold none.
+        found = {
+            form
+            for anchor, forms in self._groups
+            if anchor is None or anchor in text
+            for form in forms
+            if form in text
+        }
+        return sorted(found, key=lambda form: (-len(form), form))
 
     # -- text ------------------------------------------------------------------
 
@@ -178,9 +208,10 @@ class Redactor:
             lambda m: f"{m.group(1)}{m.group()[-1]}{REDACTED}{m.group()[-1]}", text
         )
         marked = False
-        for needle, replacement in self._long:
+        for needle in self._present(text):
+            # Longest first: a longer value may have taken a shorter one with it.
             if needle in text:
-                text = text.replace(needle, self._marks[replacement])
+                text = text.replace(needle, self._marks[self._needles[needle]])
                 marked = True
         if self._short is not None:
             replace: Callable[[re.Match[str]], str] = lambda m: self._marks[  # noqa: E731
@@ -199,7 +230,7 @@ class Redactor:
 
     def leaks(self, text: str) -> bool:
         """Whether ``text`` still holds a private value of length 4 or more, in any form."""
-        return any(needle in text for needle, _ in self._long)
+        return bool(self._present(text))
 
     # -- exceptions ------------------------------------------------------------
 
