@@ -471,6 +471,7 @@ class RedisStore(VerificationStore):
 
     async def _run_async(self, script: _Script, keys: list[str], args: list[object]) -> Any:
         client = self._async_client()
+        watchdog = self._watchdog()
         failed = False
         try:
             if getattr(client, "_initialize", False) is True:
@@ -478,7 +479,17 @@ class RedisStore(VerificationStore):
                 # (CLUSTER SLOTS, COMMAND): a few hundred ms, once, bounded
                 # apart from the per-call deadline.
                 await _with_timeout(client.initialize(), self._timeout * _INIT_FACTOR)
-            return await self._watchdog().run(_eval_async(client, script, keys, args))
+            # The deadline is kept inline, not in a wrapping coroutine: every
+            # resumption of a task walks its whole chain of awaits.
+            task = watchdog.enter()
+            try:
+                return await _eval_async(client, script, keys, args)
+            except asyncio.CancelledError:
+                if not watchdog.expired(task):
+                    raise  # cancelled by the caller: not ours to swallow
+                failed = True
+            finally:
+                watchdog.leave(task)
         except self._faults:
             failed = True
         if failed:
@@ -548,22 +559,20 @@ def _evalsha(client: Any, script: _Script, keys: list[str], args: list[object]) 
 
 
 async def _eval_async(client: Any, script: _Script, keys: list[str], args: list[object]) -> Any:
-    try:
-        return await _evalsha_async(client, script, keys, args)
-    except Exception as error:
-        if not _unsent(error):
-            raise
-    return await _evalsha_async(client, script, keys, args)
-
-
-async def _evalsha_async(client: Any, script: _Script, keys: list[str], args: list[object]) -> Any:
-    # The except clause is evaluated only when something was raised, so the
-    # happy path pays no import.
-    try:
-        return await client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-    except _no_script_error():
-        pass
-    return await client.execute_command("EVAL", script.source, len(keys), *keys, *args)
+    # One coroutine for the happy path and both fallbacks: NOSCRIPT sends the
+    # script with EVAL (which caches it); an unsent command is sent once more.
+    # The except clauses import nothing unless something was raised.
+    command, body, resent = "EVALSHA", script.sha, False
+    while True:
+        try:
+            return await client.execute_command(command, body, len(keys), *keys, *args)
+        except Exception as error:  # noqa: PERF203 - zero-cost try on 3.11+, and rare
+            if command == "EVALSHA" and isinstance(error, _no_script_error()):
+                command, body = "EVAL", script.source
+            elif not resent and _unsent(error):
+                resent = True
+            else:
+                raise
 
 
 class _Watchdog:
@@ -584,28 +593,28 @@ class _Watchdog:
         self._expired: set[asyncio.Task[Any]] = set()
         self._timer: asyncio.TimerHandle | None = None
 
-    async def run(self, awaitable: Awaitable[Any]) -> Any:
+    def enter(self) -> asyncio.Task[Any]:
+        """Start the clock for the current task's store call."""
         task = asyncio.current_task()
-        if task is None or task in self._deadlines:  # pragma: no cover - defensive
-            return await _with_timeout(awaitable, self._timeout)
+        if task is None:  # pragma: no cover - store calls always run in a task
+            raise RuntimeError("a store call must run in an asyncio task")
         deadline = self._loop.time() + self._timeout
         self._deadlines[task] = deadline
         if self._timer is None:
             self._timer = self._loop.call_at(deadline, self._tick)
-        try:
-            return await awaitable
-        except asyncio.CancelledError:
-            if task not in self._expired:
-                raise  # cancelled by someone else: not ours to swallow
-            expired = True
-        finally:
-            self._deadlines.pop(task, None)
-        if expired:
+        return task
+
+    def expired(self, task: asyncio.Task[Any]) -> bool:
+        """Whether the cancellation ``task`` got was this watchdog's doing."""
+        return task in self._expired
+
+    def leave(self, task: asyncio.Task[Any]) -> None:
+        """Stop the clock; take back a cancellation of ours that was delivered."""
+        self._deadlines.pop(task, None)
+        if task in self._expired:
             self._expired.discard(task)
             if sys.version_info >= (3, 11):
                 task.uncancel()
-            raise TimeoutError
-        return None  # pragma: no cover - unreachable
 
     def _tick(self) -> None:
         self._timer = None
