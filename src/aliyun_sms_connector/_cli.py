@@ -22,7 +22,18 @@ if TYPE_CHECKING:
     from ._errors import AliyunSmsError
     from .emulator import Message
 
-__all__ = ["EXIT_CODES", "INTERRUPTED", "PARTIAL", "PORT_UNAVAILABLE", "main"]
+__all__ = [
+    "EXIT_CODES",
+    "INTERRUPTED",
+    "NOT_FOUND",
+    "PARTIAL",
+    "PORT_UNAVAILABLE",
+    "TOO_MANY_ATTEMPTS",
+    "WRONG_CODE",
+    "main",
+]
+REDIS_URL_VARIABLE = "ALIYUN_SMS_REDIS_URL"
+SECRET_KEY_VARIABLE = "ALIYUN_SMS_VERIFY_SECRET_KEY"  # noqa: S105 - a variable's name
 
 # One exit status per error class, by class name so that this table costs no
 # import; the most specific class of an error's MRO wins. Documented in the README.
@@ -45,6 +56,10 @@ EXIT_CODES: tuple[tuple[str, int], ...] = (
 USAGE = 2  # argparse's own status for a wrong command line
 PARTIAL = 16  # send-batch: some messages went out and others did not
 PORT_UNAVAILABLE = 17  # emulator: the port is taken or not allowed
+# verify check: the outcomes that are not an approval (a check is no error).
+WRONG_CODE = 18
+TOO_MANY_ATTEMPTS = 19
+NOT_FOUND = 20
 INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 BROKEN_PIPE = 141  # stdout closed early, as by `| head` (128 + SIGPIPE)
 
@@ -123,12 +138,13 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="send one code through the official SDK to a local emulator (no account needed)",
-        description="Start the local Aliyun SMS emulator, send one verification code to it "
-        "through the connector and the official SDK, and show the SMS as the phone would.",
+        help="send a code through the official SDK to a local emulator, then check it",
+        description="Start the local Aliyun SMS emulator, start a verification: a code is "
+        "generated, stored as an HMAC and sent through the connector and the official SDK. "
+        "Show the SMS as the phone would, then check a wrong code and the right one. No "
+        "account and no config are needed.",
     )
     demo.add_argument("--to", default=_DEMO_NUMBER, help="recipient (default: %(default)s)")
-    demo.add_argument("--code", help="the verification code (default: 6 random digits)")
     demo.set_defaults(run=_demo)
 
     send = commands.add_parser(
@@ -181,6 +197,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     batch.set_defaults(run=_send_batch)
 
+    _verify_parsers(commands)
+
     check = commands.add_parser(
         "check-config",
         help="validate a config and print its routing table",
@@ -209,6 +227,47 @@ def _parser() -> argparse.ArgumentParser:
     )
     emulator.set_defaults(run=_emulator)
     return parser
+
+
+def _verify_parsers(commands: Any) -> None:
+    verify = commands.add_parser(
+        "verify",
+        help="start and check verification codes, with the codes kept in Redis",
+        description="Start a verification (a code is generated, stored as an HMAC and sent "
+        "by SMS) and check the code the user typed, in two runs of this command. The runs "
+        f"share the pending code through Redis: --redis URL or {REDIS_URL_VARIABLE}. Codes "
+        f"are stored under the key in {SECRET_KEY_VARIABLE} (32 bytes or more, the same for "
+        "every run). The connector config comes from --config or ALIYUN_SMS_* variables.",
+    )
+    actions = verify.add_subparsers(title="actions", required=True, metavar="ACTION")
+    start = actions.add_parser(
+        "start",
+        help="send a new code",
+        description="Send a new code to a number; it replaces any pending one. The code is "
+        "not printed: the recipient gets it by SMS.",
+    )
+    check = actions.add_parser(
+        "check",
+        help="check a code",
+        description=f"Check a code. Exit status 0: approved; {WRONG_CODE}: wrong code; "
+        f"{TOO_MANY_ATTEMPTS}: locked after too many wrong codes; {NOT_FOUND}: no pending "
+        "code (never sent, expired, used or replaced).",
+    )
+    for parser in (start, check):
+        _config_arguments(parser)
+        parser.add_argument(
+            "--redis",
+            metavar="URL",
+            help=f"redis://, rediss:// or redis+cluster:// URL (default: ${REDIS_URL_VARIABLE})",
+        )
+        parser.add_argument("--to", required=True, help="the recipient's number")
+        parser.add_argument(
+            "--usage-type", default="SignIn", help="what the code is for (default: %(default)s)"
+        )
+    start.add_argument("--client-ip", help="the requester's IP address, for the per-IP limit")
+    start.set_defaults(run=_verify_start)
+    check.add_argument("--code", required=True, help="the code the user typed")
+    check.set_defaults(run=_verify_check)
 
 
 def _version_action() -> type[argparse.Action]:
@@ -643,29 +702,149 @@ def _demo(args: argparse.Namespace) -> int:
     from ._connector import AliyunSmsConnector  # noqa: PLC0415
     from ._redact import mask_phone  # noqa: PLC0415
     from .emulator import Emulator  # noqa: PLC0415
+    from .verify import MemoryStore, VerificationService  # noqa: PLC0415
 
-    code = _code(args.code)
     # The SDK's credential chain is not used (the keys are explicit), but a
     # machine with no metadata service should not even be asked.
     os.environ.setdefault("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
     with Emulator() as emulator:
         print(f"Started a local Aliyun SMS emulator at http://{emulator.endpoint}")
         print("  (no account, no config: it checks signatures, templates and limits like Aliyun)")
-        print(f"Sending a SignIn code to {mask_phone(args.to)} through the official Aliyun SDK...")
+        print(f"Starting a SignIn verification for {mask_phone(args.to)}: a code is generated,")
+        print("  stored as an HMAC (in memory here; in Redis across instances), and sent")
+        print("  through the official Aliyun SDK...")
         with AliyunSmsConnector(emulator.connector_config()) as connector:
-            result = connector.send_message(args.to, UsageType.SIGN_IN, {"code": code})
-        message = emulator.outbox[-1]
-        print()
-        print(f"  📱 {mask_phone(message.phone_number)} received:")
-        print(f"     {message.text}")
-        print()
-        print(f"  biz id:     {result.biz_id}")
-        print(f"  request id: {result.request_id}")
-        print(f"  template:   {result.template_code} (SignIn falls back to Generic)")
+            service = VerificationService(connector, MemoryStore())
+            verification = service.start(args.to, UsageType.SIGN_IN)
+            message = emulator.outbox[-1]
+            print()
+            print(f"  📱 {mask_phone(message.phone_number)} received:")
+            print(f"     {message.text}")
+            print()
+            result = verification.send_result
+            if result is not None:
+                print(f"  biz id:     {result.biz_id}")
+                print(f"  request id: {result.request_id}")
+                print(f"  template:   {result.template_code} (SignIn falls back to Generic)")
+            print(f"  expires:    {verification.expires_at:%H:%M:%S} UTC")
+            print()
+            code = str(message.params["code"])
+            for label, typed in (
+                ("a wrong code", _another_code(code)),
+                ("the right code", code),
+                ("the right code again", code),
+            ):
+                checked = service.check(args.to, UsageType.SIGN_IN, typed)
+                print(f"  checking {label + ',':<22} {typed}: {_check_text(checked)}")
         print()
         print("Next: 'aliyun-sms emulator' keeps one running for your app;")
-        print("      'aliyun-sms send --config logto.json --to ...' sends for real.")
+        print("      'aliyun-sms send --config logto.json --to ...' sends for real;")
+        print("      'aliyun-sms verify start|check --redis URL ...' verifies across runs.")
     return 0
+
+
+def _another_code(code: str) -> str:
+    """A code of the same shape that is surely not ``code``."""
+    return "".join(str((int(c) + 1) % 10) if c.isdigit() else "0" for c in code)
+
+
+def _check_text(result: Any) -> str:
+    from .verify import CheckStatus  # noqa: PLC0415
+
+    texts = {
+        CheckStatus.APPROVED: "APPROVED (the code is now used up)",
+        CheckStatus.WRONG_CODE: f"WRONG_CODE ({result.attempts_left} attempt(s) left)",
+        CheckStatus.TOO_MANY_ATTEMPTS: "TOO_MANY_ATTEMPTS (locked: start a new verification)",
+        CheckStatus.NOT_FOUND: "NOT_FOUND (never sent, expired, already used, or replaced)",
+    }
+    return texts[result.status]
+
+
+# -- verify -------------------------------------------------------------------------
+
+
+def _verify_start(args: argparse.Namespace) -> int:
+    from ._redact import mask_phone  # noqa: PLC0415
+
+    with _verification_service(args) as service:
+        verification = service.start(args.to, args.usage_type, client_ip=args.client_ip)
+    print(
+        f"sent a {verification.usage_type.value} code to {mask_phone(args.to)} "
+        f"(verification {verification.id})"
+    )
+    print(f"  expires:      {verification.expires_at:%Y-%m-%d %H:%M:%S} UTC")
+    print(f"  resend after: {verification.resend_after:%Y-%m-%d %H:%M:%S} UTC")
+    result = verification.send_result
+    if result is not None:
+        print(f"  template:     {result.template_code}")
+        print(f"  biz id:       {result.biz_id}")
+        print(f"  request id:   {result.request_id}")
+    return 0
+
+
+def _verify_check(args: argparse.Namespace) -> int:
+    from .verify import CheckStatus  # noqa: PLC0415
+
+    with _verification_service(args) as service:
+        result = service.check(args.to, args.usage_type, args.code)
+    print(_check_text(result))
+    return {
+        CheckStatus.APPROVED: 0,
+        CheckStatus.WRONG_CODE: WRONG_CODE,
+        CheckStatus.TOO_MANY_ATTEMPTS: TOO_MANY_ATTEMPTS,
+        CheckStatus.NOT_FOUND: NOT_FOUND,
+    }[result.status]
+
+
+class _verification_service:  # noqa: N801 - used like a function, as a context manager
+    """A VerificationService on Redis for one run; closes the store and the connector."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self._args = args
+        self._closing: list[Any] = []
+
+    def __enter__(self) -> Any:
+        import os  # noqa: PLC0415
+
+        from ._connector import AliyunSmsConnector  # noqa: PLC0415
+        from ._errors import ConfigError  # noqa: PLC0415
+        from .verify import RedisStore, VerificationService  # noqa: PLC0415
+
+        url = self._args.redis or os.environ.get(REDIS_URL_VARIABLE)
+        if not url:
+            raise ConfigError(
+                f"verify needs a shared store: give --redis URL or set {REDIS_URL_VARIABLE}. "
+                "The code started by one run must still be there for the check in the next; "
+                "an in-memory store is gone when the command exits"
+            )
+        secret_key = os.environ.get(SECRET_KEY_VARIABLE)
+        if not secret_key:
+            raise ConfigError(
+                f"verify needs {SECRET_KEY_VARIABLE}: a secret of 32 bytes or more, the same "
+                "for every run and instance (codes are stored only as HMACs under it)"
+            )
+        config = _load_config(self._args.config)
+        missing = None
+        try:
+            store = RedisStore.from_url(url)
+        except ImportError:
+            missing = "verify needs redis-py: pip install 'aliyun-sms-connector[redis]'"
+        except ValueError:
+            missing = f"--redis: not a Redis URL ({_one_line(url.partition(':')[0])}://...)"
+        if missing is not None:
+            raise ConfigError(missing)
+        self._closing.append(store)
+        try:
+            connector = AliyunSmsConnector(config)
+            self._closing.append(connector)
+            return VerificationService(connector, store, secret_key=secret_key)
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __exit__(self, *_: object) -> None:
+        while self._closing:
+            self._closing.pop().close()
 
 
 # -- output -----------------------------------------------------------------------------
@@ -708,5 +887,8 @@ def _print_error(error: AliyunSmsError, out: TextIO) -> None:
         print(f"  HTTP:       {error.http_status}", file=out)
     if error.recommend:
         print(f"  recommend:  {_one_line(error.recommend)}", file=out)
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        print(f"  retry after: {retry_after:g} s", file=out)
     if error.maybe_sent:
         print("  note:       the SMS may have been sent", file=out)

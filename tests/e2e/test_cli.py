@@ -27,29 +27,31 @@ def config_file(emulator, tmp_path):
 
 class TestDemo:
     def test_demo_sends_through_the_sdk_and_shows_the_sms(self, capsys):
-        """demo needs nothing and prints the SMS with its ids."""
-        assert main(["demo", "--code", "246810"]) == 0
+        """demo needs nothing and prints the SMS, with a generated 6-digit code, and its ids."""
+        assert main(["demo"]) == 0
         out = capsys.readouterr().out
-        assert "【AliyunSmsTest】Your code is 246810." in out
+        assert re.search(r"【AliyunSmsTest】Your code is \d{6}\.", out)
         assert re.search(r"biz id: +\d+\^0", out)
         assert re.search(r"request id: +[0-9A-F-]{36}", out)
         assert "13800138000" not in out
 
-    def test_demo_generates_a_code(self, capsys):
-        """Without --code, demo makes a 6-digit one."""
-        assert main(["demo"]) == 0
-        assert re.search(r"Your code is \d{6}\.", capsys.readouterr().out)
+    def test_demo_to_another_number(self, capsys):
+        """--to picks the recipient, shown masked."""
+        assert main(["demo", "--to", "+86 139 0013 9000"]) == 0
+        out = capsys.readouterr().out
+        assert "📱 ***9000 received:" in out
+        assert "APPROVED" in out
 
     def test_console_script_and_module(self):
         """aliyun-sms and python -m aliyun_sms_connector are the same command."""
         by_module = subprocess.run(
-            [sys.executable, "-m", "aliyun_sms_connector", "demo", "--code", "1357"],
+            [sys.executable, "-m", "aliyun_sms_connector", "demo"],
             capture_output=True,
             text=True,
             check=True,
             timeout=60,
         )
-        assert "Your code is 1357." in by_module.stdout
+        assert re.search(r"Your code is \d{6}\.", by_module.stdout)
         help_text = subprocess.run(
             [sys.executable, "-m", "aliyun_sms_connector", "--help"],
             capture_output=True,
@@ -335,11 +337,11 @@ def test_python_dash_m_runs_main(monkeypatch, capsys):
     import aliyun_sms_connector
 
     module = Path(aliyun_sms_connector.__file__).with_name("__main__.py")
-    monkeypatch.setattr(sys, "argv", ["aliyun-sms", "demo", "--code", "99"])
+    monkeypatch.setattr(sys, "argv", ["aliyun-sms", "demo"])
     with pytest.raises(SystemExit) as info:
         runpy.run_path(str(module), run_name="__main__")
     assert info.value.code == 0
-    assert "Your code is 99." in capsys.readouterr().out
+    assert "APPROVED" in capsys.readouterr().out
 
 
 class TestStatusAndBatch:
@@ -840,3 +842,150 @@ class TestCtrlC:
         _, stderr = process.communicate(timeout=60)
         assert b"Traceback" not in stderr
         assert process.returncode in (0, _cli.BROKEN_PIPE)
+
+
+# -- verify start / check, against the emulator and a real redis-server ----------------
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    """REDIS_URL, or a redis-server of this module's own on a free port, with no persistence."""
+    from tests.verify.redis_cluster import redis_server, require_redis
+
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    require_redis()  # skips without redis-server, fails under CI
+    with redis_server() as server:
+        yield server.url
+
+
+@pytest.fixture
+def verify_env(monkeypatch, redis_url, config_file):
+    """A fresh secret key per test (so no keys are shared), the Redis URL and the config."""
+    import secrets
+
+    monkeypatch.setenv("ALIYUN_SMS_VERIFY_SECRET_KEY", secrets.token_hex(32))
+    monkeypatch.setenv("ALIYUN_SMS_REDIS_URL", redis_url)
+    return ["--config", str(config_file)]
+
+
+def verify(*argv):
+    return main(["verify", *argv])
+
+
+class TestDemoVerifies:
+    def test_demo_checks_a_wrong_code_then_the_right_one(self, capsys):
+        """demo sends a code, then shows WRONG_CODE, APPROVED and that a code is used once."""
+        assert main(["demo"]) == 0
+        out = capsys.readouterr().out
+        code = re.search(r"Your code is (\d{6})\.", out).group(1)
+        wrong = re.search(r"checking a wrong code, +(\d{6}): WRONG_CODE \(4 attempt", out)
+        assert wrong
+        assert wrong.group(1) != code
+        assert re.search(rf"checking the right code, +{code}: APPROVED", out)
+        assert re.search(rf"checking the right code again, +{code}: NOT_FOUND", out)
+        assert out.index("WRONG_CODE") < out.index("APPROVED") < out.index("NOT_FOUND")
+        assert "13800138000" not in out
+
+
+class TestVerify:
+    def test_start_then_check_across_runs(self, emulator, verify_env, capsys):
+        """A code started by one run is checked by the next: wrong, then right, then used."""
+        assert verify("start", *verify_env, "--to", "+86 138 0013 8000") == 0
+        out = capsys.readouterr().out
+        assert "sent a SignIn code to ***8000" in out
+        [message] = emulator.outbox
+        code = message.params["code"]
+        assert code not in out  # the recipient gets it by SMS, the operator does not
+        wrong = _cli._another_code(code)
+        assert verify("check", *verify_env, "--to", "13800138000", "--code", wrong) == 18
+        assert "WRONG_CODE (4 attempt(s) left)" in capsys.readouterr().out
+        assert verify("check", *verify_env, "--to", "13800138000", "--code", code) == 0
+        assert "APPROVED" in capsys.readouterr().out
+        assert verify("check", *verify_env, "--to", "13800138000", "--code", code) == 20
+        assert "NOT_FOUND" in capsys.readouterr().out
+
+    def test_two_processes(self, emulator, verify_env):
+        """start and check in two separate OS processes, sharing only Redis."""
+        started = run_cli(
+            "verify", "start", *verify_env, "--to", "13800138000", "--usage-type", "Register"
+        )
+        assert started.returncode == 0, started.stderr
+        code = emulator.outbox[-1].params["code"]
+        checked = run_cli(
+            "verify", "check", *verify_env, "--to", "13800138000", "--code", code,
+            "--usage-type", "Register",
+        )  # fmt: skip
+        assert checked.returncode == 0, checked.stderr
+        assert checked.stdout.startswith("APPROVED")
+
+    def test_locked_after_too_many_wrong_codes(self, emulator, verify_env, capsys):
+        """After 5 wrong codes (the last leaves 0) even the right one gives TOO_MANY_ATTEMPTS."""
+        assert verify("start", *verify_env, "--to", "13800138000") == 0
+        code = emulator.outbox[-1].params["code"]
+        wrong = _cli._another_code(code)
+        statuses = [
+            verify("check", *verify_env, "--to", "13800138000", "--code", wrong) for _ in range(5)
+        ]
+        assert statuses == [18, 18, 18, 18, 18]
+        assert "WRONG_CODE (0 attempt(s) left)" in capsys.readouterr().out
+        assert verify("check", *verify_env, "--to", "13800138000", "--code", code) == 19
+        assert "TOO_MANY_ATTEMPTS" in capsys.readouterr().out
+
+    def test_cooldown_is_a_rate_limit(self, emulator, verify_env, capsys):
+        """A second start within the cooldown: RateLimitExceededError (12), no second SMS."""
+        assert verify("start", *verify_env, "--to", "13800138000") == 0
+        capsys.readouterr()
+        assert verify("start", *verify_env, "--to", "13800138000") == 12
+        err = capsys.readouterr().err
+        assert_one_line_error(err, "RateLimitExceededError")
+        assert "code:       VerificationCooldown" in err
+        assert re.search(r"retry after: \d+(\.\d+)? s", err)
+        assert len(emulator.outbox) == 1
+
+    def test_invalid_number(self, emulator, verify_env, capsys):
+        """An invalid number is InvalidPhoneNumberError (4), before Redis or Aliyun."""
+        assert verify("start", *verify_env, "--to", "12345") == 4
+        assert emulator.requests == []
+
+    def test_without_redis_it_says_a_shared_store_is_needed(self, config_file, monkeypatch, capsys):
+        """No --redis and no ALIYUN_SMS_REDIS_URL: a ConfigError (3) that explains why."""
+        monkeypatch.delenv("ALIYUN_SMS_REDIS_URL", raising=False)
+        monkeypatch.setenv("ALIYUN_SMS_VERIFY_SECRET_KEY", "k" * 32)
+        status = verify("start", "--config", str(config_file), "--to", "13800138000")
+        assert status == 3
+        err = capsys.readouterr().err
+        assert_one_line_error(err, "ConfigError")
+        assert "needs a shared store" in err
+        assert "--redis URL or set ALIYUN_SMS_REDIS_URL" in err
+
+    @pytest.mark.parametrize(
+        ("key", "needle"), [(None, "needs ALIYUN_SMS_VERIFY_SECRET_KEY"), ("short", "32 bytes")]
+    )
+    def test_secret_key(self, config_file, redis_url, monkeypatch, capsys, key, needle):
+        """The secret key is required and must be 32 bytes or more (ConfigError, 3)."""
+        if key is None:
+            monkeypatch.delenv("ALIYUN_SMS_VERIFY_SECRET_KEY", raising=False)
+        else:
+            monkeypatch.setenv("ALIYUN_SMS_VERIFY_SECRET_KEY", key)
+        args = ["--config", str(config_file), "--redis", redis_url]
+        assert verify("check", *args, "--to", "13800138000", "--code", "1") == 3
+        err = capsys.readouterr().err
+        assert_one_line_error(err, "ConfigError")
+        assert needle in err
+
+    def test_redis_unreachable(self, emulator, verify_env, capsys):
+        """Redis down: ServiceUnavailableError StoreUnavailable (13), and no SMS."""
+        args = [*verify_env, "--redis", f"redis://127.0.0.1:{free_port()}/0"]
+        assert verify("start", *args, "--to", "13800138000") == 13
+        err = capsys.readouterr().err
+        assert_one_line_error(err, "ServiceUnavailableError")
+        assert "StoreUnavailable" in err
+        assert emulator.requests == []
+
+    def test_not_a_redis_url(self, verify_env, capsys):
+        """A URL that is not Redis's is a ConfigError (3)."""
+        args = [*verify_env, "--redis", "http://127.0.0.1/"]
+        assert verify("check", *args, "--to", "13800138000", "--code", "1") == 3
+        assert "not a Redis URL" in capsys.readouterr().err
