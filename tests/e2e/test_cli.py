@@ -831,6 +831,13 @@ class TestCtrlC:
         assert "alibabacloud_dysmsapi20170525.client" not in "".join(seen) + rest
         assert out == ""
 
+    def test_a_terminal_that_cannot_show_the_text(self):
+        """A Latin-1 terminal gets escapes for 【】 and 📱, not a UnicodeEncodeError traceback."""
+        result = run_cli("demo", env={"PYTHONIOENCODING": "latin-1"})
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+        assert "\\u3010AliyunSmsTest\\u3011" in result.stdout
+
     def test_broken_pipe(self):
         """Output closed early, as by '| head -1': no traceback."""
         process = subprocess.Popen(
