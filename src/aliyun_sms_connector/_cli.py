@@ -1,4 +1,4 @@
-"""The ``aliyun-sms`` command: demo, send, status, send-batch, check-config and emulator.
+"""The ``aliyun-sms`` command: demo, send, status, send-batch, verify, check-config, emulator.
 
 Ctrl-C must end any command quietly, with status 130, even while the package
 is still importing. So this module imports nothing but ``sys`` when it loads;
