@@ -544,6 +544,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server-secret", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     settings = settings_for(args)
+    if not args.smoke and settings.rounds < len(ASYNC_SIDES):
+        # Fewer rounds than sides: some side would never run first, or last.
+        parser.error(f"a full run needs at least {len(ASYNC_SIDES)} rounds")
     env = dict(ENV)
     if args.src:
         env["PYTHONPATH"] = os.pathsep.join(
