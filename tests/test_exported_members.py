@@ -19,6 +19,7 @@ PUBLIC = {
     "PermissionDeniedError",
     "PhoneNumber",
     "RateLimitExceededError",
+    "RedactedError",
     "RegionalTemplateCode",
     "RejectedRecipient",
     "SendResult",
