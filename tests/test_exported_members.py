@@ -62,3 +62,24 @@ def test_importing_the_package_does_not_import_the_sdk():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "False"
+
+
+def test_importing_the_connector_does_not_import_the_sdk_or_the_http_stacks():
+    """What a user writes, `from aliyun_sms_connector import AliyunSmsConnector`, stays light.
+
+    The SDK is loaded when the first connector is built, aiohttp on the first
+    async send, phonenumbers on the first number.
+    """
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from aliyun_sms_connector import AliyunSmsConnector, AliyunSmsConfig\n"
+        "heavy = ('alibabacloud_', 'darabonba', 'aiohttp', 'requests', 'urllib3', 'phonenumbers')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(heavy)}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
