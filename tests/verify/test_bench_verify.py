@@ -1,0 +1,38 @@
+"""bench/bench_verify.py works end to end; its figures are never asserted here."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_verify.py"
+
+
+def test_smoke_run(tmp_path, redis_url):
+    """--smoke runs every side once and writes a complete JSON summary."""
+    if not os.environ.get("REDIS_URL") and shutil.which("redis-server") is None:
+        pytest.skip("the bench starts its own redis-server")
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"}
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--smoke", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(out.read_text())
+    assert len(summary["rounds"]) == 2
+    for round_ in summary["rounds"]:
+        assert round_["bare"]["ops"] == 300
+        assert round_["check"]["ops"] == 300
+    assert summary["start_async"]["ops"] == 200
+    assert "check_async / bare EVALSHA" in done.stdout
