@@ -119,9 +119,11 @@ class TestQueryDelivery:
         """Dates, yyyyMMdd text and aware datetimes (in China time) are accepted."""
         assert send_date_text(value) == text
 
-    @pytest.mark.parametrize("value", ["2026-01-02", "today", 20260102])
+    @pytest.mark.parametrize(
+        "value", ["2026-01-02", "today", 20260102, "20991301", "20230229", "20260100"]
+    )
     def test_bad_send_date(self, connector, query, value):
-        """A send_date of another form is a typed error, before any call."""
+        """A send_date of another form, or of a day that does not exist, fails before any call."""
         with pytest.raises(AliyunSmsError, match="send_date"):
             connector.query_delivery("13800138000", send_date=value)
         query.assert_not_called()

@@ -119,9 +119,21 @@ def send_date_text(value: date | str) -> str:
         value = value.astimezone(CHINA_TZ).date() if value.tzinfo else value.date()
     if isinstance(value, date):
         return value.strftime("%Y%m%d")
-    if isinstance(value, str) and _SEND_DATE.fullmatch(value):
+    if isinstance(value, str) and _SEND_DATE.fullmatch(value) and _is_a_day(value):
         return value
-    raise AliyunSmsError("send_date must be a date or a yyyyMMdd string", code="InvalidSendDate")
+    raise AliyunSmsError(
+        "send_date must be a date or a yyyyMMdd string of a day that exists",
+        code="InvalidSendDate",
+    )
+
+
+def _is_a_day(text: str) -> bool:
+    # 20991301 or 20230229 match the pattern but name no day.
+    try:
+        datetime.strptime(text, "%Y%m%d")  # noqa: DTZ007 - a calendar check, no time zone involved
+    except ValueError:
+        return False
+    return True
 
 
 def _china_time(value: object) -> datetime | None:
