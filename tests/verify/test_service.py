@@ -50,6 +50,10 @@ class BrokenStore(MemoryStore):
         self._maybe_fail("reserve")
         return super().reserve(reservation)
 
+    def reserve_shared(self, reservation):
+        self._maybe_fail("reserve_shared")
+        return super().reserve_shared(reservation)
+
     def release(self, reservation, shared):
         self._maybe_fail("release")
         return super().release(reservation, shared)
@@ -195,6 +199,31 @@ class TestStoreFailures:
             service.start(NUMBER, "SignIn")
         assert caught.value.code == "StoreUnavailable"
         assert emulator.requests == []
+
+    def test_failed_shared_reservation_releases_the_number(self, connector, clock, emulator):
+        """The IP/global step failed: no SMS, and the number is left free for a retry."""
+        store = BrokenStore("reserve_shared")
+        service = service_for(connector, clock, store)
+        with pytest.raises(ServiceUnavailableError):
+            service.start(NUMBER, "SignIn", client_ip="203.0.113.9")
+        assert emulator.requests == []
+        assert store.calls == ["reserve", "reserve_shared", "release"]
+        store.failing.clear()
+        service.start(NUMBER, "SignIn", client_ip="203.0.113.9")
+        assert len(emulator.outbox) == 1
+
+    def test_failed_shared_reservation_releases_async(self, connector, clock, emulator):
+        """start_async does the same when the IP/global step fails."""
+        store = BrokenStore("reserve_shared")
+        service = service_for(connector, clock, store)
+
+        async def main():
+            with pytest.raises(ServiceUnavailableError):
+                await service.start_async(NUMBER, "SignIn", client_ip="203.0.113.9")
+
+        asyncio.run(main())
+        assert emulator.requests == []
+        assert store.calls == ["reserve", "reserve_shared", "release"]
 
     def test_check_gives_no_verdict(self, connector, clock, emulator):
         """check failed: the error, never WRONG_CODE or APPROVED."""

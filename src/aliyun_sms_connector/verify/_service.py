@@ -147,7 +147,11 @@ class VerificationService:
             outcome.plan = plan
             refusal = self._store.reserve(plan.reservation)
             if refusal is None and plan.shared is not None:
-                refusal = self._store.reserve_shared(plan.shared)
+                try:
+                    refusal = self._store.reserve_shared(plan.shared)
+                except AliyunSmsError:
+                    self._release(plan, shared=False)  # no SMS: no cooldown either
+                    raise
                 if refusal is not None:
                     self._release(plan, shared=False)
             if refusal is not None:
@@ -176,7 +180,11 @@ class VerificationService:
             outcome.plan = plan
             refusal = await self._store.reserve_async(plan.reservation)
             if refusal is None and plan.shared is not None:
-                refusal = await self._store.reserve_shared_async(plan.shared)
+                try:
+                    refusal = await self._store.reserve_shared_async(plan.shared)
+                except AliyunSmsError:
+                    await self._release_async(plan, shared=False)
+                    raise
                 if refusal is not None:
                     await self._release_async(plan, shared=False)
             if refusal is not None:
