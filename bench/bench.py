@@ -312,7 +312,7 @@ def print_runs(kind: str, runs: dict[str, Any]) -> None:
 
 
 def median_of(rounds: list[dict[str, Any]], kind: str, side: str, key: str) -> float:
-    return statistics.median(r[kind][side][key] for r in rounds)
+    return float(statistics.median(r[kind][side][key] for r in rounds))
 
 
 def print_medians(rounds: list[dict[str, Any]]) -> None:

@@ -112,7 +112,7 @@ class Recorder:
 
 def wait_for_go(warmup: Recorder) -> None:
     """Tell the parent the warm-up is over; wait until it has reset the server."""
-    ready = {"ready": True, "warmup_errors": sum(warmup.errors.values())}
+    ready: dict[str, object] = {"ready": True, "warmup_errors": sum(warmup.errors.values())}
     if warmup.first_error:
         ready["first_error"] = warmup.first_error
     sys.stdout.write(json.dumps(ready) + "\n")
