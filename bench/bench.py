@@ -1,6 +1,6 @@
 """Benchmark this library against raw aiohttp and the SDK, each in a fresh process.
 
-    python bench/bench.py               # full run: 2-3 minutes on 2 idle cores, <6 busy
+    python bench/bench.py               # full run: a few minutes, under 6 on a busy machine
     python bench/bench.py --smoke       # seconds: every client and the signature check
     python bench/bench.py --json out.json
 
