@@ -12,6 +12,7 @@ from aliyun_sms_connector import (
     AliyunSmsConnector,
     AliyunSmsError,
     AuthenticationError,
+    BatchMessage,
     InvalidPhoneNumberError,
     InvalidResponseError,
     NetworkError,
@@ -441,6 +442,32 @@ class TestTracebackLocals:
             asyncio.run(connector.send_message_async(PHONE, "SignIn", {"code": CODE}))
         assert_locals_private(info.value)
 
+    @pytest.mark.parametrize(
+        "call",
+        [
+            lambda c: c.send_message("123", "SignIn", {"code": CODE}),
+            lambda c: c.send_message(PHONE, "SignIn", {"code": "1 2"}),
+            lambda c: c.send_message(PHONE, "SignIn", {"code": CODE}, out_id=5),
+            lambda c: asyncio.run(c.send_message_async("123", "SignIn", {"code": CODE})),
+            lambda c: c.query_delivery(PHONE, send_date="20991301"),
+            lambda c: c.send_batch([BatchMessage(PHONE, {"code": CODE})], "Nope"),
+        ],
+        ids=["number", "value", "out-id", "async-number", "send-date", "batch-usage"],
+    )
+    def test_local_validation_errors(self, logto_config, transport, call):
+        """Errors raised before any request show no secret or token in any library frame."""
+        connector = AliyunSmsConnector(
+            {**logto_config, "securityToken": TOKEN, "templates": logto_config["templates"][1:2]}
+        )
+        with pytest.raises(AliyunSmsError) as info:
+            call(connector)
+        summary = traceback.TracebackException.from_exception(info.value, capture_locals=True)
+        library = [f for f in summary.stack if "aliyun_sms_connector" in f.filename]
+        assert library
+        shown = "\n".join(f"{n}={v}" for f in library for n, v in (f.locals or {}).items())
+        assert SECRET not in shown
+        assert TOKEN not in shown
+
     def test_the_internal_call_object_hides_its_secrets(self, logto_config, transport):
         """The per-send Call shows its labels, masked; never what it scrubs."""
         from aliyun_sms_connector._calls import prepare_send
@@ -457,6 +484,7 @@ class TestTracebackLocals:
         shown = repr(call)
         assert shown == "Call(usage_type=SignIn template=SMS_SIGNIN to=***8000)"
         assert call.secrets == (SECRET, TOKEN)
+        assert repr(call.secrets) == "Secrets(2 hidden)"
 
 
 def assert_locals_private(error):

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Call",
     "Chunk",
+    "Secrets",
     "prepare_batch",
     "prepare_query",
     "prepare_send",
@@ -34,6 +35,20 @@ __all__ = [
 
 _LOGTO_CONTEXT = ("locale", "uiLocales")
 _BATCH_LIMIT = 100
+
+
+class Secrets(tuple[str, ...]):
+    """The credentials a call's errors must scrub; ``repr`` shows none of them.
+
+    It is passed to every ``prepare_*`` function, so it is a local in frames
+    that local validation errors (a bad number, a bad payload) raise from: an
+    error tracker that captures frame locals must find only this repr.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Secrets({len(self)} hidden)"
 
 
 class Call:
@@ -51,13 +66,13 @@ class Call:
         *,
         phones: tuple[str, ...],
         values: tuple[str, ...],
-        secrets: tuple[str, ...],
+        secrets: Secrets,
         deadline_ms: int,
     ) -> None:
         self.labels = labels
         self.phones = phones
         self.values = values
-        self.secrets = secrets
+        self.secrets: Secrets = secrets
         self.started = time.monotonic()
         # An absolute time.monotonic() value: retries and waits never pass it.
         self.deadline = self.started + deadline_ms / 1000
@@ -77,7 +92,8 @@ class Call:
         """Remember a credential from the default chain, so that errors scrub it too."""
         known = self.secrets
         if credential.secret not in known or (credential.token and credential.token not in known):
-            self.secrets = (*known, *(s for s in (credential.secret, credential.token) if s))
+            learned = [s for s in (credential.secret, credential.token) if s]
+            self.secrets = Secrets((*known, *learned))
             self._redactor = None
 
     @property
@@ -114,7 +130,7 @@ class Send(NamedTuple):
 
 def prepare_send(
     config: AliyunSmsConfig,
-    secrets: tuple[str, ...],
+    secrets: Secrets,
     *,
     to: str,
     usage_type: UsageType | str,
@@ -169,7 +185,7 @@ class Query(NamedTuple):
 
 def prepare_query(
     config: AliyunSmsConfig,
-    secrets: tuple[str, ...],
+    secrets: Secrets,
     *,
     phone_number: str,
     biz_id: str | None,
@@ -213,7 +229,7 @@ class Chunk(NamedTuple):
 
 def prepare_batch(
     config: AliyunSmsConfig,
-    secrets: tuple[str, ...],
+    secrets: Secrets,
     messages: Iterable[BatchMessage],
     usage_type: UsageType | str,
 ) -> tuple[list[Chunk], list[RejectedRecipient]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import _sdk
-from ._calls import Call, prepare_batch, prepare_query, prepare_send
+from ._calls import Call, Secrets, prepare_batch, prepare_query, prepare_send
 from ._config import AliyunSmsConfig, UsageType
 from ._delivery import (
     BatchChunk,
@@ -151,7 +151,7 @@ class AliyunSmsConnector:
         overseas = _Lane(config, overseas=True) if config.has_overseas_route else china
         self._lanes: dict[Region, _Lane] = {"china": china, "overseas": overseas}
         given = (config.access_key_secret, config.security_token)
-        self._secrets = tuple(secret.get_secret_value() for secret in given if secret)
+        self._secrets = Secrets([secret.get_secret_value() for secret in given if secret])
         self._driver = Driver(
             RetryPolicy(
                 max_attempts=config.max_attempts,

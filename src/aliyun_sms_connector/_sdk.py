@@ -164,6 +164,16 @@ def lane_settings(config: AliyunSmsConfig, *, overseas: bool = False) -> LaneSet
     from alibabacloud_tea_openapi.utils import Utils  # noqa: PLC0415
 
     chain = config.credentials == "default"
+    common: dict[str, Any] = {
+        "region_id": config.overseas_region_id if overseas else config.region_id,
+        "endpoint": config.overseas_endpoint if overseas else config.endpoint,
+        "protocol": config.protocol,
+        "connect_timeout": config.connect_timeout,
+        "read_timeout": config.read_timeout,
+        "signature_algorithm": "v2" if config.signature_algorithm == "v2" else None,
+    }
+    # The plain secrets go straight into the SDK's Config: no local of this
+    # frame holds them, should anything below raise.
     if chain:
         from alibabacloud_credentials.client import (  # noqa: PLC0415
             Client as CredentialClient,
@@ -171,26 +181,16 @@ def lane_settings(config: AliyunSmsConfig, *, overseas: bool = False) -> LaneSet
 
         # The official default chain: environment variables, the config
         # files, OIDC role ARN, then the ECS RAM role (unless disabled).
-        credentials: dict[str, Any] = {"credential": CredentialClient()}
+        client = Client(Config(credential=CredentialClient(), **common))
     else:
-        secret = config.access_key_secret
-        token = config.security_token
-        credentials = {
-            "access_key_id": config.access_key_id,
-            "access_key_secret": secret.get_secret_value() if secret else None,
-            "security_token": token.get_secret_value() if token else None,
-        }
-    client = Client(
-        Config(
-            **credentials,
-            region_id=config.overseas_region_id if overseas else config.region_id,
-            endpoint=config.overseas_endpoint if overseas else config.endpoint,
-            protocol=config.protocol,
-            connect_timeout=config.connect_timeout,
-            read_timeout=config.read_timeout,
-            signature_algorithm=("v2" if config.signature_algorithm == "v2" else None),
+        client = Client(
+            Config(
+                access_key_id=config.access_key_id,
+                access_key_secret=_plain(config.access_key_secret),
+                security_token=_plain(config.security_token),
+                **common,
+            )
         )
-    )
     _load_signers()
     return LaneSettings(
         endpoint=str(client._endpoint),  # noqa: SLF001 - the SDK keeps it only there
@@ -199,6 +199,10 @@ def lane_settings(config: AliyunSmsConfig, *, overseas: bool = False) -> LaneSet
         credentials=CredentialSource(client._credential, chain=chain),  # noqa: SLF001
         client=client,
     )
+
+
+def _plain(secret: Any) -> str | None:
+    return None if secret is None else str(secret.get_secret_value())
 
 
 class _SigningView:
