@@ -364,6 +364,18 @@ class TestSuccess:
             transport.close()
         assert (server.requests, server.connections) == (3, 1)
 
+    def test_long_idle_connection_is_not_reused(self, monkeypatch):
+        """A connection idle past the keep-alive limit is replaced before sending."""
+        monkeypatch.setattr("aliyun_sms_connector._sync_driver._IDLE_LIMIT", 0.05)
+        with serve("ok") as server:
+            transport = make_transport(server.host)
+            call(transport, "sync", request_for(server.host))
+            call(transport, "sync", request_for(server.host))
+            time.sleep(0.1)
+            call(transport, "sync", request_for(server.host))
+            transport.close()
+        assert (server.requests, server.connections) == (3, 2)
+
     def test_connection_close_answer_then_a_new_connection(self):
         """After ``Connection: close`` the next call opens a new connection."""
         with serve("close") as server:

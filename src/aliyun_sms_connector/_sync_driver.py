@@ -30,6 +30,10 @@ __all__ = ["SyncDriver"]
 
 # How close to the deadline a timeout counts as the deadline's.
 _SLACK = 0.002
+# A connection idle this long is closed rather than reused (aiohttp's default
+# keep-alive): a server closing it just as a request goes out would turn a
+# safe retry into a "maybe sent".
+_IDLE_LIMIT = 15.0
 
 
 class _Expired(Exception):  # noqa: N818 - internal signal, never raised out
@@ -63,12 +67,13 @@ class _Reader(io.RawIOBase):
 class _Conn:
     """A pool slot: a permit to hold one connection, and its socket when open."""
 
-    __slots__ = ("deadline", "read_timeout", "sock")
+    __slots__ = ("deadline", "idle_since", "read_timeout", "sock")
 
     def __init__(self) -> None:
         self.sock: socket.socket | None = None
         self.deadline = 0.0
         self.read_timeout = 0.0
+        self.idle_since = 0.0
 
     def makefile(self, mode: str) -> io.BufferedReader:
         """What ``http.client.HTTPResponse`` reads the answer from."""
@@ -161,7 +166,9 @@ class _SyncPool:
                     raise _Expired
                 self._cond.wait(left)
         sock = conn.sock
-        if sock is not None and _dropped(sock):
+        if sock is not None and (
+            time.monotonic() - conn.idle_since > _IDLE_LIMIT or _dropped(sock)
+        ):
             conn.sock = None
             sock.close()
         return conn
@@ -179,6 +186,7 @@ class _SyncPool:
             if conn.sock is None:
                 self._idle.appendleft(conn)
             else:
+                conn.idle_since = time.monotonic()
                 self._idle.append(conn)
             self._cond.notify()
         if drop is not None:
