@@ -11,6 +11,7 @@ import ssl
 import struct
 import threading
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -812,6 +813,30 @@ class TestSafety:
         assert set(vars(outcome)) == {"kind", "maybe_sent"}
         assert outcome.args == (str(outcome),)
         assert server.host not in repr(outcome)
+
+    @pytest.mark.parametrize("behaviour", ["reset", "partial", "slow"])
+    def test_traceback_locals_hold_no_secret(self, mode, behaviour):
+        """capture_locals over a TransportError's traceback shows no token, number or code."""
+        token = "STS.TOKEN-must-not-show-0123456789"
+        with serve(behaviour, delay=1.0) as server:
+            transport = make_transport(server.host)
+            request = WireRequest(
+                "POST",
+                "/",
+                {"host": server.host, "x-acs-security-token": token},
+                BODY,
+            )
+            outcome, _ = call(transport, mode, request, read=0.2)
+            transport.close()
+        assert isinstance(outcome, TransportError)
+        text = "".join(
+            traceback.TracebackException(
+                type(outcome), outcome, outcome.__traceback__, capture_locals=True
+            ).format()
+        )
+        assert "AsyncDriver" in text or "SyncDriver" in text
+        for secret in (token, "13800138000", "4829", "TemplateParam"):
+            assert secret not in text
 
     @pytest.mark.parametrize(
         ("name", "value", "target"),
