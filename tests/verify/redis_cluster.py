@@ -198,16 +198,8 @@ class RedisServer:
             self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it does not exit within 5 s."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        """End the process. SIGKILL: there is nothing to save, and SIGTERM costs ~0.1 s."""
+        self.kill()
         self.process = None
 
     def restart(self) -> RedisServer:
@@ -371,10 +363,7 @@ class LocalRedisCluster:
                 client.flushall()
 
     def stop(self) -> None:
-        """Stop every node; each gets SIGTERM, then SIGKILL after 5 s."""
-        for node in self.nodes:
-            if node.process is not None and node.process.poll() is None:
-                node.process.terminate()
+        """End every node."""
         for node in self.nodes:
             node.stop()
 

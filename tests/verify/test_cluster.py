@@ -52,19 +52,6 @@ pytestmark = pytest.mark.redis_cluster
 
 STORE_TIMEOUT = 0.3
 
-# Known failures, reported in /work/notes/requests.md (cluster → verify):
-# redis-py's cluster clients retry a script whose reply was lost, and the
-# asyncio pool hands out connections the server closed while idle.
-CLUSTER_RETRIES = pytest.mark.xfail(
-    reason="RedisStore's cluster clients keep redis-py's retries: a script may run twice",
-    strict=True,
-)
-# Not strict: whether the pool hands out a dead connection depends on timing.
-STALE_ASYNC_CONNECTION = pytest.mark.xfail(
-    reason="async RedisStore: first call on a connection the server closed while idle fails",
-    strict=False,
-)
-
 _numbers = itertools.count(0)
 _TAG = re.compile(rb"\{([^}]*)\}")
 
@@ -246,9 +233,7 @@ class TestClusterFaults:
         yield store
         store.close()
 
-    @pytest.mark.parametrize(
-        "mode", [pytest.param("sync", marks=CLUSTER_RETRIES), pytest.param("async")]
-    )
+    @pytest.mark.parametrize("mode", ["sync", "async"])
     def test_paused_master_times_out_within_store_timeout(
         self, redis_cluster, connector, emulator, store, mode
     ):
@@ -316,23 +301,6 @@ class TestClusterFaults:
         assert service.check(to, "SignIn", sms_code(emulator, to)).status is CheckStatus.NOT_FOUND
 
 
-def warm_up(api: Api) -> None:
-    """Make the client learn the cluster's slots before any fault is armed.
-
-    A new asyncio cluster client reads the topology on its first call, inside
-    store_timeout; on a loaded 2-core machine that alone can take 0.2-0.3 s
-    (reported in /work/notes/requests.md). The tests here are about faults
-    after that.
-    """
-    for _ in range(5):
-        try:
-            api.check(fresh_number(), "000000")
-        except ServiceUnavailableError:
-            continue
-        return
-    pytest.fail("the cluster store never answered")
-
-
 @pytest.fixture
 def proxied_cluster(redis_cluster) -> Iterator[ProxyGroup]:
     """A ChaosProxy in front of every node of the session cluster."""
@@ -355,14 +323,13 @@ def cluster_api(redis_cluster, proxied_cluster, connector, emulator, mode) -> It
         address_remap=proxied_cluster.remap,
     )
     api = Api(make_fault_service(connector, store), mode, emulator)
-    warm_up(api)
     yield api
     proxied_cluster.passthrough()
     api.close()
 
 
 # The black hole is left out: on the cluster, TestClusterFaults pauses a real
-# master instead, and redis-py's retries make each timeout cost seconds.
+# master instead.
 CLUSTER_FAULTS = [fault for fault in FAULTS if fault.name != "timeout"]
 
 
@@ -378,17 +345,14 @@ class TestClusterFaultMatrix:
         """A right code hit by the fault is neither approved nor approvable twice."""
         scenario_right_code(cluster_api, proxied_cluster, fault)
 
-    def test_wrong_code(self, cluster_api, proxied_cluster, fault, mode, request):
+    def test_wrong_code(self, cluster_api, proxied_cluster, fault):
         """Wrong guesses hit by the fault get the error; only recorded ones count."""
-        if mode == "async" and fault.name == "refused":
-            request.applymarker(STALE_ASYNC_CONNECTION)
         scenario_wrong_code(cluster_api, proxied_cluster, fault)
 
 
 class TestClusterRetries:
     """A script whose reply was lost is never sent again: that would count a guess twice."""
 
-    @CLUSTER_RETRIES
     def test_lost_reply_counts_once(self, cluster_api, proxied_cluster):
         """After a wrong guess whose reply was cut, exactly one attempt fewer is left."""
         scenario_one_recorded_guess(cluster_api, proxied_cluster)

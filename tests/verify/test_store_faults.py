@@ -295,20 +295,6 @@ def mode(request) -> str:
     return request.param
 
 
-# redis.asyncio hands out a pooled connection that the server closed while
-# idle, and the store does not retry a write that never left: see
-# /work/notes/requests.md ("cluster → verify: the async RedisStore fails ...").
-STALE_ASYNC_CONNECTION = pytest.mark.xfail(
-    reason="async RedisStore: first call on a connection the server closed while idle fails",
-    strict=True,
-)
-
-
-def _xfail_async(request) -> None:
-    if request.getfixturevalue("mode") == "async":
-        request.applymarker(STALE_ASYNC_CONNECTION)
-
-
 @pytest.fixture
 def proxy(standalone_redis: RedisServer) -> Iterator[ChaosProxy]:
     with ChaosProxy((HOST, standalone_redis.port)) as proxy:
@@ -402,14 +388,13 @@ class TestRealFaults:
         assert max(took) < STORE_TIMEOUT + 1.0, took
         assert api.check(to, code).status is CheckStatus.APPROVED  # nothing ran while paused
 
-    def test_readonly_after_failover(self, api, proxy, standalone_redis, request):
+    def test_readonly_after_failover(self, api, proxy, standalone_redis):
         """A client still on a demoted master meets READONLY: StoreUnavailable, and no SMS.
 
         The failover is real: a second server replicates the first, is
         promoted, and the first becomes its replica. Once the client is sent
         to the new master, the pending code works again.
         """
-        _xfail_async(request)
         to = fresh_number()
         api.start(to)
         (code,) = api.sms_codes(to)
@@ -479,11 +464,8 @@ class TestRealFaults:
         assert result.status is CheckStatus.NOT_FOUND
         assert not result.ok
 
-    def test_restart_without_persistence_gives_not_found(
-        self, api, proxy, standalone_redis, request
-    ):
+    def test_restart_without_persistence_gives_not_found(self, api, proxy, standalone_redis):
         """After redis-server restarts empty, the right code gives NOT_FOUND, not an error."""
-        _xfail_async(request)
         to = fresh_number()
         api.start(to)
         (code,) = api.sms_codes(to)
