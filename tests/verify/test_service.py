@@ -113,6 +113,23 @@ class TestConfiguration:
             service.start(NUMBER, "Nope")
         assert caught.value.code == "UnknownUsageType"
 
+    @pytest.mark.parametrize("usage_type", ["Nope", ["SignIn"], None])
+    def test_unknown_usage_type_on_check(self, connector, clock, usage_type):
+        """check refuses an unknown usage type the same way, whatever its type."""
+        service = service_for(connector, clock)
+        with pytest.raises(TemplateNotFoundError):
+            service.check(NUMBER, usage_type, "123456")
+
+    def test_usage_type_member_and_value_agree(self, connector, clock, emulator):
+        """UsageType.SIGN_IN, "SignIn" and "SIGN_IN" check the same verification."""
+        from aliyun_sms_connector import UsageType
+
+        service = service_for(connector, clock)
+        service.start(NUMBER, UsageType.SIGN_IN)
+        code = emulator.outbox[-1].params["code"]
+        assert service.check(NUMBER, "SIGN_IN", "000000" if code != "000000" else "1" * 6)
+        assert service.check(NUMBER, UsageType.SIGN_IN, code).ok
+
     def test_usage_type_by_member_name(self, connector, clock, emulator):
         """SIGN_IN and SignIn name the same usage type."""
         service = service_for(connector, clock)

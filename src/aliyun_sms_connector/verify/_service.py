@@ -241,11 +241,12 @@ class VerificationService:
     def _parse(self, to: str) -> PhoneNumber:
         return parse_phone(to, strict=self._strict)
 
-    def _identify(self, to: str) -> tuple[PhoneNumber, str]:
+    def _identify(self, to: str) -> tuple[PhoneNumber, str, str]:
         phone = self._parse(to)
-        return phone, number_id(self._key, phone.e164)
+        e164 = phone.e164
+        return phone, number_id(self._key, e164), e164
 
-    def _number(self, to: str) -> tuple[PhoneNumber, str]:
+    def _number(self, to: str) -> tuple[PhoneNumber, str, str]:
         # Parsing and the HMAC are most of a check's own CPU; a number is
         # usually started and then checked a few times, so recent ones are
         # remembered (in this process's memory only, like the requests were).
@@ -257,7 +258,7 @@ class VerificationService:
         return int(self._clock() * 1000)
 
     def _plan(self, to: str, usage_type: UsageType | str, client_ip: str | None) -> _Plan:
-        phone, number = self._number(to)
+        phone, number, _ = self._number(to)
         usage = _usage_type(usage_type)
         policy = self._policy
         if policy.allowed_countries is not None:
@@ -296,15 +297,18 @@ class VerificationService:
         return _Plan(phone, usage, code, fixed is not None, reservation, shared)
 
     def _guess(self, to: str, usage_type: UsageType | str, code: str) -> Guess:
-        phone, number = self._number(to)
-        usage = _usage_type(usage_type)
+        _, number, e164 = self._number(to)
+        # The plain string: Enum's .value is a descriptor call, three per check.
+        usage = _USAGE_VALUES.get(usage_type) if isinstance(usage_type, str) else None
+        if usage is None:
+            usage = _usage_type(usage_type).value
         text = code.strip(_WHITESPACE) if isinstance(code, str) else ""
         # Any text is hashed and checked: a malformed code is a wrong guess
         # like any other, and NOT_FOUND stays indistinguishable from it.
         return Guess(
             number=number,
-            usage_type=usage.value,
-            digest=code_digest(self._key, usage.value, phone.e164, text),
+            usage_type=usage,
+            digest=code_digest(self._key, usage, e164, text),
             now_ms=self._now_ms(),
             max_attempts=self._policy.max_attempts,
         )
@@ -431,6 +435,10 @@ _USAGE_TYPES: dict[str, UsageType] = {
     **{member.name: member for member in UsageType},
     **{member.value: member for member in UsageType},
 }
+
+
+_USAGE_VALUES: dict[object, str] = {key: member.value for key, member in _USAGE_TYPES.items()}
+_USAGE_VALUES.update({member: member.value for member in UsageType})
 
 
 def _usage_type(value: UsageType | str) -> UsageType:
