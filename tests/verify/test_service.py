@@ -127,8 +127,10 @@ class TestConfiguration:
         service = service_for(connector, clock)
         service.start(NUMBER, UsageType.SIGN_IN)
         code = emulator.outbox[-1].params["code"]
-        assert service.check(NUMBER, "SIGN_IN", "000000" if code != "000000" else "1" * 6)
-        assert service.check(NUMBER, UsageType.SIGN_IN, code).ok
+        wrong = service.check(NUMBER, "SIGN_IN", "000000" if code != "000000" else "1" * 6)
+        assert (wrong.status, wrong.attempts_left) == (CheckStatus.WRONG_CODE, 4)
+        assert service.check(NUMBER, UsageType.SIGN_IN, code).attempts_left == 4
+        assert service.check(NUMBER, "SignIn", code).status is CheckStatus.NOT_FOUND
 
     def test_usage_type_by_member_name(self, connector, clock, emulator):
         """SIGN_IN and SignIn name the same usage type."""
