@@ -640,10 +640,10 @@ class TestLifecycle:
         assert sum(o.maybe_sent for o in outcomes) == 10
         assert server.requests == 10
 
-    def test_close_with_sync_calls_in_flight(self):
+    def test_close_with_sync_calls_in_flight(self, protocol, certificates):
         """close() from another thread ends each blocked sync call with closed."""
-        with serve("hold") as server:
-            transport = make_transport(server.host, size=4)
+        with serve("hold", protocol, certificates) as server:
+            transport = make_transport(server.host, protocol, certificates, size=4)
             with ThreadPoolExecutor(8) as pool:
                 futures = [
                     pool.submit(call, transport, "sync", request_for(server.host), within=5, read=5)

@@ -34,6 +34,7 @@ _SLACK = 0.002
 # keep-alive): a server closing it just as a request goes out would turn a
 # safe retry into a "maybe sent".
 _IDLE_LIMIT = 15.0
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class _Expired(Exception):  # noqa: N818 - internal signal, never raised out
@@ -254,7 +255,8 @@ class SyncDriver:
         from urllib.parse import unquote, urlsplit  # noqa: PLC0415
 
         parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-        self._address = (parts.hostname or "", parts.port or 80)
+        # The proxy is spoken to in plain HTTP, whatever its URL's scheme.
+        self._address = (parts.hostname or "", parts.port or _DEFAULT_PORTS.get(parts.scheme, 80))
         auth = ""
         if parts.username is not None:
             pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
