@@ -124,8 +124,26 @@ class TestStartAndCheck:
         service.start(NUMBER, "SignIn")
         second = last_code(emulator)
         if first != second:
-            assert service.check(NUMBER, "SignIn", first).status is CheckStatus.WRONG_CODE
+            replaced = service.check(NUMBER, "SignIn", first)
+            assert replaced.status is CheckStatus.NOT_FOUND
+            wrong = "000000" if "000000" not in (first, second) else "111111"
+            if wrong in (first, second):
+                wrong = "222222"
+            # The replaced code was not counted as a wrong guess.
+            assert service.check(NUMBER, "SignIn", wrong).attempts_left == 4
         assert service.check(NUMBER, "SignIn", second).ok
+
+    def test_replaced_code_expires_too(self, service, emulator, clock):
+        """A replaced code past its own expiry is an ordinary wrong guess."""
+        service.start(NUMBER, "SignIn")
+        first = last_code(emulator)
+        clock.advance(599)
+        service.start(NUMBER, "SignIn")
+        second = last_code(emulator)
+        clock.advance(2)
+        if first != second:
+            result = service.check(NUMBER, "SignIn", first)
+            assert (result.status, result.attempts_left) == (CheckStatus.WRONG_CODE, 4)
 
     def test_code_expires_after_ttl(self, service, emulator, clock):
         """At ttl the code is NOT_FOUND; a millisecond before, it still approves."""

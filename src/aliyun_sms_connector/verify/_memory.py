@@ -161,6 +161,14 @@ class MemoryStore(VerificationStore):
             if digests_equal(record.digest, g.digest):
                 del self._state.records[key]
                 return CheckStatus.APPROVED, g.max_attempts - record.attempts
+            previous = record.previous
+            if (
+                previous is not None
+                and previous.expires_ms > g.now_ms
+                and digests_equal(previous.digest, g.digest)
+            ):
+                # The code of a verification this one replaced: not found, not counted.
+                return CheckStatus.NOT_FOUND, 0
             record.attempts += 1
             return CheckStatus.WRONG_CODE, g.max_attempts - record.attempts
 

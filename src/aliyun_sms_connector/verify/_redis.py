@@ -157,7 +157,7 @@ return 1
 _CHECK = """
 local now = tonumber(ARGV[1])
 local max = tonumber(ARGV[3])
-local h = redis.call('HMGET', KEYS[1], 'd', 'a', 'x')
+local h = redis.call('HMGET', KEYS[1], 'd', 'a', 'x', 'pd', 'px')
 if not h[1] then return 0 end
 if tonumber(h[3]) <= now then
   redis.call('DEL', KEYS[1])
@@ -165,9 +165,13 @@ if tonumber(h[3]) <= now then
 end
 local a = tonumber(h[2])
 if a >= max then return 1 end
-if redis.sha1hex(h[1]) == redis.sha1hex(ARGV[2]) then
+local guess = redis.sha1hex(ARGV[2])
+if redis.sha1hex(h[1]) == guess then
   redis.call('DEL', KEYS[1])
   return (max - a) * 4 + 2
+end
+if h[4] and tonumber(h[5]) > now and redis.sha1hex(h[4]) == guess then
+  return 0 -- the code of a verification this one replaced: not found, not counted
 end
 a = redis.call('HINCRBY', KEYS[1], 'a', 1)
 return (max - a) * 4 + 3
