@@ -145,7 +145,7 @@ SCENARIOS = (
     Scenario("dropped", lambda e, _op: e.drop_connection(), "ConnectionLost"),
     Scenario(
         "read-timeout",
-        lambda e, _op: e.delay(1.0),
+        lambda e, _op: e.delay(3.0),
         "ReadTimeout",
         config={"readTimeout": 250},
         ops=(SEND,),
@@ -164,7 +164,7 @@ SCENARIOS = (
     ),
     Scenario(
         "deadline",
-        lambda e, _op: e.delay(1.0),
+        lambda e, _op: e.delay(3.0),
         code=ANY,
         attempts=0,
         config={"deadline": 300, "readTimeout": 2000},
