@@ -807,12 +807,20 @@ class TestCtrlC:
 
     def test_a_real_signal_during_the_import(self, tmp_path):
         """A real SIGINT from outside, once the command runs and is importing: 130, silent."""
+        # A valid config, so that check-config goes on to import the SDK (most of a second).
+        config = {
+            "ALIYUN_SMS_ACCESS_KEY_ID": "LTAIabcdefgh",
+            "ALIYUN_SMS_ACCESS_KEY_SECRET": "s",
+            "ALIYUN_SMS_SIGN_NAME": "S",
+            "ALIYUN_SMS_TEMPLATES": '[{"usageType": "Generic", "templateCode": "SMS_1"}]',
+        }
         process = subprocess.Popen(
             [sys.executable, "-X", "importtime", "-m", "aliyun_sms_connector", "check-config"],
             stderr=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             cwd=tmp_path,
+            env={**os.environ, **config},
         )
         try:
             seen = []
