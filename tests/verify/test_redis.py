@@ -560,6 +560,19 @@ class TestUnsentRetry:
         assert sent.calls == ["EVALSHA", "EVALSHA"]
         assert unsure.calls == ["EVALSHA"]
 
+    @pytest.mark.parametrize("reply", [b"garbage", None, [1]])
+    def test_unreadable_reply_is_unavailable(self, reply):
+        """A reply the store cannot decode confirms nothing: StoreUnavailable."""
+
+        class Garbled(FakeClient):
+            def execute_command(self, *args):
+                self.calls.append(args[0])
+                return self.reply
+
+        with pytest.raises(ServiceUnavailableError) as caught:
+            RedisStore(Garbled(RuntimeError(), reply=reply)).check(a_guess())
+        assert_scrubbed(caught.value)
+
     def test_connections_closed_by_the_server_are_replaced(self, redis_url, raw):
         """After Redis closed every idle connection, the next calls still answer."""
         store = RedisStore.from_url(redis_url, prefix=f"kill-{uuid.uuid4().hex[:8]}:")

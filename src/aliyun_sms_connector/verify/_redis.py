@@ -31,7 +31,7 @@ import hashlib
 import sys
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aliyun_sms_connector._errors import ConfigError
 
@@ -47,9 +47,11 @@ from ._store import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Sequence
+    from collections.abc import Awaitable, Callable, Coroutine, Sequence
 
 __all__ = ["RedisStore"]
+
+_T = TypeVar("_T")
 
 DEFAULT_PREFIX = "aliyun-sms:"
 DEFAULT_STORE_TIMEOUT = 0.5
@@ -218,7 +220,18 @@ def _faults() -> tuple[type[BaseException], ...]:
     if missing:
         raise ImportError(_INSTALL_HINT)
 
-    return (RedisError, RedisClusterException, OSError, TimeoutError, asyncio.TimeoutError)
+    # A reply the store's decoding cannot read (ValueError, IndexError, ...) is
+    # as unconfirmed as no reply.
+    return (
+        RedisError,
+        RedisClusterException,
+        OSError,
+        TimeoutError,
+        asyncio.TimeoutError,
+        ValueError,
+        TypeError,
+        LookupError,
+    )
 
 
 def _text(value: object) -> str:
@@ -348,59 +361,66 @@ class RedisStore(VerificationStore):
     def reserve(self, reservation: Reservation) -> Refusal | None:
         """Check the number's limits; if all allow, store the code and count the send."""
         keys, args = self._reserve_args(reservation)
-        return _refusal(self._run(RESERVE, keys, args))
+        return self._run(RESERVE, keys, args, _refusal)
 
     async def reserve_async(self, reservation: Reservation) -> Refusal | None:
         """The async twin of :meth:`reserve`."""
         keys, args = self._reserve_args(reservation)
-        return _refusal(await self._run_async(RESERVE, keys, args))
+        return await self._run_async(RESERVE, keys, args, _refusal)
 
     def reserve_shared(self, reservation: SharedReservation) -> Refusal | None:
         """Check the per-IP and global limits; if both allow, count the send."""
         keys, args = self._shared_args(reservation)
         if not keys:
             return None
-        return _refusal(self._run(RESERVE_SHARED, keys, args))
+        return self._run(RESERVE_SHARED, keys, args, _refusal)
 
     async def reserve_shared_async(self, reservation: SharedReservation) -> Refusal | None:
         """The async twin of :meth:`reserve_shared`."""
         keys, args = self._shared_args(reservation)
         if not keys:
             return None
-        return _refusal(await self._run_async(RESERVE_SHARED, keys, args))
+        return await self._run_async(RESERVE_SHARED, keys, args, _refusal)
 
     def release(self, reservation: Reservation, shared: SharedReservation | None) -> None:
         """Undo a reservation whose SMS surely never left: code, cooldowns and counts."""
         keys = list(self._number_keys(reservation.number, reservation.usage_type))
-        self._run(RELEASE, keys, [reservation.verification_id, reservation.now_ms])
+        self._run(RELEASE, keys, [reservation.verification_id, reservation.now_ms], _ignore)
         if shared is not None:
             shared_keys_, _ = self._shared_args(shared)
             if shared_keys_:
-                self._run(RELEASE_SHARED, shared_keys_, [shared.verification_id])
+                self._run(RELEASE_SHARED, shared_keys_, [shared.verification_id], _ignore)
 
     async def release_async(
         self, reservation: Reservation, shared: SharedReservation | None
     ) -> None:
         """The async twin of :meth:`release`; both slots are released concurrently."""
         keys = list(self._number_keys(reservation.number, reservation.usage_type))
-        calls = [self._run_async(RELEASE, keys, [reservation.verification_id, reservation.now_ms])]
+        calls = [
+            self._run_async(
+                RELEASE, keys, [reservation.verification_id, reservation.now_ms], _ignore
+            )
+        ]
         if shared is not None:
             shared_keys_, _ = self._shared_args(shared)
             if shared_keys_:
                 calls.append(
-                    self._run_async(RELEASE_SHARED, shared_keys_, [shared.verification_id])
+                    self._run_async(RELEASE_SHARED, shared_keys_, [shared.verification_id], _ignore)
                 )
         await asyncio.gather(*calls)
 
     def check(self, guess: Guess) -> tuple[CheckStatus, int]:
         """Approve (and delete), count a wrong guess, or say why not: one round trip."""
         keys, args = self._check_args(guess)
-        return _checked(self._run(CHECK, keys, args))
+        return self._run(CHECK, keys, args, _checked)
 
-    async def check_async(self, guess: Guess) -> tuple[CheckStatus, int]:
+    def check_async(self, guess: Guess) -> Coroutine[Any, Any, tuple[CheckStatus, int]]:
         """The async twin of :meth:`check`."""
+        # Returns _run_async's coroutine itself rather than awaiting it in one
+        # more: every resumption of a task walks its chain of awaits, and
+        # checks are the hot path.
         keys, args = self._check_args(guess)
-        return _checked(await self._run_async(CHECK, keys, args))
+        return self._run_async(CHECK, keys, args, _checked)
 
     def close(self) -> None:
         """Close the sync client, if :meth:`from_url` made it."""
@@ -457,26 +477,34 @@ class RedisStore(VerificationStore):
 
     # -- running scripts ---------------------------------------------------------
 
-    def _run(self, script: _Script, keys: list[str], args: list[object]) -> Any:
+    def _run(
+        self,
+        script: _Script,
+        keys: list[str],
+        args: list[object],
+        decode: Callable[[Any], _T],
+    ) -> _T:
         client = self._sync
         if client is None:
             raise ConfigError(
                 "this RedisStore has only an asyncio client: use start_async/check_async, "
                 "or pass a sync client too"
             )
-        failed = False
         try:
-            return _eval(client, script, keys, args)
+            return decode(_eval(client, script, keys, args))
         except self._faults:
-            failed = True
-        if failed:
-            raise store_unavailable()
-        return None  # pragma: no cover - unreachable
+            pass  # raised below, outside the except block: nothing chained
+        raise store_unavailable()
 
-    async def _run_async(self, script: _Script, keys: list[str], args: list[object]) -> Any:
+    async def _run_async(
+        self,
+        script: _Script,
+        keys: list[str],
+        args: list[object],
+        decode: Callable[[Any], _T],
+    ) -> _T:
         client = self._async_client()
         watchdog = self._watchdog()
-        failed = False
         try:
             if getattr(client, "_initialize", False) is True:
                 # A new (or reset) asyncio cluster client first maps the slots
@@ -487,18 +515,15 @@ class RedisStore(VerificationStore):
             # resumption of a task walks its whole chain of awaits.
             task = watchdog.enter()
             try:
-                return await _eval_async(client, script, keys, args)
+                return decode(await _eval_async(client, script, keys, args))
             except asyncio.CancelledError:
                 if not watchdog.expired(task):
                     raise  # cancelled by the caller: not ours to swallow
-                failed = True
             finally:
                 watchdog.leave(task)
         except self._faults:
-            failed = True
-        if failed:
-            raise store_unavailable()
-        return None  # pragma: no cover - unreachable
+            pass  # raised below, outside the except block: nothing chained
+        raise store_unavailable()
 
     def _watchdog(self) -> _Watchdog:
         loop = asyncio.get_running_loop()
@@ -640,6 +665,10 @@ async def _with_timeout(awaitable: Awaitable[Any], seconds: float) -> Any:
         async with asyncio.timeout(seconds):
             return await awaitable
     return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - Python 3.10
+
+
+def _ignore(_: Any) -> None:
+    return None
 
 
 def _refusal(reply: Any) -> Refusal | None:
