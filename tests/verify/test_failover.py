@@ -238,6 +238,22 @@ def promote_replica(
     pytest.fail(f"the replica {replica.address} never took over")
 
 
+def describe(calls: list[Call], switch_began: float, took_over: float, *, kill: bool) -> str:
+    """One line: how the switch went, when calls failed, and every outcome's count."""
+    failed = [c for c in calls if c.outcome == "StoreUnavailable"]
+    window = (
+        f"errors from {min(c.started for c in failed) - switch_began:+.2f} s "
+        f"to {max(c.ended for c in failed) - switch_began:+.2f} s after the switch began"
+        if failed
+        else "no errors"
+    )
+    return (
+        f"failover ({'kill' if kill else 'CLUSTER FAILOVER'}): replica took over "
+        f"{took_over - switch_began:.2f} s after the switch began; {window}; "
+        f"{dict(Counter(c.outcome for c in calls))}"
+    )
+
+
 @pytest.mark.redis_cluster
 @pytest.mark.parametrize("kill", [False, True], ids=["cluster_failover", "kill_master"])
 def test_failover_under_load(redis_cluster, connector, emulator, kill):
@@ -279,9 +295,8 @@ def test_failover_under_load(redis_cluster, connector, emulator, kill):
     assert not any(t.is_alive() for t in [*threads, loop_thread]), "a client hung"
 
     calls = recorder.calls
-    outcomes = Counter(c.outcome for c in calls)
     # The report of the run: shown with -s, and with the failure if there is one.
-    print(f"failover ({'kill' if kill else 'CLUSTER FAILOVER'}): {dict(outcomes)}")  # noqa: T201
+    print(describe(calls, switch_began, took_over, kill=kill))  # noqa: T201
     assert not recorder.unexpected, f"untyped errors: {recorder.unexpected[:5]!r}"
     errors = [c for c in calls if c.outcome not in {"sent", *(s.value for s in CheckStatus)}]
     assert {c.outcome for c in errors} <= {"StoreUnavailable"}, Counter(c.outcome for c in errors)
