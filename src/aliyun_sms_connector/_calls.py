@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 __all__ = [
     "Call",
     "Chunk",
+    "Query",
     "Secrets",
+    "Send",
     "prepare_batch",
     "prepare_query",
     "prepare_send",
