@@ -2,12 +2,12 @@
 
 Run it against the local emulator, with no account::
 
-    aliyun-sms emulator &            # prints the endpoint, e.g. 127.0.0.1:8089
+    aliyun-sms emulator &            # serves 127.0.0.1:18080 and prints each SMS
     export ALIYUN_SMS_ACCESS_KEY_ID=LTAIemulatorKeyId
     export ALIYUN_SMS_ACCESS_KEY_SECRET=emulator-access-key-secret
     export ALIYUN_SMS_SIGN_NAME=AliyunSmsTest
     export ALIYUN_SMS_TEMPLATES='[{"usageType": "Generic", "templateCode": "SMS_000001"}]'
-    export ALIYUN_SMS_ENDPOINT=127.0.0.1:8089 ALIYUN_SMS_PROTOCOL=http
+    export ALIYUN_SMS_ENDPOINT=127.0.0.1:18080 ALIYUN_SMS_PROTOCOL=http
     uvicorn examples.fastapi_app:app
 
 Several instances behind a load balancer share codes and limits through Redis:
