@@ -187,6 +187,10 @@ def assert_store_unavailable(error: BaseException, *secrets: str, port: int = 0)
     assert isinstance(error, ServiceUnavailableError), repr(error)
     assert error.code == "StoreUnavailable"
     assert error.retryable is True
+    # Raised outside the except block: no driver exception, and none of its
+    # text (addresses, key names), is reachable from it.
+    assert error.__cause__ is None
+    assert error.__context__ is None
     texts = []
     seen: BaseException | None = error
     while seen is not None:  # the error and everything chained to it
