@@ -15,6 +15,7 @@ import pytest
 
 from aliyun_sms_connector import (
     AccountError,
+    AliyunSmsConnector,
     InvalidPhoneNumberError,
     NetworkError,
     PermissionDeniedError,
@@ -346,16 +347,18 @@ class TestFailedSend:
             service.start(NUMBER, "SignIn", client_ip="203.0.113.9")
         service.start(OTHER_NUMBER, "SignIn", client_ip="203.0.113.9")
 
-    def test_maybe_sent_keeps_the_code_and_the_caps(self, connector, store, clock, monkeypatch):
+    def test_maybe_sent_keeps_the_code_and_the_caps(self, connector, store, clock, mocker):
         """maybe_sent=True: the code stays valid and the cooldown holds."""
         service = make_service(connector, store, clock)
         payloads = []
 
-        def read_timeout(to, usage_type, payload):
+        def read_timeout(self, to, usage_type, payload=None, *, out_id=None):
             payloads.append(payload)
             raise NetworkError("timed out", code="ReadTimeout", maybe_sent=True)
 
-        monkeypatch.setattr(connector, "send_message", read_timeout)
+        mocker.patch.object(
+            AliyunSmsConnector, "send_message", autospec=True, side_effect=read_timeout
+        )
         with pytest.raises(NetworkError) as caught:
             service.start(NUMBER, "SignIn")
         assert caught.value.maybe_sent is True

@@ -10,6 +10,7 @@ import pytest
 
 from aliyun_sms_connector import (
     AccountError,
+    AliyunSmsConnector,
     ConfigError,
     ServiceUnavailableError,
     TemplateNotFoundError,
@@ -263,33 +264,35 @@ class TestStoreFailures:
         assert "release" in store.calls
         assert any("release failed" in r.getMessage() for r in caplog.records)
 
-    def test_unexpected_send_exception_keeps_the_code(self, connector, clock, monkeypatch):
+    def test_unexpected_send_exception_keeps_the_code(self, connector, clock, mocker):
         """A send that fails in an unknown way may have sent: nothing is released."""
         store = BrokenStore()
         service = service_for(connector, clock, store)
         sent = []
 
-        def explode(to, usage_type, payload):
+        def explode(self, to, usage_type, payload=None, *, out_id=None):
             sent.append(payload["code"])
             raise RuntimeError("boom")
 
-        monkeypatch.setattr(connector, "send_message", explode)
+        mocker.patch.object(AliyunSmsConnector, "send_message", autospec=True, side_effect=explode)
         with pytest.raises(RuntimeError):
             service.start(NUMBER, "SignIn")
         assert "release" not in store.calls
         assert service.check(NUMBER, "SignIn", sent[0]).ok
 
-    def test_cancelled_async_send_keeps_the_code(self, connector, clock, monkeypatch):
+    def test_cancelled_async_send_keeps_the_code(self, connector, clock, mocker):
         """A cancelled start_async may have sent: nothing is released."""
         store = BrokenStore()
         service = service_for(connector, clock, store)
         sent = []
 
-        async def cancelled(to, usage_type, payload):
+        async def cancelled(self, to, usage_type, payload=None, *, out_id=None):
             sent.append(payload["code"])
             raise asyncio.CancelledError
 
-        monkeypatch.setattr(connector, "send_message_async", cancelled)
+        mocker.patch.object(
+            AliyunSmsConnector, "send_message_async", autospec=True, side_effect=cancelled
+        )
 
         async def main():
             with pytest.raises(asyncio.CancelledError):
