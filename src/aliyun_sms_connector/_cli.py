@@ -1,4 +1,7 @@
-"""The ``aliyun-sms`` command: demo, send, status, send-batch, verify, check-config, emulator.
+"""The ``aliyun-sms`` command: its parser, its dispatch, and what every command shares.
+
+The commands live in ``_cli_commands`` (send, status, check-config, emulator),
+``_cli_batch`` (send-batch) and ``_cli_verify`` (demo, verify).
 
 Ctrl-C must end any command quietly, with status 130, even while the package
 is still importing. So this module imports nothing but ``sys`` when it loads;
@@ -18,9 +21,7 @@ if TYPE_CHECKING:
     from typing import Any, TextIO
 
     from ._config import AliyunSmsConfig
-    from ._delivery import BatchMessage, BatchResult
     from ._errors import AliyunSmsError
-    from .emulator import Message
 
 __all__ = [
     "EXIT_CODES",
@@ -30,7 +31,12 @@ __all__ = [
     "PORT_UNAVAILABLE",
     "TOO_MANY_ATTEMPTS",
     "WRONG_CODE",
+    "exit_code",
+    "load_config",
     "main",
+    "one_line",
+    "print_error",
+    "read_file",
 ]
 REDIS_URL_VARIABLE = "ALIYUN_SMS_REDIS_URL"
 SECRET_KEY_VARIABLE = "ALIYUN_SMS_VERIFY_SECRET_KEY"  # noqa: S105 - a variable's name
@@ -93,7 +99,7 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         return int(args.run(args))
     except AliyunSmsError as err:
-        _print_error(err, sys.stderr)
+        print_error(err, sys.stderr)
         return exit_code(err)
     except BrokenPipeError:
         _drop_stdout()
@@ -126,6 +132,7 @@ def _drop_stdout() -> None:
 def _parser() -> argparse.ArgumentParser:
     import argparse  # noqa: PLC0415
 
+    from . import _cli_batch, _cli_commands, _cli_verify  # noqa: PLC0415
     from ._config import UsageType  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(
@@ -145,7 +152,7 @@ def _parser() -> argparse.ArgumentParser:
         "account and no config are needed.",
     )
     demo.add_argument("--to", default=_DEMO_NUMBER, help="recipient (default: %(default)s)")
-    demo.set_defaults(run=_demo)
+    demo.set_defaults(run=_cli_verify.demo)
 
     send = commands.add_parser(
         "send",
@@ -163,7 +170,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     send.add_argument("--code", help="the verification code (default: 6 random digits)")
     send.add_argument("--out-id", help="your own id for the message")
-    send.set_defaults(run=_send)
+    send.set_defaults(run=_cli_commands.send)
 
     status = commands.add_parser(
         "status",
@@ -177,7 +184,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--date", type=_day, help="the day sent, yyyyMMdd (default: today, China time)"
     )
-    status.set_defaults(run=_status)
+    status.set_defaults(run=_cli_commands.status)
 
     batch = commands.add_parser(
         "send-batch",
@@ -195,9 +202,9 @@ def _parser() -> argparse.ArgumentParser:
         default=UsageType.GENERIC.value,
         help="picks the template (default: %(default)s)",
     )
-    batch.set_defaults(run=_send_batch)
+    batch.set_defaults(run=_cli_batch.send_batch)
 
-    _verify_parsers(commands)
+    _verify_parsers(commands, _cli_verify)
 
     check = commands.add_parser(
         "check-config",
@@ -206,7 +213,7 @@ def _parser() -> argparse.ArgumentParser:
         "which template serves each usage type, for mainland and overseas numbers.",
     )
     _config_arguments(check)
-    check.set_defaults(run=_check_config)
+    check.set_defaults(run=_cli_commands.check_config)
 
     emulator = commands.add_parser(
         "emulator",
@@ -225,11 +232,11 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument(
         "--quiet", action="store_true", help="do not print accepted messages (for load tests)"
     )
-    emulator.set_defaults(run=_emulator)
+    emulator.set_defaults(run=_cli_commands.emulator)
     return parser
 
 
-def _verify_parsers(commands: Any) -> None:
+def _verify_parsers(commands: Any, _cli_verify: Any) -> None:
     verify = commands.add_parser(
         "verify",
         help="start and check verification codes, with the codes kept in Redis",
@@ -265,9 +272,9 @@ def _verify_parsers(commands: Any) -> None:
             "--usage-type", default="SignIn", help="what the code is for (default: %(default)s)"
         )
     start.add_argument("--client-ip", help="the requester's IP address, for the per-IP limit")
-    start.set_defaults(run=_verify_start)
+    start.set_defaults(run=_cli_verify.start)
     check.add_argument("--code", required=True, help="the code the user typed")
-    check.set_defaults(run=_verify_check)
+    check.set_defaults(run=_cli_verify.check)
 
 
 def _version_action() -> type[argparse.Action]:
@@ -319,7 +326,7 @@ def _port(text: str) -> int:
     except ValueError:
         port = -1
     if not 0 <= port <= _MAX_PORT:
-        raise _argument_error(f"{_one_line(text)!r} is not a port (0 to 65535; 0 picks a free one)")
+        raise _argument_error(f"{one_line(text)!r} is not a port (0 to 65535; 0 picks a free one)")
     return port
 
 
@@ -331,7 +338,7 @@ def _seconds(text: str) -> float:
     except ValueError:
         seconds = math.nan
     if not (math.isfinite(seconds) and seconds >= 0):
-        raise _argument_error(f"{_one_line(text)!r} is not a number of seconds (0 or more)")
+        raise _argument_error(f"{one_line(text)!r} is not a number of seconds (0 or more)")
     return seconds
 
 
@@ -346,527 +353,47 @@ def _day(text: str) -> Any:
         except ValueError:
             day = None
     if day is None:
-        raise _argument_error(f"{_one_line(text)!r} is not a day; give yyyyMMdd, such as 20260131")
+        raise _argument_error(f"{one_line(text)!r} is not a day; give yyyyMMdd, such as 20260131")
     return day
 
 
 # -- loading the config ---------------------------------------------------------
 
 
-def _load_config(path: Path | None) -> AliyunSmsConfig:
+def load_config(path: Path | None) -> AliyunSmsConfig:
+    """The config from ``path`` (Logto's JSON), or from ALIYUN_SMS_* variables."""
     from ._config import AliyunSmsConfig  # noqa: PLC0415
     from ._errors import ConfigError  # noqa: PLC0415
 
     if path is None:
         return AliyunSmsConfig.from_env()
-    raw, problem = _read(path)
+    raw, problem = read_file(path)
     if raw is None:
         raise ConfigError(problem)
     # Bytes: from_json checks they are UTF-8 and drops a byte-order mark.
     return AliyunSmsConfig.from_json(raw)
 
 
-def _read(path: Path) -> tuple[bytes | None, str]:
+def read_file(path: Path) -> tuple[bytes | None, str]:
+    """The file's bytes, or None and why it cannot be read."""
     try:
         return path.read_bytes(), ""
     except OSError as err:
-        return None, f"cannot read {_one_line(str(path))}: {err.strerror or type(err).__name__}"
-
-
-# -- send -------------------------------------------------------------------------
-
-
-def _code(given: str | None) -> str:
-    import secrets  # noqa: PLC0415
-
-    return given if given is not None else f"{secrets.randbelow(10**6):06d}"
-
-
-def _send(args: argparse.Namespace) -> int:
-    from ._connector import AliyunSmsConnector  # noqa: PLC0415
-    from ._redact import mask_phone  # noqa: PLC0415
-
-    config = _load_config(args.config)
-    code = _code(args.code)
-    with AliyunSmsConnector(config) as connector:
-        result = connector.send_message(
-            args.to, args.usage_type, {"code": code}, out_id=args.out_id
-        )
-    # The code is shown only when this command made it up: the operator then
-    # needs it, and one given with --code is already known (and a secret).
-    shown = f" {code}" if args.code is None else ""
-    print(f"sent {result.usage_type.value} code{shown} to {mask_phone(result.phone_number)}")
-    print(f"  template:   {result.template_code}")
-    print(f"  biz id:     {result.biz_id}")
-    print(f"  request id: {result.request_id}")
-    return 0
-
-
-# -- status -----------------------------------------------------------------------
-
-
-def _status(args: argparse.Namespace) -> int:
-    from ._connector import AliyunSmsConnector  # noqa: PLC0415
-    from ._redact import mask_phone  # noqa: PLC0415
-
-    with AliyunSmsConnector(_load_config(args.config)) as connector:
-        reports = connector.query_delivery(args.to, biz_id=args.biz_id, send_date=args.date)
-    if not reports:
-        print(f"no messages to {mask_phone(args.to)} on that day")
-        return 0
-    print(f"{len(reports)} message(s) to {mask_phone(args.to)}:")
-    for report in reports:
-        sent = f"{report.send_time:%Y-%m-%d %H:%M:%S}" if report.send_time else "-"
-        received = f"{report.receive_time:%H:%M:%S}" if report.receive_time else "-"
-        print(
-            f"  {report.status.value:<9} {report.error_code or '-':<22} sent {sent}  "
-            f"received {received}  template {report.template_code or '-'}"
-            + (f"  out_id {report.out_id}" if report.out_id else "")
-        )
-    return 0
-
-
-# -- send-batch -------------------------------------------------------------------
-
-
-class _Row:
-    """A CSV row to send: the line it starts on, and its message."""
-
-    __slots__ = ("line", "message")
-
-    def __init__(self, line: int, message: BatchMessage) -> None:
-        self.line = line
-        self.message = message
-
-
-class _BadRow:
-    """A CSV row not sent: its line, its masked number, and why."""
-
-    __slots__ = ("error", "line", "to")
-
-    def __init__(self, line: int, to: str, error: AliyunSmsError) -> None:
-        self.line = line
-        self.to = to
-        self.error = error
-
-
-def _send_batch(args: argparse.Namespace) -> int:
-    from ._connector import AliyunSmsConnector  # noqa: PLC0415
-
-    config = _load_config(args.config)
-    rows, bad = _batch_rows(args.csv)
-    result = None
-    if rows:
-        with AliyunSmsConnector(config) as connector:
-            result = connector.send_batch([row.message for row in rows], args.usage_type)
-        bad += [
-            _BadRow(rows[r.index].line, r.to, r.error)
-            for r in result.rejected
-            if r.index < len(rows)
-        ]
-    return _report_batch(result, sorted(bad, key=lambda row: row.line))
-
-
-def _report_batch(result: BatchResult | None, bad: list[_BadRow]) -> int:
-    sent = 0
-    failures: list[BaseException] = [row.error for row in bad]
-    for chunk in result.chunks if result else ():
-        if chunk.error is None:
-            sent += len(chunk.phone_numbers)
-            print(
-                f"sent {len(chunk.phone_numbers)} with {chunk.template_code}: "
-                f"biz id {chunk.biz_id}, request id {chunk.request_id}"
-            )
-        else:
-            failures.append(chunk.error)
-            print(f"failed {len(chunk.phone_numbers)} with {chunk.template_code}:")
-            _print_error(chunk.error, sys.stdout)
-    for row in bad:
-        who = f" ({row.to})" if row.to else ""
-        print(
-            f"skipped line {row.line}{who}: {type(row.error).__name__}: "
-            f"{_one_line(row.error.message)}"
-        )
-    if not failures:
-        return 0
-    failed_calls = len(failures) - len(bad)
-    print(f"{sent} sent, {len(bad)} line(s) skipped, {failed_calls} call(s) failed")
-    return PARTIAL if sent else exit_code(failures[0])
-
-
-def _batch_rows(path: Path) -> tuple[list[_Row], list[_BadRow]]:
-    """Read the CSV: the rows to send, and the bad ones with their line numbers.
-
-    Raises:
-        ConfigError: The file cannot be read, is not UTF-8 CSV, has no usable
-            header, or has no data row.
-    """
-    from ._errors import ConfigError  # noqa: PLC0415
-
-    name = _one_line(str(path))
-    records = _csv_records(path, name)
-    if not records:
-        raise ConfigError(f"{name} is empty; it needs a header row and one row per recipient")
-    header = [column.strip() for column in records[0][1]]
-    _check_header(header, name)
-    if len(records) == 1:
-        raise ConfigError(f"{name} has a header but no rows to send")
-    rows: list[_Row] = []
-    bad: list[_BadRow] = []
-    for line, record in records[1:]:
-        outcome = _batch_row(line, header, record)
-        (rows if isinstance(outcome, _Row) else bad).append(outcome)  # type: ignore[arg-type]
-    return rows, bad
-
-
-def _csv_records(path: Path, name: str) -> list[tuple[int, list[str]]]:
-    """The non-blank records of the CSV file, each with the line it starts on."""
-    import csv  # noqa: PLC0415
-    import io  # noqa: PLC0415
-
-    from ._errors import ConfigError  # noqa: PLC0415
-
-    raw, problem = _read(path)
-    text = None
-    if raw is not None:
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            problem = f"{name} is not UTF-8 text; save it as UTF-8 CSV"
-    records: list[tuple[int, list[str]]] = []
-    if text is not None:
-        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-        try:
-            start = 1
-            for record in reader:
-                if record:  # a blank line is no row
-                    records.append((start, record))
-                start = reader.line_num + 1
-        except csv.Error as err:
-            problem = f"{name}, line {reader.line_num}: not valid CSV ({err})"
-    if problem:
-        # Raised outside the except blocks: the decoding error holds the file's bytes.
-        raise ConfigError(problem)
-    return records
-
-
-def _check_header(header: list[str], name: str) -> None:
-    from ._errors import ConfigError  # noqa: PLC0415
-
-    problem = None
-    if "phone" not in header:
-        problem = f"{name} has no 'phone' column in its header row"
-    elif "" in header:
-        problem = f"{name}: column {header.index('') + 1} of the header has no name"
-    else:
-        repeated = sorted({column for column in header if header.count(column) > 1})
-        if repeated:
-            problem = f"{name}: the header names {', '.join(map(repr, repeated))} more than once"
-    if problem:
-        raise ConfigError(_one_line(problem))
-
-
-def _batch_row(line: int, header: list[str], record: list[str]) -> _Row | _BadRow:
-    from ._delivery import BatchMessage  # noqa: PLC0415
-    from ._errors import InvalidPhoneNumberError, TemplateParamError  # noqa: PLC0415
-    from ._redact import mask_phone  # noqa: PLC0415
-
-    values = dict(zip(header, record, strict=False))
-    to = values.get("phone", "").strip()
-    shown = mask_phone(to) if to else ""
-    if len(record) != len(header):
-        missing = ", ".join(repr(column) for column in header[len(record) :])
-        why = f"{len(record)} values, but the header has {len(header)} columns" + (
-            f" (no {missing})" if missing else ""
-        )
-        return _BadRow(line, shown, TemplateParamError(why))
-    if not to:
-        return _BadRow(line, shown, InvalidPhoneNumberError("no phone number"))
-    params = {k: v for k, v in values.items() if k not in ("phone", "sign_name")}
-    empty = [k for k, v in params.items() if not v.strip()]
-    if empty:
-        return _BadRow(
-            line, shown, TemplateParamError(f"no value for {', '.join(map(repr, empty))}")
-        )
-    sign_name = values.get("sign_name", "").strip() or None
-    return _Row(line, BatchMessage(to=to, params=params, sign_name=sign_name))
-
-
-# -- check-config -----------------------------------------------------------------
-
-
-def _check_config(args: argparse.Namespace) -> int:
-    from ._config import UsageType  # noqa: PLC0415
-    from ._connector import AliyunSmsConnector  # noqa: PLC0415 - resolves the endpoints
-    from ._errors import TemplateNotFoundError  # noqa: PLC0415
-    from ._templates import route  # noqa: PLC0415
-
-    config = _load_config(args.config)
-    with AliyunSmsConnector(config) as connector:
-        endpoints = connector.endpoints
-    print("config is valid")
-    key_id = config.access_key_id
-    if key_id is None:
-        print("  credentials:     the Alibaba Cloud default credential chain")
-    else:
-        shown_id = f"{key_id[:4]}…{key_id[-3:]}" if len(key_id) > 10 else "…"  # noqa: PLR2004
-        print(f"  accessKeyId:     {shown_id}")
-        print("  accessKeySecret: ********")
-    if config.security_token is not None:
-        print("  securityToken:   ********")
-    print(f"  signName:        {config.sign_name}")
-    if endpoints["china"] == endpoints["overseas"]:
-        print(f"  endpoint:        {config.protocol}://{endpoints['china']}")
-    else:
-        print(f"  endpoint:        {config.protocol}://{endpoints['china']} (mainland)")
-        print(f"                   {config.protocol}://{endpoints['overseas']} (overseas)")
-    strict = "on" if config.strict_phone_region_number_check else "off"
-    print(f"  strict phone region check: {strict}")
-    print()
-    print(f"  {'usage type':<26} {'china':<22} {'overseas':<22} via")
-    for usage in UsageType:
-        try:
-            china = route(config.templates_by_usage, usage, "china")
-            overseas = route(config.templates_by_usage, usage, "overseas")
-        except TemplateNotFoundError:
-            print(f"  {usage.value:<26} {'-':<22} {'-':<22} no template")
-            continue
-        via = "exact" if china.template.usage_type is usage else "Generic"
-        print(f"  {usage.value:<26} {china.template_code:<22} {overseas.template_code:<22} {via}")
-    for template in config.templates:
-        if isinstance(template.template_code, str):
-            # Aliyun keeps domestic and international templates apart: one code
-            # for both regions is refused for one of them.
-            print(
-                f"warning: {template.usage_type.value} sends overseas numbers with the same "
-                f"template as mainland ones ({template.template_code}), but Aliyun does not let "
-                'domestic and international templates be mixed; give {"china": ..., '
-                '"overseas": ...} unless you never send overseas',
-                file=sys.stderr,
-            )
-    return 0
-
-
-# -- emulator -----------------------------------------------------------------------
-
-
-def _emulator(args: argparse.Namespace) -> int:
-    from ._errors import AliyunSmsError  # noqa: PLC0415
-    from .emulator import Emulator  # noqa: PLC0415
-
-    out = sys.stdout
-    emulator = Emulator(port=args.port, tls=args.tls, latency=args.latency)
-    problem = None
-    try:
-        emulator.start()
-    except OSError as err:
-        problem = err.strerror or type(err).__name__
-    if problem is not None:
-        error = AliyunSmsError(
-            f"cannot listen on 127.0.0.1:{args.port}: {problem}", code="PortUnavailable"
-        )
-        _print_error(error, sys.stderr)
-        return PORT_UNAVAILABLE
-    try:
-        if not args.quiet:
-            emulator.on_message = lambda message: _print_message(message, out)
-        _print_banner(emulator, out)
-    except BaseException:
-        emulator.stop()  # Ctrl-C or a closed stdout: still remove the TLS files
-        raise
-    # Until Ctrl-C (KeyboardInterrupt, after the cleanup) or SIGTERM (a normal
-    # return); either way the emulator stops and removes its TLS files.
-    emulator.serve_forever()
-    return 0
-
-
-def _print_banner(emulator: Any, out: TextIO) -> None:
-    print(f"Aliyun SMS emulator on {emulator.protocol}://{emulator.endpoint}", file=out)
-    key_id, secret = next(iter(emulator.access_keys.items()))
-    print(f"  accessKeyId={key_id} accessKeySecret={secret}", file=out)
-    print(f"  signName={emulator.sign_names[0]}", file=out)
-    for template_code, template in emulator.templates.items():
-        print(f"  {template_code} ({template.type.name}): {template.content}", file=out)
-    if emulator.ca_file:
-        print(f"  CA file: {emulator.ca_file}", file=out)
-    print("Press Ctrl-C to stop.", file=out, flush=True)
-
-
-# -- demo -----------------------------------------------------------------------------
-
-
-def _demo(args: argparse.Namespace) -> int:
-    import os  # noqa: PLC0415
-
-    from ._config import UsageType  # noqa: PLC0415
-    from ._connector import AliyunSmsConnector  # noqa: PLC0415
-    from ._redact import mask_phone  # noqa: PLC0415
-    from .emulator import Emulator  # noqa: PLC0415
-    from .verify import MemoryStore, VerificationService  # noqa: PLC0415
-
-    # The SDK's credential chain is not used (the keys are explicit), but a
-    # machine with no metadata service should not even be asked.
-    os.environ.setdefault("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
-    with Emulator() as emulator:
-        print(f"Started a local Aliyun SMS emulator at http://{emulator.endpoint}")
-        print("  (no account, no config: it checks signatures, templates and limits like Aliyun)")
-        print(f"Starting a SignIn verification for {mask_phone(args.to)}: a code is generated,")
-        print("  stored as an HMAC (in memory here; in Redis across instances), and sent")
-        print("  through the official Aliyun SDK...")
-        with AliyunSmsConnector(emulator.connector_config()) as connector:
-            service = VerificationService(connector, MemoryStore())
-            verification = service.start(args.to, UsageType.SIGN_IN)
-            message = emulator.outbox[-1]
-            print()
-            print(f"  📱 {mask_phone(message.phone_number)} received:")
-            print(f"     {message.text}")
-            print()
-            result = verification.send_result
-            if result is not None:
-                print(f"  biz id:     {result.biz_id}")
-                print(f"  request id: {result.request_id}")
-                print(f"  template:   {result.template_code} (SignIn falls back to Generic)")
-            print(f"  expires:    {verification.expires_at:%H:%M:%S} UTC")
-            print()
-            code = str(message.params["code"])
-            for label, typed in (
-                ("a wrong code", _another_code(code)),
-                ("the right code", code),
-                ("the right code again", code),
-            ):
-                checked = service.check(args.to, UsageType.SIGN_IN, typed)
-                print(f"  checking {label + ',':<22} {typed}: {_check_text(checked)}")
-        print()
-        print("Next: 'aliyun-sms emulator' keeps one running for your app;")
-        print("      'aliyun-sms send --config logto.json --to ...' sends for real;")
-        print("      'aliyun-sms verify start|check --redis URL ...' verifies across runs.")
-    return 0
-
-
-def _another_code(code: str) -> str:
-    """A code of the same shape that is surely not ``code``."""
-    return "".join(str((int(c) + 1) % 10) if c.isdigit() else "0" for c in code)
-
-
-def _check_text(result: Any) -> str:
-    from .verify import CheckStatus  # noqa: PLC0415
-
-    texts = {
-        CheckStatus.APPROVED: "APPROVED (the code is now used up)",
-        CheckStatus.WRONG_CODE: f"WRONG_CODE ({result.attempts_left} attempt(s) left)",
-        CheckStatus.TOO_MANY_ATTEMPTS: "TOO_MANY_ATTEMPTS (locked: start a new verification)",
-        CheckStatus.NOT_FOUND: "NOT_FOUND (never sent, expired, already used, or replaced)",
-    }
-    return texts[result.status]
-
-
-# -- verify -------------------------------------------------------------------------
-
-
-def _verify_start(args: argparse.Namespace) -> int:
-    from ._redact import mask_phone  # noqa: PLC0415
-
-    with _verification_service(args) as service:
-        verification = service.start(args.to, args.usage_type, client_ip=args.client_ip)
-    print(
-        f"sent a {verification.usage_type.value} code to {mask_phone(args.to)} "
-        f"(verification {verification.id})"
-    )
-    print(f"  expires:      {verification.expires_at:%Y-%m-%d %H:%M:%S} UTC")
-    print(f"  resend after: {verification.resend_after:%Y-%m-%d %H:%M:%S} UTC")
-    result = verification.send_result
-    if result is not None:
-        print(f"  template:     {result.template_code}")
-        print(f"  biz id:       {result.biz_id}")
-        print(f"  request id:   {result.request_id}")
-    return 0
-
-
-def _verify_check(args: argparse.Namespace) -> int:
-    from .verify import CheckStatus  # noqa: PLC0415
-
-    with _verification_service(args) as service:
-        result = service.check(args.to, args.usage_type, args.code)
-    print(_check_text(result))
-    return {
-        CheckStatus.APPROVED: 0,
-        CheckStatus.WRONG_CODE: WRONG_CODE,
-        CheckStatus.TOO_MANY_ATTEMPTS: TOO_MANY_ATTEMPTS,
-        CheckStatus.NOT_FOUND: NOT_FOUND,
-    }[result.status]
-
-
-class _verification_service:  # noqa: N801 - used like a function, as a context manager
-    """A VerificationService on Redis for one run; closes the store and the connector."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self._args = args
-        self._closing: list[Any] = []
-
-    def __enter__(self) -> Any:
-        import os  # noqa: PLC0415
-
-        from ._connector import AliyunSmsConnector  # noqa: PLC0415
-        from ._errors import ConfigError  # noqa: PLC0415
-        from .verify import RedisStore, VerificationService  # noqa: PLC0415
-
-        url = self._args.redis or os.environ.get(REDIS_URL_VARIABLE)
-        if not url:
-            raise ConfigError(
-                f"verify needs a shared store: give --redis URL or set {REDIS_URL_VARIABLE}. "
-                "The code started by one run must still be there for the check in the next; "
-                "an in-memory store is gone when the command exits"
-            )
-        secret_key = os.environ.get(SECRET_KEY_VARIABLE)
-        if not secret_key:
-            raise ConfigError(
-                f"verify needs {SECRET_KEY_VARIABLE}: a secret of 32 bytes or more, the same "
-                "for every run and instance (codes are stored only as HMACs under it)"
-            )
-        config = _load_config(self._args.config)
-        missing = None
-        try:
-            store = RedisStore.from_url(url)
-        except ImportError:
-            missing = "verify needs redis-py: pip install 'aliyun-sms-connector[redis]'"
-        except ValueError:
-            missing = f"--redis: not a Redis URL ({_one_line(url.partition(':')[0])}://...)"
-        if missing is not None:
-            raise ConfigError(missing)
-        self._closing.append(store)
-        try:
-            connector = AliyunSmsConnector(config)
-            self._closing.append(connector)
-            return VerificationService(connector, store, secret_key=secret_key)
-        except BaseException:
-            self.__exit__()
-            raise
-
-    def __exit__(self, *_: object) -> None:
-        while self._closing:
-            self._closing.pop().close()
+        return None, f"cannot read {one_line(str(path))}: {err.strerror or type(err).__name__}"
 
 
 # -- output -----------------------------------------------------------------------------
 
 
-def _print_message(message: Message, out: TextIO) -> None:
-    print(
-        f"[{message.sent_at:%H:%M:%S}] {message.phone_number} {message.template_code} "
-        f"biz_id={message.biz_id}\n    {message.text}",
-        file=out,
-        flush=True,
-    )
-
-
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     """Show ``text`` with every line break and control character as an escape."""
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
-def _print_error(error: AliyunSmsError, out: TextIO) -> None:
+def print_error(error: AliyunSmsError, out: TextIO) -> None:
+    """One line ``error: Class: message``, then the details on indented lines."""
     from ._errors import ConfigError  # noqa: PLC0415
 
     if isinstance(error, ConfigError) and error.problems:
@@ -877,16 +404,16 @@ def _print_error(error: AliyunSmsError, out: TextIO) -> None:
         )
     else:
         message = error.message
-    print(f"error: {type(error).__name__}: {_one_line(message)}", file=out)
+    print(f"error: {type(error).__name__}: {one_line(message)}", file=out)
     if isinstance(error, ConfigError):
         return
-    print(f"  code:       {_one_line(error.code)}", file=out)
+    print(f"  code:       {one_line(error.code)}", file=out)
     if error.request_id:
-        print(f"  request id: {_one_line(error.request_id)}", file=out)
+        print(f"  request id: {one_line(error.request_id)}", file=out)
     if error.http_status is not None:
         print(f"  HTTP:       {error.http_status}", file=out)
     if error.recommend:
-        print(f"  recommend:  {_one_line(error.recommend)}", file=out)
+        print(f"  recommend:  {one_line(error.recommend)}", file=out)
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
         print(f"  retry after: {retry_after:g} s", file=out)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from aliyun_sms_connector import _cli
+from aliyun_sms_connector import _cli, _cli_verify
 from aliyun_sms_connector._cli import EXIT_CODES, main
 
 from .conftest import KEY_SECRET, connector_config
@@ -305,7 +305,7 @@ def test_keyboard_interrupt_exits_130(monkeypatch):
     def interrupted(_args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_cli, "_demo", interrupted)
+    monkeypatch.setattr(_cli_verify, "demo", interrupted)
     assert main(["demo"]) == 130
 
 
@@ -913,7 +913,7 @@ class TestVerify:
         [message] = emulator.outbox
         code = message.params["code"]
         assert code not in out  # the recipient gets it by SMS, the operator does not
-        wrong = _cli._another_code(code)
+        wrong = _cli_verify.another_code(code)
         assert verify("check", *verify_env, "--to", "13800138000", "--code", wrong) == 18
         assert "WRONG_CODE (4 attempt(s) left)" in capsys.readouterr().out
         assert verify("check", *verify_env, "--to", "13800138000", "--code", code) == 0
@@ -939,7 +939,7 @@ class TestVerify:
         """After 5 wrong codes (the last leaves 0) even the right one gives TOO_MANY_ATTEMPTS."""
         assert verify("start", *verify_env, "--to", "13800138000") == 0
         code = emulator.outbox[-1].params["code"]
-        wrong = _cli._another_code(code)
+        wrong = _cli_verify.another_code(code)
         statuses = [
             verify("check", *verify_env, "--to", "13800138000", "--code", wrong) for _ in range(5)
         ]

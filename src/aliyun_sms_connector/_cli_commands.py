@@ -1,0 +1,184 @@
+"""The connector's commands: send, status, check-config and emulator."""
+
+# A command line prints (pyproject allows T201 for _cli.py only).
+# ruff: noqa: T201
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from ._cli import (
+    PORT_UNAVAILABLE,
+    load_config,
+    print_error,
+)
+
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any, TextIO
+
+    from .emulator import Message
+
+__all__ = ["check_config", "code_for", "emulator", "send", "status"]
+
+# -- send -------------------------------------------------------------------------
+
+
+def code_for(given: str | None) -> str:
+    import secrets  # noqa: PLC0415
+
+    return given if given is not None else f"{secrets.randbelow(10**6):06d}"
+
+
+def send(args: argparse.Namespace) -> int:
+    from ._connector import AliyunSmsConnector  # noqa: PLC0415
+    from ._redact import mask_phone  # noqa: PLC0415
+
+    config = load_config(args.config)
+    code = code_for(args.code)
+    with AliyunSmsConnector(config) as connector:
+        result = connector.send_message(
+            args.to, args.usage_type, {"code": code}, out_id=args.out_id
+        )
+    # The code is shown only when this command made it up: the operator then
+    # needs it, and one given with --code is already known (and a secret).
+    shown = f" {code}" if args.code is None else ""
+    print(f"sent {result.usage_type.value} code{shown} to {mask_phone(result.phone_number)}")
+    print(f"  template:   {result.template_code}")
+    print(f"  biz id:     {result.biz_id}")
+    print(f"  request id: {result.request_id}")
+    return 0
+
+
+# -- status -----------------------------------------------------------------------
+
+
+def status(args: argparse.Namespace) -> int:
+    from ._connector import AliyunSmsConnector  # noqa: PLC0415
+    from ._redact import mask_phone  # noqa: PLC0415
+
+    with AliyunSmsConnector(load_config(args.config)) as connector:
+        reports = connector.query_delivery(args.to, biz_id=args.biz_id, send_date=args.date)
+    if not reports:
+        print(f"no messages to {mask_phone(args.to)} on that day")
+        return 0
+    print(f"{len(reports)} message(s) to {mask_phone(args.to)}:")
+    for report in reports:
+        sent = f"{report.send_time:%Y-%m-%d %H:%M:%S}" if report.send_time else "-"
+        received = f"{report.receive_time:%H:%M:%S}" if report.receive_time else "-"
+        print(
+            f"  {report.status.value:<9} {report.error_code or '-':<22} sent {sent}  "
+            f"received {received}  template {report.template_code or '-'}"
+            + (f"  out_id {report.out_id}" if report.out_id else "")
+        )
+    return 0
+
+
+# -- check-config -----------------------------------------------------------------
+
+
+def check_config(args: argparse.Namespace) -> int:
+    from ._config import UsageType  # noqa: PLC0415
+    from ._connector import AliyunSmsConnector  # noqa: PLC0415 - resolves the endpoints
+    from ._errors import TemplateNotFoundError  # noqa: PLC0415
+    from ._templates import route  # noqa: PLC0415
+
+    config = load_config(args.config)
+    with AliyunSmsConnector(config) as connector:
+        endpoints = connector.endpoints
+    print("config is valid")
+    key_id = config.access_key_id
+    if key_id is None:
+        print("  credentials:     the Alibaba Cloud default credential chain")
+    else:
+        shown_id = f"{key_id[:4]}…{key_id[-3:]}" if len(key_id) > 10 else "…"  # noqa: PLR2004
+        print(f"  accessKeyId:     {shown_id}")
+        print("  accessKeySecret: ********")
+    if config.security_token is not None:
+        print("  securityToken:   ********")
+    print(f"  signName:        {config.sign_name}")
+    if endpoints["china"] == endpoints["overseas"]:
+        print(f"  endpoint:        {config.protocol}://{endpoints['china']}")
+    else:
+        print(f"  endpoint:        {config.protocol}://{endpoints['china']} (mainland)")
+        print(f"                   {config.protocol}://{endpoints['overseas']} (overseas)")
+    strict = "on" if config.strict_phone_region_number_check else "off"
+    print(f"  strict phone region check: {strict}")
+    print()
+    print(f"  {'usage type':<26} {'china':<22} {'overseas':<22} via")
+    for usage in UsageType:
+        try:
+            china = route(config.templates_by_usage, usage, "china")
+            overseas = route(config.templates_by_usage, usage, "overseas")
+        except TemplateNotFoundError:
+            print(f"  {usage.value:<26} {'-':<22} {'-':<22} no template")
+            continue
+        via = "exact" if china.template.usage_type is usage else "Generic"
+        print(f"  {usage.value:<26} {china.template_code:<22} {overseas.template_code:<22} {via}")
+    for template in config.templates:
+        if isinstance(template.template_code, str):
+            # Aliyun keeps domestic and international templates apart: one code
+            # for both regions is refused for one of them.
+            print(
+                f"warning: {template.usage_type.value} sends overseas numbers with the same "
+                f"template as mainland ones ({template.template_code}), but Aliyun does not let "
+                'domestic and international templates be mixed; give {"china": ..., '
+                '"overseas": ...} unless you never send overseas',
+                file=sys.stderr,
+            )
+    return 0
+
+
+# -- emulator -----------------------------------------------------------------------
+
+
+def emulator(args: argparse.Namespace) -> int:
+    from ._errors import AliyunSmsError  # noqa: PLC0415
+    from .emulator import Emulator  # noqa: PLC0415
+
+    out = sys.stdout
+    emulator = Emulator(port=args.port, tls=args.tls, latency=args.latency)
+    problem = None
+    try:
+        emulator.start()
+    except OSError as err:
+        problem = err.strerror or type(err).__name__
+    if problem is not None:
+        error = AliyunSmsError(
+            f"cannot listen on 127.0.0.1:{args.port}: {problem}", code="PortUnavailable"
+        )
+        print_error(error, sys.stderr)
+        return PORT_UNAVAILABLE
+    try:
+        if not args.quiet:
+            emulator.on_message = lambda message: _print_message(message, out)
+        _print_banner(emulator, out)
+    except BaseException:
+        emulator.stop()  # Ctrl-C or a closed stdout: still remove the TLS files
+        raise
+    # Until Ctrl-C (KeyboardInterrupt, after the cleanup) or SIGTERM (a normal
+    # return); either way the emulator stops and removes its TLS files.
+    emulator.serve_forever()
+    return 0
+
+
+def _print_banner(emulator: Any, out: TextIO) -> None:
+    print(f"Aliyun SMS emulator on {emulator.protocol}://{emulator.endpoint}", file=out)
+    key_id, secret = next(iter(emulator.access_keys.items()))
+    print(f"  accessKeyId={key_id} accessKeySecret={secret}", file=out)
+    print(f"  signName={emulator.sign_names[0]}", file=out)
+    for template_code, template in emulator.templates.items():
+        print(f"  {template_code} ({template.type.name}): {template.content}", file=out)
+    if emulator.ca_file:
+        print(f"  CA file: {emulator.ca_file}", file=out)
+    print("Press Ctrl-C to stop.", file=out, flush=True)
+
+
+def _print_message(message: Message, out: TextIO) -> None:
+    print(
+        f"[{message.sent_at:%H:%M:%S}] {message.phone_number} {message.template_code} "
+        f"biz_id={message.biz_id}\n    {message.text}",
+        file=out,
+        flush=True,
+    )
