@@ -309,7 +309,7 @@ class ChaosProxy:
             up_reader, up_writer = await asyncio.wait_for(
                 asyncio.open_connection(*self.upstream), timeout=5
             )
-        except (OSError, TimeoutError):
+        except (OSError, asyncio.TimeoutError):  # not TimeoutError on Python 3.10
             writer.transport.abort()
             return
         conn = _Conn(writer, up_writer)

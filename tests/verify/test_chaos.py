@@ -42,7 +42,7 @@ from aliyun_sms_connector.verify import (
 )
 
 from .broken_store import BrokenStore
-from .chaos_proxy import ChaosProxy, ChaosSettings
+from .chaos_proxy import ChaosProxy, ChaosSettings, ProxyGroup
 from .conftest import SECRET_KEY
 from .redis_cluster import HOST
 from .test_failover import Call, verification_violations, wrong_code_for
@@ -319,6 +319,33 @@ def test_chaos_soak(connector, emulator, proxy, standalone_redis):
     assert sum(n for k, n in report.outcomes.items() if k.startswith("start:aliyun:")) > 0
     assert report.outcomes["right:approved"] > CYCLES // 2, report.summary()
     assert {"delayed", "dropped", "cut_request", "cut_reply"} <= set(report.proxy_faults)
+
+
+CLUSTER_CYCLES = 500
+
+
+@pytest.mark.chaos
+@pytest.mark.redis_cluster
+def test_chaos_soak_on_the_cluster(connector, emulator, redis_cluster):
+    """The soak on the 6-node cluster, every node behind its own chaos proxy."""
+    with ProxyGroup([(HOST, node.port) for node in redis_cluster.nodes]) as group:
+        store = RedisStore.from_url(
+            group.cluster_url,
+            prefix=f"chaos-{uuid.uuid4().hex[:8]}:",
+            store_timeout=STORE_TIMEOUT,
+            address_remap=group.remap,
+        )
+        try:
+            report = soak(store, connector, emulator, group, CLUSTER_CYCLES)  # type: ignore[arg-type]
+        finally:
+            store.close()
+    for master in redis_cluster.masters():
+        report.violations += redis_attempt_violations(master, MAX_ATTEMPTS)
+    print(report.summary())  # noqa: T201
+    assert report.violations == [], report.summary()
+    assert report.cycles == CLUSTER_CYCLES
+    assert report.outcomes["right:approved"] > CLUSTER_CYCLES // 2, report.summary()
+    assert report.proxy_faults["cut_reply"] > 0, report.summary()
 
 
 @pytest.mark.chaos
