@@ -306,6 +306,7 @@ class RedisStore(VerificationStore):
         self._watchdogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchdog] = (
             weakref.WeakKeyDictionary()
         )
+        self._last_loop: tuple[weakref.ref[asyncio.AbstractEventLoop], Any, _Watchdog] | None = None
 
     @classmethod
     def from_url(
@@ -432,6 +433,7 @@ class RedisStore(VerificationStore):
         if not self._owned:
             return
         loop = asyncio.get_running_loop()
+        self._last_loop = None
         client = self._loop_clients.pop(loop, None)
         if client is not None:
             await client.aclose()
@@ -503,8 +505,7 @@ class RedisStore(VerificationStore):
         args: list[object],
         decode: Callable[[Any], _T],
     ) -> _T:
-        client = self._async_client()
-        watchdog = self._watchdog()
+        client, watchdog = self._for_loop()
         try:
             if getattr(client, "_initialize", False) is True:
                 # A new (or reset) asyncio cluster client first maps the slots
@@ -524,6 +525,17 @@ class RedisStore(VerificationStore):
         except self._faults:
             pass  # raised below, outside the except block: nothing chained
         raise store_unavailable()
+
+    def _for_loop(self) -> tuple[Any, _Watchdog]:
+        """This event loop's client and watchdog; the last loop's are remembered."""
+        loop = asyncio.get_running_loop()
+        last = self._last_loop
+        if last is not None and last[0]() is loop:
+            return last[1], last[2]
+        client, watchdog = self._async_client(), self._watchdog()
+        # A weak reference: remembering a loop must not keep it alive.
+        self._last_loop = (weakref.ref(loop), client, watchdog)
+        return client, watchdog
 
     def _watchdog(self) -> _Watchdog:
         loop = asyncio.get_running_loop()
