@@ -659,6 +659,35 @@ class TestLifecycle:
         assert sum(o.maybe_sent for o in outcomes) == 4
         assert took < 1.0
 
+    def test_close_from_another_thread_stops_a_loops_calls(self):
+        """close() from outside a running loop's thread ends its calls there with closed."""
+        with serve("hold") as server:
+            transport = make_transport(server.host, size=2)
+            outcomes = []
+
+            async def main():
+                tasks = [
+                    asyncio.create_task(send_async(transport, request_for(server.host), within=5))
+                    for _ in range(4)
+                ]
+                outcomes.extend(await asyncio.gather(*tasks, return_exceptions=True))
+
+            runner = threading.Thread(target=asyncio.run, args=(main(),))
+            runner.start()
+            while server.requests < 2:
+                time.sleep(0.01)
+            started = time.monotonic()
+            transport.close()
+            runner.join(5)
+            took = time.monotonic() - started
+        assert sorted((o.kind, o.maybe_sent) for o in outcomes) == [
+            ("closed", False),
+            ("closed", False),
+            ("closed", True),
+            ("closed", True),
+        ]
+        assert took < 1.0
+
     def test_callers_own_cancellation_propagates(self):
         """A caller's cancel is a CancelledError, and the transport stays usable."""
         with serve("hold") as server:
