@@ -37,7 +37,7 @@ from aliyun_sms_connector import (
 from ._keys import MIN_SECRET_BYTES, Key, code_digest, generate_code, ip_id, number_id
 from ._memory import MemoryStore
 from ._policy import VerificationPolicy
-from ._results import CheckResult, Verification
+from ._results import CheckResult, CheckStatus, Verification
 from ._store import Guess, Refusal, Reservation, SharedReservation, VerificationStore
 
 if TYPE_CHECKING:
@@ -219,7 +219,7 @@ class VerificationService:
         except BaseException as error:
             _log_check(to, usage_type, error=error)
             raise
-        result = CheckResult(status, left)
+        result = _result(status, left)
         _log_check(to, usage_type, result=result)
         return result
 
@@ -232,7 +232,7 @@ class VerificationService:
         except BaseException as error:
             _log_check(to, usage_type, error=error)
             raise
-        result = CheckResult(status, left)
+        result = _result(status, left)
         _log_check(to, usage_type, result=result)
         return result
 
@@ -351,6 +351,12 @@ class VerificationService:
                 raise ConfigError("a test number in the verification policy is not valid")
             codes[phone.e164] = code
         return codes
+
+
+@functools.lru_cache(maxsize=256)
+def _result(status: CheckStatus, attempts_left: int) -> CheckResult:
+    # Results are frozen and few (a status and a small count): shared, not rebuilt.
+    return CheckResult(status, attempts_left)
 
 
 def _log_check(
