@@ -1004,3 +1004,58 @@ class TestVerify:
         args = [*verify_env, "--redis", "http://127.0.0.1/"]
         assert verify("check", *args, "--to", "13800138000", "--code", "1") == 3
         assert "not a Redis URL" in capsys.readouterr().err
+
+
+class TestInProcessPaths:
+    """The paths above that run in a child process, run here too, where coverage sees them."""
+
+    def test_port_in_use(self, capsys):
+        """A port in use: status 17 and one error line."""
+        import socket
+
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen(1)
+            port = taken.getsockname()[1]
+            assert main(["emulator", "--port", str(port)]) == _cli.PORT_UNAVAILABLE
+        assert_one_line_error(capsys.readouterr().err, "AliyunSmsError")
+
+    @pytest.mark.parametrize(
+        "argv", [["--port", "65536"], ["--port", "x"], ["--latency", "inf"], ["--latency", "-0.1"]]
+    )
+    def test_bad_emulator_arguments(self, capsys, argv):
+        """Ports and latencies out of range are usage errors."""
+        with pytest.raises(SystemExit) as info:
+            main(["emulator", *argv])
+        assert info.value.code == _cli.USAGE
+        assert "argument --" in capsys.readouterr().err
+
+    def test_quiet_emulator_prints_no_messages(self, monkeypatch, capsys):
+        """--quiet serves without printing what it accepts; the wait ends with stop()."""
+        from aliyun_sms_connector.emulator import Emulator
+
+        def serve_one_send(self):
+            with AliyunSmsConnector(self.connector_config()) as connector:
+                connector.send_message("13800138000", "SignIn", {"code": "123456"})
+            self.stop()
+
+        from aliyun_sms_connector import AliyunSmsConnector
+
+        monkeypatch.setattr(Emulator, "serve_forever", serve_one_send)
+        assert main(["emulator", "--port", "0", "--quiet"]) == 0
+        out = capsys.readouterr().out
+        assert "Press Ctrl-C to stop." in out
+        assert "123456" not in out
+
+    def test_broken_pipe(self, monkeypatch):
+        """A closed output ends the command with 141 and no traceback."""
+
+        def closed(_args):
+            raise BrokenPipeError
+
+        monkeypatch.setattr(_cli_verify, "demo", closed)
+        assert main(["demo"]) == _cli.BROKEN_PIPE
+
+    def test_an_error_outside_the_table(self):
+        """An exception class the table does not name gets 1."""
+        assert _cli.exit_code(ValueError("x")) == 1
