@@ -1032,14 +1032,13 @@ class TestInProcessPaths:
 
     def test_quiet_emulator_prints_no_messages(self, monkeypatch, capsys):
         """--quiet serves without printing what it accepts; the wait ends with stop()."""
+        from aliyun_sms_connector import AliyunSmsConnector
         from aliyun_sms_connector.emulator import Emulator
 
         def serve_one_send(self):
             with AliyunSmsConnector(self.connector_config()) as connector:
                 connector.send_message("13800138000", "SignIn", {"code": "123456"})
             self.stop()
-
-        from aliyun_sms_connector import AliyunSmsConnector
 
         monkeypatch.setattr(Emulator, "serve_forever", serve_one_send)
         assert main(["emulator", "--port", "0", "--quiet"]) == 0
