@@ -508,6 +508,16 @@ class TestChainHoldsNoInput:
         if SECRET not in logto_config:
             assert_not_reachable(info.value, SECRET)
 
+    def test_model_validate_strings(self, logto_config):
+        """pydantic's string-mode entry point raises ConfigError too, not a ValidationError."""
+        logto_config["connectTimeout"] = "abc"
+        with pytest.raises(ConfigError, match="connectTimeout") as info:
+            AliyunSmsConfig.model_validate_strings(logto_config)
+        assert info.value.__context__ is None
+        assert_not_reachable(info.value, SECRET)
+        logto_config["connectTimeout"] = "1500"
+        assert AliyunSmsConfig.model_validate_strings(logto_config).connect_timeout == 1500
+
     def test_from_json_errors(self, logto_config):
         """A JSON syntax error chains no JSONDecodeError (its doc attribute is the input)."""
         text = json.dumps(logto_config)[:-1] + ",}"

@@ -322,6 +322,15 @@ class AliyunSmsConfig(BaseModel):
         raise ConfigError.from_problems(renamed) from None
 
     @classmethod
+    def model_validate_strings(cls, obj: Any, **_: Any) -> AliyunSmsConfig:
+        """Same as :meth:`model_validate` (numbers and booleans may be strings there too).
+
+        pydantic's own would wrap the ConfigError in a ValidationError that
+        holds the whole input, secrets included.
+        """
+        return cls.model_validate(obj)
+
+    @classmethod
     def model_validate_json(cls, json_data: str | bytes | bytearray, **_: Any) -> AliyunSmsConfig:
         """Same as :meth:`from_json`."""
         return cls.from_json(bytes(json_data) if isinstance(json_data, bytearray) else json_data)
