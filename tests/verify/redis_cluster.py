@@ -393,3 +393,64 @@ def standalone_redis() -> Iterator[RedisServer]:
     require_redis()
     with redis_server() as server:
         yield server
+
+
+@dataclass
+class RedisSentinel:
+    """One ``redis-server --sentinel`` watching a master, with quorum 1 and a short down-after."""
+
+    directory: Path
+    master: RedisServer
+    name: str = "mymaster"
+    down_after_ms: int = 1000
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> RedisSentinel:
+        """Start the sentinel and wait until it answers PING."""
+        server, _ = require_redis()
+        self.port = self.port or free_port()
+        config = self.directory / "sentinel.conf"  # Sentinel rewrites it, so it is its own
+        config.write_text(
+            f"port {self.port}\nbind {HOST}\ndir {self.directory}\n"
+            f"sentinel monitor {self.name} {HOST} {self.master.port} 1\n"
+            f"sentinel down-after-milliseconds {self.name} {self.down_after_ms}\n"
+            f"sentinel failover-timeout {self.name} 5000\n"
+        )
+        self.process = subprocess.Popen(
+            [server, str(config), "--sentinel", "--logfile", str(self.directory / "sentinel.log")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+        def ping() -> bool:
+            with redis.Redis(host=HOST, port=self.port, socket_timeout=1.0) as client:
+                return bool(client.ping())
+
+        try:
+            wait_until(ping, START_TIMEOUT, f"redis sentinel on {HOST}:{self.port}")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def client(self) -> redis.Redis:
+        """A redis-py client on the sentinel itself."""
+        return redis.Redis(host=HOST, port=self.port, socket_timeout=5.0)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+@contextlib.contextmanager
+def redis_sentinel(master: RedisServer, **kwargs: object) -> Iterator[RedisSentinel]:
+    """A started :class:`RedisSentinel` for ``master``, stopped and removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="aliyun-sms-sentinel-") as tmp:
+        sentinel = RedisSentinel(Path(tmp), master, **kwargs)  # type: ignore[arg-type]
+        try:
+            yield sentinel.start()
+        finally:
+            sentinel.stop()

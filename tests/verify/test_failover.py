@@ -40,6 +40,7 @@ from aliyun_sms_connector.verify import (
 )
 
 from .conftest import SECRET_KEY
+from .redis_cluster import HOST, redis_sentinel, redis_server, wait_until
 
 if TYPE_CHECKING:
     from .redis_cluster import LocalRedisCluster, RedisServer
@@ -360,3 +361,91 @@ class TestViolationChecker:
         """A history with one kind of wrong answer is reported."""
         problems = verification_violations(self.history(*steps), 3)
         assert any(found in problem for problem in problems), problems
+
+
+def wait_replicated(master: RedisServer, replica: RedisServer, timeout: float = 10.0) -> None:
+    """Wait until ``replica`` has applied everything ``master`` has written so far."""
+    deadline = time.monotonic() + timeout
+    with master.client() as m, replica.client() as r:
+        target = m.info("replication")["master_repl_offset"]
+        while r.info("replication").get("slave_repl_offset", -1) < target:
+            assert time.monotonic() < deadline, "the replica never caught up"
+            time.sleep(0.01)
+
+
+class TestSentinel:
+    """The README's Sentinel setup follows a failover: only StoreUnavailable, then it works."""
+
+    def test_store_follows_the_promoted_replica(self, connector, emulator):
+        """Kill the master: calls fail with StoreUnavailable until Sentinel promotes the replica."""
+        with redis_server() as master, redis_server() as replica:
+            with replica.client() as client:
+                client.replicaof(HOST, master.port)
+            wait_replicated(master, replica)
+            # Sentinel learns of replicas from the master's INFO, every 10 s
+            # after the first: the replica must be there before it starts.
+            with redis_sentinel(master) as sentinel:
+                self.check_through_failover(connector, emulator, master, replica, sentinel)
+
+    def check_through_failover(self, connector, emulator, master, replica, sentinel) -> None:
+        import redis.asyncio.retry
+        import redis.asyncio.sentinel
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+        from redis.sentinel import Sentinel
+
+        with sentinel.client() as client:
+            wait_until(
+                lambda: client.sentinel_slaves("mymaster"), 10, "Sentinel to see the replica"
+            )
+        sentinels = [(HOST, sentinel.port)]
+        # As in the README, "Scaling out".
+        timeouts = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+        sync_sentinel = Sentinel(sentinels, **timeouts)
+        async_sentinel = redis.asyncio.sentinel.Sentinel(sentinels, **timeouts)
+        sync_master = sync_sentinel.master_for("mymaster", retry=Retry(NoBackoff(), 0), **timeouts)
+        async_master = async_sentinel.master_for(
+            "mymaster", retry=redis.asyncio.retry.Retry(NoBackoff(), 0), protocol=2, **timeouts
+        )
+        store = RedisStore(sync_master, async_client=async_master, store_timeout=0.5)
+        policy = VerificationPolicy(max_attempts=MAX_ATTEMPTS)
+        service = VerificationService(connector, store, secret_key=SECRET_KEY, policy=policy)
+        to = next_number()
+        service.start(to, "SignIn")
+        code = next(m.params["code"] for m in emulator.outbox if m.phone_number[-11:] == to)
+        assert service.check(to, "SignIn", wrong_code_for(code)).attempts_left == 2
+        wait_replicated(master, replica)
+        master.kill()
+        killed = time.monotonic()
+        errors = Counter()
+        while True:
+            try:
+                result = service.check(to, "SignIn", wrong_code_for(code))
+                break
+            except ServiceUnavailableError as error:
+                errors[error.code] += 1
+            assert time.monotonic() - killed < 20, "Sentinel never promoted the replica"
+            time.sleep(0.05)
+        print(  # noqa: T201
+            f"sentinel failover: {time.monotonic() - killed:.2f} s after SIGKILL, "
+            f"{dict(errors)} meanwhile"
+        )
+        assert set(errors) <= {"StoreUnavailable"}
+        # The promoted replica kept the code and the counted guess.
+        assert result.status is CheckStatus.WRONG_CODE
+        assert result.attempts_left == 1
+
+        async def right_code() -> bool:
+            try:
+                return (await service.check_async(to, "SignIn", code)).ok
+            finally:
+                await async_master.aclose()
+                for client in async_sentinel.sentinels:
+                    await client.aclose()
+
+        try:
+            assert asyncio.run(right_code())
+        finally:
+            sync_master.close()
+            for client in sync_sentinel.sentinels:
+                client.close()
