@@ -516,7 +516,20 @@ class RedisStore(VerificationStore):
             # resumption of a task walks its whole chain of awaits.
             task = watchdog.enter()
             try:
-                return decode(await _eval_async(client, script, keys, args))
+                # EVALSHA; on NOSCRIPT once EVAL; an unsent command once more.
+                command, body, resent = "EVALSHA", script.sha, False
+                while True:
+                    try:
+                        reply = await client.execute_command(command, body, len(keys), *keys, *args)
+                    except Exception as error:  # noqa: PERF203 - zero-cost try, and rare
+                        if command == "EVALSHA" and isinstance(error, _no_script_error()):
+                            command, body = "EVAL", script.source
+                        elif not resent and _unsent(error):
+                            resent = True
+                        else:
+                            raise
+                    else:
+                        return decode(reply)
             except asyncio.CancelledError:
                 if not watchdog.expired(task):
                     raise  # cancelled by the caller: not ours to swallow
@@ -597,23 +610,6 @@ def _evalsha(client: Any, script: _Script, keys: list[str], args: list[object]) 
     except _no_script_error():
         pass  # the script did not run: send it once, which also caches it
     return client.execute_command("EVAL", script.source, len(keys), *keys, *args)
-
-
-async def _eval_async(client: Any, script: _Script, keys: list[str], args: list[object]) -> Any:
-    # One coroutine for the happy path and both fallbacks: NOSCRIPT sends the
-    # script with EVAL (which caches it); an unsent command is sent once more.
-    # The except clauses import nothing unless something was raised.
-    command, body, resent = "EVALSHA", script.sha, False
-    while True:
-        try:
-            return await client.execute_command(command, body, len(keys), *keys, *args)
-        except Exception as error:  # noqa: PERF203 - zero-cost try on 3.11+, and rare
-            if command == "EVALSHA" and isinstance(error, _no_script_error()):
-                command, body = "EVAL", script.source
-            elif not resent and _unsent(error):
-                resent = True
-            else:
-                raise
 
 
 class _Watchdog:

@@ -306,11 +306,11 @@ class VerificationService:
         # Any text is hashed and checked: a malformed code is a wrong guess
         # like any other, and NOT_FOUND stays indistinguishable from it.
         return Guess(
-            number=number,
-            usage_type=usage,
-            digest=code_digest(self._key, usage, e164, text),
-            now_ms=self._now_ms(),
-            max_attempts=self._policy.max_attempts,
+            number,
+            usage,
+            code_digest(self._key, usage, e164, text),
+            int(self._clock() * 1000),
+            self._policy.max_attempts,
         )
 
     def _release(self, plan: _Plan, *, shared: bool) -> None:
