@@ -573,6 +573,17 @@ class TestUnsentRetry:
             RedisStore(Garbled(RuntimeError(), reply=reply)).check(a_guess())
         assert_scrubbed(caught.value)
 
+        class GarbledAsync(Garbled):
+            async def execute_command(self, *args):
+                return Garbled.execute_command(self, *args)
+
+        async def main():
+            await RedisStore(GarbledAsync(RuntimeError(), reply=reply)).check_async(a_guess())
+
+        with pytest.raises(ServiceUnavailableError) as caught:
+            asyncio.run(main())
+        assert_scrubbed(caught.value)
+
     def test_connections_closed_by_the_server_are_replaced(self, redis_url, raw):
         """After Redis closed every idle connection, the next calls still answer."""
         store = RedisStore.from_url(redis_url, prefix=f"kill-{uuid.uuid4().hex[:8]}:")
