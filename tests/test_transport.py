@@ -18,8 +18,9 @@ from pathlib import Path
 import aiohttp  # noqa: F401 - imported up front, so that no deadline pays for it
 import pytest
 
+from aliyun_sms_connector import ConfigError
 from aliyun_sms_connector._tls import make_certificates
-from aliyun_sms_connector._transport import Transport, TransportError, WireRequest
+from aliyun_sms_connector._transport import Transport, TransportError, WireRequest, _split_host
 
 BODY = b"PhoneNumbers=13800138000&TemplateParam=%7B%22code%22%3A%22482913%22%7D"
 OK_BODY = b'{"Code":"OK","Message":"OK","RequestId":"r-1","BizId":"b-1"}'
@@ -88,14 +89,15 @@ class FaultServer:
                 with contextlib.suppress(OSError):
                     socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
-    def wait_idle(self, timeout: float = 2.0) -> None:
-        """Wait until every connection the server accepted is closed."""
+    def wait_idle(self, timeout: float = 2.0) -> bool:
+        """Wait until every connection the server accepted is closed; whether they were."""
         limit = time.monotonic() + timeout
         while time.monotonic() < limit:
             with self._lock:
                 if not self._sockets:
-                    return
+                    return True
             time.sleep(0.01)
+        return False
 
     def _accept(self) -> None:
         while not self._stop.is_set():
@@ -454,6 +456,20 @@ class TestNotSent:
         assert server.requests == 0
         assert took < 1.5
 
+    def test_name_that_does_not_resolve(self, mode, monkeypatch):
+        """A DNS failure: kind connect, nothing sent."""
+        resolve = socket.getaddrinfo
+
+        def fail(host, *args, **kwargs):
+            if host == "sms.example.invalid":
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            return resolve(host, *args, **kwargs)
+
+        monkeypatch.setattr(socket, "getaddrinfo", fail)
+        transport = make_transport("sms.example.invalid")
+        outcome, _ = call(transport, mode, request_for("sms.example.invalid"))
+        assert_failure(outcome, "connect", maybe_sent=False)
+
     def test_unknown_certificate_authority(self, mode, certificates):
         """A certificate from another CA: kind certificate, nothing sent."""
         with serve("ok", "https", certificates) as server:
@@ -793,27 +809,29 @@ class TestLifecycle:
         assert server.connections == 2
         assert not [r for r in caplog.records if "nclosed" in r.getMessage()]
 
-    def test_session_of_a_loop_closed_without_shutdown_is_released(self):
-        """A loop closed without shutdown_asyncgens: its sockets are closed on next use."""
-        with serve("ok") as server:
-            transport = make_transport(server.host)
+    @pytest.mark.parametrize("then", ["next_send", "aclose", "close"])
+    def test_session_of_a_loop_closed_without_shutdown_is_released(
+        self, protocol, certificates, then
+    ):
+        """A loop closed without shutdown_asyncgens: its sockets are closed quietly, later."""
+        with serve("ok", protocol, certificates) as server:
+            transport = make_transport(server.host, protocol, certificates)
             loop = asyncio.new_event_loop()
-            response = loop.run_until_complete(
-                transport.send_async(
-                    request_for(server.host),
-                    deadline=time.monotonic() + 2,
-                    connect_timeout=1,
-                    read_timeout=1,
-                )
-            )
+            response = loop.run_until_complete(send_async(transport, request_for(server.host)))
             loop.close()
             assert response.status == 200
-            outcome, _ = call_keep_open(transport, request_for(server.host))
-            assert outcome.status == 200
-            server.wait_idle()
+            assert not server.wait_idle(0.1)  # the dead loop's connection is still open
+            if then == "next_send":
+                outcome, _ = call_keep_open(transport, request_for(server.host))
+                assert outcome.status == 200
+            elif then == "aclose":
+                asyncio.run(transport.aclose())
+            else:
+                transport.close()
+            assert server.wait_idle()
+            assert transport._async._sessions == {}
             gc.collect()
             transport.close()
-        assert server.connections == 2
 
 
 def call_keep_open(transport, request):
@@ -908,6 +926,7 @@ class TunnelProxy:
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         self.lines: list[bytes] = []
         self.auth: list[bytes] = []
+        self.refuse = False
         self._threads: list[threading.Thread] = []
         self._sockets: list[socket.socket] = []
         self._accepting = threading.Thread(target=self._accept, daemon=True)
@@ -953,6 +972,9 @@ class TunnelProxy:
             if line.lower().startswith(b"proxy-authorization:")
         )
         method, target, _ = lines[0].split(b" ", 2)
+        if self.refuse:
+            sock.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+            return
         if method != b"CONNECT":
             sock.sendall(
                 b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
@@ -1000,6 +1022,17 @@ class TestProxy:
         assert proxy.auth == [b"Basic dXNlcjpwQHNz"]  # user:p@ss
         assert server.bodies == [BODY]
 
+    def test_refused_tunnel_is_not_sent(self, mode, proxy, monkeypatch, certificates):
+        """A proxy that refuses the CONNECT: kind connect, nothing sent."""
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        proxy.refuse = True
+        with serve("ok", "https", certificates) as server:
+            transport = make_transport(server.host, "https", certificates)
+            outcome, _ = call(transport, mode, request_for(server.host))
+            transport.close()
+        assert_failure(outcome, "connect", maybe_sent=False)
+        assert server.connections == 0
+
     def test_http_with_the_absolute_uri(self, mode, proxy, monkeypatch):
         """HTTP_PROXY: the request goes to the proxy, with the absolute URI."""
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
@@ -1030,3 +1063,35 @@ class TestProxy:
             transport.close()
         assert response.status == 200
         assert proxy.lines == []
+
+
+class TestConstruction:
+    @pytest.mark.parametrize(
+        ("host", "expected"),
+        [
+            ("dysmsapi.aliyuncs.com", ("dysmsapi.aliyuncs.com", 443)),
+            ("127.0.0.1:8443", ("127.0.0.1", 8443)),
+            ("[::1]:8443", ("::1", 8443)),
+            ("[::1]", ("::1", 443)),
+            ("::1", ("::1", 443)),
+        ],
+    )
+    def test_host_and_port(self, host, expected):
+        """The endpoint's host and port, IPv6 literals included."""
+        assert _split_host(host, 443) == expected
+
+    def test_unreadable_ca_file_is_a_config_error(self, tmp_path):
+        """A caFile that is no PEM bundle: ConfigError, with no ssl error chained."""
+        bad = tmp_path / "ca.pem"
+        bad.write_text("not a certificate")
+        with pytest.raises(ConfigError, match="caFile") as info:
+            Transport(protocol="https", host="127.0.0.1:1", ca_file=str(bad), max_connections=1)
+        assert info.value.__cause__ is None
+        assert info.value.__context__ is None
+
+    def test_closed_flag(self):
+        """closed is False until close(), True after."""
+        transport = make_transport("127.0.0.1:1")
+        assert not transport.closed
+        transport.close()
+        assert transport.closed
