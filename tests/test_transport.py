@@ -778,7 +778,7 @@ class TestLifecycle:
             transport.close()
         assert after_fifty <= after_one
         assert server.connections == 51
-        assert not [r for r in caplog.records if "nclosed" in r.getMessage()]
+        assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
 
     def test_transport_dropped_unclosed_closes_quietly(self, caplog):
         """A transport collected unclosed closes its pool and its running loop's session."""
@@ -807,7 +807,7 @@ class TestLifecycle:
             server.wait_idle()
             gc.collect()
         assert server.connections == 2
-        assert not [r for r in caplog.records if "nclosed" in r.getMessage()]
+        assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
 
     @pytest.mark.parametrize("then", ["next_send", "aclose", "close"])
     def test_session_of_a_loop_closed_without_shutdown_is_released(

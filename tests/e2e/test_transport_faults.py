@@ -249,4 +249,4 @@ class TestLifecycle:
             connector.close()
         assert after_fifty <= after_one
         assert server.requests == 51
-        assert not [r for r in caplog.records if "nclosed" in r.getMessage()]
+        assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
