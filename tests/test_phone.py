@@ -177,3 +177,57 @@ class TestPhoneNumber:
         assert number.e164 == "+85261234567"
         assert number.aliyun == "85261234567"
         assert number.masked == "***4567"
+
+
+class TestRejectionReasons:
+    @pytest.mark.parametrize(
+        ("raw", "reason"),
+        [
+            ("", "is empty or too long"),
+            ("   ", "is empty or too long"),
+            ("x8613800138000", "may hold only digits, spaces, dashes and a leading + or 00"),
+            ("+x8613800138000", "may hold only digits, spaces, dashes and a leading + or 00"),
+            ("+999 1234567", "cannot be parsed"),
+            ("+86 138", "is not a valid number"),
+        ],
+    )
+    def test_message_says_why(self, raw, reason):
+        """The error names the reason a number was rejected, after the masked number."""
+        with pytest.raises(InvalidPhoneNumberError) as info:
+            parse_phone(raw)
+        assert info.value.message.endswith(f" {reason}")
+
+    @pytest.mark.parametrize(("raw", "kind"), [(None, "NoneType"), (13800138000, "int")])
+    def test_not_a_string_names_the_type(self, raw, kind):
+        """A non-string input's error names the type that was given."""
+        with pytest.raises(InvalidPhoneNumberError) as info:
+            parse_phone(raw)
+        assert info.value.message == f"a phone number must be a string, not {kind}"
+
+
+class TestInputLengthCaps:
+    def test_forty_characters_are_parsed(self):
+        """40 characters once separators are gone are parsed, not refused as too long."""
+        with pytest.raises(InvalidPhoneNumberError) as info:
+            parse_phone("+" + "1" * 39)
+        assert info.value.message.endswith(" cannot be parsed")
+
+    @pytest.mark.parametrize("raw", ["+" + "1" * 40, "1" * 41])
+    def test_forty_one_characters_are_too_long(self, raw):
+        """41 characters once separators are gone are refused before any parsing."""
+        with pytest.raises(InvalidPhoneNumberError) as info:
+            parse_phone(raw)
+        assert info.value.message.endswith(" is empty or too long")
+
+    def test_non_ascii_input_of_160_characters_is_normalised(self):
+        """A fullwidth number padded with ideographic spaces to 160 characters is read."""
+        raw = fullwidth("138") + "\u3000" * 149 + fullwidth("00138000")
+        assert len(raw) == 160
+        assert parse_phone(raw).aliyun == "13800138000"
+
+    def test_non_ascii_input_of_161_characters_is_too_long(self):
+        """One more character and non-ASCII input is refused before normalisation."""
+        raw = fullwidth("138") + "\u3000" * 150 + fullwidth("00138000")
+        with pytest.raises(InvalidPhoneNumberError) as info:
+            parse_phone(raw)
+        assert info.value.message.endswith(" is empty or too long")
