@@ -155,3 +155,90 @@ class TestPayload:
 
         assert issubclass(TemplateParamError, TemplateError)
         assert issubclass(TemplateParamError, ValueError)
+
+
+class TestContextKeysAnywhere:
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            {"locale": "en", "code": "1"},
+            {"uiLocales": "zh", "code": "1", "locale": "en"},
+            {"code": "1", "locale": "en", "uiLocales": "zh"},
+        ],
+    )
+    def test_variables_after_a_context_key_are_kept(self, payload):
+        """locale and uiLocales are dropped wherever they stand; the variables after them stay."""
+        assert build_template_param(payload, VERIFY) == '{"code":"1"}'
+
+
+class TestPayloadErrorMessages:
+    def _message(self, payload, template=VERIFY):
+        with pytest.raises(TemplateParamError) as info:
+            build_template_param(payload, template)
+        return info.value.message
+
+    def test_payload_not_a_mapping_names_its_type(self):
+        """The message names the type given instead of a mapping."""
+        assert self._message(["code"]) == "payload must be a mapping, not list"
+
+    def test_bad_key(self):
+        """An empty variable name is refused with the rule it broke."""
+        assert self._message({"": "1"}) == "template variable names must be non-empty strings"
+
+    def test_bad_value_type_names_the_variable_and_type(self):
+        """A value of the wrong type: the message names the variable and the type."""
+        assert self._message({"code": ["1"]}, NOTIFY) == (
+            "template variable 'code' must be a string or a number, not list"
+        )
+
+    def test_verification_code_rule(self):
+        """A verification-code value breaking Aliyun's rule: the message quotes the rule."""
+        assert self._message({"code": "12 34"}) == (
+            "template variable 'code' of a verification-code template must match "
+            "[A-Za-z0-9]+ (Aliyun's rule)"
+        )
+
+    def test_too_long_number_names_the_variable(self):
+        """An int too long for str(): the message names the variable."""
+        assert self._message({"amount": 10**5000}, NOTIFY) == (
+            "template variable 'amount' is too long a number"
+        )
+
+
+class TestUsageTypeErrorMessages:
+    VALID = ", ".join(member.value for member in UsageType)
+
+    def _error(self, value):
+        with pytest.raises(TemplateNotFoundError) as info:
+            coerce_usage_type(value)
+        return info.value
+
+    @pytest.mark.parametrize(
+        ("value", "shown"),
+        [("Login", "'Login'"), ("x" * 40, repr("x" * 40)), ("x" * 41, "'str'"), (3, "'int'")],
+    )
+    def test_message_shows_the_value_up_to_forty_characters(self, value, shown):
+        """A string of up to 40 characters is quoted, a longer one or a non-string by type."""
+        error = self._error(value)
+        assert error.message == f"unknown usage type {shown}; valid usage types are: {self.VALID}"
+
+    def test_valid_names_are_comma_separated(self):
+        """The valid usage types are listed as Register, SignIn, ..."""
+        assert "Register, SignIn, ForgotPassword" in self._error("Login").message
+
+    def test_code(self):
+        """An unknown usage type has the code UnknownUsageType."""
+        assert self._error("Login").code == "UnknownUsageType"
+
+    def test_no_template_lists_the_configured_ones(self):
+        """Without the usage type or Generic, the message lists the configured usage types."""
+        entries = templates(
+            {"usageType": "SignIn", "templateCode": "S"},
+            {"usageType": "ForgotPassword", "templateCode": "F"},
+        )
+        with pytest.raises(TemplateNotFoundError) as info:
+            route(entries, "Register", "china")
+        assert info.value.message == (
+            "no template for usage type Register and no Generic template; "
+            "configured: SignIn, ForgotPassword"
+        )
