@@ -273,9 +273,10 @@ class ChaosProxy:
         self._port = int(self._server.sockets[0].getsockname()[1])
 
     async def _close_listener(self) -> None:
+        # close() shuts the listening socket at once. No wait_closed(): since
+        # Python 3.12 it also waits for every accepted connection to end.
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
             self._server = None
 
     async def _reset_all(self) -> None:

@@ -26,6 +26,7 @@ import itertools
 import random
 import threading
 import time
+import traceback
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -142,8 +143,10 @@ class Soak:
         if isinstance(outcome, BaseException):
             if not isinstance(outcome, AliyunSmsError):
                 text = f"untyped:{type(outcome).__name__}"
+                frames = traceback.extract_tb(outcome.__traceback__)[-4:]
+                where = " <- ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}" for f in frames)
                 with self.lock:
-                    self.untyped.append(repr(outcome)[:200])
+                    self.untyped.append(f"{outcome!r} at {where}"[:400])
             elif (
                 isinstance(outcome, ServiceUnavailableError) and outcome.code == "StoreUnavailable"
             ):
