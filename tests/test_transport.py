@@ -192,6 +192,10 @@ class FaultServer:
                 % (half, OK_BODY[:half], len(OK_BODY) - half, OK_BODY[half:])
             )
             return True
+        extra = _ANSWERS.get(behaviour)
+        if extra is not None:
+            conn.sendall(extra)
+            return b"keep-alive" in extra or b"HTTP/1.1 200 OK\r\nContent-Length" in extra
         if behaviour == "reset":
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return False
@@ -216,6 +220,29 @@ class FaultServer:
         # "hold"
         self._stop.wait(10)
         return False
+
+
+# Answers that test the client's parser, each sent whole.
+_ANSWERS = {
+    # HTTP/1.0 without keep-alive: the connection closes after the body.
+    "http10": b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(OK_BODY), OK_BODY),
+    # HTTP/1.0 with keep-alive: the connection stays.
+    "http10_keep": b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: %d\r\n\r\n%s"
+    % (len(OK_BODY), OK_BODY),
+    # No length, no chunks: the body runs to the end of the connection.
+    "to_eof": b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n%s" % OK_BODY,
+    # An interim 100 Continue, then the answer.
+    "interim": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
+    % (len(OK_BODY), OK_BODY),
+    # A repeated header is one comma-joined value.
+    "repeated": b"HTTP/1.1 200 OK\r\nX-Dup: a\r\nx-dup: b\r\nContent-Length: 0\r\n\r\n",
+    "no_body": b"HTTP/1.1 204 No Content\r\nX-Acs-Request-Id: r-2\r\n\r\n",
+    "bad_chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nxx\r\n0\r\n\r\n",
+    "bad_length": b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n0123456789",
+    "no_colon": b"HTTP/1.1 200 OK\r\nNot a header\r\nContent-Length: 0\r\n\r\n",
+    "long_line": b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n",
+    "http2": b"HTTP/2 200\r\ncontent-length: 0\r\n\r\n",
+}
 
 
 @pytest.fixture(scope="module")
@@ -430,6 +457,55 @@ class TestSuccess:
         assert all(o.status == 200 for o in outcomes)
         assert server.requests == 64
         assert server.connections <= 4
+
+
+class TestAnswers:
+    @pytest.mark.parametrize(
+        ("behaviour", "connections"), [("http10", 2), ("http10_keep", 1), ("to_eof", 2)]
+    )
+    def test_body_and_connection_reuse(self, behaviour, connections):
+        """HTTP/1.0, keep-alive and read-to-close answers: body whole, connection reused or not."""
+        with serve(behaviour) as server:
+            transport = make_transport(server.host)
+            for _ in range(2):
+                response, _ = call(transport, "sync", request_for(server.host))
+                assert response.body == OK_BODY
+            transport.close()
+        assert server.connections == connections
+
+    def test_interim_answer_is_skipped(self, mode):
+        """A 100 Continue before the answer is skipped."""
+        with serve("interim") as server:
+            transport = make_transport(server.host)
+            response, _ = call(transport, mode, request_for(server.host))
+            transport.close()
+        assert (response.status, response.body) == (200, OK_BODY)
+
+    def test_repeated_header_and_empty_answer(self, mode):
+        """A repeated header is comma-joined; a 204 has an empty body."""
+        with serve("repeated") as server:
+            transport = make_transport(server.host)
+            response, _ = call(transport, mode, request_for(server.host))
+            transport.close()
+        assert response.headers["x-dup"] == "a, b"
+        with serve("no_body") as server:
+            transport = make_transport(server.host)
+            response, _ = call(transport, mode, request_for(server.host))
+            transport.close()
+        assert (response.status, response.body) == (204, b"")
+        assert response.headers["x-acs-request-id"] == "r-2"
+
+    @pytest.mark.parametrize(
+        "behaviour", ["bad_chunk", "bad_length", "no_colon", "long_line", "http2"]
+    )
+    def test_malformed_answer_is_lost_after_sending(self, mode, behaviour):
+        """An answer that is not well-formed HTTP/1.x: connection_lost, sent once."""
+        with serve(behaviour) as server:
+            transport = make_transport(server.host)
+            outcome, _ = call(transport, mode, request_for(server.host))
+            transport.close()
+        assert_failure(outcome, "connection_lost", maybe_sent=True)
+        assert server.requests == 1
 
 
 class TestNotSent:

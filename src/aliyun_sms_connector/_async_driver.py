@@ -164,6 +164,17 @@ def _client_timeout(connect_timeout: float, read_timeout: float) -> Any:
 _TIMEOUTS: dict[tuple[float, float], Any] = {}
 
 
+def _headers(given: Any) -> dict[str, str]:
+    """The answer's headers, names lower-cased, a repeated one comma-joined as on the sync side."""
+    headers = {name.lower(): value for name, value in given.items()}
+    if len(headers) != len(given):  # rare: a header came more than once
+        headers = {}
+        for name, value in given.items():
+            key = name.lower()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return headers
+
+
 def _async_kind(err: BaseException, *, sent: bool) -> Kind:
     import asyncio  # noqa: PLC0415
 
@@ -256,11 +267,7 @@ class AsyncDriver:
             except BaseException:
                 response.close()  # half-read: the connection cannot be reused
                 raise
-            result = WireResponse(
-                response.status,
-                {name.lower(): value for name, value in response.headers.items()},
-                body,
-            )
+            result = WireResponse(response.status, _headers(response.headers), body)
         except asyncio.CancelledError:
             if flight.reason is None:
                 raise  # the caller's own cancellation

@@ -1,8 +1,8 @@
 """The sync driver: a pool of connections it drives itself, phase by phase.
 
-Driving the socket directly (``http.client`` only parses the answer) is what
-lets it know exactly whether a request byte was written, and hold the
-deadline on every ``recv``: a server that trickles a byte at a time cannot
+Driving the socket directly, and reading the answer with a small HTTP/1.1
+parser of its own, is what lets it know exactly whether a request byte was
+written, and hold the deadline on every ``recv``: a server that trickles a byte at a time cannot
 stretch a call past its deadline. The pool is built with the driver, so a
 cold fan-out from many threads is safe, and waiting for a free connection
 counts against the deadline.
@@ -68,19 +68,97 @@ class _Reader(io.RawIOBase):
 class _Conn:
     """A pool slot: a permit to hold one connection, and its socket when open."""
 
-    __slots__ = ("deadline", "idle_since", "read_timeout", "sock")
+    __slots__ = ("idle_since", "sock")
 
     def __init__(self) -> None:
         self.sock: socket.socket | None = None
-        self.deadline = 0.0
-        self.read_timeout = 0.0
         self.idle_since = 0.0
 
-    def makefile(self, mode: str) -> io.BufferedReader:
-        """What ``http.client.HTTPResponse`` reads the answer from."""
-        del mode
-        assert self.sock is not None  # noqa: S101 - set before any response is read
-        return io.BufferedReader(_Reader(self.sock, self.deadline, self.read_timeout))
+
+# Limits on what a server may send, as http.client's.
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+
+
+class _BadAnswer(Exception):  # noqa: N818 - internal signal, never raised out
+    """The answer is not HTTP/1.x, or is cut short: the connection is lost."""
+
+
+def _line(fp: io.BufferedReader) -> bytes:
+    line = fp.readline(_MAX_LINE + 1)
+    if not line.endswith(b"\n") or len(line) > _MAX_LINE:
+        raise _BadAnswer  # cut short, or a line too long
+    return line
+
+
+def _read_answer(
+    fp: io.BufferedReader, *, no_body: bool
+) -> tuple[int, dict[str, str], bytes, bool]:
+    """Read one HTTP/1.x answer: status, headers (lower-cased names), body, and whether to close.
+
+    http.client's own parser runs the email package over the headers, which
+    costs several times this; the answers here come from one API and are
+    small, so a strict, short parser is enough.
+    """
+    while True:
+        version, _, rest = _line(fp).partition(b" ")
+        status = rest[:3]
+        if not version.startswith(b"HTTP/1.") or not status.isdigit() or len(status) != 3:  # noqa: PLR2004
+            raise _BadAnswer
+        code = int(status)
+        headers = _read_headers(fp)
+        if not 100 <= code < 200:  # noqa: PLR2004 - an interim answer is skipped
+            break
+    connection = headers.get("connection", "").lower()
+    close = "close" in connection or (version == b"HTTP/1.0" and "keep-alive" not in connection)
+    if no_body or code in (204, 304):  # no body, by definition
+        return code, headers, b"", close
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        return code, headers, _read_chunked(fp), close
+    length = headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise _BadAnswer
+        body = fp.read(int(length))
+        if len(body) != int(length):
+            raise _BadAnswer
+        return code, headers, body, close
+    # Neither a length nor chunks: the body runs to the end of the connection.
+    return code, headers, fp.read(), True
+
+
+def _read_headers(fp: io.BufferedReader) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for _ in range(_MAX_HEADERS):
+        line = _line(fp)
+        if line in (b"\r\n", b"\n"):
+            return headers
+        name, colon, value = line.decode("latin-1").partition(":")
+        if not colon:
+            raise _BadAnswer
+        name = name.strip().lower()
+        value = value.strip()
+        # A repeated header is one list-valued header (RFC 9110, 5.3).
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    raise _BadAnswer
+
+
+def _read_chunked(fp: io.BufferedReader) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        size = _line(fp).split(b";", 1)[0].strip()
+        try:
+            length = int(size, 16)
+        except ValueError:
+            raise _BadAnswer from None
+        if length == 0:
+            while _line(fp) not in (b"\r\n", b"\n"):  # trailers, ignored
+                pass
+            return b"".join(chunks)
+        chunk = fp.read(length)
+        if len(chunk) != length or fp.read(2) != b"\r\n":
+            raise _BadAnswer
+        chunks.append(chunk)
 
 
 def _remaining(deadline: float) -> float:
@@ -311,8 +389,6 @@ class SyncDriver:
         connect_timeout: float,
         read_timeout: float,
     ) -> WireResponse | TransportError:
-        import http.client  # noqa: PLC0415 - cached after the first call
-
         sent = False
         keep = False
         conn: _Conn | None = None
@@ -324,18 +400,14 @@ class SyncDriver:
                 conn.sock = sock
                 self._pool.check()
             sock.settimeout(min(_remaining(deadline), read_timeout))
-            conn.deadline = deadline
-            conn.read_timeout = read_timeout
             # From here on, the server may have the request.
             sent = True
             sock.sendall(data)
-            response = http.client.HTTPResponse(conn, method=method)  # type: ignore[arg-type]
-            response.begin()
-            body = response.read()
-            keep = not response.will_close
-            return WireResponse(
-                response.status, {name.lower(): value for name, value in response.msg.items()}, body
+            status, headers, body, close = _read_answer(
+                io.BufferedReader(_Reader(sock, deadline, read_timeout)), no_body=method == "HEAD"
             )
+            keep = not close
+            return WireResponse(status, headers, body)
         except Exception as err:  # noqa: BLE001 - every failure is classified, none escapes
             return TransportError(self._sync_kind(err, sent, deadline), maybe_sent=sent)
         finally:
