@@ -16,9 +16,12 @@ touches one slot and runs on Redis Cluster; the per-IP and global counters
 share the tag ``{limits}``. Every key carries a TTL.
 
 Every driver failure (refused, timeout, reset, ``READONLY``, ``CLUSTERDOWN``,
-``LOADING``, ...) becomes ``ServiceUnavailableError(code="StoreUnavailable")``,
-raised outside the ``except`` block so that no redis-py exception, and none of
-its text, is reachable from it.
+``LOADING``, an unreadable reply, ...) becomes
+``ServiceUnavailableError(code="StoreUnavailable")``, raised outside the
+``except`` block so that no redis-py exception, and none of its text, is
+reachable from it. Nothing is retried that may have run: the clients
+:meth:`RedisStore.from_url` builds have redis-py's retries off, and only a
+command redis-py could not write at all is sent once more.
 
 redis-py is imported only when a store is built, so that the package imports
 without it.
