@@ -1,11 +1,11 @@
 """The sync driver: a pool of connections it drives itself, phase by phase.
 
-Driving the socket directly, and reading the answer with a small HTTP/1.1
+Driving the socket directly, and reading the answer with a small HTTP/1.x
 parser of its own, is what lets it know exactly whether a request byte was
-written, and hold the deadline on every ``recv``: a server that trickles a byte at a time cannot
-stretch a call past its deadline. The pool is built with the driver, so a
-cold fan-out from many threads is safe, and waiting for a free connection
-counts against the deadline.
+written, and hold the deadline on every ``recv``: a server that trickles a
+byte at a time cannot stretch a call past its deadline. The pool is built
+with the driver, so a cold fan-out from many threads is safe, and waiting
+for a free connection counts against the deadline.
 """
 
 from __future__ import annotations
@@ -181,9 +181,9 @@ _Addresses = list[tuple[Any, Any, int, str, Any]]
 def _resolve(host: str, port: int, limit: float) -> _Addresses:
     """``getaddrinfo`` by ``limit``: a resolver that hangs must not outlast the deadline.
 
-    A name is resolved in a daemon thread,
-    once per new connection (connections are pooled), so that the wait can
-    be bounded; a thread left hanging ends with the resolver's own timeout.
+    A name is resolved in a daemon thread, once per new connection
+    (connections are pooled), so that the wait can be bounded; a thread left
+    hanging ends with the resolver's own timeout.
     """
     answer: list[_Addresses | OSError] = []
     done = threading.Event()
@@ -248,7 +248,10 @@ class _SyncPool:
         if sock is not None and (
             time.monotonic() - conn.idle_since > _IDLE_LIMIT or _dropped(sock)
         ):
-            conn.sock = None
+            # Unset under the lock: close() must never shut down a descriptor
+            # that was closed here and reused meanwhile.
+            with self._cond:
+                conn.sock = None
             sock.close()
         return conn
 
