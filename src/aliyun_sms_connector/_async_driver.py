@@ -301,7 +301,7 @@ class AsyncDriver:
     async def _open_session(self, loop: asyncio.AbstractEventLoop) -> _LoopSession:
         import aiohttp  # noqa: PLC0415 - loaded only by async callers
 
-        # Nothing awaits between the lookup in send_async and the insert
+        # Nothing awaits between the lookup in send() and the insert
         # below, so one loop gets one session; the lock guards the dict
         # against other threads' loops.
         with self._lock:
@@ -323,6 +323,7 @@ class AsyncDriver:
 
                 self._proxy_url = yarl.URL(self._proxy)
         for old in dead:
+            _forget(self._sessions, self._lock, old)
             _release_dead(old)
         keeper = _keeper(self._sessions, self._lock, entry)
         # The first step registers the keeper with this loop's asyncgen hooks.
