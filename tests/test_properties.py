@@ -206,3 +206,44 @@ def test_arbitrary_async_sends(async_connector, event_loop_for_module, to, usage
         pass
     else:
         assert result.biz_id
+
+
+csv_text = st.text(
+    alphabet=st.sampled_from(list('phone,name,sign_name"\n\r\x00 1380013800+ab\ufeff\u3000张')),
+    max_size=80,
+) | st.text(max_size=40)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=csv_text, encoding=st.sampled_from(["utf-8", "utf-16", "gbk"]))
+def test_arbitrary_csv_files(tmp_path_factory, text, encoding):
+    """Any CSV file gives rows and line-numbered bad rows, or a ConfigError; nothing else."""
+    from aliyun_sms_connector._cli_batch import _batch_rows
+
+    try:
+        raw = text.encode(encoding)
+    except UnicodeEncodeError:
+        return
+    path = tmp_path_factory.mktemp("csv") / "rows.csv"
+    path.write_bytes(raw)
+    try:
+        rows, bad = _batch_rows(path)
+    except ConfigError as err:
+        assert err.__context__ is None
+        assert "\n" not in err.message
+    else:
+        assert rows or bad
+        lines = [row.line for row in [*rows, *bad]]
+        assert len(set(lines)) == len(lines)
+        assert all(2 <= line <= raw.count(b"\n") + raw.count(b"\r") + 1 for line in lines)
+
+
+@settings(max_examples=300)
+@given(raw=st.binary(max_size=60) | st.text(max_size=60).map(str.encode))
+def test_arbitrary_config_bytes(raw):
+    """Any bytes give a config or a ConfigError with nothing chained."""
+    try:
+        AliyunSmsConfig.from_json(b"\xef\xbb\xbf" + raw if raw[:1] == b"{" else raw)
+    except ConfigError as err:
+        assert err.__context__ is None
+        assert err.__cause__ is None
