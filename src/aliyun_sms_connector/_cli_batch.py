@@ -1,8 +1,5 @@
 """``aliyun-sms send-batch``: the CSV file read and checked row by row, then SendBatchSms."""
 
-# A command line prints (pyproject allows T201 for _cli.py only).
-# ruff: noqa: T201
-
 from __future__ import annotations
 
 import sys
@@ -51,6 +48,7 @@ class _BadRow:
 
 
 def send_batch(args: argparse.Namespace) -> int:
+    """Send one message per good CSV row; report each bad row by its line."""
     from ._connector import AliyunSmsConnector  # noqa: PLC0415
 
     config = load_config(args.config)
@@ -115,7 +113,10 @@ def _batch_rows(path: Path) -> tuple[list[_Row], list[_BadRow]]:
     bad: list[_BadRow] = []
     for line, record in records[1:]:
         outcome = _batch_row(line, header, record)
-        (rows if isinstance(outcome, _Row) else bad).append(outcome)  # type: ignore[arg-type]
+        if isinstance(outcome, _Row):
+            rows.append(outcome)
+        else:
+            bad.append(outcome)
     return rows, bad
 
 

@@ -1,8 +1,5 @@
 """The connector's commands: send, status, check-config and emulator."""
 
-# A command line prints (pyproject allows T201 for _cli.py only).
-# ruff: noqa: T201
-
 from __future__ import annotations
 
 import sys
@@ -26,12 +23,14 @@ __all__ = ["check_config", "code_for", "emulator", "send", "status"]
 
 
 def code_for(given: str | None) -> str:
+    """The code given, or 6 random digits."""
     import secrets  # noqa: PLC0415
 
     return given if given is not None else f"{secrets.randbelow(10**6):06d}"
 
 
 def send(args: argparse.Namespace) -> int:
+    """Send one verification code; print the code only if this command made it up."""
     from ._connector import AliyunSmsConnector  # noqa: PLC0415
     from ._redact import mask_phone  # noqa: PLC0415
 
@@ -55,6 +54,7 @@ def send(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
+    """Print the delivery receipts for a number on one day."""
     from ._connector import AliyunSmsConnector  # noqa: PLC0415
     from ._redact import mask_phone  # noqa: PLC0415
 
@@ -79,6 +79,7 @@ def status(args: argparse.Namespace) -> int:
 
 
 def check_config(args: argparse.Namespace) -> int:
+    """Validate the config, print its routing table, warn about mixed templates."""
     from ._config import UsageType  # noqa: PLC0415
     from ._connector import AliyunSmsConnector  # noqa: PLC0415 - resolves the endpoints
     from ._errors import TemplateNotFoundError  # noqa: PLC0415
@@ -134,6 +135,7 @@ def check_config(args: argparse.Namespace) -> int:
 
 
 def emulator(args: argparse.Namespace) -> int:
+    """Run the emulator in the foreground until Ctrl-C or SIGTERM."""
     from ._errors import AliyunSmsError  # noqa: PLC0415
     from .emulator import Emulator  # noqa: PLC0415
 

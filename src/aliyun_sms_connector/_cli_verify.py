@@ -1,8 +1,5 @@
 """``aliyun-sms demo`` and ``aliyun-sms verify``: codes issued and checked by the service."""
 
-# A command line prints (pyproject allows T201 for _cli.py only).
-# ruff: noqa: T201
-
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -27,6 +24,7 @@ __all__ = ["another_code", "check", "check_text", "demo", "start"]
 
 
 def demo(args: argparse.Namespace) -> int:
+    """Send a code to the embedded emulator, then check a wrong and the right one."""
     import os  # noqa: PLC0415
 
     from ._config import UsageType  # noqa: PLC0415
@@ -80,6 +78,7 @@ def another_code(code: str) -> str:
 
 
 def check_text(result: Any) -> str:
+    """The outcome of a check, in words."""
     from .verify import CheckStatus  # noqa: PLC0415
 
     texts = {
@@ -95,6 +94,7 @@ def check_text(result: Any) -> str:
 
 
 def start(args: argparse.Namespace) -> int:
+    """Start a verification: a new code, stored in Redis and sent by SMS."""
     from ._redact import mask_phone  # noqa: PLC0415
 
     with _verification_service(args) as service:
@@ -114,6 +114,7 @@ def start(args: argparse.Namespace) -> int:
 
 
 def check(args: argparse.Namespace) -> int:
+    """Check a code; the exit status tells the outcome."""
     from .verify import CheckStatus  # noqa: PLC0415
 
     with _verification_service(args) as service:
