@@ -95,12 +95,10 @@ def check_text(result: Any) -> str:
 
 def start(args: argparse.Namespace) -> int:
     """Start a verification: a new code, stored in Redis and sent by SMS."""
-    from ._redact import mask_phone  # noqa: PLC0415
-
     with _verification_service(args) as service:
         verification = service.start(args.to, args.usage_type, client_ip=args.client_ip)
     print(
-        f"sent a {verification.usage_type.value} code to {mask_phone(args.to)} "
+        f"sent a {verification.usage_type.value} code to {verification.masked_number} "
         f"(verification {verification.id})"
     )
     print(f"  expires:      {verification.expires_at:%Y-%m-%d %H:%M:%S} UTC")
