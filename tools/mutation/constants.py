@@ -151,7 +151,6 @@ def run_tests(workdir: Path, tests: tuple[str, ...], timeout: float) -> int:
         try:
             os.chdir(workdir)
             sys.path.insert(0, str(workdir / "src"))
-            sys.dont_write_bytecode = True  # a same-size mutant must not reuse a stale .pyc
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
@@ -165,6 +164,9 @@ def run_tests(workdir: Path, tests: tuple[str, ...], timeout: float) -> int:
                         "-p",
                         "no:cacheprovider",
                         "--hypothesis-seed=0",
+                        "--assert=plain",
+                        "-W",
+                        "ignore::pytest.PytestAssertRewriteWarning",
                         "--rootdir=.",
                         *tests,
                     ]

@@ -4,7 +4,8 @@
 Usage: python tools/mutation/report.py [MODULE ...] [--fail-under PCT]
 
 Score = killed / (all mutants - equivalents), where killed counts mutmut's
-"killed" and "timeout" and the constants pass's failing runs. A mutant with no
+"killed" and "timeout", a mutant that crashed its test run (it broke
+the import of a test module) and the constants pass's failing runs. A mutant with no
 test of its module that reaches it counts as a survivor. An equivalent is
 excluded only while equivalents.md names it with the same change (the line
 mutmut's diff adds, or the constant's "old -> new"): a stale entry is reported,
@@ -23,7 +24,7 @@ from modules import BY_NAME, MODULES, TARGET
 
 HERE = Path(__file__).resolve().parent
 SCRATCH = HERE.parent.parent / ".mutation"
-KILLED = {"killed", "timeout", "caught by type check"}
+KILLED = {"killed", "timeout", "crashed", "caught by type check"}
 
 
 def _normal(text: str) -> str:

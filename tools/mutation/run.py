@@ -55,7 +55,17 @@ def _pyproject(module: Module) -> str:
         "source_paths": ["src"],
         "only_mutate": [module.source],
         "pytest_add_cli_args_test_selection": list(module.tests),
-        "pytest_add_cli_args": ["-p", "no:cacheprovider", "--hypothesis-seed=0"],
+        "pytest_add_cli_args": [
+            "-p",
+            "no:cacheprovider",
+            "--hypothesis-seed=0",
+            # A failed assert fails the same without pytest's rewriting, which would
+            # otherwise re-parse every test module and the package in each worker.
+            "--assert=plain",
+            # preload.txt imports pytest-mock and hypothesis before pytest starts.
+            "-W",
+            "ignore::pytest.PytestAssertRewriteWarning",
+        ],
         "process_isolation": "forkserver",
         "forkserver_warmup": "import",
         "preload_modules_file": str(HERE / "preload.txt"),
@@ -79,7 +89,9 @@ def prepare(module: Module) -> Path:
 def _environment() -> dict[str, str]:
     env = dict(os.environ)
     env["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
-    env.pop("PYTHONPATH", None)
+    # Only the folder of preload.txt's last module: the package under test comes from
+    # the scratch copy that mutmut puts first on sys.path.
+    env["PYTHONPATH"] = str(HERE / "warm")
     return env
 
 
@@ -102,11 +114,15 @@ def run_mutmut(module: Module, workdir: Path, workers: int) -> dict[str, object]
     from mutmut.stats import status_by_exit_code  # noqa: PLC0415
 
     codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
-    # 255 is a worker whose test run raised (mutmut files it under timeout): never a kill.
+    # 255: the worker's test run raised, as when the mutant breaks the import of a test
+    # module (pytest then cannot find the selected tests). mutmut files it under timeout;
+    # here it is "crashed", a kill, unless every mutant crashed: that is a broken setup.
     verdicts = {
-        name: "error" if code == 255 else status_by_exit_code[code]  # noqa: PLR2004
+        name: "crashed" if code == 255 else status_by_exit_code[code]  # noqa: PLR2004
         for name, code in codes.items()
     }
+    if verdicts and set(verdicts.values()) == {"crashed"}:
+        sys.exit(f"every mutant of {module.name} crashed its test run: see {log}")
     diffs = {}
     for name, verdict in verdicts.items():
         if verdict not in report.KILLED:
@@ -129,6 +145,7 @@ def run_constants(module: Module, workdir: Path) -> dict[str, object]:
     shutil.copy(workdir / "pyproject.toml", copy / "pyproject.toml")
     target = copy / module.source
     source = target.read_text(encoding="utf-8")
+    sys.path.insert(0, str(HERE / "warm"))
     constants.preload(HERE / "preload.txt")
     started = time.monotonic()
     clean = constants.run_tests(copy, module.tests, timeout=600)
@@ -140,6 +157,10 @@ def run_constants(module: Module, workdir: Path) -> dict[str, object]:
     try:
         for mutant in constants.mutants(source):
             target.write_text(constants.apply(source, mutant), encoding="utf-8")
+            # A .pyc records the source's size and mtime in seconds: "40" -> "41" written
+            # within the same second would otherwise import the previous mutant.
+            for cached in (target.parent / "__pycache__").glob(f"{target.stem}.*"):
+                cached.unlink()
             status = constants.run_tests(copy, module.tests, timeout)
             verdict = "survived" if status == 0 else "timeout" if status == -1 else "killed"
             verdicts[f"const:{mutant.name}"] = verdict
@@ -148,6 +169,8 @@ def run_constants(module: Module, workdir: Path) -> dict[str, object]:
             )
     finally:
         target.write_text(source, encoding="utf-8")
+        for cached in (target.parent / "__pycache__").glob(f"{target.stem}.*"):
+            cached.unlink()
     return {"verdicts": verdicts, "diffs": diffs}
 
 
