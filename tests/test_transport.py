@@ -9,6 +9,7 @@ import logging
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 import traceback
@@ -801,11 +802,15 @@ class TestLifecycle:
                     await task
                 current = asyncio.current_task()
                 assert current is not None
-                assert current.cancelling() == 0
+                if sys.version_info >= (3, 11):
+                    assert current.cancelling() == 0
                 await transport.aclose()
 
             asyncio.run(main())
 
+    @pytest.mark.skipif(
+        sys.version_info < (3, 11), reason="Task.uncancel(): 3.10 cannot tell two cancels apart"
+    )
     def test_cancel_within_a_deadline_expiry_still_propagates(self):
         """The caller's cancel wins over an expiring deadline at the same moment."""
         with serve("hold") as server:
