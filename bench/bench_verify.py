@@ -10,7 +10,7 @@ set, else redis-server from PATH on a free port, with no persistence):
 
 - ``bare``: redis-py asyncio, ``EVALSHA`` of a trivial script (``return 1``)
   through ``execute_command``, with one key and one argument, on a client
-  configured as the store's (no per-read socket timeout);
+  configured as the store's (RESP2, no per-read socket timeout);
 - ``check``: ``VerificationService.check_async`` with a wrong code on pending
   verifications (the costliest path: HMAC, one EVALSHA that reads, compares
   and counts), on a RedisStore.
@@ -101,9 +101,11 @@ async def child_bare(url: str, total: int, concurrency: int) -> dict[str, Any]:
     await store.aclose()
     await connector.aclose()
 
-    # Configured as the store's own asyncio client is: no per-read socket
-    # timeout (redis-py's default of 5 s costs a timer per call).
-    client = redis.asyncio.Redis.from_url(url, max_connections=concurrency + 8, socket_timeout=None)
+    # Configured as the store's own asyncio client is: RESP2, and no per-read
+    # socket timeout (redis-py's default of 5 s costs a timer per call).
+    client = redis.asyncio.Redis.from_url(
+        url, max_connections=concurrency + 8, socket_timeout=None, protocol=2
+    )
     sha = await client.script_load("return 1")
     key = f"bench-bare:{{{uuid.uuid4().hex}}}"
 
