@@ -211,6 +211,7 @@ class VerificationService:
 
         Raises:
             InvalidPhoneNumberError: The number is not valid.
+            TemplateNotFoundError: ``UnknownUsageType``.
             ServiceUnavailableError: ``StoreUnavailable``: the store could not
                 confirm an outcome, so none is given (never ``WRONG_CODE``).
         """
