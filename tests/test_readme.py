@@ -54,9 +54,6 @@ def test_exit_status_table_names_each_error_class():
         assert f"`{name}`" in table[status], (name, status)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the README's table waits for /work/notes/config-docs.md (16-20, 141)"
-)
 def test_exit_status_table_has_every_other_outcome():
     """Usage, partial batch, port, verify outcomes, Ctrl-C and a closed pipe are all documented."""
     from aliyun_sms_connector import _cli
