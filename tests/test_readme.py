@@ -36,6 +36,20 @@ def test_usage_example_output(capsys):
     assert out[2] == "isv.BUSINESS_LIMIT_CONTROL minute 60.0"
 
 
+def test_verification_example_output(capsys):
+    """The verification example prints what its comments say."""
+    [block] = [b for b in BLOCKS if "VerificationService(connector)" in b]
+    exec(compile(block, str(README), "exec"), {})  # noqa: S102
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "***8000 0:09:00"
+    assert "WRONG_CODE" in out[1]
+    assert out[1].endswith("attempts_left=4)")
+    assert out[2:4] == ["True", "not_found"]
+    code, retry_after = out[4].split()
+    assert code == "VerificationCooldown"
+    assert 0 < float(retry_after) <= 60
+
+
 def exit_status_table() -> dict[int, str]:
     """The README's exit-status table under "Command line": status -> its row's text."""
     section = README.read_text(encoding="utf-8").split("## Command line", 1)[1].split("\n## ", 1)[0]
