@@ -20,6 +20,7 @@ import aiohttp  # noqa: F401 - imported up front, so that no deadline pays for i
 import pytest
 
 from aliyun_sms_connector import ConfigError
+from aliyun_sms_connector._sync_driver import _SyncPool
 from aliyun_sms_connector._tls import make_certificates
 from aliyun_sms_connector._transport import Transport, TransportError, WireRequest, _split_host
 
@@ -121,6 +122,11 @@ class FaultServer:
         try:
             if self.behaviour == "stall":
                 self._stop.wait(10)
+                return
+            if self.behaviour == "reset_unread":
+                # Reads nothing, then resets: the client is still writing.
+                time.sleep(0.2)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 return
             if self._tls is not None:
                 sock.settimeout(5)
@@ -577,6 +583,18 @@ class TestMaybeSent:
         assert_failure(outcome, "connection_lost", maybe_sent=True)
         assert server.requests == 1
 
+    def test_reset_while_writing(self, mode):
+        """The connection breaks while the request is being written: maybe sent."""
+        with serve("reset_unread") as server:
+            transport = make_transport(server.host)
+            # Sync: more than any socket buffer, so the write itself fails. Async:
+            # under 1 MiB, past which aiohttp warns (an error here) before sending.
+            size = 64 * 1024 * 1024 if mode == "sync" else 1024 * 1024 - 1
+            big = request_for(server.host, body=b"x" * size)
+            outcome, _ = call(transport, mode, big, within=5, read=5)
+            transport.close()
+        assert_failure(outcome, "connection_lost", maybe_sent=True)
+
     def test_read_timeout(self, mode, protocol, certificates):
         """No answer within the read timeout: read_timeout, maybe sent."""
         with serve("slow", protocol, certificates, delay=1.0) as server:
@@ -597,6 +615,16 @@ class TestDeadline:
             transport.close()
         assert_failure(outcome, "deadline", maybe_sent=True)
         assert took < 1.0 + 0.25
+
+    def test_silent_server_past_the_deadline(self, mode):
+        """Silence longer than the deadline but within the read timeout: deadline, sent."""
+        with serve("slow", delay=1.0) as server:
+            transport = make_transport(server.host)
+            outcome, took = call(transport, mode, request_for(server.host), within=0.3, read=5)
+            transport.close()
+        assert_failure(outcome, "deadline", maybe_sent=True)
+        assert server.requests == 1
+        assert took < 0.3 + 0.25
 
     def test_saturated_pool(self, mode):
         """Waiting for a pooled connection counts: deadline, nothing sent."""
@@ -1176,3 +1204,17 @@ class TestConstruction:
         assert not transport.closed
         transport.close()
         assert transport.closed
+
+
+class TestSyncPool:
+    def test_release_after_close_closes_the_socket(self):
+        """A call that finishes after close() gives its socket back closed, not pooled."""
+        pool = _SyncPool(1)
+        conn = pool.acquire(time.monotonic() + 1)
+        ours, theirs = socket.socketpair()
+        conn.sock = ours
+        pool.close()
+        pool.release(conn, keep=True)
+        assert ours.fileno() == -1
+        assert conn.sock is None
+        theirs.close()
