@@ -560,6 +560,31 @@ class TestUnsentRetry:
         assert sent.calls == ["EVALSHA", "EVALSHA"]
         assert unsure.calls == ["EVALSHA"]
 
+    @pytest.mark.parametrize(
+        "error",
+        [
+            AttributeError("'NoneType' object has no attribute '_add_writer'"),
+            RuntimeError("anything else"),
+        ],
+        ids=["asyncio_closed_transport", "runtime_error"],
+    )
+    def test_any_client_error_is_unavailable(self, error):
+        """Whatever the client raises (3.13.0: AttributeError) is StoreUnavailable, sent once."""
+        client = FakeClient(error)
+        with pytest.raises(ServiceUnavailableError) as caught:
+            RedisStore(client).check(a_guess())
+        assert_scrubbed(caught.value)
+        assert client.calls == ["EVALSHA"]
+        async_client = FakeAsyncClient(error)
+
+        async def main():
+            await RedisStore(async_client).check_async(a_guess())
+
+        with pytest.raises(ServiceUnavailableError) as caught:
+            asyncio.run(main())
+        assert_scrubbed(caught.value)
+        assert async_client.calls == ["EVALSHA"]
+
     @pytest.mark.parametrize("reply", [b"garbage", None, [1]])
     def test_unreadable_reply_is_unavailable(self, reply):
         """A reply the store cannot decode confirms nothing: StoreUnavailable."""

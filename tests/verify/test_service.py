@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import traceback
 
@@ -321,6 +322,56 @@ class TestPrivacy:
         assert error.__cause__ is None
         assert error.__context__ is None
         assert "Traceback" in text
+
+    @pytest.mark.parametrize("fault", ["drop", "business"])
+    @pytest.mark.parametrize("run", ["sync", "async"])
+    def test_failed_start_error_holds_no_code(self, connector, clock, emulator, fault, run):
+        """A failed start's error, its chain and their frames' locals hold no generated code."""
+        service = service_for(connector, clock)
+        if fault == "drop":
+            emulator.drop_connection()
+        else:
+            emulator.fail_next("isv.AMOUNT_NOT_ENOUGH")
+
+        def start():
+            if run == "sync":
+                return service.start(NUMBER, "SignIn")
+            return asyncio.run(service.start_async(NUMBER, "SignIn"))
+
+        with pytest.raises(Exception) as caught:
+            start()
+        error = caught.value
+        # Rendered first: this test's own frame is in the traceback too.
+        rendered = "".join(
+            traceback.TracebackException(
+                type(error), error, error.__traceback__, capture_locals=True
+            ).format()
+        )
+        code = json.loads(emulator.requests[-1].params["TemplateParam"])["code"]
+        assert "Traceback" in rendered
+        assert f"'{code}'" not in rendered
+        assert code not in rendered.replace(NUMBER, "")
+
+    @pytest.mark.parametrize("usage_type", ["SignIn\nCRITICAL root: forged", "x" * 5, 7])
+    def test_unknown_usage_type_is_not_logged_raw(self, connector, clock, caplog, usage_type):
+        """An unknown usage type is logged as "?", so caller text cannot forge log lines."""
+        service = service_for(connector, clock)
+        caplog.set_level(logging.INFO, logger=LOGGER)
+        for call in (service.start, lambda to, usage: service.check(to, usage, "123456")):
+            with pytest.raises(TemplateNotFoundError):
+                call(NUMBER, usage_type)
+        lines = [r.getMessage() for r in caplog.records if r.name == LOGGER]
+        assert len(lines) == 2
+        for line in lines:
+            assert line.endswith("usage_type=?")
+            assert "forged" not in line
+
+    def test_known_usage_type_is_logged_by_value(self, connector, clock, caplog):
+        """A usage type given by member or member name is logged by its value."""
+        service = service_for(connector, clock)
+        caplog.set_level(logging.INFO, logger=LOGGER)
+        service.check(NUMBER, "SIGN_IN", "123456")
+        assert caplog.records[-1].getMessage().endswith("usage_type=SignIn attempts_left=0")
 
     def test_plan_repr_hides_code(self, connector, clock):
         """The prepared start, a local in the service's frames, hides its code."""

@@ -496,9 +496,14 @@ class RedisStore(VerificationStore):
                 "or pass a sync client too"
             )
         try:
-            return decode(_eval(client, script, keys, args))
-        except self._faults:
-            pass  # raised below, outside the except block: nothing chained
+            reply = _eval(client, script, keys, args)
+        except Exception:  # noqa: BLE001 - any failure of the client call is the store's
+            reply = _FAILED  # raised below, outside the except block: nothing chained
+        if reply is not _FAILED:
+            try:
+                return decode(reply)
+            except self._faults:
+                pass
         raise store_unavailable()
 
     async def _run_async(
@@ -524,13 +529,16 @@ class RedisStore(VerificationStore):
                 while True:
                     try:
                         reply = await client.execute_command(command, body, len(keys), *keys, *args)
-                    except Exception as error:  # noqa: PERF203 - zero-cost try, and rare
+                    except Exception as error:  # noqa: PERF203, BLE001 - rare; any failure is the store's
                         if command == "EVALSHA" and isinstance(error, _no_script_error()):
                             command, body = "EVAL", script.source
                         elif not resent and _unsent(error):
                             resent = True
                         else:
-                            raise
+                            # Whatever the client raised (a redis-py error, or
+                            # asyncio's own on a transport closed mid-write, as
+                            # CPython 3.13.0 does), no outcome was confirmed.
+                            break
                     else:
                         return decode(reply)
             except asyncio.CancelledError:
@@ -575,6 +583,10 @@ class RedisStore(VerificationStore):
             client = _async_from_url(self._url, self._url_options)
             self._loop_clients[loop] = client
         return client
+
+
+# What _run's client call gives back when it raised: no reply at all.
+_FAILED: Any = object()
 
 
 def _no_script_error() -> type[Exception]:

@@ -168,7 +168,9 @@ class VerificationService:
             if failure is not None:
                 if not failure.maybe_sent:
                     self._release(plan, shared=True)
-                raise failure
+                # Without the connector's frames: their locals hold the code,
+                # which start's caller never had (an error tracker shows them).
+                raise failure.with_traceback(None)
             return self._verification(plan, sent, outcome)
 
     async def start_async(
@@ -201,7 +203,7 @@ class VerificationService:
             if failure is not None:
                 if not failure.maybe_sent:
                     await self._release_async(plan, shared=True)
-                raise failure
+                raise failure.with_traceback(None)  # no frame holding the code, as in start
             return self._verification(plan, sent, outcome)
 
     # -- check -----------------------------------------------------------------
@@ -402,7 +404,6 @@ class _Outcome:
             self.result = exc.code
         elif exc is not None:
             self.result = type(exc).__name__
-        usage = getattr(self.usage_type, "value", self.usage_type)
         extra = "" if self.attempts_left is None else f" attempts_left={self.attempts_left}"
         verification = ""
         if self.plan is not None and self.action == "start":
@@ -412,7 +413,7 @@ class _Outcome:
             self.action,
             self.result,
             _mask(self.to),
-            usage if isinstance(usage, str) and len(usage) <= 40 else "?",  # noqa: PLR2004
+            _usage_label(self.usage_type),
             verification,
             extra,
         )
@@ -446,6 +447,13 @@ _USAGE_TYPES: dict[str, UsageType] = {
 
 _USAGE_VALUES: dict[object, str] = {key: member.value for key, member in _USAGE_TYPES.items()}
 _USAGE_VALUES.update({member: member.value for member in UsageType})
+
+
+def _usage_label(value: object) -> str:
+    """A known usage type's value, else "?": caller text never reaches a log line."""
+    if isinstance(value, (str, UsageType)):
+        return _USAGE_VALUES.get(value, "?")
+    return "?"
 
 
 def _usage_type(value: UsageType | str) -> UsageType:
