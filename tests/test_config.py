@@ -568,3 +568,50 @@ class TestFromEnvLeavesServiceVariables:
         """A near miss of them is still an unknown variable."""
         with pytest.raises(ConfigError, match="ALIYUN_SMS_REDIS: unknown variable"):
             AliyunSmsConfig.from_env({"ALIYUN_SMS_REDIS": "x"})
+
+
+def library_frames_locals(error: BaseException) -> str:
+    """The locals of every frame of the error's traceback that is in the library, rendered."""
+    import traceback
+
+    rendered = traceback.TracebackException.from_exception(error, capture_locals=True)
+    return "".join(
+        repr(frame.locals)
+        for frame in rendered.stack
+        if "aliyun_sms_connector" in frame.filename and "tests" not in frame.filename
+    )
+
+
+class TestFrameLocals:
+    """Error trackers record the locals of every frame; the library's hold no secret."""
+
+    def test_from_env_keeps_neither_the_environment_nor_its_values(self, monkeypatch):
+        """A bad variable: no frame of the library holds os.environ or the values read."""
+        monkeypatch.setenv("UNRELATED_DB_PASSWORD", "UnrelatedDbPassw0rd")
+        monkeypatch.setenv("ALIYUN_SMS_ACCESS_KEY_ID", "id")
+        monkeypatch.setenv("ALIYUN_SMS_ACCESS_KEY_SECRET", SECRET)
+        monkeypatch.setenv("ALIYUN_SMS_SIGN_NAME", "S")
+        monkeypatch.setenv(
+            "ALIYUN_SMS_TEMPLATES", '[{"usageType": "Generic", "templateCode": "A"}]'
+        )
+        monkeypatch.setenv("ALIYUN_SMS_MAX_ATTEMPTS", "three")
+        with pytest.raises(ConfigError, match="ALIYUN_SMS_MAX_ATTEMPTS") as info:
+            AliyunSmsConfig.from_env()
+        shown = library_frames_locals(info.value)
+        assert "from_env" in "".join(f.name for f in info.traceback)
+        assert "UnrelatedDbPassw0rd" not in shown
+        assert SECRET not in shown
+
+    def test_from_json_keeps_no_parsed_config(self, logto_config):
+        """A bad config from JSON: the library's frames hold neither the text nor the parse."""
+        logto_config["protocol"] = "ftp"
+        with pytest.raises(ConfigError, match="protocol") as info:
+            AliyunSmsConfig.from_json(json.dumps(logto_config))
+        assert SECRET not in library_frames_locals(info.value)
+
+    def test_model_validate_keeps_no_input(self, logto_config):
+        """model_validate's frames drop the input before raising."""
+        logto_config["protocol"] = "ftp"
+        with pytest.raises(ConfigError) as info:
+            AliyunSmsConfig.model_validate(logto_config)
+        assert SECRET not in library_frames_locals(info.value)

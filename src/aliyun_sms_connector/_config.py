@@ -232,19 +232,9 @@ class AliyunSmsConfig(BaseModel):
     @classmethod
     def model_validate(cls, obj: Any, **_: Any) -> AliyunSmsConfig:
         """Validate a mapping, such as Logto's stored JSON; raise ConfigError."""
-        if not isinstance(obj, dict):
-            raise ConfigError.from_problems(
-                [ConfigProblem("", f"expected a JSON object, got {type(obj).__name__}")]
-            )
-        bad_keys = [key for key in obj if not isinstance(key, str)]
-        if bad_keys:
-            raise ConfigError.from_problems(
-                [ConfigProblem("", f"keys must be strings, got {type(bad_keys[0]).__name__}")]
-            )
-        # Through __init__, the single place that turns pydantic's error into
-        # ConfigError: pydantic calls a custom __init__ from model_validate too,
-        # and would wrap a ConfigError raised there in its own error.
-        return cls(**obj)
+        outcome = _outcome(cls, obj)
+        del obj
+        return _config_or_raise(outcome)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> AliyunSmsConfig:
@@ -253,32 +243,9 @@ class AliyunSmsConfig(BaseModel):
         Bytes must be UTF-8. A leading byte-order mark, as some Windows
         editors write, is ignored.
         """
-        problem = None
-        if isinstance(text, (bytes, bytearray)):
-            try:
-                text = bytes(text).decode("utf-8-sig")
-            except UnicodeDecodeError:
-                problem = "not UTF-8 text; save the file as UTF-8"
-        data: Any = None
-        if problem is None:
-            if not isinstance(text, str):
-                problem = f"expected JSON text, got {type(text).__name__}"
-            else:
-                try:
-                    data = json.loads(text.removeprefix("\ufeff"))
-                except json.JSONDecodeError as err:
-                    # Only the position: the exception's doc attribute is the input.
-                    problem = f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}"
-                except ValueError:
-                    problem = "not valid JSON: a number is too long"
-                except RecursionError:
-                    problem = "not valid JSON: nested too deeply"
+        outcome = _json_outcome(cls, text)
         del text
-        if problem is not None:
-            # Raised here, outside the except blocks, so that no decoding error
-            # (which holds the input) is chained as __context__.
-            raise ConfigError.from_problems([ConfigProblem("", problem)])
-        return cls.model_validate(data)
+        return _config_or_raise(outcome)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AliyunSmsConfig:
@@ -292,34 +259,11 @@ class AliyunSmsConfig(BaseModel):
         Raises:
             ConfigError: Naming the offending variables.
         """
-        environ = os.environ if environ is None else environ
-        fields = {ENV_PREFIX + name.upper(): name for name in cls.model_fields}
-        aliases = {name: ENV_PREFIX + name.upper() for name in cls.model_fields}
-        aliases.update(
-            {info.alias: aliases[name] for name, info in cls.model_fields.items() if info.alias}
-        )
-        data: dict[str, Any] = {}
-        problems: list[ConfigProblem] = []
-        for variable, value in environ.items():
-            if not variable.startswith(ENV_PREFIX) or variable in SERVICE_VARIABLES:
-                continue
-            name = fields.get(variable)
-            if name is None:
-                problems.append(ConfigProblem(_shown_name(variable), "unknown variable"))
-            elif name == "templates":
-                try:
-                    data[name] = json.loads(value)
-                except (ValueError, RecursionError):
-                    problems.append(ConfigProblem(variable, "must be a JSON list of templates"))
-            else:
-                data[name] = value
-        if not problems:
-            try:
-                return cls.model_validate(data)
-            except ConfigError as err:
-                problems = list(err.problems)
-        renamed = [_env_problem(problem, aliases) for problem in problems]
-        raise ConfigError.from_problems(renamed) from None
+        # The work is done in a helper, so that the frame that raises holds
+        # neither the environment (other applications' secrets too) nor the
+        # values read from it: error trackers record every frame's locals.
+        outcome = _env_outcome(cls, os.environ if environ is None else environ)
+        return _config_or_raise(outcome)
 
     @classmethod
     def model_validate_strings(cls, obj: Any, **_: Any) -> AliyunSmsConfig:
@@ -426,6 +370,89 @@ def _loads_as_ca_bundle(path: Path) -> bool:
     except ConfigError:
         return False
     return True
+
+
+def _outcome(cls: type[AliyunSmsConfig], obj: Any) -> AliyunSmsConfig | list[ConfigProblem]:
+    """Validate ``obj``: the config, or the problems (the ConfigError is not kept)."""
+    problems: list[ConfigProblem] = []
+    if not isinstance(obj, dict):
+        problems.append(ConfigProblem("", f"expected a JSON object, got {type(obj).__name__}"))
+    elif any(not isinstance(key, str) for key in obj):
+        bad = next(key for key in obj if not isinstance(key, str))
+        problems.append(ConfigProblem("", f"keys must be strings, got {type(bad).__name__}"))
+    else:
+        try:
+            # Through __init__, the single place that turns pydantic's error
+            # into ConfigError: pydantic calls a custom __init__ from
+            # model_validate too, and would wrap a ConfigError raised there.
+            return cls(**obj)
+        except ConfigError as err:
+            problems.extend(err.problems)
+    return problems
+
+
+def _config_or_raise(outcome: AliyunSmsConfig | list[ConfigProblem]) -> AliyunSmsConfig:
+    if isinstance(outcome, list):
+        # Raised afresh, outside any except block: nothing is chained, and this
+        # frame holds only the problems, which name fields, never values.
+        raise ConfigError.from_problems(outcome)
+    return outcome
+
+
+def _json_outcome(
+    cls: type[AliyunSmsConfig], text: str | bytes
+) -> AliyunSmsConfig | list[ConfigProblem]:
+    problem = None
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8-sig")
+        except UnicodeDecodeError:
+            problem = "not UTF-8 text; save the file as UTF-8"
+    if problem is None:
+        if not isinstance(text, str):
+            problem = f"expected JSON text, got {type(text).__name__}"
+        else:
+            try:
+                return _outcome(cls, json.loads(text.removeprefix("\ufeff")))
+            except json.JSONDecodeError as err:
+                # Only the position: the exception's doc attribute is the input.
+                problem = f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}"
+            except ValueError:
+                problem = "not valid JSON: a number is too long"
+            except RecursionError:
+                problem = "not valid JSON: nested too deeply"
+    return [ConfigProblem("", problem)]
+
+
+def _env_outcome(
+    cls: type[AliyunSmsConfig], environ: Mapping[str, str]
+) -> AliyunSmsConfig | list[ConfigProblem]:
+    fields = {ENV_PREFIX + name.upper(): name for name in cls.model_fields}
+    aliases = {name: ENV_PREFIX + name.upper() for name in cls.model_fields}
+    aliases.update(
+        {info.alias: aliases[name] for name, info in cls.model_fields.items() if info.alias}
+    )
+    data: dict[str, Any] = {}
+    problems: list[ConfigProblem] = []
+    for variable, value in environ.items():
+        if not variable.startswith(ENV_PREFIX) or variable in SERVICE_VARIABLES:
+            continue
+        name = fields.get(variable)
+        if name is None:
+            problems.append(ConfigProblem(_shown_name(variable), "unknown variable"))
+        elif name == "templates":
+            try:
+                data[name] = json.loads(value)
+            except (ValueError, RecursionError):
+                problems.append(ConfigProblem(variable, "must be a JSON list of templates"))
+        else:
+            data[name] = value
+    if not problems:
+        outcome = _outcome(cls, data)
+        if not isinstance(outcome, list):
+            return outcome
+        problems = outcome
+    return [_env_problem(problem, aliases) for problem in problems]
 
 
 def _env_problem(problem: ConfigProblem, aliases: Mapping[str, str]) -> ConfigProblem:
