@@ -143,26 +143,65 @@ def emulator(args: argparse.Namespace) -> int:
     emulator = Emulator(port=args.port, tls=args.tls, latency=args.latency)
     problem = None
     try:
-        emulator.start()
-    except OSError as err:
-        problem = err.strerror or type(err).__name__
+        # SIGTERM before serve_forever() takes over (while the TLS files are
+        # made, or the banner printed) must clean up too.
+        with _terminate_raises():
+            problem = _start(emulator)
+            if problem is None:
+                if not args.quiet:
+                    emulator.on_message = lambda message: _print_message(message, out)
+                _print_banner(emulator, out)
+                # Until Ctrl-C (KeyboardInterrupt, after the cleanup) or SIGTERM
+                # (a normal return); either way the emulator removes its TLS files.
+                emulator.serve_forever()
+    except _TerminatedError:
+        pass  # a normal stop, as in serve_forever()
+    finally:
+        emulator.stop()  # also after Ctrl-C or a closed stdout
     if problem is not None:
         error = AliyunSmsError(
             f"cannot listen on 127.0.0.1:{args.port}: {problem}", code="PortUnavailable"
         )
         print_error(error, sys.stderr)
         return PORT_UNAVAILABLE
-    try:
-        if not args.quiet:
-            emulator.on_message = lambda message: _print_message(message, out)
-        _print_banner(emulator, out)
-    except BaseException:
-        emulator.stop()  # Ctrl-C or a closed stdout: still remove the TLS files
-        raise
-    # Until Ctrl-C (KeyboardInterrupt, after the cleanup) or SIGTERM (a normal
-    # return); either way the emulator stops and removes its TLS files.
-    emulator.serve_forever()
     return 0
+
+
+def _start(emulator: Any) -> str | None:
+    """Start serving; None, or why the port cannot be had."""
+    try:
+        emulator.start()
+    except OSError as err:
+        return err.strerror or type(err).__name__
+    return None
+
+
+class _TerminatedError(Exception):
+    """SIGTERM arrived before serve_forever() had its own handler in place."""
+
+
+class _terminate_raises:  # noqa: N801 - used like a function, as a context manager
+    """While inside, SIGTERM raises _TerminatedError (main thread only)."""
+
+    def __enter__(self) -> None:
+        import signal  # noqa: PLC0415
+        import threading  # noqa: PLC0415
+
+        self._installed = threading.current_thread() is threading.main_thread()
+        if self._installed:
+            self._previous = signal.signal(signal.SIGTERM, _raise_terminated)
+
+    def __exit__(self, *_: object) -> None:
+        import signal  # noqa: PLC0415
+
+        if self._installed:
+            # None: the previous handler was not set from Python.
+            previous = signal.SIG_DFL if self._previous is None else self._previous
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_terminated(_signum: int, _frame: object) -> None:
+    raise _TerminatedError
 
 
 def _print_banner(emulator: Any, out: TextIO) -> None:

@@ -1058,3 +1058,39 @@ class TestInProcessPaths:
     def test_an_error_outside_the_table(self):
         """An exception class the table does not name gets 1."""
         assert _cli.exit_code(ValueError("x")) == 1
+
+
+# Runs `aliyun-sms emulator --tls` but sends SIGTERM to itself right after the
+# emulator has started (its TLS folder exists), before the banner is printed.
+EARLY_TERMINATE = """
+import os, signal, sys
+from aliyun_sms_connector.emulator import Emulator
+
+original = Emulator.start
+
+def start_then_terminate(self):
+    result = original(self)
+    print("CA=" + self.ca_file, file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+    return result
+
+Emulator.start = start_then_terminate
+from aliyun_sms_connector._cli import main
+sys.exit(main(["emulator", "--port", "0", "--tls"]))
+"""
+
+
+def test_sigterm_while_the_emulator_starts():
+    """SIGTERM before the emulator waits (its TLS folder made): exit 0, the folder removed."""
+    result = subprocess.run(
+        [sys.executable, "-c", EARLY_TERMINATE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    ca_file = re.search(r"CA=(\S+)", result.stderr).group(1)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Press Ctrl-C" not in result.stdout
+    assert not Path(ca_file).parent.exists()
