@@ -65,6 +65,9 @@ def _pyproject(module: Module) -> str:
             # preload.txt imports pytest-mock and hypothesis before pytest starts.
             "-W",
             "ignore::pytest.PytestAssertRewriteWarning",
+            # Calls made at import count for every test (warm/mutation_import_calls.py).
+            "-p",
+            "mutation_import_calls",
         ],
         "process_isolation": "forkserver",
         "forkserver_warmup": "import",
@@ -89,19 +92,21 @@ def prepare(module: Module) -> Path:
 def _environment() -> dict[str, str]:
     env = dict(os.environ)
     env["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
-    # Only the folder of preload.txt's last module: the package under test comes from
-    # the scratch copy that mutmut puts first on sys.path.
+    # Only the folder of preload.txt's last module and of the pytest plugin: the package
+    # under test comes from the scratch copy that mutmut puts first on sys.path.
     env["PYTHONPATH"] = str(HERE / "warm")
     return env
 
 
-def run_mutmut(module: Module, workdir: Path, workers: int) -> dict[str, object]:
-    """Run mutmut in ``workdir``; return its verdicts and the diff of every survivor."""
+def run_mutmut(
+    module: Module, workdir: Path, workers: int, names: list[str] | None = None
+) -> dict[str, object]:
+    """Run mutmut in ``workdir`` (only ``names`` if given); return verdicts and survivors' diffs."""
     mutmut = Path(sys.executable).with_name("mutmut")
     log = workdir / "mutmut.log"
     with log.open("w", encoding="utf-8") as out:
         status = subprocess.run(  # noqa: S603 - fixed arguments
-            [str(mutmut), "run", "--max-children", str(workers)],
+            [str(mutmut), "run", "--max-children", str(workers), *(names or [])],
             cwd=workdir,
             env=_environment(),
             stdout=out,
@@ -114,6 +119,8 @@ def run_mutmut(module: Module, workdir: Path, workers: int) -> dict[str, object]
     from mutmut.stats import status_by_exit_code  # noqa: PLC0415
 
     codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+    if names is not None:
+        codes = {name: codes[name] for name in names}
     # 255: the worker's test run raised, as when the mutant breaks the import of a test
     # module (pytest then cannot find the selected tests). mutmut files it under timeout;
     # here it is "crashed", a kill, unless every mutant crashed: that is a broken setup.
@@ -137,12 +144,16 @@ def run_mutmut(module: Module, workdir: Path, workers: int) -> dict[str, object]
     return {"verdicts": verdicts, "diffs": diffs}
 
 
-def run_constants(module: Module, workdir: Path) -> dict[str, object]:
-    """The constants pass over ``module``, in a scratch copy of its package."""
+def run_constants(
+    module: Module, workdir: Path, names: set[str] | None = None
+) -> dict[str, object]:
+    """The constants pass over ``module`` (only ``names`` if given), in a copy of its package."""
     copy = workdir / "constants"
-    shutil.copytree(workdir / "src", copy / "src")
+    if names is None:
+        shutil.copytree(workdir / "src", copy / "src")
+        shutil.copy(workdir / "pyproject.toml", copy / "pyproject.toml")
+    shutil.rmtree(copy / "tests", ignore_errors=True)
     shutil.copytree(workdir / "tests", copy / "tests")
-    shutil.copy(workdir / "pyproject.toml", copy / "pyproject.toml")
     target = copy / module.source
     source = target.read_text(encoding="utf-8")
     sys.path.insert(0, str(HERE / "warm"))
@@ -156,6 +167,8 @@ def run_constants(module: Module, workdir: Path) -> dict[str, object]:
     diffs: dict[str, str] = {}
     try:
         for mutant in constants.mutants(source):
+            if names is not None and f"const:{mutant.name}" not in names:
+                continue
             target.write_text(constants.apply(source, mutant), encoding="utf-8")
             # A .pyc records the source's size and mtime in seconds: "40" -> "41" written
             # within the same second would otherwise import the previous mutant.
@@ -174,6 +187,30 @@ def run_constants(module: Module, workdir: Path) -> dict[str, object]:
     return {"verdicts": verdicts, "diffs": diffs}
 
 
+def recheck(module: Module, workers: int) -> None:
+    """Run the survivors of the last run of ``module`` again, with the current tests."""
+    workdir = SCRATCH / module.name
+    previous = json.loads((workdir / "result.json").read_text(encoding="utf-8"))
+    if (ROOT / module.source).read_bytes() != (workdir / module.source).read_bytes():
+        sys.exit(f"{module.source} changed since its last run: run it in full")
+    started = time.monotonic()
+    print(f"== {module.name}: the last run's survivors, with the current tests", flush=True)
+    shutil.rmtree(workdir / "tests")
+    shutil.copytree(ROOT / "tests", workdir / "tests", ignore=IGNORED)
+    left = [name for name, verdict in previous["verdicts"].items() if verdict not in report.KILLED]
+    names = [name for name in left if not name.startswith("const:")]
+    if names:
+        result = run_mutmut(module, workdir, workers, names)
+        previous["verdicts"].update(result["verdicts"])
+        previous["diffs"] = {**previous["diffs"], **result["diffs"]}  # type: ignore[dict-item]
+    consts = {name for name in left if name.startswith("const:")}
+    if consts:
+        result = run_constants(module, workdir, consts)
+        previous["verdicts"].update(result["verdicts"])
+    previous["rechecked_seconds"] = round(time.monotonic() - started)
+    (workdir / "result.json").write_text(json.dumps(previous, indent=1), encoding="utf-8")
+
+
 def main() -> int:
     """Run the modules named on the command line (all by default); print the scores."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -181,9 +218,18 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1, help="mutmut workers (default 1)")
     parser.add_argument("--fail-under", type=float, default=TARGET)
     parser.add_argument("--skip-constants", action="store_true")
+    parser.add_argument(
+        "--recheck",
+        action="store_true",
+        help="run only the last run's survivors again, against the current tests "
+        "(the module's source must be unchanged)",
+    )
     args = parser.parse_args()
     chosen = [BY_NAME[name] for name in args.modules] or list(MODULES)
     for module in chosen:
+        if args.recheck:
+            recheck(module, args.workers)
+            continue
         started = time.monotonic()
         print(f"== {module.name}: {module.source} with {' '.join(module.tests)}", flush=True)
         workdir = prepare(module)
