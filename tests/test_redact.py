@@ -411,3 +411,91 @@ class TestAttach:
             None,
             True,
         )
+
+
+class TestAnchor:
+    """The anchor is the value's longest run of ASCII letters and digits, 3 or more long."""
+
+    def test_longest_run(self):
+        """The longest run is the anchor, not the first or the greatest."""
+        assert _anchor("ab-cdef-gh") == "cdef"
+
+    def test_upper_and_lower_case_letters_and_digits_make_one_run(self):
+        """Ab1 is one run of three."""
+        assert _anchor("Ab1") == "Ab1"
+
+    def test_three_characters_are_enough(self):
+        """A run of 3 is an anchor; a run of 2 is not."""
+        assert _anchor("x-xyz") == "xyz"
+        assert _anchor("xy-z") is None
+
+    def test_a_percent_sign_means_no_anchor(self):
+        """A value holding % has none: its lower-cased escapes would change the run."""
+        assert _anchor("ab%41cd") is None
+
+    def test_value_with_a_percent_escape_is_found_in_lower_case(self):
+        """A secret holding %4F is replaced where it shows as %4f."""
+        assert Redactor(secrets=["x%4Fabc123"]).text("<x%4fabc123>") == f"<{REDACTED}>"
+
+
+class TestPercentForms:
+    """Each way of percent-encoding a value is replaced, in upper- and lower-case hex."""
+
+    VALUE = "a/b c+Q1w2"
+
+    @pytest.mark.parametrize(
+        "form",
+        [
+            "a%2Fb%20c%2BQ1w2",  # quote(safe="")
+            "a/b%20c%2BQ1w2",  # quote()
+            "a%2Fb+c%2BQ1w2",  # quote_plus()
+            "a/b+c%2BQ1w2",  # quote_plus(safe="/")
+            "a%2fb%20c%2bQ1w2",
+            "a/b+c%2bQ1w2",
+        ],
+    )
+    def test_form(self, form):
+        """A value with a slash, a space and a plus, in each of its encodings."""
+        assert Redactor(secrets=[self.VALUE]).text(f"<{form}>") == f"<{REDACTED}>"
+
+
+class TestShortValueOrder:
+    def test_longer_short_value_wins(self):
+        """With short values 1 and 1-2, the text 1-2 is replaced whole, not as 1 and -2."""
+        assert Redactor(values=["1", "1-2"]).text("x 1-2 y") == f"x {REDACTED} y"
+
+    def test_two_letter_value_next_to_a_code(self):
+        """A two-letter value and a code side by side are both replaced cleanly."""
+        redactor = Redactor(values=["XX", CODE])
+        assert redactor.text(f"{CODE} XX") == f"{REDACTED} {REDACTED}"
+
+
+class TestLeaks:
+    def test_leaks(self):
+        """leaks() is true while a private value of 4+ characters shows, in any form."""
+        redactor = Redactor(values=[CODE], secrets=[SECRET])
+        assert redactor.leaks(f"x{CODE}y")
+        assert redactor.leaks(quote(SECRET, safe=""))
+        assert not redactor.leaks(f"x {REDACTED} y")
+
+
+class TestStandInText:
+    redactor = Redactor(values=[CODE])
+
+    def test_empty_text_gives_the_type_name_alone(self):
+        """An exception with no text stands in as its type name, without a colon."""
+        assert str(self.redactor.stand_in(KeyError())) == "KeyError"
+
+    def test_unreadable_text_names_the_type(self):
+        """A __str__ that raises: the type name, then why the text is missing."""
+
+        class Unreadable(Exception):
+            def __str__(self):
+                raise ValueError
+
+        stand = self.redactor.stand_in(Unreadable())
+        assert str(stand) == "Unreadable: (its text was withheld: private data)"
+
+    def test_type_name_defaults_to_empty(self):
+        """A RedactedError made by hand has an empty type_name."""
+        assert RedactedError("text").type_name == ""
