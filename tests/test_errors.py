@@ -541,3 +541,112 @@ class TestErrorObjects:
         error = error_from_failure(Failure(kind, maybe_sent=True))
         assert error.maybe_sent is True
         assert error.retryable is False
+
+
+class TestLocalCredentialCodes:
+    @pytest.mark.parametrize("code", ["InvalidCredentials", "CredentialsUnavailable"])
+    def test_missing_credentials_are_never_retried(self, code):
+        """Credentials missing before any request: an AuthenticationError, never retryable."""
+        error = error_from_failure(Failure("response", code=code, message="no credentials"))
+        assert type(error) is AuthenticationError
+        assert (error.code, error.retryable, error.maybe_sent) == (code, False, False)
+
+
+class TestStatusBoundaries:
+    @pytest.mark.parametrize(
+        ("status", "cls", "retryable"),
+        [
+            (200, InvalidResponseError, False),
+            (399, InvalidResponseError, False),
+            (400, AliyunSmsError, False),
+            (499, AliyunSmsError, False),
+            (500, ServiceUnavailableError, True),
+        ],
+    )
+    def test_unreadable_body(self, status, cls, retryable):
+        """A body that is not JSON: 4xx keeps its status as code, 5xx may be retried."""
+        error = error_from_failure(Failure("bad_body", http_status=status, request_id="R"))
+        assert type(error) is cls
+        assert (error.retryable, error.http_status, error.request_id) == (retryable, status, "R")
+        if status >= 400:
+            assert error.code == f"HTTP{status}"
+            assert error.message == f"Aliyun answered HTTP {status} without a readable body"
+        else:
+            assert error.code == "InvalidResponse"
+            assert error.message == "Aliyun's response body is not valid JSON"
+
+    def test_unreadable_2xx_body_keeps_the_transport_message(self):
+        """A bad 2xx body keeps what the transport said was wrong with it."""
+        error = error_from_failure(Failure("bad_body", http_status=200, message="too deep"))
+        assert error.message == "too deep"
+
+    @pytest.mark.parametrize(
+        ("status", "cls", "code"),
+        [
+            (None, InvalidResponseError, "InvalidResponse"),
+            (399, InvalidResponseError, "InvalidResponse"),
+            (400, AliyunSmsError, "HTTP400"),
+            (500, ServiceUnavailableError, "HTTP500"),
+        ],
+    )
+    @pytest.mark.parametrize("empty", [None, "", "None"])
+    def test_answer_without_a_code(self, status, cls, code, empty):
+        """No Code: below 400 the answer is unusable; from 400 on its status is the code."""
+        error = error_from_failure(Failure("response", code=empty, http_status=status))
+        assert type(error) is cls
+        assert error.code == code
+        if cls is InvalidResponseError:
+            assert error.message == "Aliyun's response has no Code"
+        else:
+            assert error.message == code
+
+    @pytest.mark.parametrize(
+        ("status", "cls"), [(499, AliyunSmsError), (500, ServiceUnavailableError)]
+    )
+    def test_unknown_code_by_status(self, status, cls):
+        """An unknown code is retryable only with a 5xx status."""
+        error = error_from_failure(Failure("response", code="Odd", http_status=status))
+        assert type(error) is cls
+        assert error.retryable is (status >= 500)
+
+
+class TestMaybeSentOutsideTheNetwork:
+    @pytest.mark.parametrize(
+        "failure",
+        [
+            Failure("response", code="isv.BUSINESS_LIMIT_CONTROL", http_status=200),
+            Failure("bad_body", http_status=502),
+            Failure("invalid_request"),
+            Failure("unexpected"),
+        ],
+        ids=["business", "bad-body", "invalid-request", "unexpected"],
+    )
+    def test_not_sent(self, failure):
+        """Errors with an answer, or from before the request, were not sent."""
+        assert error_from_failure(failure).maybe_sent is False
+
+    def test_unexpected_may_have_been_sent(self):
+        """A bug below the library after the request went out: maybe_sent as the transport says."""
+        error = error_from_failure(Failure("unexpected", maybe_sent=True, message="boom"))
+        assert (error.code, error.message, error.maybe_sent, error.retryable) == (
+            "UnexpectedError",
+            "boom",
+            True,
+            False,
+        )
+
+    def test_unexpected_default_message(self):
+        """Without a message, an unexpected failure says so."""
+        assert error_from_failure(Failure("unexpected")).message == (
+            "the request failed unexpectedly"
+        )
+
+    def test_invalid_request(self):
+        """A header that cannot be sent: its own code, not sent, not retryable."""
+        error = error_from_failure(Failure("invalid_request", request_id="R"))
+        assert (type(error), error.code, error.retryable) == (
+            AliyunSmsError,
+            "InvalidRequest",
+            False,
+        )
+        assert error.message.endswith("; the SMS was not sent")
