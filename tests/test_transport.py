@@ -1018,6 +1018,32 @@ class TestSafety:
         assert value not in str(info.value)
         assert info.value.__context__ is None
 
+    def test_a_bug_below_is_not_a_network_error(self, monkeypatch):
+        """A non-network exception is not passed off as a retryable connect failure."""
+
+        def broken(*args, **kwargs):
+            raise RuntimeError
+
+        with serve("ok") as server:
+            transport = make_transport(server.host, size=1)
+            monkeypatch.setattr("aliyun_sms_connector._sync_driver._read_answer", broken)
+            with pytest.raises(RuntimeError):
+                call(transport, "sync", request_for(server.host))
+            monkeypatch.undo()
+            # The connection was given back: the one-slot pool still serves.
+            response, _ = call(transport, "sync", request_for(server.host))
+            transport.close()
+        assert response.status == 200
+
+    def test_a_warning_turned_error_below_aiohttp_propagates(self):
+        """aiohttp's warning about a body over 1 MiB, an error here, is not a connect failure."""
+        with serve("ok") as server:
+            transport = make_transport(server.host)
+            big = request_for(server.host, body=b"x" * (2 * 1024 * 1024))
+            with pytest.raises(ResourceWarning):
+                call(transport, "async", big)
+        assert server.requests == 0
+
     def test_request_repr_hides_its_contents(self):
         """A WireRequest's repr shows the method only."""
         request = request_for("127.0.0.1:1")

@@ -107,8 +107,10 @@ async def _close_session(session: Any) -> None:
 
 
 def _connector_class() -> Any:
-    global _CONNECTOR  # noqa: PLW0603 - built once, on the first async call
+    global _CONNECTOR, _NETWORK_ERRORS  # noqa: PLW0603 - built once, on the first async call
     if _CONNECTOR is None:
+        import asyncio  # noqa: PLC0415
+
         import aiohttp  # noqa: PLC0415 - loaded only by async callers
 
         class _PhaseConnector(aiohttp.TCPConnector):
@@ -133,10 +135,13 @@ def _connector_class() -> Any:
                     transport.abort()
 
         _CONNECTOR = _PhaseConnector
+        _NETWORK_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
     return _CONNECTOR
 
 
 _CONNECTOR: Any = None
+# What the network raises through aiohttp; anything else is a bug.
+_NETWORK_ERRORS: tuple[type[BaseException], ...] = ()
 
 
 def _uncancel(task: asyncio.Task[Any]) -> int:
@@ -219,7 +224,7 @@ class AsyncDriver:
         """Whether :meth:`close` or :meth:`aclose` was called."""
         return self._closed
 
-    async def send(
+    async def send(  # noqa: C901 - one frame on purpose: a helper coroutine per send costs one more
         self,
         request: WireRequest,
         *,
@@ -272,8 +277,12 @@ class AsyncDriver:
             if flight.reason is None:
                 raise  # the caller's own cancellation
             failure = flight.reason
-        except Exception as err:  # noqa: BLE001 - every failure is classified, none escapes
+        except _NETWORK_ERRORS as err:
             failure = flight.reason or _async_kind(err, sent=flight.sent)
+        except Exception:
+            if flight.reason is None:
+                raise  # a bug, not the network: not to be retried as one
+            failure = flight.reason
         finally:
             timer.cancel()
             entry.flights.discard(flight)

@@ -411,8 +411,12 @@ class SyncDriver:
             )
             keep = not close
             return WireResponse(status, headers, body)
-        except Exception as err:  # noqa: BLE001 - every failure is classified, none escapes
+        except (OSError, _Expired, _Closed, _BadAnswer) as err:
             return TransportError(self._sync_kind(err, sent, deadline), maybe_sent=sent)
+        except Exception:
+            if self._pool.closed:  # a socket shut under a reader can fail oddly
+                return TransportError("closed", maybe_sent=sent)
+            raise  # a bug, not the network: not to be retried as one
         finally:
             if conn is not None:
                 self._pool.release(conn, keep=keep)
