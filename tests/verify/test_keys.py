@@ -168,3 +168,31 @@ class TestKeyNames:
     def test_prefix_ok(self):
         """An ordinary prefix is returned as is."""
         assert _keys.validate_prefix("myapp:otp:") == "myapp:otp:"
+
+
+class TestDocumentedIds:
+    """Numbers and IPs are named by the first 128 bits of the documented HMACs."""
+
+    SECRET = b"k" * 32
+
+    def test_number_id_is_the_documented_hmac(self):
+        """number_id is HMAC(key, 'number' NUL number), cut to 16 bytes."""
+        expected = hmac.new(self.SECRET, b"number\x00+8613800138000", hashlib.sha256).digest()
+        assert _keys.number_id(_keys.Key(self.SECRET), "+8613800138000") == expected[:16].hex()
+
+    def test_ip_id_is_the_documented_hmac(self):
+        """ip_id is HMAC(key, 'ip' NUL normalised address), cut to 16 bytes."""
+        expected = hmac.new(self.SECRET, b"ip\x002001:db8:1:2::/64", hashlib.sha256).digest()
+        assert _keys.ip_id(_keys.Key(self.SECRET), "2001:db8:1:2::7") == expected[:16].hex()
+
+    def test_minimum_secret_length(self):
+        """The documented minimum length of the service's secret key is 32 bytes."""
+        assert _keys.MIN_SECRET_BYTES == 32
+
+    def test_prefix_error_says_why(self):
+        """A prefix with a brace is refused with the reason."""
+        with pytest.raises(ValueError) as caught:
+            _keys.validate_prefix("a{b}")
+        assert str(caught.value) == (
+            "the key prefix must not contain '{' or '}' (they mark hash tags)"
+        )
