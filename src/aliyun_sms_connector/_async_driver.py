@@ -37,12 +37,13 @@ __all__ = ["AsyncDriver"]
 class _Flight:
     """One async call in flight: its task, its phase, and why it was stopped."""
 
-    __slots__ = ("reason", "sent", "task")
+    __slots__ = ("reason", "sent", "task", "transport")
 
     def __init__(self, task: asyncio.Task[Any]) -> None:
         self.task = task
         self.sent = False
         self.reason: Kind | None = None
+        self.transport: Any = None
 
     def stop(self, reason: Kind) -> None:
         if self.reason is None:
@@ -127,6 +128,7 @@ def _connector_class() -> Any:
                 flight = _flight.get()
                 if flight is not None:
                     flight.sent = True
+                    flight.transport = conn.transport
                 self.transports.add(conn.transport)
                 return conn
 
@@ -224,7 +226,7 @@ class AsyncDriver:
         """Whether :meth:`close` or :meth:`aclose` was called."""
         return self._closed
 
-    async def send(  # noqa: C901 - one frame on purpose: a helper coroutine per send costs one more
+    async def send(  # noqa: C901, PLR0912 - one frame: a helper coroutine per send costs one more
         self,
         request: WireRequest,
         *,
@@ -292,6 +294,10 @@ class AsyncDriver:
         if flight.reason is not None and _uncancel(task) > 0:
             raise asyncio.CancelledError
         if failure is not None:
+            if flight.transport is not None:
+                # The connection is done for. Python 3.10's TLS transport,
+                # lost under aiohttp, would otherwise warn when collected.
+                flight.transport.abort()
             raise TransportError(failure, maybe_sent=flight.sent) from None
         return result
 
