@@ -117,7 +117,17 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", metavar="MODULE")
     parser.add_argument("--fail-under", type=float, default=TARGET)
+    parser.add_argument(
+        "--rows", action="store_true", help="print the survivors as rows for equivalents.md"
+    )
     args = parser.parse_args()
+    if args.rows:
+        known = equivalents()
+        for name in args.modules:
+            row = score(name, known)
+            for mutant, _, diff in row["survivors"] if row else []:  # type: ignore[attr-defined]
+                print(f"| {name} | `{mutant}` | `{change(diff)}` | ? |")
+        sys.exit(0)
     unknown = set(args.modules) - set(BY_NAME)
     if unknown:
         sys.exit(f"unknown modules: {', '.join(sorted(unknown))}")

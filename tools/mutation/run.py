@@ -197,6 +197,8 @@ def recheck(module: Module, workers: int) -> None:
     print(f"== {module.name}: the last run's survivors, with the current tests", flush=True)
     shutil.rmtree(workdir / "tests")
     shutil.copytree(ROOT / "tests", workdir / "tests", ignore=IGNORED)
+    # The current settings: mutmut then collects its stats again if they changed.
+    (workdir / "pyproject.toml").write_text(_pyproject(module), encoding="utf-8")
     left = [name for name, verdict in previous["verdicts"].items() if verdict not in report.KILLED]
     names = [name for name in left if not name.startswith("const:")]
     if names:
