@@ -324,7 +324,7 @@ def test_chaos_soak(connector, emulator, proxy, standalone_redis):
     assert {"delayed", "dropped", "cut_request", "cut_reply"} <= set(report.proxy_faults)
 
 
-CLUSTER_CYCLES = 500
+CLUSTER_CYCLES = 300
 
 
 @pytest.mark.chaos
@@ -368,7 +368,7 @@ class TestSoakHasTeeth:
         harsh = ChaosSettings(drop=0.02, cut_request=0.15, cut_reply=0.15)
         store = BrokenStore(store_on(proxy), flaw)
         try:
-            report = soak(store, connector, emulator, proxy, 150, chaos=harsh, workers=(2, 2))
+            report = soak(store, connector, emulator, proxy, 100, chaos=harsh, workers=(2, 2))
         finally:
             store.close()
         print(report.summary())  # noqa: T201
