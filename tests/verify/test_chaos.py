@@ -305,50 +305,56 @@ def store_on(proxy: ChaosProxy) -> RedisStore:
     return RedisStore.from_url(proxy.url, store_timeout=STORE_TIMEOUT)
 
 
-@pytest.mark.chaos
-def test_chaos_soak(connector, emulator, proxy, standalone_redis):
-    """2,000 cycles under Redis and Aliyun chaos: typed errors, nothing approved or sent wrongly."""
-    store = store_on(proxy)
-    try:
-        report = soak(store, connector, emulator, proxy, CYCLES)
-    finally:
-        store.close()
-    report.violations += redis_attempt_violations(standalone_redis, MAX_ATTEMPTS)
-    print(report.summary())  # noqa: T201 - the soak's report, shown with -s or on failure
-    assert report.violations == [], report.summary()
-    assert report.cycles == CYCLES
-    # The soak did meet what it claims to survive.
-    assert report.outcomes["start:StoreUnavailable"] > 0, report.summary()
-    assert sum(n for k, n in report.outcomes.items() if k.startswith("start:aliyun:")) > 0
-    assert report.outcomes["right:approved"] > CYCLES // 2, report.summary()
-    assert {"delayed", "dropped", "cut_request", "cut_reply"} <= set(report.proxy_faults)
+class TestChaosSoak:
+    """The soak on one Redis behind a chaos proxy."""
+
+    @pytest.mark.chaos
+    def test_chaos_soak(self, connector, emulator, proxy, standalone_redis):
+        """2,000 cycles under Redis and Aliyun chaos: typed errors, no wrong approval or SMS."""
+        store = store_on(proxy)
+        try:
+            report = soak(store, connector, emulator, proxy, CYCLES)
+        finally:
+            store.close()
+        report.violations += redis_attempt_violations(standalone_redis, MAX_ATTEMPTS)
+        print(report.summary())  # noqa: T201 - the soak's report, shown with -s or on failure
+        assert report.violations == [], report.summary()
+        assert report.cycles == CYCLES
+        # The soak did meet what it claims to survive.
+        assert report.outcomes["start:StoreUnavailable"] > 0, report.summary()
+        assert sum(n for k, n in report.outcomes.items() if k.startswith("start:aliyun:")) > 0
+        assert report.outcomes["right:approved"] > CYCLES // 2, report.summary()
+        assert {"delayed", "dropped", "cut_request", "cut_reply"} <= set(report.proxy_faults)
 
 
 CLUSTER_CYCLES = 300
 
 
-@pytest.mark.chaos
-@pytest.mark.redis_cluster
-def test_chaos_soak_on_the_cluster(connector, emulator, redis_cluster):
-    """The soak on the 6-node cluster, every node behind its own chaos proxy."""
-    with ProxyGroup([(HOST, node.port) for node in redis_cluster.nodes]) as group:
-        store = RedisStore.from_url(
-            group.cluster_url,
-            prefix=f"chaos-{uuid.uuid4().hex[:8]}:",
-            store_timeout=STORE_TIMEOUT,
-            address_remap=group.remap,
-        )
-        try:
-            report = soak(store, connector, emulator, group, CLUSTER_CYCLES)  # type: ignore[arg-type]
-        finally:
-            store.close()
-    for master in redis_cluster.masters():
-        report.violations += redis_attempt_violations(master, MAX_ATTEMPTS)
-    print(report.summary())  # noqa: T201
-    assert report.violations == [], report.summary()
-    assert report.cycles == CLUSTER_CYCLES
-    assert report.outcomes["right:approved"] > CLUSTER_CYCLES // 2, report.summary()
-    assert report.proxy_faults["cut_reply"] > 0, report.summary()
+class TestChaosSoakOnTheCluster:
+    """The soak on the cluster, every node behind its own chaos proxy."""
+
+    @pytest.mark.chaos
+    @pytest.mark.redis_cluster
+    def test_chaos_soak_on_the_cluster(self, connector, emulator, redis_cluster):
+        """The soak on the 6-node cluster, every node behind its own chaos proxy."""
+        with ProxyGroup([(HOST, node.port) for node in redis_cluster.nodes]) as group:
+            store = RedisStore.from_url(
+                group.cluster_url,
+                prefix=f"chaos-{uuid.uuid4().hex[:8]}:",
+                store_timeout=STORE_TIMEOUT,
+                address_remap=group.remap,
+            )
+            try:
+                report = soak(store, connector, emulator, group, CLUSTER_CYCLES)  # type: ignore[arg-type]
+            finally:
+                store.close()
+        for master in redis_cluster.masters():
+            report.violations += redis_attempt_violations(master, MAX_ATTEMPTS)
+        print(report.summary())  # noqa: T201
+        assert report.violations == [], report.summary()
+        assert report.cycles == CLUSTER_CYCLES
+        assert report.outcomes["right:approved"] > CLUSTER_CYCLES // 2, report.summary()
+        assert report.proxy_faults["cut_reply"] > 0, report.summary()
 
 
 @pytest.mark.chaos

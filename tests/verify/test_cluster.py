@@ -339,10 +339,13 @@ _START_FAULT_NAMES = {"refused", "reset_mid_script", "clusterdown"}
 START_FAULTS = [fault for fault in CLUSTER_FAULTS if fault.name in _START_FAULT_NAMES]
 
 
-@pytest.mark.parametrize("fault", START_FAULTS, ids=[f.name for f in START_FAULTS])
-def test_start_on_the_cluster(cluster_api, proxied_cluster, fault):
-    """A start hit by the fault on every node raises StoreUnavailable and sends no SMS."""
-    scenario_start(cluster_api, proxied_cluster, fault)
+class TestClusterStart:
+    """start under faults on every cluster node."""
+
+    @pytest.mark.parametrize("fault", START_FAULTS, ids=[f.name for f in START_FAULTS])
+    def test_start_on_the_cluster(self, cluster_api, proxied_cluster, fault):
+        """A start hit by the fault on every node raises StoreUnavailable and sends no SMS."""
+        scenario_start(cluster_api, proxied_cluster, fault)
 
 
 @pytest.mark.parametrize("fault", CLUSTER_FAULTS, ids=[f.name for f in CLUSTER_FAULTS])

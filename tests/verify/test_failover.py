@@ -255,71 +255,76 @@ def describe(calls: list[Call], switch_began: float, took_over: float, *, kill: 
     )
 
 
-@pytest.mark.redis_cluster
-@pytest.mark.parametrize("kill", [False, True], ids=["cluster_failover", "kill_master"])
-def test_failover_under_load(redis_cluster, connector, emulator, kill):
-    """20 clients through a failover: only StoreUnavailable, back within 5 s, nothing wrong."""
-    key_prefix = f"fo-{uuid.uuid4().hex[:10]}:"
-    # 1 s, not the default 0.5 s: 20 clients, 6 servers and the emulator share
-    # 2 cores here, and a call starved of CPU before the switch would fail the
-    # test for the wrong reason.
-    store = RedisStore.from_url(redis_cluster.url, prefix=key_prefix, store_timeout=1.0)
-    policy = VerificationPolicy(
-        max_attempts=MAX_ATTEMPTS,
-        per_ip_hourly=None,
-        per_number_hourly=None,
-        per_number_daily=None,
-    )
-    service = VerificationService(connector, store, secret_key=SECRET_KEY, policy=policy)
-    recorder = Recorder()
-    emulator.on_message = recorder.on_message
-    master = redis_cluster.masters()[0]
-    threads, loop_thread = run_clients(service, recorder)
-    try:
-        time.sleep(WARM)
-        switch_began = time.monotonic()
-        took_over, promoted = promote_replica(redis_cluster, master, kill=kill)
-        # Run until errors have stopped for SETTLE seconds, at most RECOVERY + SETTLE.
-        while True:
-            now = time.monotonic()
-            with recorder.lock:
-                errors = [c.ended for c in recorder.calls if c.outcome == "StoreUnavailable"]
-            quiet_since = max([took_over, *errors])
-            if now - quiet_since >= SETTLE or now - took_over >= RECOVERY + SETTLE:
-                break
-            time.sleep(0.1)
-    finally:
-        recorder.stop.set()
-        for thread in [*threads, loop_thread]:
-            thread.join(timeout=15)
-        store.close()
-        if kill:
-            master.start()  # it comes back as a replica of the new master
-        redis_cluster.wait_ok()
-    assert not any(t.is_alive() for t in [*threads, loop_thread]), "a client hung"
+class TestClusterFailover:
+    """A cluster master fails over while 20 clients work."""
 
-    calls = recorder.calls
-    # The report of the run: shown with -s, and with the failure if there is one.
-    print(describe(calls, switch_began, took_over, kill=kill))  # noqa: T201
-    assert not recorder.unexpected, f"untyped errors: {recorder.unexpected[:5]!r}"
-    errors = [c for c in calls if c.outcome not in {"sent", *(s.value for s in CheckStatus)}]
-    assert {c.outcome for c in errors} <= {"StoreUnavailable"}, Counter(c.outcome for c in errors)
-    early = [c for c in errors if c.started < switch_began]
-    assert not early, f"{len(early)} calls failed before the switch began"
-    late = [c for c in errors if c.started > took_over + RECOVERY]
-    assert not late, f"{len(late)} calls failed more than {RECOVERY} s after the takeover"
-    after = [c for c in calls if c.started > took_over and c not in errors]
-    assert len(after) >= 50, f"only {len(after)} calls succeeded after the takeover"
-    assert verification_violations(calls, MAX_ATTEMPTS) == []
-    # The switched slots carried traffic: the promoted replica, now a master,
-    # holds keys of this test like the two other masters.
-    holders = set()
-    for node in redis_cluster.masters():
-        with node.client() as client:
-            if next(client.scan_iter(f"{key_prefix}*", count=1000), None) is not None:
-                holders.add(node.port)
-    assert promoted.port in holders
-    assert len(holders) == 3
+    @pytest.mark.redis_cluster
+    @pytest.mark.parametrize("kill", [False, True], ids=["cluster_failover", "kill_master"])
+    def test_failover_under_load(self, redis_cluster, connector, emulator, kill):
+        """20 clients through a failover: only StoreUnavailable, back within 5 s, nothing wrong."""
+        key_prefix = f"fo-{uuid.uuid4().hex[:10]}:"
+        # 1 s, not the default 0.5 s: 20 clients, 6 servers and the emulator share
+        # 2 cores here, and a call starved of CPU before the switch would fail the
+        # test for the wrong reason.
+        store = RedisStore.from_url(redis_cluster.url, prefix=key_prefix, store_timeout=1.0)
+        policy = VerificationPolicy(
+            max_attempts=MAX_ATTEMPTS,
+            per_ip_hourly=None,
+            per_number_hourly=None,
+            per_number_daily=None,
+        )
+        service = VerificationService(connector, store, secret_key=SECRET_KEY, policy=policy)
+        recorder = Recorder()
+        emulator.on_message = recorder.on_message
+        master = redis_cluster.masters()[0]
+        threads, loop_thread = run_clients(service, recorder)
+        try:
+            time.sleep(WARM)
+            switch_began = time.monotonic()
+            took_over, promoted = promote_replica(redis_cluster, master, kill=kill)
+            # Run until errors have stopped for SETTLE seconds, at most RECOVERY + SETTLE.
+            while True:
+                now = time.monotonic()
+                with recorder.lock:
+                    errors = [c.ended for c in recorder.calls if c.outcome == "StoreUnavailable"]
+                quiet_since = max([took_over, *errors])
+                if now - quiet_since >= SETTLE or now - took_over >= RECOVERY + SETTLE:
+                    break
+                time.sleep(0.1)
+        finally:
+            recorder.stop.set()
+            for thread in [*threads, loop_thread]:
+                thread.join(timeout=15)
+            store.close()
+            if kill:
+                master.start()  # it comes back as a replica of the new master
+            redis_cluster.wait_ok()
+        assert not any(t.is_alive() for t in [*threads, loop_thread]), "a client hung"
+
+        calls = recorder.calls
+        # The report of the run: shown with -s, and with the failure if there is one.
+        print(describe(calls, switch_began, took_over, kill=kill))  # noqa: T201
+        assert not recorder.unexpected, f"untyped errors: {recorder.unexpected[:5]!r}"
+        errors = [c for c in calls if c.outcome not in {"sent", *(s.value for s in CheckStatus)}]
+        assert {c.outcome for c in errors} <= {"StoreUnavailable"}, Counter(
+            c.outcome for c in errors
+        )
+        early = [c for c in errors if c.started < switch_began]
+        assert not early, f"{len(early)} calls failed before the switch began"
+        late = [c for c in errors if c.started > took_over + RECOVERY]
+        assert not late, f"{len(late)} calls failed more than {RECOVERY} s after the takeover"
+        after = [c for c in calls if c.started > took_over and c not in errors]
+        assert len(after) >= 50, f"only {len(after)} calls succeeded after the takeover"
+        assert verification_violations(calls, MAX_ATTEMPTS) == []
+        # The switched slots carried traffic: the promoted replica, now a master,
+        # holds keys of this test like the two other masters.
+        holders = set()
+        for node in redis_cluster.masters():
+            with node.client() as client:
+                if next(client.scan_iter(f"{key_prefix}*", count=1000), None) is not None:
+                    holders.add(node.port)
+        assert promoted.port in holders
+        assert len(holders) == 3
 
 
 class TestViolationChecker:
