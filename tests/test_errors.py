@@ -650,3 +650,39 @@ class TestMaybeSentOutsideTheNetwork:
             False,
         )
         assert error.message.endswith("; the SMS was not sent")
+
+
+class TestConfigErrorMessage:
+    def test_one_problem(self):
+        """One problem: the count, the singular noun, and the field with its problem."""
+        from aliyun_sms_connector._errors import ConfigError, ConfigProblem
+
+        error = ConfigError.from_problems([ConfigProblem("signName", "Field required")])
+        assert (
+            str(error)
+            == error.message
+            == ("invalid Aliyun SMS config, 1 problem:\n  signName: Field required")
+        )
+        assert error.problems == (("signName", "Field required"),)
+        assert (error.code, error.retryable, error.maybe_sent) == ("InvalidConfig", False, False)
+        assert isinstance(error, ValueError)
+
+    def test_several_problems_and_the_whole_config(self):
+        """Two problems: the plural, one line each; a problem of the whole config says so."""
+        from aliyun_sms_connector._errors import ConfigError, ConfigProblem
+
+        error = ConfigError.from_problems(
+            [ConfigProblem("", "expected a JSON object"), ConfigProblem("templates", "too short")]
+        )
+        assert error.message == (
+            "invalid Aliyun SMS config, 2 problems:\n"
+            "  (config): expected a JSON object\n"
+            "  templates: too short"
+        )
+
+    def test_made_by_hand(self):
+        """A ConfigError made directly has no problems listed."""
+        from aliyun_sms_connector._errors import ConfigError
+
+        error = ConfigError("bad")
+        assert (error.problems, str(error)) == ((), "bad")
