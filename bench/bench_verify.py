@@ -9,15 +9,22 @@ alternating order (AB, BA, ...), against one local redis-server (REDIS_URL if
 set, else redis-server from PATH on a free port, with no persistence):
 
 - ``bare``: redis-py asyncio, ``EVALSHA`` of a trivial script (``return 1``)
-  through ``execute_command``, with one key and one argument, on a client
-  configured as the store's (RESP2, no per-read socket timeout);
+  through ``execute_command``, with one key and one argument, on the very
+  client a RedisStore builds for itself (same class, pool size, RESP2, no
+  retries, no per-read socket timeout);
 - ``check``: ``VerificationService.check_async`` with a wrong code on pending
-  verifications (the costliest path: HMAC, one EVALSHA that reads, compares
-  and counts), on a RedisStore.
+  verifications (the costliest path: number parsing, two HMACs, one EVALSHA
+  that reads, compares and counts), on a RedisStore. Every call checks a
+  different number, as real traffic does, and the codes were started by
+  another service object (another instance behind a load balancer), so no
+  per-number state of the measured one is warm.
 
-Both run ``--concurrency`` calls in flight on one event loop. The ratio
-check/bare is computed within each round; the table shows its median. The
-target is 0.8.
+Both run ``--concurrency`` calls in flight on one event loop, in processes of
+the same shape (both build the service and start the same pending codes; only
+the measured call differs). Each process reports its own CPU per call and
+redis-server's (from ``INFO cpu`` before and after), so that one can see
+whether the server or the client was the bottleneck. The ratio check/bare is
+computed within each round; the table shows its median. The target is 0.8.
 
 Then ``start_async`` runs through the Aliyun emulator (in a process of its
 own, no added latency) on a RedisStore, and its rate and latencies are shown.
@@ -48,22 +55,37 @@ if TYPE_CHECKING:
 TARGET = 0.8
 SECRET_KEY = "bench-secret-key-0123456789abcdef0123"
 ENV = {**os.environ, "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true", "PYTHONUNBUFFERED": "1"}
-NUMBERS = 1000
 WARMUP = 200
+SETUP_BATCH = 64
 
 
 def numbers(count: int) -> list[str]:
+    """``count`` distinct mainland mobile numbers (bare 11 digits, as typed in China)."""
     return [f"{13800000000 + i}" for i in range(count)]
+
+
+def _server_cpu(url: str) -> Callable[[], float]:
+    """Seconds of CPU redis-server has used so far (user + system, all threads)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+
+    def used() -> float:
+        info = client.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    return used
 
 
 # -- children ------------------------------------------------------------------
 
 
 async def _measure(
-    call: Callable[[int], Awaitable[None]], total: int, concurrency: int
+    call: Callable[[int], Awaitable[None]], total: int, concurrency: int, url: str
 ) -> dict[str, Any]:
     latencies: list[float] = []
     counter = iter(range(total))
+    server_cpu = _server_cpu(url)
 
     async def worker() -> None:
         for i in counter:
@@ -73,51 +95,69 @@ async def _measure(
 
     for i in range(WARMUP):  # connections and scripts; indices past the measured ones
         await call(total + i)
+    server = server_cpu()
     cpu = time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu
+    server = server_cpu() - server
     latencies.sort()
     return {
         "ops": len(latencies),
         "seconds": elapsed,
         "rate": len(latencies) / elapsed,
         "cpu_us_per_op": cpu / len(latencies) * 1e6,
+        "server_cpu_us_per_op": server / len(latencies) * 1e6,
+        # The share of one core redis-server used: near 1.0, the server was the limit.
+        "server_busy": server / elapsed,
         "p50_ms": latencies[len(latencies) // 2] * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
     }
 
 
-async def child_bare(url: str, total: int, concurrency: int) -> dict[str, Any]:
-    import redis.asyncio
-
-    # The same process shape as the check side (the library imported, a
-    # service built, its test codes stored), so that both pay for the same
-    # heap in garbage collection; only the measured call differs.
-    connector, store, service = _service(url, concurrency)
-    for number in numbers(NUMBERS):
-        await service.start_async(number, "SignIn")
+async def _pending(url: str, prefix: str, targets: list[str], concurrency: int) -> None:
+    """Start a code for each target through a service object of its own."""
+    connector, store, service = _service(url, concurrency, targets=targets, prefix=prefix)
+    for first in range(0, len(targets), SETUP_BATCH):
+        batch = targets[first : first + SETUP_BATCH]
+        await asyncio.gather(*(service.start_async(number, "SignIn") for number in batch))
     await store.aclose()
     await connector.aclose()
 
-    # Configured as the store's own asyncio client is: RESP2, and no per-read
-    # socket timeout (redis-py's default of 5 s costs a timer per call).
-    client = redis.asyncio.Redis.from_url(
-        url, max_connections=concurrency + 8, socket_timeout=None, protocol=2
-    )
+
+async def child_bare(url: str, total: int, concurrency: int) -> dict[str, Any]:
+    # The same process shape as the check side (the library imported, the
+    # same pending codes started, a service built), so that both pay for the
+    # same heap in garbage collection; only the measured call differs.
+    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+    targets = numbers(total + WARMUP)
+    await _pending(url, prefix, targets, concurrency)
+    connector, store, _ = _service(url, concurrency, targets=targets, prefix=prefix)
+
+    # The store's own asyncio client: the same class, pool, protocol (RESP2),
+    # retries (none) and socket settings as the check side's calls go through.
+    client = store._async_client()  # noqa: SLF001 - the bench compares against it
     sha = await client.script_load("return 1")
     key = f"bench-bare:{{{uuid.uuid4().hex}}}"
 
     async def call(_: int) -> None:
         await client.execute_command("EVALSHA", sha, 1, key, "1")
 
-    result = await _measure(call, total, concurrency)
-    await client.aclose()
+    result = await _measure(call, total, concurrency, url)
+    await store.aclose()
+    await connector.aclose()
     return result
 
 
-def _service(url: str, concurrency: int, endpoint: str | None = None) -> Any:
+def _service(
+    url: str,
+    concurrency: int,
+    endpoint: str | None = None,
+    *,
+    targets: list[str] | None = None,
+    prefix: str | None = None,
+) -> Any:
     from aliyun_sms_connector import AliyunSmsConnector
     from aliyun_sms_connector.verify import RedisStore, VerificationPolicy, VerificationService
 
@@ -133,7 +173,7 @@ def _service(url: str, concurrency: int, endpoint: str | None = None) -> Any:
     # calls in flight can wait longer than the default 0.5 s for the CPU.
     store = RedisStore.from_url(
         url,
-        prefix=f"bench-{uuid.uuid4().hex[:8]}:",
+        prefix=prefix or f"bench-{uuid.uuid4().hex[:8]}:",
         store_timeout=5.0,
         max_connections=concurrency + 8,
     )
@@ -142,7 +182,7 @@ def _service(url: str, concurrency: int, endpoint: str | None = None) -> Any:
         policy = VerificationPolicy(**limits)
     else:
         # Test numbers are stored but never sent: the checks need pending codes only.
-        test_numbers = dict.fromkeys(numbers(NUMBERS), "246810")
+        test_numbers = dict.fromkeys(targets or (), "246810")
         policy = VerificationPolicy(max_attempts=10**9, test_numbers=test_numbers, **limits)
     connector = AliyunSmsConnector(config)
     service = VerificationService(connector, store, secret_key=SECRET_KEY, policy=policy)
@@ -150,17 +190,20 @@ def _service(url: str, concurrency: int, endpoint: str | None = None) -> Any:
 
 
 async def child_check(url: str, total: int, concurrency: int) -> dict[str, Any]:
-    connector, store, service = _service(url, concurrency)
-    targets = numbers(NUMBERS)
-    for number in targets:  # test numbers: stored, no SMS
-        await service.start_async(number, "SignIn")
+    from aliyun_sms_connector.verify import CheckStatus
+
+    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+    targets = numbers(total + WARMUP)
+    await _pending(url, prefix, targets, concurrency)  # test numbers: stored, no SMS
+    connector, store, service = _service(url, concurrency, targets=targets, prefix=prefix)
+    wrong = CheckStatus.WRONG_CODE
 
     async def call(i: int) -> None:
-        result = await service.check_async(targets[i % NUMBERS], "SignIn", "135791")
-        if result.status.value != "wrong_code":
+        result = await service.check_async(targets[i], "SignIn", "135791")
+        if result.status is not wrong:
             raise RuntimeError(f"unexpected status {result.status}")
 
-    result = await _measure(call, total, concurrency)
+    result = await _measure(call, total, concurrency, url)
     await store.aclose()
     await connector.aclose()
     return result
@@ -173,7 +216,7 @@ async def child_start(url: str, total: int, concurrency: int, endpoint: str) -> 
     async def call(i: int) -> None:
         await service.start_async(targets[i], "SignIn")
 
-    result = await _measure(call, total, concurrency)
+    result = await _measure(call, total, concurrency, url)
     await store.aclose()
     await connector.aclose()
     return result
@@ -302,10 +345,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             ratio = results["check"]["rate"] / results["bare"]["rate"]
             cpu_ratio = results["bare"]["cpu_us_per_op"] / results["check"]["cpu_us_per_op"]
             rounds.append({"order": order, "ratio": ratio, "cpu_ratio": cpu_ratio, **results})
+            bare, check = results["bare"], results["check"]
             print(
-                f"round {number + 1}: bare {results['bare']['rate']:8.0f}/s  "
-                f"check_async {results['check']['rate']:8.0f}/s  ratio {ratio:.2f}  "
-                f"(CPU per call {cpu_ratio:.2f})",
+                f"round {number + 1} ({order[0]} first): "
+                f"bare {bare['rate']:6.0f}/s {bare['cpu_us_per_op']:4.0f} µs "
+                f"(server {bare['server_cpu_us_per_op']:3.0f} µs, {bare['server_busy']:.0%})  "
+                f"check_async {check['rate']:6.0f}/s {check['cpu_us_per_op']:4.0f} µs "
+                f"(server {check['server_cpu_us_per_op']:3.0f} µs, {check['server_busy']:.0%})  "
+                f"rate ratio {ratio:.2f}  CPU ratio {cpu_ratio:.2f}",
                 flush=True,
             )
         start_total = 200 if args.smoke else 3000
@@ -329,17 +376,26 @@ def report(summary: dict[str, Any]) -> None:
     """Print the table and the ratio."""
     rounds, start = summary["rounds"], summary["start_async"]
     print()
-    print("| side | calls/s (median) | client CPU µs/call | p50 / p99 ms |")
-    print("|---|---|---|---|")
+    print(
+        "| side | calls/s (median) | client CPU µs/call | redis-server CPU µs/call "
+        "(busy) | p50 / p99 ms |"
+    )
+    print("|---|---|---|---|---|")
     for kind, label in (("bare", "bare EVALSHA (`return 1`)"), ("check", "`check_async`")):
         rate = statistics.median(r[kind]["rate"] for r in rounds)
         cpu = statistics.median(r[kind]["cpu_us_per_op"] for r in rounds)
+        server = statistics.median(r[kind]["server_cpu_us_per_op"] for r in rounds)
+        busy = statistics.median(r[kind]["server_busy"] for r in rounds)
         p50 = statistics.median(r[kind]["p50_ms"] for r in rounds)
         p99 = statistics.median(r[kind]["p99_ms"] for r in rounds)
-        print(f"| {label} | {rate:.0f} | {cpu:.0f} | {p50:.1f} / {p99:.1f} |")
+        print(
+            f"| {label} | {rate:.0f} | {cpu:.0f} | {server:.0f} ({busy:.0%}) | "
+            f"{p50:.1f} / {p99:.1f} |"
+        )
     print(
         f"| `start_async` via the emulator | {start['rate']:.0f} | "
-        f"{start['cpu_us_per_op']:.0f} | {start['p50_ms']:.1f} / {start['p99_ms']:.1f} |"
+        f"{start['cpu_us_per_op']:.0f} | {start['server_cpu_us_per_op']:.0f} "
+        f"({start['server_busy']:.0%}) | {start['p50_ms']:.1f} / {start['p99_ms']:.1f} |"
     )
     print(
         f"\ncheck_async / bare EVALSHA: median {summary['median_ratio']:.2f} over "

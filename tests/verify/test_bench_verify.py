@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -10,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from aliyun_sms_connector import parse_phone
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_verify.py"
 
@@ -32,7 +35,21 @@ def test_smoke_run(tmp_path, redis_url):
     summary = json.loads(out.read_text())
     assert len(summary["rounds"]) == 2
     for round_ in summary["rounds"]:
-        assert round_["bare"]["ops"] == 300
-        assert round_["check"]["ops"] == 300
+        for side in ("bare", "check"):
+            assert round_[side]["ops"] == 300
+            assert round_[side]["cpu_us_per_op"] > 0
+            assert round_[side]["server_cpu_us_per_op"] >= 0
+            assert 0 <= round_[side]["server_busy"] < 2
     assert summary["start_async"]["ops"] == 200
     assert "check_async / bare EVALSHA" in done.stdout
+    assert "redis-server CPU" in done.stdout
+
+
+def test_numbers_are_distinct():
+    """The check side's numbers are all different, so no per-number state can flatter it."""
+    spec = importlib.util.spec_from_file_location("bench_verify", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    targets = bench.numbers(10_000 + bench.WARMUP)
+    assert len(set(targets)) == len(targets)
+    assert all(parse_phone(number).region == "china" for number in targets[::997])

@@ -15,6 +15,7 @@ from aliyun_sms_connector import (
     ConfigError,
     ServiceUnavailableError,
     TemplateNotFoundError,
+    parse_phone,
 )
 from aliyun_sms_connector.verify import (
     CheckStatus,
@@ -372,6 +373,19 @@ class TestPrivacy:
         caplog.set_level(logging.INFO, logger=LOGGER)
         service.check(NUMBER, "SIGN_IN", "123456")
         assert caplog.records[-1].getMessage().endswith("usage_type=SignIn attempts_left=0")
+
+    def test_numbers_are_not_remembered(self, connector, clock, mocker):
+        """Each check parses its number afresh: the service keeps no number between calls."""
+        service = service_for(connector, clock)
+        parse = mocker.patch(
+            "aliyun_sms_connector.verify._service.parse_phone",
+            autospec=True,
+            side_effect=parse_phone,
+        )
+        for _ in range(3):
+            service.check(NUMBER, "SignIn", "123456")
+        assert parse.call_count == 3
+        assert not any(NUMBER in repr(value) for value in vars(service).values())
 
     def test_plan_repr_hides_code(self, connector, clock):
         """The prepared start, a local in the service's frames, hides its code."""

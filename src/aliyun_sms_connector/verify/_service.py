@@ -52,7 +52,6 @@ __all__ = ["VerificationService"]
 logger = logging.getLogger("aliyun_sms_connector.verify")
 
 _ID_BYTES = 12
-_RECENT_NUMBERS = 4096
 _WHITESPACE = " \t\r\n"
 
 
@@ -103,7 +102,6 @@ class VerificationService:
         self._strict = bool(connector.config.strict_phone_region_number_check)
         self._key = Key(_secret(secret_key, shared=self._store.shared))
         self._test_codes = self._normalize_test_numbers()
-        self._identified = functools.lru_cache(maxsize=_RECENT_NUMBERS)(self._identify)
 
     def __repr__(self) -> str:
         return f"VerificationService(store={self._store!r}, policy={self._policy!r})"
@@ -244,18 +242,14 @@ class VerificationService:
     def _parse(self, to: str) -> PhoneNumber:
         return parse_phone(to, strict=self._strict)
 
-    def _identify(self, to: str) -> tuple[PhoneNumber, str, str]:
-        phone = self._parse(to)
+    def _number(self, to: str) -> tuple[PhoneNumber, str, str]:
+        # Parsed on every call, never remembered: no plaintext number outlives
+        # its request, and a cache would only pay off when one instance sees
+        # both the start and the checks of a number, which a load balancer
+        # does not promise (and it cost CPU when it missed).
+        phone = parse_phone(to, strict=self._strict)
         e164 = phone.e164
         return phone, number_id(self._key, e164), e164
-
-    def _number(self, to: str) -> tuple[PhoneNumber, str, str]:
-        # Parsing and the HMAC are most of a check's own CPU; a number is
-        # usually started and then checked a few times, so recent ones are
-        # remembered (in this process's memory only, like the requests were).
-        if isinstance(to, str):
-            return self._identified(to)
-        return self._identify(to)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
