@@ -686,3 +686,35 @@ class TestConfigErrorMessage:
 
         error = ConfigError("bad")
         assert (error.problems, str(error)) == ((), "bad")
+
+
+class TestLateNetworkFailures:
+    @pytest.mark.parametrize(
+        ("kind", "maybe_sent", "message"),
+        [
+            ("deadline", True, "the send ran out of its deadline; the SMS may have been sent"),
+            ("deadline", False, "the send ran out of its deadline; the SMS was not sent"),
+            (
+                "closed",
+                True,
+                "the connector was closed while the send was in flight; "
+                "the SMS may have been sent",
+            ),
+            (
+                "closed",
+                False,
+                "the connector was closed while the send was in flight; the SMS was not sent",
+            ),
+        ],
+    )
+    def test_message_says_whether_it_was_sent(self, kind, maybe_sent, message):
+        """A deadline or a close can come before or after the request: the message says which."""
+        error = error_from_failure(Failure(kind, maybe_sent=maybe_sent))
+        assert (error.message, error.maybe_sent) == (message, maybe_sent)
+
+    def test_network_error_keeps_the_context(self):
+        """A network failure keeps the request id, status and diagnosis URL it came with."""
+        error = error_from_failure(
+            Failure("connection_lost", request_id="R", http_status=200, recommend="https://x")
+        )
+        assert (error.request_id, error.http_status, error.recommend) == ("R", 200, "https://x")
