@@ -599,13 +599,13 @@ class TestMaybeSent:
 
     def test_read_timeout(self, mode, protocol, certificates):
         """No answer within the read timeout: read_timeout, maybe sent."""
-        with serve("slow", protocol, certificates, delay=1.0) as server:
+        with serve("slow", protocol, certificates, delay=3.0) as server:
             transport = make_transport(server.host, protocol, certificates)
             outcome, took = call(transport, mode, request_for(server.host), read=0.2)
             transport.close()
         assert_failure(outcome, "read_timeout", maybe_sent=True)
         assert server.requests == 1
-        assert took < 0.9
+        assert took < 2.0  # well before the answer at 3 s
 
 
 class TestDeadline:
