@@ -697,8 +697,10 @@ class TestLateNetworkFailures:
             (
                 "closed",
                 True,
-                "the connector was closed while the send was in flight; "
-                "the SMS may have been sent",
+                (
+                    "the connector was closed while the send was in flight; "
+                    "the SMS may have been sent"
+                ),
             ),
             (
                 "closed",
