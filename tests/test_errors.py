@@ -720,3 +720,27 @@ class TestLateNetworkFailures:
             Failure("connection_lost", request_id="R", http_status=200, recommend="https://x")
         )
         assert (error.request_id, error.http_status, error.recommend) == ("R", 200, "https://x")
+
+
+class TestLocalFailuresKeepTheirContext:
+    def test_invalid_request(self):
+        """A request that cannot be written: the reason, and the context it came with."""
+        error = error_from_failure(Failure("invalid_request", request_id="R", http_status=None))
+        assert error.message == (
+            "a request header would hold a line break or a non-ASCII character "
+            "(a credential from the chain?); the SMS was not sent"
+        )
+        assert error.request_id == "R"
+
+    def test_unexpected(self):
+        """An unexpected failure keeps the request id and status it came with."""
+        error = error_from_failure(Failure("unexpected", request_id="R", http_status=502))
+        assert (error.request_id, error.http_status) == ("R", 502)
+
+
+class TestErrorDefaults:
+    def test_a_new_error(self):
+        """An error made by hand: its message is its only argument, and no attempt was made."""
+        error = AliyunSmsError("went wrong")
+        assert error.args == ("went wrong",)
+        assert (error.attempts, error.retryable, error.maybe_sent) == (0, False, False)
