@@ -26,6 +26,7 @@ import asyncio
 import base64
 import calendar
 import contextlib
+import decimal
 import functools
 import hashlib
 import hmac
@@ -873,7 +874,9 @@ class Emulator:
 
     @staticmethod
     def _variables(template: Template, values: dict[str, Any]) -> dict[str, str]:
-        if any(isinstance(v, (dict, list)) or v is None for v in values.values()):
+        # Strings and numbers only: true/false are refused like null, which
+        # Aliyun's "只接受字符串值" asks for; str(True) would pass as a code.
+        if any(isinstance(v, (dict, list, bool)) or v is None for v in values.values()):
             raise _Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
         for name in template.variables:
             if name not in values:
@@ -963,7 +966,7 @@ class Emulator:
         send_date = params["SendDate"]
         if not number:
             raise _Reject("isv.MOBILE_NUMBER_ILLEGAL", "手机号码格式错误")
-        if not _SEND_DATE.fullmatch(send_date):
+        if not _SEND_DATE.fullmatch(send_date) or not _is_day(send_date):
             raise _Reject("isv.INVALID_PARAMETERS", "SendDate格式错误，应为yyyyMMdd")
         try:
             page_size = int(params.get("PageSize", "10"))
@@ -1074,9 +1077,18 @@ def _missing(name: str) -> _Reject:
     return _Reject(f"Missing{name}", f"{name} is mandatory for this action.", 400)
 
 
+def _not_json(literal: str) -> Any:
+    raise ValueError(literal)
+
+
 def _json(raw: str) -> Any:
     try:
-        return json.loads(raw)
+        # NaN, Infinity and -Infinity are not JSON (RFC 8259), though Python
+        # reads them by default. Fractions and exponents are kept as Decimal,
+        # which prints as Java's BigDecimal does ("1E+400", "1.0"), so a
+        # number that is no [A-Za-z0-9] code is seen as one, and none of them
+        # turns into inf.
+        return json.loads(raw, parse_constant=_not_json, parse_float=decimal.Decimal)
     # RecursionError: JSON nested thousands deep.
     except (ValueError, RecursionError):
         raise _Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法") from None
@@ -1122,6 +1134,15 @@ def _parse_timestamp(value: str) -> float | None:
     except ValueError:
         return None
     return float(calendar.timegm((year, month, day, hour, minute, second)))
+
+
+def _is_day(digits: str) -> bool:
+    """Whether eight digits (yyyyMMdd) name a calendar day: 20261399 does not."""
+    try:
+        datetime(int(digits[:4]), int(digits[4:6]), int(digits[6:]))  # noqa: DTZ001 - a date check
+    except ValueError:
+        return False
+    return True
 
 
 class _TerminatedError(Exception):

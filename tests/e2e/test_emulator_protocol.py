@@ -108,6 +108,56 @@ class TestSendSmsChecks:
         assert send(emulator, **fields).code == code
         assert emulator.outbox == []
 
+    @pytest.mark.parametrize(
+        ("template_param", "code"),
+        [
+            # Not JSON at all (RFC 8259 has no such literals): Python's parser takes them.
+            ('{"code":NaN}', "isv.INVALID_JSON_PARAM"),
+            ('{"code":Infinity}', "isv.INVALID_JSON_PARAM"),
+            ('{"code":-Infinity}', "isv.INVALID_JSON_PARAM"),
+            # JSON, but not a string or a number: refused like null, objects and arrays.
+            ('{"code":true}', "isv.INVALID_JSON_PARAM"),
+            ('{"code":false}', "isv.INVALID_JSON_PARAM"),
+            # Numbers whose printed form is not [A-Za-z0-9]+.
+            ('{"code":1e400}', "isv.TEMPLATE_PARAMS_ILLEGAL"),
+            ('{"code":1E2}', "isv.TEMPLATE_PARAMS_ILLEGAL"),
+            ('{"code":1.0}', "isv.TEMPLATE_PARAMS_ILLEGAL"),
+            ('{"code":-5}', "isv.TEMPLATE_PARAMS_ILLEGAL"),
+        ],
+    )
+    def test_verification_code_values_that_are_not_alphanumeric(
+        self, emulator, template_param, code
+    ):
+        """JSON true/false, NaN, Infinity and floats are no verification code; nothing is sent."""
+        assert send(emulator, template_param=template_param).code == code
+        assert emulator.outbox == []
+
+    @pytest.mark.parametrize("value", ["NaN", "Infinity", "true", "null"])
+    def test_notification_values_that_are_not_strings_or_numbers(self, emulator, value):
+        """A notification template refuses NaN, Infinity and booleans too."""
+        body = send(
+            emulator, template_code="SMS_NOTICE", template_param=f'{{"name":"A","order":{value}}}'
+        )
+        assert body.code == "isv.INVALID_JSON_PARAM"
+        assert emulator.outbox == []
+
+    def test_batch_values_that_are_not_json(self, emulator):
+        """SendBatchSms's TemplateParamJson refuses NaN as well."""
+        request = models.SendBatchSmsRequest(
+            phone_number_json='["13800138000"]',
+            sign_name_json=json.dumps([SIGN]),
+            template_code="SMS_NOTICE",
+            template_param_json='[{"name":"A","order":NaN}]',
+        )
+        body = raw_client(emulator).send_batch_sms_with_options(request, RuntimeOptions()).body
+        assert body.code == "isv.INVALID_JSON_PARAM"
+        assert emulator.outbox == []
+
+    def test_numbers_still_serve_as_codes(self, emulator):
+        """An integer is a code, as before: it renders as its digits."""
+        assert send(emulator, template_param='{"code":123456}').code == "OK"
+        assert emulator.outbox[0].text == f"【{SIGN}】Your code is 123456."
+
     def test_several_numbers_in_one_send(self, emulator):
         """Comma-separated numbers each get a message under one biz id."""
         body = send(
@@ -243,6 +293,25 @@ class TestOtherActions:
         request = models.QuerySendDetailsRequest(**fields)
         body = raw_client(emulator).query_send_details_with_options(request, RuntimeOptions()).body
         assert body.code != "OK"
+
+    @pytest.mark.parametrize(
+        "send_date", ["20261399", "20260230", "20260001", "20261300", "00000101"]
+    )
+    def test_query_send_details_on_a_day_that_does_not_exist(self, emulator, send_date):
+        """A SendDate of eight digits that is no calendar day is isv.INVALID_PARAMETERS."""
+        request = models.QuerySendDetailsRequest(
+            phone_number="13800138000", send_date=send_date, page_size=10, current_page=1
+        )
+        body = raw_client(emulator).query_send_details_with_options(request, RuntimeOptions()).body
+        assert body.code == "isv.INVALID_PARAMETERS"
+
+    def test_query_send_details_on_a_leap_day(self, emulator):
+        """29 February of a leap year is a day: answered OK."""
+        request = models.QuerySendDetailsRequest(
+            phone_number="13800138000", send_date="20280229", page_size=10, current_page=1
+        )
+        body = raw_client(emulator).query_send_details_with_options(request, RuntimeOptions()).body
+        assert body.code == "OK"
 
     def test_query_send_details_paging_not_a_number(self, emulator):
         """Paging values that are not numbers are rejected."""
