@@ -109,6 +109,8 @@ _FLOW_LIMITS = (
     (86400.0, 10, "触发天级流控Permits:10"),
 )
 _ACS3 = "ACS3-HMAC-SHA256"
+# How long stop() lets answers in flight finish before it cancels them.
+_STOP_GRACE = 0.25
 
 
 @dataclass(frozen=True)
@@ -559,7 +561,10 @@ class Emulator:
             errors.append(err)
             ready.set()
         finally:
-            loop.close()
+            try:
+                _cancel_leftovers(loop)
+            finally:
+                loop.close()
 
     async def _run(
         self, sock: socket.socket, ssl_context: ssl.SSLContext | None, ready: threading.Event
@@ -577,7 +582,7 @@ class Emulator:
             app,
             access_log=None,
             handle_signals=False,
-            shutdown_timeout=1.0,
+            shutdown_timeout=_STOP_GRACE,
             max_line_size=_MAX_BODY,
             max_field_size=65536,
         )
@@ -588,11 +593,16 @@ class Emulator:
         try:
             await self._stopped.wait()
         finally:
-            # Kept-alive client connections (TLS ones above all) would outlive a
-            # graceful shutdown and leak their sockets once the loop closes.
+            # aiohttp's own shutdown: stop listening, give each answer in
+            # flight (a delay, say) _STOP_GRACE to finish, then cancel its
+            # handler and wait for it, so no task is left pending when the
+            # loop closes. Cutting the connections first would hide them
+            # from it.
+            await runner.cleanup()
+            # Kept-alive client connections (TLS ones above all) can outlive
+            # the graceful close and would leak their sockets.
             for transport in list(self._transports):
                 transport.abort()
-            await runner.cleanup()
             await asyncio.sleep(0)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -1134,6 +1144,19 @@ def _parse_timestamp(value: str) -> float | None:
     except ValueError:
         return None
     return float(calendar.timegm((year, month, day, hour, minute, second)))
+
+
+def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel and await whatever tasks are left, as asyncio.run() does.
+
+    A task still pending when its loop closes is logged as destroyed.
+    """
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
 
 
 def _is_day(digits: str) -> bool:

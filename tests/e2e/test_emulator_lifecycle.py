@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
 import signal
 import subprocess
@@ -12,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from aliyun_sms_connector.emulator import Emulator
 
@@ -111,6 +114,85 @@ class TestThreads:
         assert not worker.is_alive()
         with pytest.raises(RuntimeError):
             _ = emulator.port
+
+
+STOP_IN_FLIGHT = textwrap.dedent(
+    """
+    import gc
+    import threading
+    import requests
+    from aliyun_sms_connector.emulator import Emulator
+
+    emulator = Emulator().start()
+    emulator.delay(60.0, count=None)
+    outcome = []
+
+    def ask():
+        try:
+            requests.post(f"http://{emulator.endpoint}/", data={"Action": "SendSms"}, timeout=60)
+            outcome.append("answered")
+        except requests.ConnectionError:
+            outcome.append("cut")
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    while not emulator.requests:  # the answer is now held by the delay
+        asker.join(0.01)
+    emulator.stop()
+    asker.join(60)
+    gc.collect()
+    print(outcome, flush=True)
+    """
+)
+
+
+class TestStopWithAnswersInFlight:
+    def test_stop_cancels_held_answers_cleanly(self, caplog):
+        """stop() while an answer is held cancels it: the client is cut, asyncio logs nothing."""
+        emulator = Emulator().start()
+        emulator.delay(60.0, count=None)
+        outcome: list[str] = []
+
+        def ask() -> None:
+            try:
+                requests.post(
+                    f"http://{emulator.endpoint}/", data={"Action": "SendSms"}, timeout=60
+                )
+                outcome.append("answered")
+            except requests.ConnectionError:
+                outcome.append("cut")
+
+        asker = threading.Thread(target=ask)
+        asker.start()
+        while not emulator.requests:
+            asker.join(0.01)
+        with caplog.at_level(logging.DEBUG, logger="asyncio"):
+            emulator.stop()
+            asker.join(60)
+            gc.collect()
+        assert outcome == ["cut"]
+        assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+
+    def test_stop_in_dev_mode(self):
+        """Under -X dev, stop() with an answer in flight prints no warning or error at all."""
+        child = subprocess.run(
+            [sys.executable, "-X", "dev", "-W", "error", "-c", STOP_IN_FLIGHT],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert child.returncode == 0, child.stderr
+        assert child.stdout.strip() == "['cut']"
+        # Debug mode also reports callbacks slower than 0.1 s ("Executing <Task ...>
+        # took 0.3 seconds"): a matter of load, not of stop().
+        reported = [
+            line
+            for line in child.stderr.splitlines()
+            if not (line.startswith("Executing <") and " took " in line)
+        ]
+        assert reported == []
 
 
 def catches_sigterm(pid: int) -> bool:
