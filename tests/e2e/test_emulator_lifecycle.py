@@ -147,17 +147,18 @@ STOP_IN_FLIGHT = textwrap.dedent(
 
 
 class TestStopWithAnswersInFlight:
-    def test_stop_cancels_held_answers_cleanly(self, caplog):
+    @pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+    def test_stop_cancels_held_answers_cleanly(self, caplog, tls):
         """stop() while an answer is held cancels it: the client is cut, asyncio logs nothing."""
-        emulator = Emulator().start()
+        emulator = Emulator(tls=tls).start()
+        url = f"{emulator.protocol}://{emulator.endpoint}/"
+        verify = emulator.ca_file or True
         emulator.delay(60.0, count=None)
         outcome: list[str] = []
 
         def ask() -> None:
             try:
-                requests.post(
-                    f"http://{emulator.endpoint}/", data={"Action": "SendSms"}, timeout=60
-                )
+                requests.post(url, data={"Action": "SendSms"}, verify=verify, timeout=60)
                 outcome.append("answered")
             except requests.ConnectionError:
                 outcome.append("cut")
