@@ -35,6 +35,7 @@ from . import wire_fakes
 from .conftest import LOGTO_CONFIG, SECRET, TOKEN
 
 FORM = "application/x-www-form-urlencoded"
+ACS3 = "ACS3-HMAC-SHA256"
 # Per-send values: the nonce and the date, and what depends on them.
 PER_SEND_HEADERS = {"x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256", "authorization"}
 PER_SEND_PARAMS = {"Timestamp", "SignatureNonce", "Signature"}
@@ -287,6 +288,9 @@ class TestForm:
             {"B": "2", "A": "1"},
             {"TemplateParam": json.dumps({"code": ODD}, ensure_ascii=False), "X": ODD},
             {"Empty": ""},
+            # Left as they are, and the characters just outside that set.
+            {"A": "SMS_000001", "B": "a.b~c-d_e", "C": "13900000001", "D": "Zz09"},
+            {"A": "a!b", "B": "a+b", "C": "a/b", "D": "a:b", "E": "é", "F": "a\nb", "G": "@"},
         ],
     )
     def test_same_text_as_the_sdks_encoder(self, params):
@@ -361,3 +365,33 @@ class TestSigner:
         assert {a: dict(h) for a, h in signer._headers.items()} == before
         assert {a: dict(f) for a, f in signer._v2_fields.items()} == fields
         assert "secret" not in repr(signer)
+
+    @pytest.mark.parametrize("action", ["SendSms", "SendBatchSms", "QuerySendDetails"])
+    @pytest.mark.parametrize(
+        ("token", "provider"),
+        [(None, None), (None, "static_ak"), ("tok en", "static_sts"), (" tok{0}", None)],
+        ids=["plain", "provider", "sts", "odd-token"],
+    )
+    def test_acs3_authorization_is_the_sdks(self, action, token, provider):
+        """The Authorization is exactly what the SDK's own get_authorization computes."""
+        from types import SimpleNamespace
+
+        from alibabacloud_tea_openapi.utils import Utils
+
+        from aliyun_sms_connector._sdk import Credential, _load_signers
+        from aliyun_sms_connector._wire import Signer
+
+        _load_signers()
+        # Braces, spaces and a trailing blank: the values the layout must escape and strip.
+        signer = Signer(host="h:1", user_agent="AlibabaCloud {x} ua/1.0 ", algorithm=ACS3)
+        credential = Credential(" AK{1} ", "sec}ret{", token, provider)
+        request = signer.sign(action, {"PhoneNumbers": "1", "B": ODD}, credential)
+        headers = {k: v for k, v in request.headers.items() if k != "Authorization"}
+        view = SimpleNamespace(method="POST", pathname="/", headers=headers, query=None)
+        digest = hashlib.sha256(request.body).hexdigest()
+        expected = Utils.get_authorization(view, ACS3, digest, " AK{1} ", "sec}ret{")
+        assert request.headers["Authorization"] == expected
+        assert headers["x-acs-content-sha256"] == digest
+        tampered = dict(headers, **{"x-acs-signature-nonce": "0" * 32})
+        view.headers = tampered
+        assert Utils.get_authorization(view, ACS3, digest, " AK{1} ", "sec}ret{") != expected

@@ -9,8 +9,10 @@ What the library takes from the SDK:
   endpoint (the SDK's own endpoint map), the user agent and the credential;
 - the credential itself: resolved once for an AccessKey (with or without an
   STS token), asked for on every send for the default chain, which rotates;
-- the signatures: the SDK's own ACS3 (``Utils.get_authorization``) and v2
-  (``Utils.get_rpcsignature``) functions sign every request.
+- the signatures: the SDK's own functions sign every request, ACS3 with the
+  hash and HMAC steps of ``Utils.get_authorization`` (``Utils.hash`` and
+  ``signature_method``) over a canonical request laid out once per endpoint,
+  v2 with ``Utils.get_rpcsignature``.
 
 Requests are assembled by :mod:`._wire` and sent by :mod:`._transport`. The
 SDK's own request path and transport are never called, nor patched: other SDK
@@ -33,7 +35,7 @@ __all__ = [
     "CredentialSource",
     "CredentialsUnavailableError",
     "LaneSettings",
-    "acs3_authorization",
+    "acs3_signature",
     "lane_settings",
     "rpc_signature",
 ]
@@ -205,53 +207,37 @@ def _plain(secret: Any) -> str | None:
     return None if secret is None else str(secret.get_secret_value())
 
 
-class _SigningView:
-    """The four fields of a DaraRequest that the SDK's ACS3 signer reads."""
-
-    __slots__ = ("headers", "method", "pathname", "query")
-
-    def __init__(self, method: str, pathname: str, headers: Mapping[str, str]) -> None:
-        self.method = method
-        self.pathname = pathname
-        self.headers = headers
-        # Every parameter travels in the body, whose hash is signed instead.
-        self.query = None
-
-
-_get_authorization: Any = None
+_hash: Any = None
+_signature_method: Any = None
 _get_rpcsignature: Any = None
 
 
 def _load_signers() -> None:
-    global _get_authorization, _get_rpcsignature  # noqa: PLW0603 - resolved once, lazily
-    if _get_authorization is None:
-        from alibabacloud_tea_openapi.utils import Utils  # noqa: PLC0415
+    global _hash, _signature_method, _get_rpcsignature  # noqa: PLW0603 - resolved once, lazily
+    if _signature_method is None:
+        from alibabacloud_tea_openapi.utils import (  # noqa: PLC0415
+            Utils,
+            signature_method,
+        )
 
-        _get_authorization = Utils.get_authorization
+        _hash = Utils.hash
+        _signature_method = signature_method
         _get_rpcsignature = Utils.get_rpcsignature
 
 
-def acs3_authorization(
-    method: str,
-    pathname: str,
-    headers: Mapping[str, str],
-    payload_hash: str,
-    credential: Credential,
-) -> str:
-    """The ``Authorization`` header for ``headers``, by the SDK's own ACS3 signer.
+def acs3_signature(canonical_request: str, secret: str) -> str:
+    """The hex ACS3-HMAC-SHA256 signature of a canonical request, by the SDK's own functions.
 
-    Every header in ``headers`` is signed, as the SDK signs every header of
-    its own requests. ``payload_hash`` is the body's SHA-256, in hex.
+    These are the two steps of the SDK's ``Utils.get_authorization`` after
+    its canonicalisation: the SHA-256 of the canonical request
+    (``Utils.hash``), then the HMAC of the string to sign
+    (``signature_method``). :class:`~._wire.Signer` lays the canonical
+    request out once per endpoint, action and credential shape, the way
+    ``get_authorization`` does for every request (headers lower-cased and
+    sorted, values stripped), and fills in only what changes per send.
     """
-    return str(
-        _get_authorization(
-            _SigningView(method, pathname, headers),
-            ACS3,
-            payload_hash,
-            credential.key_id,
-            credential.secret,
-        )
-    )
+    digest = _hash(canonical_request.encode(), ACS3).hex()
+    return str(_signature_method(secret, f"{ACS3}\n{digest}", ACS3).hex())
 
 
 def rpc_signature(params: Mapping[str, str], method: str, credential: Credential) -> str:

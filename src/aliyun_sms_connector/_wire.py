@@ -26,9 +26,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from urllib.parse import quote_plus
 
 from . import _sdk
@@ -66,7 +67,16 @@ def form(params: Mapping[str, str]) -> str:
     the same text: sorted keys, ``urllib.parse.urlencode``. The keys are
     Aliyun's parameter names, plain ASCII, so they need no quoting.
     """
-    return "&".join([f"{key}={quote_plus(params[key])}" for key in sorted(params)])
+    return "&".join([f"{key}={_quoted(params[key])}" for key in sorted(params)])
+
+
+# What quote_plus leaves as it is (its always-safe set): numbers, template
+# codes and most sign names skip it, which is most of the body.
+_UNQUOTED: Final = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
+
+
+def _quoted(value: str) -> str:
+    return value if _UNQUOTED(value) else quote_plus(value)
 
 
 _stamp: tuple[int, str] = (0, "")
@@ -88,8 +98,53 @@ def new_nonce() -> str:
     return os.urandom(16).hex()
 
 
+# The ACS3 headers that change per send, and their slots in a canonical
+# request template: {0} the body hash, {1} the date, {2} the nonce, then the
+# credential's key id, provider and token (see Signer._acs3_request).
+_PER_SEND: Final = {
+    "x-acs-content-sha256": "{0}",
+    "x-acs-date": "{1}",
+    "x-acs-signature-nonce": "{2}",
+}
+_ACCESS_KEY_ID: Final = {"x-acs-accesskey-id": "{3}"}
+_PROVIDER: Final = {"x-acs-credentials-provider": "{4}"}
+_TOKEN: Final = {"x-acs-security-token": "{5}"}
+
+
+class _Acs3Layout(NamedTuple):
+    """One action's ACS3 canonical request with the per-send values left as slots."""
+
+    template: str
+    signed_headers: str
+
+
+def _acs3_layout(constants: Mapping[str, str], *, provider: bool, token: bool) -> _Acs3Layout:
+    # Utils.get_authorization's canonicalisation, done once: header names
+    # lower-cased and sorted, values stripped, every header signed.
+    slots = {**_PER_SEND, **(_PROVIDER if provider else {})}
+    if token:
+        slots.update(_ACCESS_KEY_ID)
+        slots.update(_TOKEN)
+    values = {name.lower(): _literal(value.strip()) for name, value in constants.items()}
+    values.update(slots)
+    names = sorted(values)
+    lines = "".join([f"{name}:{values[name]}\n" for name in names])
+    signed = ";".join(names)
+    return _Acs3Layout(f"{_POST}\n{_ROOT}\n\n{lines}\n{_literal(signed)}\n{{0}}", signed)
+
+
+def _literal(text: str) -> str:
+    """``text`` as a literal in a ``str.format`` template."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 class Signer:
     """Builds and signs the requests of one endpoint.
+
+    Everything a request shares with the endpoint's other requests of the same
+    action (the constant headers, the v2 fields, the layout of the ACS3
+    canonical request) is built here, once, and never changed afterwards: a
+    signer is shared by every thread and task that sends through its lane.
 
     Args:
         host: The endpoint (``host[:port]``), sent as the ``host`` header.
@@ -97,12 +152,13 @@ class Signer:
         algorithm: ``ACS3-HMAC-SHA256`` or ``v2``.
     """
 
-    __slots__ = ("_acs3", "_headers", "_v2_fields")
+    __slots__ = ("_acs3", "_headers", "_layouts", "_v2_fields")
 
     def __init__(self, *, host: str, user_agent: str, algorithm: str) -> None:
         self._acs3 = algorithm == _sdk.ACS3
         headers: dict[str, dict[str, str]] = {}
         fields: dict[str, dict[str, str]] = {}
+        layouts: dict[tuple[str, bool, bool], _Acs3Layout] = {}
         for action in ACTIONS:
             # The SDK's own header set and order for each algorithm; the body
             # makes content-type one more constant.
@@ -123,8 +179,14 @@ class Signer:
                 "SignatureMethod": "HMAC-SHA1",
                 "SignatureVersion": "1.0",
             }
+            for provider in (False, True):
+                for token in (False, True):
+                    layouts[action, provider, token] = _acs3_layout(
+                        base, provider=provider, token=token
+                    )
         self._headers = headers
         self._v2_fields = fields
+        self._layouts = layouts
 
     def sign(
         self, action: str, params: Mapping[str, str], credential: _sdk.Credential
@@ -139,17 +201,31 @@ class Signer:
     ) -> WireRequest:
         body = form(params).encode()
         digest = hashlib.sha256(body).hexdigest()
+        date = timestamp()
+        nonce = new_nonce()
+        key_id, provider, token = credential.key_id, credential.provider, credential.token
+        # A fresh dict per send: the constants are never handed out.
         headers = self._headers[action].copy()
-        headers["x-acs-date"] = timestamp()
-        headers["x-acs-signature-nonce"] = new_nonce()
+        headers["x-acs-date"] = date
+        headers["x-acs-signature-nonce"] = nonce
         headers["x-acs-content-sha256"] = digest
-        if credential.provider:
-            headers["x-acs-credentials-provider"] = credential.provider
-        if credential.token:
-            headers["x-acs-accesskey-id"] = credential.key_id
-            headers["x-acs-security-token"] = credential.token
-        headers["Authorization"] = _sdk.acs3_authorization(
-            _POST, _ROOT, headers, digest, credential
+        if provider:
+            headers["x-acs-credentials-provider"] = provider
+        if token:
+            headers["x-acs-accesskey-id"] = key_id
+            headers["x-acs-security-token"] = token
+        layout = self._layouts[action, bool(provider), bool(token)]
+        canonical = layout.template.format(
+            digest,
+            date,
+            nonce,
+            key_id.strip(),
+            provider.strip() if provider else "",
+            token.strip() if token else "",
+        )
+        headers["Authorization"] = (
+            f"{_sdk.ACS3} Credential={key_id},SignedHeaders={layout.signed_headers},"
+            f"Signature={_sdk.acs3_signature(canonical, credential.secret)}"
         )
         return WireRequest(_POST, _ROOT, headers, body)
 
