@@ -346,7 +346,12 @@ class Emulator:
             self.stop()
 
     def stop(self) -> None:
-        """Stop serving and free the port."""
+        """Stop serving and free the port.
+
+        Answers still in flight (held by :meth:`delay`, say) get 0.25 s to
+        finish; then they are cancelled and their clients see the connection
+        close with no answer.
+        """
         self._stop_requested.set()
         with self._lifecycle:
             self._stop()
