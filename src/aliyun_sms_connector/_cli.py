@@ -97,13 +97,19 @@ def _main(argv: Sequence[str] | None) -> int:
     _tolerant_output()
     args = _parser().parse_args(argv)
     try:
-        return int(args.run(args))
-    except AliyunSmsError as err:
-        print_error(err, sys.stderr)
-        return exit_code(err)
+        try:
+            status = int(args.run(args))
+        except AliyunSmsError as err:
+            print_error(err, sys.stderr)
+            status = exit_code(err)
+        # Output to a pipe is buffered: a reader that is already gone shows
+        # only at this flush, which Python would otherwise do at exit and
+        # report as status 120.
+        sys.stdout.flush()
     except BrokenPipeError:
         _drop_stdout()
         return BROKEN_PIPE
+    return status
 
 
 def _tolerant_output() -> None:
