@@ -1,6 +1,6 @@
 """Benchmark VerificationService.check_async on Redis, next to a bare EVALSHA.
 
-    python bench/bench_verify.py             # full run: about a minute on 2 idle cores
+    python bench/bench_verify.py             # full run: a few minutes on 2 idle cores
     python bench/bench_verify.py --smoke     # seconds: every side runs once, briefly
     python bench/bench_verify.py --json out.json
 
