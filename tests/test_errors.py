@@ -193,6 +193,8 @@ class TestBusinessCodes:
         assert info.value.code == "InvalidResponse"
         assert info.value.retryable is False
         assert info.value.http_status == 200
+        # Aliyun answered 2xx: the SMS may be out.
+        assert info.value.maybe_sent is True
 
 
 class TestGatewayErrors:
@@ -282,12 +284,14 @@ class TestUnreadableAnswers:
         ids=["text", "empty", "not-utf8", "deeply-nested"],
     )
     def test_2xx_not_json(self, connector, transport, body):
-        """A 200 whose body is not JSON, empty, not UTF-8 or too deep is an InvalidResponseError."""
+        """A 200 whose body is not JSON, not UTF-8 or too deep: InvalidResponse, maybe sent."""
         transport.send.return_value = wire_fakes.response(body)
         with pytest.raises(InvalidResponseError) as info:
             send(connector)
         assert info.value.http_status == 200
         assert info.value.retryable is False
+        assert info.value.maybe_sent is True
+        assert transport.send.call_count == 1
 
 
 class TestTransportFailures:
@@ -568,6 +572,8 @@ class TestStatusBoundaries:
         error = error_from_failure(Failure("bad_body", http_status=status, request_id="R"))
         assert type(error) is cls
         assert (error.retryable, error.http_status, error.request_id) == (retryable, status, "R")
+        # Below 400 Aliyun took the request: the SMS may be out.
+        assert error.maybe_sent is (status < 400)
         if status >= 400:
             assert error.code == f"HTTP{status}"
             assert error.message == f"Aliyun answered HTTP {status} without a readable body"
@@ -597,6 +603,7 @@ class TestStatusBoundaries:
         assert error.code == code
         if cls is InvalidResponseError:
             assert error.message == "Aliyun's response has no Code"
+            assert error.maybe_sent is True
         else:
             assert error.message == code
 
@@ -744,3 +751,102 @@ class TestErrorDefaults:
         error = AliyunSmsError("went wrong")
         assert error.args == ("went wrong",)
         assert (error.attempts, error.retryable, error.maybe_sent) == (0, False, False)
+
+
+class TestNetworkTable:
+    @pytest.mark.parametrize(
+        ("kind", "code", "message", "maybe_sent", "retryable"),
+        [
+            (
+                "connect",
+                "ConnectionFailed",
+                "could not connect to Aliyun; the SMS was not sent",
+                False,
+                True,
+            ),
+            (
+                "connect_timeout",
+                "ConnectTimeout",
+                "connecting to Aliyun timed out; the SMS was not sent",
+                False,
+                True,
+            ),
+            (
+                "certificate",
+                "CertificateInvalid",
+                "Aliyun's TLS certificate could not be verified; the SMS was not sent",
+                False,
+                False,
+            ),
+            (
+                "read_timeout",
+                "ReadTimeout",
+                "Aliyun did not answer in time; the SMS may have been sent",
+                True,
+                False,
+            ),
+            (
+                "connection_lost",
+                "ConnectionLost",
+                (
+                    "the connection to Aliyun broke after the request was sent; "
+                    "the SMS may have been sent"
+                ),
+                True,
+                False,
+            ),
+            (
+                "deadline",
+                "DeadlineExceeded",
+                "the send ran out of its deadline; the SMS may have been sent",
+                True,
+                False,
+            ),
+            (
+                "closed",
+                "ConnectorClosed",
+                (
+                    "the connector was closed while the send was in flight; "
+                    "the SMS may have been sent"
+                ),
+                True,
+                False,
+            ),
+        ],
+    )
+    def test_kind_without_the_transports_word(self, kind, code, message, maybe_sent, retryable):
+        """Each kind, when the transport says nothing of maybe_sent: its code, text and flags."""
+        error = error_from_failure(Failure(kind))
+        assert (error.code, error.message, error.maybe_sent, error.retryable) == (
+            code,
+            message,
+            maybe_sent,
+            retryable,
+        )
+        assert type(error) is (AliyunSmsError if kind == "closed" else NetworkError)
+
+
+from aliyun_sms_connector import TemplateNotFoundError  # noqa: E402 - for the class below
+
+
+class TestLocalCodes:
+    @pytest.mark.parametrize(
+        ("cls", "code"),
+        [
+            (AliyunSmsError, "Unknown"),
+            (InvalidPhoneNumberError, "InvalidPhoneNumber"),
+            (TemplateError, "TemplateError"),
+            (TemplateNotFoundError, "TemplateNotFound"),
+            (TemplateParamError, "TemplateParamInvalid"),
+        ],
+    )
+    def test_code_of_an_error_raised_before_any_request(self, cls, code):
+        """Errors the library raises itself carry its own documented codes."""
+        assert cls("x").code == code
+        assert cls("x", code="Given").code == "Given"
+
+    def test_config_error_code(self):
+        """A ConfigError's code is InvalidConfig."""
+        from aliyun_sms_connector._errors import ConfigError
+
+        assert ConfigError("x").code == "InvalidConfig"

@@ -459,8 +459,11 @@ def error_from_failure(failure: Failure) -> AliyunSmsError:
                 code=f"HTTP{status}",
                 **context,
             )
+        # A 2xx (or 3xx) came back: the request reached Aliyun, which may have
+        # sent the SMS before the body was cut or garbled on its way back.
         return InvalidResponseError(
             failure.message or "Aliyun's response body is not valid JSON",
+            maybe_sent=True,
             **context,
         )
     if failure.kind == "invalid_request":
@@ -486,7 +489,8 @@ def _from_code(failure: Failure, context: dict[str, Any]) -> AliyunSmsError:
     code = failure.code if failure.code not in (None, "", "None") else None
     if code is None:
         if status is None or status < 400:  # noqa: PLR2004
-            return InvalidResponseError("Aliyun's response has no Code", **context)
+            # As for an unreadable body: the request reached Aliyun.
+            return InvalidResponseError("Aliyun's response has no Code", maybe_sent=True, **context)
         code = f"HTTP{status}"
     message = failure.message or code
     row = lookup(code)

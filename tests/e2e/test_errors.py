@@ -179,12 +179,13 @@ class TestProducedByTheEmulator:
 
     @pytest.mark.parametrize("body", ["not json", "", '{"Message": "no code"}'])
     def test_200_unusable_body(self, emulator, connector, body):
-        """A 200 with a body that is not JSON, empty, or without Code: InvalidResponseError."""
+        """A 200 whose body is not JSON, is empty or has no Code: InvalidResponse, maybe sent."""
         emulator.send_invalid_body(body, http_status=200)
         with pytest.raises(InvalidResponseError) as info:
             send(connector)
         assert info.value.http_status == 200
         assert info.value.retryable is False
+        assert info.value.maybe_sent is True
 
 
 BUSINESS = [
