@@ -209,3 +209,14 @@ class TestPrivacy:
         """The connector's repr shows no credential."""
         assert SECRET not in repr(connector)
         assert "LTAI5t" not in repr(connector)
+
+    def test_a_half_built_connector_renders_in_a_traceback(self):
+        """A failed __init__'s frame (self half built) renders with capture_locals."""
+        import traceback
+
+        with pytest.raises(ConfigError) as info:
+            AliyunSmsConnector({"accessKeyId": "x"})
+        shown = "".join(
+            traceback.TracebackException.from_exception(info.value, capture_locals=True).format()
+        )
+        assert "AliyunSmsConnector(<not built>)" in shown

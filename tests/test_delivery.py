@@ -261,6 +261,30 @@ class TestSendBatch:
         assert [c.phone_numbers for c in result.chunks] == [("13800138000",)]
         assert not result.ok
 
+    def test_a_rejected_recipients_error_holds_no_frame(self, notifier, batch):
+        """A rejected error keeps no traceback or context: no frame shows the other recipients."""
+        import traceback
+
+        batch.return_value = wire_fakes.batch_ok()
+        result = notifier.send_batch(
+            [BatchMessage("13800138000", {"a": "OtherSecretValue"}), BatchMessage("12345", {})]
+        )
+        (rejected,) = result.rejected
+        error = rejected.error
+        assert (error.__traceback__, error.__context__, error.__cause__) == (None, None, None)
+        shown = "".join(
+            traceback.TracebackException.from_exception(error, capture_locals=True).format()
+        )
+        assert "13800138000" not in shown
+        assert "OtherSecretValue" not in shown
+
+    def test_none_params_are_no_variables(self, notifier, batch):
+        """BatchMessage(to, None) is sent with no template variables, not an untyped error."""
+        batch.return_value = wire_fakes.batch_ok()
+        result = notifier.send_batch([BatchMessage("13800138000", None)])
+        assert result.ok
+        assert wire_fakes.sent(batch)["TemplateParamJson"] == "[{}]"
+
     def test_a_failed_chunk_is_reported_with_its_error(self, notifier, batch):
         """A chunk Aliyun refuses carries its typed error; others still go out."""
         batch.side_effect = [

@@ -288,7 +288,7 @@ def prepare_batch(
                     ]
                 ),
                 values=tuple(
-                    [str(v) for _, _, _, message in chunk for v in message.params.values()]
+                    [str(v) for _, _, _, message in chunk for v in (message.params or {}).values()]
                 ),
                 secrets=secrets,
                 deadline_ms=config.deadline,

@@ -182,7 +182,12 @@ class AliyunSmsConnector:
         return {region: lane.endpoint for region, lane in self._lanes.items()}
 
     def __repr__(self) -> str:
-        return f"AliyunSmsConnector(endpoint={self._lanes['china'].endpoint!r})"
+        # Never raises, even for a connector whose __init__ failed: error
+        # trackers render the locals (self included) of the failing frame.
+        lanes = getattr(self, "_lanes", None)
+        if lanes is None:
+            return "AliyunSmsConnector(<not built>)"
+        return f"AliyunSmsConnector(endpoint={lanes['china'].endpoint!r})"
 
     # -- lifecycle -----------------------------------------------------------
 

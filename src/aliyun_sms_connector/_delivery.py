@@ -179,7 +179,12 @@ class RejectedRecipient:
     def of(cls, index: int, message: object, error: AliyunSmsError) -> RejectedRecipient:
         """Describe the ``index``-th message, whatever it is, without its number."""
         to = getattr(message, "to", None)
-        return cls(index, mask_phone(to) if isinstance(to, str) else "***", error)
+        # The error outlives the batch call: it keeps no frame of it (whose
+        # locals hold the other recipients) and no exception it was raised in.
+        error.__context__ = None
+        error.__cause__ = None
+        masked = mask_phone(to) if isinstance(to, str) else "***"
+        return cls(index, masked, error.with_traceback(None))
 
 
 @dataclass(frozen=True)
