@@ -178,6 +178,49 @@ class TestDefaultChain:
         transport.send_async.assert_not_called()
 
 
+class TestChainUnderTheDeadline:
+    @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+    def test_a_slow_chain_ends_at_the_deadline(self, logto_config, transport, mocker, is_async):
+        """A chain that hangs ends as DeadlineExceeded, not sent, near the deadline."""
+        import threading
+        import time
+
+        from aliyun_sms_connector import NetworkError
+
+        release = threading.Event()
+
+        def hang(_self):
+            release.wait(10)
+            return chain_model()
+
+        async def hang_async(_self):
+            await asyncio.sleep(10)
+            return chain_model()
+
+        mocker.patch.object(CredentialClient, "get_credential", autospec=True, side_effect=hang)
+        mocker.patch.object(
+            CredentialClient, "get_credential_async", autospec=True, side_effect=hang_async
+        )
+        connector = AliyunSmsConnector(
+            {**without_keys(logto_config), "credentials": "default", "deadline": 300}
+        )
+        started = time.monotonic()
+        try:
+            with pytest.raises(NetworkError) as info:
+                send_one(connector, is_async=is_async)
+        finally:
+            release.set()
+        took = time.monotonic() - started
+        error = info.value
+        assert (error.code, error.maybe_sent, error.retryable) == ("DeadlineExceeded", False, False)
+        assert error.__context__ is None
+        # The chain would take 10 s; the send ends near its 0.3 s deadline (a wide margin
+        # for a busy machine, and still far from 10 s).
+        assert took < 3
+        transport.send.assert_not_called()
+        transport.send_async.assert_not_called()
+
+
 class TestRegions:
     def test_default_endpoint(self, connector):
         """With no region and no endpoint, the SDK's default endpoint is used."""

@@ -14,6 +14,7 @@ tracker that captures frame locals finds nothing private in the frames left.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Protocol
 
@@ -115,10 +116,10 @@ class Driver:
     ) -> Answer | AliyunSmsError:
         credential = lane.credentials.fixed
         if credential is None:
-            try:
-                credential = lane.credentials.get()
-            except _sdk.CredentialsUnavailableError:
-                return _error(call, _NO_CREDENTIALS, number, None)
+            found = _from_chain(lane.credentials, call.deadline)
+            if isinstance(found, Failure):
+                return _error(call, found, number, None)
+            credential = found
             call.learn(credential)
         request = lane.signer.sign(action, params, credential)
         cause: BaseException | None = None
@@ -144,10 +145,10 @@ class Driver:
     ) -> Answer | AliyunSmsError:
         credential = lane.credentials.fixed
         if credential is None:
-            try:
-                credential = await lane.credentials.get_async()
-            except _sdk.CredentialsUnavailableError:
-                return _error(call, _NO_CREDENTIALS, number, None)
+            found = await _from_chain_async(lane.credentials, call.deadline)
+            if isinstance(found, Failure):
+                return _error(call, found, number, None)
+            credential = found
             call.learn(credential)
         request = lane.signer.sign(action, params, credential)
         cause: BaseException | None = None
@@ -170,6 +171,52 @@ class Driver:
 
     def __repr__(self) -> str:
         return f"Driver(max_attempts={self._policy.max_attempts})"
+
+
+# The chain ran out of the call's deadline before it answered: nothing was sent.
+_CHAIN_DEADLINE = Failure("deadline", maybe_sent=False)
+
+
+def _from_chain(source: _sdk.CredentialSource, deadline: float) -> _sdk.Credential | Failure:
+    """The chain's credential, or the failure, within ``deadline``.
+
+    The chain's own lookups (a metadata service, a credentials URI) block and
+    cannot be interrupted, so the lookup runs in a daemon thread and the call
+    waits at most what is left of its deadline; a lookup that outlives it is
+    left to finish on its own.
+    """
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return _CHAIN_DEADLINE
+    found: list[_sdk.Credential | Failure] = []
+
+    def lookup() -> None:
+        try:
+            found.append(source.get())
+        except _sdk.CredentialsUnavailableError:
+            found.append(_NO_CREDENTIALS)
+
+    worker = threading.Thread(target=lookup, name="aliyun-sms-credentials", daemon=True)
+    worker.start()
+    worker.join(left)
+    return found[0] if found else _CHAIN_DEADLINE
+
+
+async def _from_chain_async(
+    source: _sdk.CredentialSource, deadline: float
+) -> _sdk.Credential | Failure:
+    """The async twin of :func:`_from_chain`: the lookup is awaited at most until ``deadline``."""
+    import asyncio  # noqa: PLC0415 - only the chain needs it here
+
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return _CHAIN_DEADLINE
+    try:
+        return await asyncio.wait_for(source.get_async(), left)
+    except _sdk.CredentialsUnavailableError:
+        return _NO_CREDENTIALS
+    except asyncio.TimeoutError:
+        return _CHAIN_DEADLINE
 
 
 def _failure_of(err: Exception) -> Failure:
