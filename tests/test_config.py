@@ -615,3 +615,76 @@ class TestFrameLocals:
         with pytest.raises(ConfigError) as info:
             AliyunSmsConfig.model_validate(logto_config)
         assert SECRET not in library_frames_locals(info.value)
+
+
+ENV = {
+    "ALIYUN_SMS_ACCESS_KEY_ID": "id",
+    "ALIYUN_SMS_ACCESS_KEY_SECRET": "s",
+    "ALIYUN_SMS_SIGN_NAME": "S",
+    "ALIYUN_SMS_TEMPLATES": '[{"usageType": "Generic", "templateCode": "SMS_1"}]',
+}
+
+
+class TestRegionalCodes:
+    def test_code_for_each_region(self):
+        """A {china, overseas} template code gives each region its own code."""
+        from aliyun_sms_connector import TemplateConfig
+
+        template = TemplateConfig.model_validate(
+            {"usageType": "Generic", "templateCode": {"china": "SMS_CN", "overseas": "SMS_INTL"}}
+        )
+        assert (template.code_for("china"), template.code_for("overseas")) == (
+            "SMS_CN",
+            "SMS_INTL",
+        )
+
+
+class TestJsonProblems:
+    def _problems(self, text):
+        with pytest.raises(ConfigError) as info:
+            AliyunSmsConfig.from_json(text)
+        return list(info.value.problems)
+
+    def test_json_text_as_a_bytearray_or_str(self, logto_config):
+        """model_validate_json takes text, bytes or a bytearray."""
+        text = json.dumps(logto_config)
+        for given in (text, text.encode(), bytearray(text.encode())):
+            assert AliyunSmsConfig.model_validate_json(given).sign_name == "AcmeSignName"
+
+    def test_not_utf8(self):
+        """Bytes that are not UTF-8: one problem of the whole config, saying what to do."""
+        assert self._problems(b"\xff{}") == [("", "not UTF-8 text; save the file as UTF-8")]
+
+    def test_number_too_long(self):
+        """A number beyond Python's digit limit is a problem of the JSON, not a ValueError."""
+        assert self._problems('{"n": ' + "1" * 5000 + "}") == [
+            ("", "not valid JSON: a number is too long")
+        ]
+
+    def test_nested_too_deeply(self):
+        """JSON nested beyond the parser's limit: the problem names the nesting."""
+        assert self._problems("[" * 100_000) == [("", "not valid JSON: nested too deeply")]
+
+    def test_message_names_the_whole_config(self):
+        """A problem of the whole config shows as (config)."""
+        with pytest.raises(ConfigError) as info:
+            AliyunSmsConfig.from_json("[" * 100_000)
+        assert "  (config): not valid JSON: nested too deeply" in str(info.value)
+
+
+class TestEnvironmentProblems:
+    def test_templates_that_are_not_json(self):
+        """ALIYUN_SMS_TEMPLATES that is not JSON is named with the form it must have."""
+        with pytest.raises(ConfigError) as info:
+            AliyunSmsConfig.from_env({**ENV, "ALIYUN_SMS_TEMPLATES": "[{"})
+        assert list(info.value.problems) == [
+            ("ALIYUN_SMS_TEMPLATES", "must be a JSON list of templates")
+        ]
+
+    def test_problem_inside_the_templates_is_named_by_variable_and_path(self):
+        """A bad template entry is named ALIYUN_SMS_TEMPLATES.<index>.<field>."""
+        with pytest.raises(ConfigError) as info:
+            AliyunSmsConfig.from_env(
+                {**ENV, "ALIYUN_SMS_TEMPLATES": '[{"usageType": "Nope", "templateCode": "S"}]'}
+            )
+        assert [p.field for p in info.value.problems] == ["ALIYUN_SMS_TEMPLATES.0.usageType"]
