@@ -179,6 +179,16 @@ class TestPrivacy:
         assert "482913" not in line
         assert SECRET not in caplog.text
 
+    @pytest.mark.parametrize("code", ["8000", "138000"])
+    def test_a_code_that_ends_the_number_is_not_logged(self, connector, transport, caplog, code):
+        """A code holding the number's last 4 digits hides the whole mask in the log line."""
+        caplog.set_level(logging.INFO, logger="aliyun_sms_connector")
+        connector.send_message("13800138000", "SignIn", {"code": code})
+        (record,) = [r for r in caplog.records if r.name == "aliyun_sms_connector"]
+        line = record.getMessage()
+        assert " to=*** " in line
+        assert "8000" not in line
+
     def test_failure_log_is_masked(self, connector, transport, caplog):
         """A failed send logs a WARNING without the number or code."""
         transport.send.return_value = wire_fakes.business(

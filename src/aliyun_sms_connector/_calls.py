@@ -109,9 +109,19 @@ class Call:
     def summary(self) -> str:
         """``key=value`` pairs for log lines, the number masked."""
         return " ".join(
-            f"{key}={value.masked if isinstance(value, PhoneNumber) else value}"
+            f"{key}={self._masked(value) if isinstance(value, PhoneNumber) else value}"
             for key, value in self.labels
         )
+
+    def _masked(self, phone: PhoneNumber) -> str:
+        # The mask shows the number's last 4 digits; when a template value
+        # holds them (a code 8000 or 138000 sent to 13800138000), they would
+        # show part of the code, so the mask shows none.
+        mask = phone.masked
+        shown = mask[len("***") :]
+        if shown and any(shown in value for value in self.values):
+            return "***"
+        return mask
 
     def elapsed_ms(self) -> float:
         """Milliseconds since this call's clock started."""
