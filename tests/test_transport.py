@@ -16,7 +16,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import aiohttp  # noqa: F401 - imported up front, so that no deadline pays for it
+import aiohttp  # imported up front, so that no deadline pays for it
 import pytest
 
 from aliyun_sms_connector import ConfigError
@@ -627,6 +627,36 @@ class TestDeadline:
         assert_failure(outcome, "deadline", maybe_sent=True)
         assert server.requests == 1
         assert took < 0.3 + 0.25
+
+    def test_connection_handed_over_after_the_deadline_is_not_written(self, monkeypatch):
+        """A busy loop runs the deadline timer late: a connection got past it is not used."""
+        handed_over = aiohttp.TCPConnector.connect
+
+        async def late(self, req, traces, timeout):
+            conn = await handed_over(self, req, traces, timeout)
+            time.sleep(0.3)  # noqa: ASYNC251 - a busy loop: no timer can run meanwhile
+            return conn
+
+        monkeypatch.setattr(aiohttp.TCPConnector, "connect", late)
+        with serve("ok") as server:
+            transport = make_transport(server.host)
+
+            async def main():
+                try:
+                    await transport.send_async(
+                        request_for(server.host),
+                        deadline=time.monotonic() + 0.2,
+                        connect_timeout=5,
+                        read_timeout=5,
+                    )
+                finally:
+                    await transport.aclose()
+
+            with pytest.raises(TransportError) as caught:
+                asyncio.run(main())
+            time.sleep(0.2)  # time for a request that was wrongly written to arrive
+            assert (caught.value.kind, caught.value.maybe_sent) == ("deadline", False)
+            assert server.requests == 0
 
     def test_saturated_pool(self, mode):
         """Waiting for a pooled connection counts: deadline, nothing sent."""

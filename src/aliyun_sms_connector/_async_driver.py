@@ -37,10 +37,11 @@ __all__ = ["AsyncDriver"]
 class _Flight:
     """One async call in flight: its task, its phase, and why it was stopped."""
 
-    __slots__ = ("reason", "sent", "task", "transport")
+    __slots__ = ("deadline", "reason", "sent", "task", "transport")
 
-    def __init__(self, task: asyncio.Task[Any]) -> None:
+    def __init__(self, task: asyncio.Task[Any], deadline: float) -> None:
         self.task = task
+        self.deadline = deadline
         self.sent = False
         self.reason: Kind | None = None
         self.transport: Any = None
@@ -54,6 +55,10 @@ class _Flight:
 # Set by AsyncDriver.send for its own task; read by the connector subclass below,
 # which marks the moment a connection is in hand and writing begins.
 _flight: ContextVar[_Flight | None] = ContextVar("aliyun_sms_connector_flight", default=None)
+
+
+class _PastDeadlineError(Exception):
+    """A pooled connection came only after the deadline: nothing was written."""
 
 
 class _LoopSession:
@@ -124,8 +129,14 @@ def _connector_class() -> Any:
 
             async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:
                 conn = await super().connect(req, traces, timeout)
-                # A connection is in hand: from here on, bytes may be written.
                 flight = _flight.get()
+                if flight is not None and time.monotonic() >= flight.deadline:
+                    # On a busy loop the deadline timer can run late; a
+                    # connection handed over after the deadline is given
+                    # back unused, so that a late send is never written.
+                    conn.release()
+                    raise _PastDeadlineError
+                # A connection is in hand: from here on, bytes may be written.
                 if flight is not None:
                     flight.sent = True
                     flight.transport = conn.transport
@@ -253,7 +264,7 @@ class AsyncDriver:
             raise TransportError("deadline", maybe_sent=False)
         task = asyncio.current_task()
         assert task is not None  # noqa: S101 - a coroutine awaited in a loop runs in a task
-        flight = _Flight(task)
+        flight = _Flight(task, deadline)
         token = _flight.set(flight)
         entry.flights.add(flight)
         timer = loop.call_later(left, flight.stop, "deadline")
@@ -279,6 +290,8 @@ class AsyncDriver:
             if flight.reason is None:
                 raise  # the caller's own cancellation
             failure = flight.reason
+        except _PastDeadlineError:
+            failure = flight.reason or "deadline"
         except _NETWORK_ERRORS as err:
             failure = flight.reason or _async_kind(err, sent=flight.sent)
         except Exception:
