@@ -688,3 +688,91 @@ class TestEnvironmentProblems:
                 {**ENV, "ALIYUN_SMS_TEMPLATES": '[{"usageType": "Nope", "templateCode": "S"}]'}
             )
         assert [p.field for p in info.value.problems] == ["ALIYUN_SMS_TEMPLATES.0.usageType"]
+
+
+MISSING = 'Field required (or credentials: "default" for the credential chain)'
+NOT_BOTH = 'give either accessKeyId/accessKeySecret or credentials: "default", not both'
+BAD_SIGN = ("signName", "Input should be a valid string")
+
+
+def problems_of(data):
+    with pytest.raises(ConfigError) as info:
+        AliyunSmsConfig.model_validate(data)
+    return list(info.value.problems)
+
+
+class TestCredentialProblemsWithOthers:
+    """One error lists the credential problem beside every other one, however keys are spelt."""
+
+    BASE = {"signName": 5, "templates": [{"usageType": "Generic", "templateCode": "S1"}]}
+
+    def test_only_the_credential_problem(self):
+        """A config whose only fault is a missing secret has exactly that problem."""
+        data = {**self.BASE, "signName": "S", "accessKeyId": "id"}
+        assert problems_of(data) == [("accessKeySecret", MISSING)]
+
+    @pytest.mark.parametrize(
+        ("given", "missing"),
+        [
+            ({"access_key_id": "id"}, "accessKeySecret"),
+            ({"accessKeyId": "id"}, "accessKeySecret"),
+            ({"access_key_secret": "s"}, "accessKeyId"),
+            ({"accessKeySecret": "s"}, "accessKeyId"),
+        ],
+    )
+    def test_half_a_key_pair(self, given, missing):
+        """The half of the pair that is given, in either spelling, is not reported missing."""
+        assert problems_of({**self.BASE, **given}) == [BAD_SIGN, (missing, MISSING)]
+
+    @pytest.mark.parametrize(
+        "given",
+        [
+            {"securityToken": "t"},
+            {"security_token": "t"},
+            {"accessKeyId": "id"},
+            {"accessKeySecret": "s"},
+        ],
+    )
+    def test_chain_and_a_credential(self, given):
+        """The default chain with any credential of the pair form is one problem."""
+        data = {**self.BASE, "credentials": "default", **given}
+        assert problems_of(data) == [BAD_SIGN, ("credentials", NOT_BOTH)]
+
+    def test_chain_alone(self):
+        """The default chain alone needs no key pair."""
+        assert problems_of({**self.BASE, "credentials": "default"}) == [BAD_SIGN]
+
+    def test_chain_and_a_secret_when_all_else_is_valid(self):
+        """The chain and a secret, in an otherwise valid config, is the same one problem."""
+        data = {**self.BASE, "signName": "S", "credentials": "default", "accessKeySecret": "s"}
+        assert problems_of(data) == [("credentials", NOT_BOTH)]
+
+
+class TestShapeProblems:
+    def test_not_an_object(self):
+        """A list instead of an object is named with the type given."""
+        assert problems_of([1]) == [("", "expected a JSON object, got list")]
+
+    def test_a_key_that_is_not_a_string(self):
+        """The first key that is not a string is named by its type."""
+        assert problems_of({"signName": "x", 1: "y"}) == [("", "keys must be strings, got int")]
+
+
+class TestUnknownKeyNames:
+    """An unknown key is shown escaped and cut to 64 characters, as it comes from the input."""
+
+    EXTRA = "Extra inputs are not permitted"
+
+    @pytest.mark.parametrize(
+        ("key", "shown"),
+        [
+            ("é" * 64, "é" * 64),
+            ("a\nb", "a\\nb"),
+            ("x" * 100, "x" * 64 + "…"),
+            ("\n" + "x" * 62, "\\n" + "x" * 62),
+            ("\n" + "x" * 63, "\\n" + "x" * 62 + "…"),
+        ],
+    )
+    def test_shown_name(self, key, shown, logto_config):
+        """Printable keys up to 64 characters as they are; others escaped, then cut with …."""
+        assert problems_of({**logto_config, key: 1}) == [(shown, self.EXTRA)]
