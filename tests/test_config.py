@@ -701,14 +701,16 @@ def problems_of(data):
     return list(info.value.problems)
 
 
+# A config with a bad signName and no credentials, for the credential checks below.
+BAD_BASE = {"signName": 5, "templates": [{"usageType": "Generic", "templateCode": "S1"}]}
+
+
 class TestCredentialProblemsWithOthers:
     """One error lists the credential problem beside every other one, however keys are spelt."""
 
-    BASE = {"signName": 5, "templates": [{"usageType": "Generic", "templateCode": "S1"}]}
-
     def test_only_the_credential_problem(self):
         """A config whose only fault is a missing secret has exactly that problem."""
-        data = {**self.BASE, "signName": "S", "accessKeyId": "id"}
+        data = {**BAD_BASE, "signName": "S", "accessKeyId": "id"}
         assert problems_of(data) == [("accessKeySecret", MISSING)]
 
     @pytest.mark.parametrize(
@@ -722,7 +724,7 @@ class TestCredentialProblemsWithOthers:
     )
     def test_half_a_key_pair(self, given, missing):
         """The half of the pair that is given, in either spelling, is not reported missing."""
-        assert problems_of({**self.BASE, **given}) == [BAD_SIGN, (missing, MISSING)]
+        assert problems_of({**BAD_BASE, **given}) == [BAD_SIGN, (missing, MISSING)]
 
     @pytest.mark.parametrize(
         "given",
@@ -735,16 +737,16 @@ class TestCredentialProblemsWithOthers:
     )
     def test_chain_and_a_credential(self, given):
         """The default chain with any credential of the pair form is one problem."""
-        data = {**self.BASE, "credentials": "default", **given}
+        data = {**BAD_BASE, "credentials": "default", **given}
         assert problems_of(data) == [BAD_SIGN, ("credentials", NOT_BOTH)]
 
     def test_chain_alone(self):
         """The default chain alone needs no key pair."""
-        assert problems_of({**self.BASE, "credentials": "default"}) == [BAD_SIGN]
+        assert problems_of({**BAD_BASE, "credentials": "default"}) == [BAD_SIGN]
 
     def test_chain_and_a_secret_when_all_else_is_valid(self):
         """The chain and a secret, in an otherwise valid config, is the same one problem."""
-        data = {**self.BASE, "signName": "S", "credentials": "default", "accessKeySecret": "s"}
+        data = {**BAD_BASE, "signName": "S", "credentials": "default", "accessKeySecret": "s"}
         assert problems_of(data) == [("credentials", NOT_BOTH)]
 
 
