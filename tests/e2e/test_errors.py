@@ -387,8 +387,15 @@ def test_waiting_for_a_pooled_connection_counts(emulator):
     outcomes, elapsed = asyncio.run(main())
     assert all(isinstance(o, NetworkError) for o in outcomes), outcomes
     assert {o.code for o in outcomes} == {"DeadlineExceeded"}
-    # One had the connection and may have been sent; the others never left.
-    assert sorted(o.maybe_sent for o in outcomes) == [False, False, True]
+    # The first had the connection and may have been sent. The others waited
+    # for it; on a busy machine their deadlines start a little later than the
+    # first's, so one may get the connection freed by the first's deadline and
+    # be written just before its own: then it is maybe_sent too, rightly. What
+    # must hold: a send reported not sent never reached the server.
+    received = {r.params.get("PhoneNumbers") for r in emulator.requests}
+    numbers = [f"1390013900{i}" for i in range(3)]
+    assert any(o.maybe_sent for o in outcomes)
+    assert all(o.maybe_sent for n, o in zip(numbers, outcomes, strict=True) if n in received)
     assert elapsed < 0.6 + SLACK
 
 
