@@ -778,3 +778,18 @@ class TestUnknownKeyNames:
     def test_shown_name(self, key, shown, logto_config):
         """Printable keys up to 64 characters as they are; others escaped, then cut with …."""
         assert problems_of({**logto_config, key: 1}) == [(shown, self.EXTRA)]
+
+
+class TestDocumentedDefaults:
+    def test_retry_and_connection_defaults(self, logto_config):
+        """Without them, the retry, deadline, pool and strictness settings take their defaults."""
+        del logto_config["strictPhoneRegionNumberCheck"]
+        config = AliyunSmsConfig.model_validate(logto_config)
+        assert (
+            config.max_attempts,
+            config.backoff_base,
+            config.backoff_cap,
+            config.deadline,
+            config.max_connections,
+            config.strict_phone_region_number_check,
+        ) == (3, 200, 5000, 20000, 64, False)
