@@ -26,7 +26,7 @@ from aliyun_sms_connector.verify import (
     VerificationService,
 )
 
-from .conftest import NUMBER, SECRET_KEY
+from .conftest import NUMBER, OTHER_NUMBER, SECRET_KEY
 
 IP = "203.0.113.77"
 
@@ -650,6 +650,47 @@ class TestUnsentRetry:
             assert asyncio.run(main()) == 0
         finally:
             store.close()
+
+
+class TestDirectCalls:
+    """The asyncio clients from_url builds are driven below execute_command, safely."""
+
+    def test_execute_command_is_skipped(self, redis_url, prefix, mocker):
+        """A from_url store's asyncio calls go straight to the pool's connections."""
+        spy = mocker.spy(redis.asyncio.Redis, "execute_command")
+        store = RedisStore.from_url(redis_url, prefix=prefix)
+
+        async def main():
+            try:
+                return await store.check_async(a_guess())
+            finally:
+                await store.aclose()
+
+        assert asyncio.run(main()) == (CheckStatus.NOT_FOUND, 0)
+        assert spy.call_count == 0
+
+    def test_call_cut_while_reading_leaves_no_reply_behind(
+        self, connector, redis_url, prefix, clock, emulator, raw
+    ):
+        """A check cut at the deadline drops its connection: the next call reads its own reply."""
+        # One connection, so that a stale reply left on it would be read next;
+        # the second check is sent while the first one's command still waits in
+        # Redis, so the pool's check for unread data cannot save it either.
+        store = RedisStore.from_url(redis_url, prefix=prefix, store_timeout=0.6, max_connections=1)
+        service = make_service(connector, store, clock)
+
+        async def main():
+            try:
+                await service.start_async(NUMBER, "SignIn")
+                code = emulator.outbox[-1].params["code"]
+                raw.execute_command("CLIENT", "PAUSE", 1000, "ALL")
+                with pytest.raises(ServiceUnavailableError):
+                    await service.check_async(OTHER_NUMBER, "SignIn", "000000")
+                return await service.check_async(NUMBER, "SignIn", code)
+            finally:
+                await store.aclose()
+
+        assert asyncio.run(main()).status is CheckStatus.APPROVED
 
 
 class TestClients:
