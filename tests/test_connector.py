@@ -123,6 +123,32 @@ class TestSend:
         assert TOKEN not in repr(credential)
 
 
+class TestRoutes:
+    def test_a_usage_type_is_routed_once_per_region(self, connector, transport, mocker):
+        """A route depends on the config alone: worked out once per usage type and region."""
+        from aliyun_sms_connector import _calls
+
+        spy = mocker.spy(_calls, "route")
+        for code in ("1", "2"):
+            connector.send_message("13800138000", "SignIn", {"code": code})
+        connector.send_message("13800138000", "Generic", {"code": "3"})
+        connector.send_message("+14155550100", "SignIn", {"code": "4"})
+        assert [c.args[1:] for c in spy.call_args_list] == [
+            ("SignIn", "china"),
+            ("Generic", "china"),
+            ("SignIn", "overseas"),
+        ]
+        sent = wire_fakes.all_sent(transport.send)
+        assert [p["TemplateParam"] for p in sent] == [f'{{"code":"{i}"}}' for i in "1234"]
+
+    def test_an_unknown_usage_type_is_refused_every_time(self, connector, transport):
+        """A usage type that routes nowhere is never kept: each call raises."""
+        for _ in range(2):
+            with pytest.raises(TemplateNotFoundError):
+                connector.send_message("13800138000", "NoSuchUsage", {"code": "1"})
+        transport.send.assert_not_called()
+
+
 class TestBeforeTheNetwork:
     @pytest.mark.parametrize(
         ("to", "usage", "payload", "error"),

@@ -11,17 +11,18 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ._config import UsageType
 from ._delivery import MAX_PAGE_SIZE, BatchMessage, RejectedRecipient, send_date_text
 from ._errors import AliyunSmsError, TemplateNotFoundError
 from ._phone import PhoneNumber, Region, parse_phone
 from ._redact import Redactor
-from ._templates import build_template_param, route
+from ._templates import Route, build_template_param, route
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from datetime import date
 
-    from ._config import AliyunSmsConfig, UsageType
+    from ._config import AliyunSmsConfig
     from ._sdk import Credential
 
 __all__ = [
@@ -148,8 +149,12 @@ def prepare_send(
     usage_type: UsageType | str,
     payload: Mapping[str, Any] | None,
     out_id: str | None,
+    routes: dict[tuple[object, Region], Route] | None = None,
 ) -> Send:
     """Validate one SendSms call and build its parameters.
+
+    ``routes`` keeps the template each usage type and region is routed to: it
+    depends on the config alone, so a connector works it out once.
 
     Raises:
         InvalidPhoneNumberError, TemplateNotFoundError, TemplateParamError,
@@ -160,7 +165,7 @@ def prepare_send(
             f"out_id must be a string, not {type(out_id).__name__}", code="InvalidOutId"
         )
     phone = parse_phone(to, strict=config.strict_phone_region_number_check)
-    chosen = route(config.templates_by_usage, usage_type, phone.region)
+    chosen = _routed(config, routes, usage_type, phone.region)
     template_param = build_template_param(payload, chosen.template)
     # Lists, not generators, feed these tuples: tuple(generator) leaves CPython's
     # collector a little closer to its next run on every call.
@@ -185,6 +190,28 @@ def prepare_send(
     if out_id is not None:
         params["OutId"] = out_id
     return Send(call, phone.region, params, chosen.usage_type)
+
+
+_MAX_ROUTES = 64
+
+
+def _routed(
+    config: AliyunSmsConfig,
+    routes: dict[tuple[object, Region], Route] | None,
+    usage_type: UsageType | str,
+    region: Region,
+) -> Route:
+    key = (usage_type, region)
+    try:
+        return routes[key]  # type: ignore[index]  # None or unhashable: routed below
+    except (KeyError, TypeError):
+        pass
+    chosen = route(config.templates_by_usage, usage_type, region)
+    # Only routes that exist are kept (an unknown usage type raised above),
+    # so the keys are the usage types' values and names: a bounded set.
+    if routes is not None and type(usage_type) in (str, UsageType) and len(routes) < _MAX_ROUTES:
+        routes[key] = chosen
+    return chosen
 
 
 class Query(NamedTuple):

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from ._phone import Region
+    from ._templates import Route
 
 __all__ = ["AliyunSmsConnector", "SendResult"]
 
@@ -161,6 +162,8 @@ class AliyunSmsConnector:
             connect_timeout=config.connect_timeout / 1000,
             read_timeout=config.read_timeout / 1000,
         )
+        # The template each usage type and region routes to (config-derived).
+        self._routes: dict[tuple[object, Region], Route] = {}
         self._closed = False
 
     @property
@@ -279,6 +282,7 @@ class AliyunSmsConnector:
             usage_type=usage_type,
             payload=payload,
             out_id=out_id,
+            routes=self._routes,
         )
         answer, attempts = self._driver.run(
             send.call, self._lanes[send.region], "SendSms", send.params
@@ -306,6 +310,7 @@ class AliyunSmsConnector:
             usage_type=usage_type,
             payload=payload,
             out_id=out_id,
+            routes=self._routes,
         )
         answer, attempts = await self._driver.run_async(
             send.call, self._lanes[send.region], "SendSms", send.params
