@@ -499,3 +499,9 @@ class TestStandInText:
     def test_type_name_defaults_to_empty(self):
         """A RedactedError made by hand has an empty type_name."""
         assert RedactedError("text").type_name == ""
+
+    def test_text_that_still_leaks_once_scrubbed_is_withheld(self):
+        """A value that shows only once another is replaced is withheld."""
+        redactor = Redactor(secrets=["abcd1234", "d]]x"])
+        stand = redactor.stand_in(ValueError("abcd1234]x"))
+        assert str(stand) == "ValueError: (its text was withheld: private data)"
