@@ -793,3 +793,29 @@ class TestDocumentedDefaults:
             config.max_connections,
             config.strict_phone_region_number_check,
         ) == (3, 200, 5000, 20000, 64, False)
+
+
+class TestTemplateCodeProblemNames:
+    """A problem inside a template code is named by the key as given, without pydantic's branch."""
+
+    @pytest.mark.parametrize(
+        ("entry", "field"),
+        [
+            (
+                {"usageType": "Generic", "templateCode": {"china": "", "overseas": "x"}},
+                "templates.0.templateCode.china",
+            ),
+            (
+                {"usage_type": "Generic", "template_code": {"china": "", "overseas": "x"}},
+                "templates.0.template_code.china",
+            ),
+            (
+                {"usageType": "Generic", "templateCode": "S", "regional": 1},
+                "templates.0.regional",
+            ),
+        ],
+    )
+    def test_field(self, entry, field, logto_config):
+        """templateCode or template_code, then the region; an unknown key keeps its name."""
+        logto_config["templates"] = [entry]
+        assert [p.field for p in problems_of(logto_config)] == [field]
