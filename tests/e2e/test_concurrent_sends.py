@@ -6,8 +6,8 @@ that fails either. So if two sends in flight ever shared a header dict, a
 buffer or a signer's state, one of them would be refused, retried or arrive
 with the other's number or code. Each test sends many distinct numbers, each
 with its own code, through one connector, from tasks, threads, and both at
-once, and checks that every send was accepted at its first attempt and that
-every message arrived exactly once, with its own code.
+once, and checks that the emulator received exactly one request per send and
+that every message arrived exactly once, with its own code.
 """
 
 from __future__ import annotations
@@ -46,13 +46,15 @@ async def send_async(connector: AliyunSmsConnector, index: int):
 
 
 def assert_each_once(emulator: Emulator, results: dict[int, object]) -> None:
-    """Every send accepted at its first try; every message once, with its own code."""
-    assert all(result.attempts == 1 for result in results.values())
+    """Every request that reached the emulator accepted; every message once, with its own code."""
+    # Attempts are not asserted: on a loaded machine a TLS handshake can time
+    # out and be retried, rightly, since nothing was sent. The request count
+    # below is the proof: a refused signature or body hash is never retried
+    # and would fail the send, and a retry after sending would add a request.
     assert {index: result.phone_number for index, result in results.items()} == {
         index: number(index) for index in results
     }
-    # One request per send: nothing was refused (a refused signature or body
-    # hash would be SignatureDoesNotMatch, never retried) and nothing retried.
+    # One request per send: nothing was refused and nothing sent twice.
     assert len(emulator.requests) == len(results)
     arrived = {m.phone_number: (m.params["code"], m.biz_id) for m in emulator.outbox}
     assert len(emulator.outbox) == len(arrived) == len(results)
@@ -89,6 +91,11 @@ def tls_config(emulator: Emulator, algorithm: str):
         securityToken=TOKEN,
         signatureAlgorithm=algorithm,
         maxConnections=8,
+        # Hundreds of handshakes on a loaded 2-core machine: timeouts are not
+        # under test here.
+        connectTimeout=10000,
+        readTimeout=10000,
+        deadline=60000,
     )
 
 
@@ -125,7 +132,14 @@ class TestConcurrentSends:
         """Sync threads and threads with their own event loops share one lane at once."""
         emulator.latency = 0.002
         connector = AliyunSmsConnector(
-            connector_config(emulator, signatureAlgorithm=algorithm, maxConnections=4)
+            connector_config(
+                emulator,
+                signatureAlgorithm=algorithm,
+                maxConnections=4,
+                connectTimeout=10000,
+                readTimeout=10000,
+                deadline=60000,
+            )
         )
         loops, tasks, sync_threads, calls = 3, 60, 3, 30
         start = threading.Barrier(loops + sync_threads)
