@@ -850,3 +850,11 @@ class TestLocalCodes:
         from aliyun_sms_connector._errors import ConfigError
 
         assert ConfigError("x").code == "InvalidConfig"
+
+
+class TestNeverRetriedAfterTheRequest:
+    @pytest.mark.parametrize("kind", ["read_timeout", "connection_lost"])
+    def test_even_when_said_not_sent(self, kind):
+        """A read timeout or a broken connection is not retried, even if called unsent."""
+        error = error_from_failure(Failure(kind, maybe_sent=False))
+        assert (error.maybe_sent, error.retryable) == (False, False)
