@@ -140,7 +140,7 @@ def preload(path: Path) -> None:
                 importlib.import_module(name)
 
 
-def run_tests(workdir: Path, tests: tuple[str, ...], timeout: float) -> int:
+def run_tests(workdir: Path, tests: tuple[str, ...] | list[str], timeout: float) -> int:
     """Run ``tests`` in a forked child that imports the package from ``workdir/src``.
 
     Returns pytest's exit status, or -1 when the child ran past ``timeout``.

@@ -13,12 +13,23 @@ class Module:
     name: str
     source: str
     tests: tuple[str, ...]
+    # Tests that cannot run under mutmut's trampolines, each with its reason.
+    deselect: tuple[str, ...] = ()
 
 
 PACKAGE = "src/aliyun_sms_connector"
 
 MODULES = (
-    Module("config", f"{PACKAGE}/_config.py", ("tests/test_config.py",)),
+    Module(
+        "config",
+        f"{PACKAGE}/_config.py",
+        ("tests/test_config.py",),
+        # It looks for the constructor's frame by the name __init__; mutmut renames
+        # every mutated function and calls it through a trampoline.
+        deselect=(
+            "tests/test_config.py::TestChainHoldsNoInput::test_constructor_frame_keeps_no_raw_input",
+        ),
+    ),
     Module("phone", f"{PACKAGE}/_phone.py", ("tests/test_phone.py",)),
     Module("templates", f"{PACKAGE}/_templates.py", ("tests/test_templates.py",)),
     Module("errors", f"{PACKAGE}/_errors.py", ("tests/test_errors.py",)),

@@ -54,7 +54,10 @@ def _pyproject(module: Module) -> str:
     settings = {
         "source_paths": ["src"],
         "only_mutate": [module.source],
-        "pytest_add_cli_args_test_selection": list(module.tests),
+        "pytest_add_cli_args_test_selection": [
+            *module.tests,
+            *(arg for test in module.deselect for arg in ("--deselect", test)),
+        ],
         "pytest_add_cli_args": [
             "-p",
             "no:cacheprovider",
