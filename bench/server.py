@@ -28,11 +28,9 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import datetime as dt
 import gc
 import hashlib
 import hmac
-import ipaddress
 import json
 import os
 import ssl
@@ -41,6 +39,10 @@ import tempfile
 import time
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, quote_plus
+
+# The emulator's throwaway CA and 127.0.0.1 certificate: TLS set-up is not
+# what this server is independent of; its signature check is.
+from aliyun_sms_connector._tls import make_certificates
 
 KEY_ID = "LTAIbenchKeyId"
 KEY_SECRET = "bench-access-key-secret"
@@ -325,77 +327,6 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.write(_rejection("MalformedRequest", "Malformed HTTP request."))
             self.transport.close()
         self.buffer = b""
-
-
-def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
-    """Write a throwaway CA, and a 127.0.0.1 certificate and key signed by it."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = dt.datetime.now(dt.timezone.utc)
-    start, end = now - dt.timedelta(minutes=5), now + dt.timedelta(days=1)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench CA")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    paths = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
-    paths[0].write_bytes(ca_cert.public_bytes(pem))
-    paths[1].write_bytes(cert.public_bytes(pem))
-    paths[2].write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return paths
 
 
 async def serve(delay: float, directory: Path, secret: str = KEY_SECRET) -> None:
