@@ -41,7 +41,7 @@ def demo(args: argparse.Namespace) -> int:
         print("  (no account, no config: it checks signatures, templates and limits like Aliyun)")
         print(f"Starting a SignIn verification for {mask_phone(args.to)}: a code is generated,")
         print("  stored as an HMAC (in memory here; in Redis across instances), and sent")
-        print("  through the official Aliyun SDK...")
+        print("  signed by the official Aliyun SDK's own functions...")
         with AliyunSmsConnector(emulator.connector_config()) as connector:
             service = VerificationService(connector, MemoryStore())
             verification = service.start(args.to, UsageType.SIGN_IN)
