@@ -1,6 +1,12 @@
+import random
+from types import SimpleNamespace
+
+import phonenumbers
 import pytest
+from phonenumbers import phonenumberutil
 
 from aliyun_sms_connector import InvalidPhoneNumberError, PhoneNumber, parse_phone
+from aliyun_sms_connector._phone import _EARLIER_TYPES, _Mainland, _mainland
 
 
 class TestNonStrict:
@@ -231,3 +237,134 @@ class TestInputLengthCaps:
         with pytest.raises(InvalidPhoneNumberError) as info:
             parse_phone(raw)
         assert info.value.message.endswith(" is empty or too long")
+
+
+OK_TYPES = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+
+
+def reference(raw: str) -> tuple[int, str] | None:
+    """What parse_phone answered when phonenumbers did all the work: (code, national) or None."""
+    compact = raw[2:] if raw.startswith("00") else raw.removeprefix("+")
+    if not raw.startswith(("+", "00")):
+        national = phonenumbers.PhoneNumber(country_code=86, national_number=int(compact))
+        if len(compact) == 11 and phonenumbers.number_type(national) in OK_TYPES:
+            return 86, compact
+    try:
+        number = phonenumbers.parse("+" + compact, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return number.country_code, phonenumbers.national_significant_number(number)
+
+
+def answer(raw: str) -> tuple[int, str] | None:
+    try:
+        number = parse_phone(raw)
+    except InvalidPhoneNumberError:
+        return None
+    return number.country_code, number.national_number
+
+
+def spread() -> list[str]:
+    """11 digits starting with 1: every 4-digit prefix, each with 12 tails."""
+    rng = random.Random(20261125)  # noqa: S311 - a fixed spread of test numbers
+    return [f"1{prefix:03d}{rng.randrange(10**7):07d}" for prefix in range(1000) for _ in range(12)]
+
+
+class TestMainlandShortcut:
+    """Bare and +86 mainland numbers skip phonenumbers' parse; the answers must not change."""
+
+    def test_bare_eleven_digits_answer_as_phonenumbers_does(self):
+        """12,000 numbers over every 4-digit prefix: the same number, or the same refusal."""
+        numbers = spread()
+        answers = [(answer(digits), reference(digits)) for digits in numbers]
+        assert [pair for pair in answers if pair[0] != pair[1]] == []
+        # Both kinds were tried: mainland mobiles, and 11 digits that are not.
+        kinds = {got[0] if got else None for got, _ in answers}
+        assert kinds == {86, 1, None}
+
+    @pytest.mark.parametrize("form", ["+86{}", "0086{}", "86{}", "+86 {}"])
+    def test_plus_86_answers_as_phonenumbers_does(self, form):
+        """+86 and its spellings give the number phonenumbers' parse() gives, or its refusal."""
+        for digits in spread()[::3]:
+            assert answer(form.format(digits)) == reference("+86" + digits), digits
+
+    @pytest.mark.parametrize("raw", ["+8611234567890", "+8612912345678", "+8617951002828"])
+    def test_carrier_prefixes_still_go_through_phonenumbers(self, raw):
+        """Where CN's national prefix pattern matches, parse() may strip it: no shortcut."""
+        assert not _mainland().keeps_as_is(raw[3:])
+        assert answer(raw) == reference(raw)
+
+
+def desc(pattern: str | None, lengths: tuple[int, ...] = ()) -> SimpleNamespace:
+    return SimpleNamespace(national_number_pattern=pattern, possible_length=lengths)
+
+
+def metadata(**overrides: object) -> SimpleNamespace:
+    fields: dict[str, object] = dict.fromkeys(_EARLIER_TYPES)
+    fields.update(
+        general_desc=desc(r"1\d{10}"),
+        fixed_line=desc(r"10\d{9}"),
+        mobile=desc(r"1[3-9]\d{9}", (11,)),
+        same_mobile_and_fixed_line_pattern=False,
+        national_prefix_for_parsing="0",
+    )
+    fields.update(overrides)
+    return SimpleNamespace(**fields)
+
+
+class TestMainlandRules:
+    """The compiled rules against phonenumbers' own _number_type_helper, on made-up metadata."""
+
+    DIGITS = ("13800138000", "10012345678", "11012345678", "16012345678", "19999999999")
+
+    @pytest.mark.parametrize(
+        "overrides",
+        [
+            {},
+            {"same_mobile_and_fixed_line_pattern": True},
+            {"same_mobile_and_fixed_line_pattern": True, "fixed_line": None},
+            {"premium_rate": desc(r"160\d{8}")},
+            {"premium_rate": desc(r"160\d{8}"), "uan": desc(r"138\d{8}", (11,))},
+            {"voicemail": desc(r"1\d{10}", (8, 12))},
+            {"toll_free": desc("")},
+            {"pager": desc(None)},
+            {"mobile": desc(r"1[3-9]\d{9}", (10, 12))},
+            {"mobile": desc(r"1\d{10}|10\d{8}", ())},
+            {"mobile": None},
+            {"mobile": desc("")},
+            {"general_desc": None},
+            {"general_desc": desc(r"13\d{9}")},
+            {"general_desc": desc(r"1\d{10}", (10,))},
+        ],
+    )
+    def test_same_answer_as_phonenumbers(self, overrides):
+        """MOBILE or FIXED_LINE_OR_MOBILE exactly when phonenumbers says so."""
+        meta = metadata(**overrides)
+        rules = _Mainland(meta, country_code_8=False)
+        for digits in self.DIGITS:
+            expected = phonenumberutil._number_type_helper(digits, meta) in OK_TYPES
+            assert rules.is_mobile(digits) is expected, digits
+
+    def test_national_prefix_is_matched_at_the_start_only(self):
+        """Digits are kept as they are unless the prefix pattern matches at their start."""
+        cn_prefix = r"(1(?:[12]\d|79)\d\d)|0"
+        rules = _Mainland(metadata(national_prefix_for_parsing=cn_prefix), country_code_8=False)
+        assert rules.keeps_as_is("13800138000")
+        assert rules.keeps_as_is("13811000000")
+        assert not rules.keeps_as_is("11800138000")
+        assert not rules.keeps_as_is("17951002828")
+
+    @pytest.mark.parametrize("prefix", [None, ""])
+    def test_no_national_prefix_keeps_the_digits(self, prefix):
+        rules = _Mainland(metadata(national_prefix_for_parsing=prefix), country_code_8=False)
+        assert rules.keeps_as_is("11800138000")
+
+    def test_a_calling_code_8_would_end_the_shortcut(self):
+        """ "+86…" is +86 only while no calling code is "8"."""
+        rules = _Mainland(metadata(national_prefix_for_parsing=None), country_code_8=True)
+        assert not rules.keeps_as_is("13800138000")
+
+    def test_the_rules_are_built_once(self):
+        assert _mainland() is _mainland()

@@ -22,6 +22,7 @@ _MAX_INPUT = 40
 # Bounds the work of normalising non-ASCII input (NFKC can expand text).
 _MAX_RAW = 4 * _MAX_INPUT
 _CN_MOBILE_LENGTH = 11
+_CN_E164_LENGTH = len("+86") + _CN_MOBILE_LENGTH
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,6 @@ def parse_phone(raw: str, *, strict: bool = False) -> PhoneNumber:
         InvalidPhoneNumberError: The input cannot be parsed or is not a valid
             number. The message shows at most the last 4 digits.
     """
-    # Imported on first use: it is a tenth of the package's import time.
-    import phonenumbers  # noqa: PLC0415
-
     if not isinstance(raw, str):
         raise InvalidPhoneNumberError(f"a phone number must be a string, not {type(raw).__name__}")
     text = _ascii_forms(raw)
@@ -101,6 +99,12 @@ def parse_phone(raw: str, *, strict: bool = False) -> PhoneNumber:
             return PhoneNumber(_CHINA, compact)
     if not _DIGITS.fullmatch(candidate[1:]):
         raise _invalid(raw, "may hold only digits, spaces, dashes and a leading + or 00")
+    mainland = _plus_86(candidate)
+    if mainland is not None:
+        return PhoneNumber(_CHINA, mainland)
+    # Imported on first use: it is a tenth of the package's import time.
+    import phonenumbers  # noqa: PLC0415
+
     try:
         number = phonenumbers.parse(candidate, None)
     except phonenumbers.NumberParseException:
@@ -132,18 +136,100 @@ def _is_bare_china_mobile(digits: str) -> bool:
         or not _DIGITS.fullmatch(digits)
     ):
         return False
-    import phonenumbers  # noqa: PLC0415
+    return _mainland().is_mobile(digits)
 
-    # 11 digits starting with 1 are the national number as is (no national
-    # prefix to strip), so the number is built directly: parse() was half of
-    # the library's per-send overhead. number_type() is UNKNOWN for an invalid
-    # number, so it checks validity too.
-    number = phonenumbers.PhoneNumber(country_code=_CHINA, national_number=int(digits))
-    kind = phonenumbers.number_type(number)
-    return kind in (
-        phonenumbers.PhoneNumberType.MOBILE,
-        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-    )
+
+def _plus_86(candidate: str) -> str | None:
+    """The 11 digits of ``+86`` plus a mainland mobile, which parse() would keep as they are."""
+    if len(candidate) != _CN_E164_LENGTH or not candidate.startswith("+861"):
+        return None
+    digits = candidate[3:]
+    rules = _mainland()
+    if rules.keeps_as_is(digits) and rules.is_mobile(digits):
+        return digits
+    return None
+
+
+class _Mainland:
+    """phonenumbers' own answers for 11 digits of +86, without its per-call layers.
+
+    ``number_type()`` looks the region up, and compiles and tries up to eleven
+    patterns of the metadata on every call: the larger part of a verification
+    check's CPU. Here the patterns that can match 11 digits are compiled once,
+    and the same rules are applied to them (``_number_type_helper`` and
+    ``_maybe_strip_national_prefix_carrier_code`` in phonenumberutil.py); a
+    test compares the answers with phonenumbers' on every mobile prefix.
+    """
+
+    __slots__ = ("_general", "_kind", "_others", "_prefix", "_unique_code")
+
+    def __init__(self, metadata: object, *, country_code_8: bool) -> None:
+        def pattern(name: str) -> re.Pattern[str] | None:
+            desc = getattr(metadata, name)
+            if desc is None or not desc.national_number_pattern:
+                return None
+            if desc.possible_length and _CN_MOBILE_LENGTH not in desc.possible_length:
+                return None
+            return re.compile(desc.national_number_pattern)
+
+        self._general = pattern("general_desc")
+        # A type that number_type() tries before fixed line and mobile makes
+        # the number that type instead.
+        earlier = [p.pattern for p in map(pattern, _EARLIER_TYPES) if p is not None]
+        self._others = re.compile("|".join(f"(?:{p})" for p in earlier)) if earlier else None
+        # MOBILE or FIXED_LINE_OR_MOBILE: when the two share one pattern,
+        # number_type() answers FIXED_LINE_OR_MOBILE for a fixed-line match;
+        # otherwise a mobile match is one, whether or not fixed line matches too.
+        same = bool(getattr(metadata, "same_mobile_and_fixed_line_pattern", False))
+        self._kind = pattern("fixed_line" if same else "mobile")
+        prefix = getattr(metadata, "national_prefix_for_parsing", None)
+        self._prefix = re.compile(prefix) if prefix else None
+        # "+86…" is country code 86 only while no calling code is "8".
+        self._unique_code = not country_code_8
+
+    def is_mobile(self, digits: str) -> bool:
+        """Whether ``number_type()`` calls +86 ``digits`` MOBILE or FIXED_LINE_OR_MOBILE."""
+        general, others, kind = self._general, self._others, self._kind
+        return (
+            general is not None
+            and kind is not None
+            and general.fullmatch(digits) is not None
+            and (others is None or others.fullmatch(digits) is None)
+            and kind.fullmatch(digits) is not None
+        )
+
+    def keeps_as_is(self, digits: str) -> bool:
+        """Whether ``parse("+86" + digits)`` keeps ``digits`` whole as the national number."""
+        # A national prefix is stripped only where its pattern matches at the start.
+        return self._unique_code and (self._prefix is None or self._prefix.match(digits) is None)
+
+
+_EARLIER_TYPES = (
+    "premium_rate",
+    "toll_free",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+)
+# The calling code that would make "+86…" ambiguous; no country has it.
+_EIGHT = 8
+_MAINLAND: list[_Mainland] = []
+
+
+def _mainland() -> _Mainland:
+    if not _MAINLAND:
+        import phonenumbers  # noqa: PLC0415
+
+        _MAINLAND.append(
+            _Mainland(
+                phonenumbers.PhoneMetadata.metadata_for_region("CN"),
+                country_code_8=_EIGHT in phonenumbers.COUNTRY_CODE_TO_REGION_CODE,
+            )
+        )
+    return _MAINLAND[0]
 
 
 def _invalid(raw: str, why: str) -> InvalidPhoneNumberError:
