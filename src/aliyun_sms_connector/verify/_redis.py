@@ -1,8 +1,10 @@
 """The shared store: Redis or Redis Cluster, through redis-py (sync and asyncio).
 
-Every read-and-update is one Lua script, run with a raw ``EVALSHA`` through
-``execute_command``: redis-py's ``Script`` objects add a ``SCRIPT EXISTS`` in
-pipelines, and cluster pipelines do not take ``evalsha``. On ``NOSCRIPT`` (a
+Every read-and-update is one Lua script, run with a raw ``EVALSHA`` (through
+``execute_command``, or on the store's own connection pool for the plain
+asyncio clients it builds, see _connections.py): redis-py's ``Script``
+objects add a ``SCRIPT EXISTS`` in pipelines, and cluster pipelines do not
+take ``evalsha``. On ``NOSCRIPT`` (a
 restarted node, ``SCRIPT FLUSH``, a new replica) the script is sent once with
 ``EVAL``, which also caches it; a ``NOSCRIPT`` reply means the script did not
 run, so the retry cannot count anything twice.
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aliyun_sms_connector._errors import ConfigError
 
+from ._connections import DirectPool, can_drive
 from ._keys import number_keys, record_key, shared_keys, validate_prefix
 from ._results import CheckStatus
 from ._store import (
@@ -269,10 +272,12 @@ class RedisStore(VerificationStore):
     connections Redis closed while idle). The store does not close clients
     passed in; :meth:`from_url`'s are closed by :meth:`close` / :meth:`aclose`.
 
-    The asyncio calls on a plain Redis client that :meth:`from_url` built take
-    a connection from its pool and send the script directly, without
-    ``execute_command``'s per-call layers: faster, but redis-py's
-    OpenTelemetry metrics, if enabled, do not count them.
+    The asyncio calls on a plain Redis client that :meth:`from_url` built
+    (RESP2, no credential provider) run on redis-py connections that the store
+    pools itself, without ``execute_command``'s and the pool's per-call
+    layers: faster, but redis-py's OpenTelemetry metrics, if enabled, do not
+    count them. ``max_connections`` still caps the connections; past it, calls
+    wait for one, within ``store_timeout``.
     """
 
     shared = True
@@ -314,6 +319,9 @@ class RedisStore(VerificationStore):
             weakref.WeakKeyDictionary()
         )
         self._watchdogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchdog] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._direct: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, DirectPool] = (
             weakref.WeakKeyDictionary()
         )
         self._last_loop: (
@@ -447,6 +455,9 @@ class RedisStore(VerificationStore):
         loop = asyncio.get_running_loop()
         self._last_loop = None
         client = self._loop_clients.pop(loop, None)
+        direct = self._direct.pop(loop, None)
+        if direct is not None:
+            await direct.aclose()
         if client is not None:
             await client.aclose()
 
@@ -567,10 +578,13 @@ class RedisStore(VerificationStore):
             return last[1], last[2], last[3]
         client, watchdog = self._async_client(), self._watchdog()
         execute = client.execute_command
-        if self._url is not None and not _is_cluster(client):
-            # A plain client this store built: its pool is redis-py's own, with no
-            # single connection, retries or response callbacks to honour.
-            execute = _direct_command(client.connection_pool)
+        if self._url is not None and can_drive(client):
+            # A plain client this store built: no single connection, retries or
+            # response callbacks to honour, so its commands skip execute_command
+            # and its pool (see _connections.py).
+            execute = self._direct.get(loop)
+            if execute is None:
+                execute = self._direct[loop] = DirectPool(client.connection_pool)
         # A weak reference: remembering a loop must not keep it alive.
         self._last_loop = (weakref.ref(loop), client, watchdog, execute)
         return client, watchdog, execute
@@ -597,30 +611,6 @@ class RedisStore(VerificationStore):
             client = _async_from_url(self._url, self._url_options)
             self._loop_clients[loop] = client
         return client
-
-
-def _direct_command(pool: Any) -> _Command:
-    """``execute_command`` without redis-py's per-call layers, for the clients the store builds.
-
-    What is skipped costs about a tenth of a check's CPU and does nothing for
-    these clients: ``initialize`` (single-connection clients only), the retry
-    wrapper (their retries are off), response callbacks (the store decodes raw
-    replies) and redis-py's observability hooks (so its OpenTelemetry metrics,
-    if enabled, do not count the store's commands). What matters is kept: the
-    pool's health check of idle connections, and the connection's own
-    disconnect on any failure or cancellation while writing or reading, so
-    that no half-read reply is ever handed to the next call.
-    """
-
-    async def execute(*command: Any) -> Any:
-        connection = await pool.get_connection()
-        try:
-            await connection.send_packed_command(connection.pack_command(*command))
-            return await connection.read_response()
-        finally:
-            await pool.release(connection)
-
-    return execute
 
 
 # What _run's client call gives back when it raised: no reply at all.
