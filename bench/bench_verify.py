@@ -4,14 +4,19 @@
     python bench/bench_verify.py --smoke     # seconds: every side runs once, briefly
     python bench/bench_verify.py --json out.json
 
-Two sides take turns, each in a fresh process, over several rounds in
-alternating order (AB, BA, ...), against one local redis-server (REDIS_URL if
-set, else redis-server from PATH on a free port, with no persistence):
+Three sides take turns, each in a fresh process, over several rounds in
+rotating order (every order of the three, in turn), against one local
+redis-server (REDIS_URL if set, else redis-server from PATH on a free port,
+with no persistence):
 
 - ``bare``: redis-py asyncio, ``EVALSHA`` of a trivial script (``return 1``)
   through ``execute_command``, with one key and one argument, on the very
   client a RedisStore builds for itself (same class, pool size, RESP2, no
-  retries, no per-read socket timeout);
+  retries, no per-read socket timeout): the target's yardstick;
+- ``direct``: the same ``EVALSHA``, sent the way the store sends its own
+  scripts (its own pool of redis-py connections, without execute_command's
+  and redis-py's pool's per-call layers): what the check's own work costs on
+  top of the store's transport;
 - ``check``: ``VerificationService.check_async`` with a wrong code on pending
   verifications (the costliest path: number parsing, two HMACs, one EVALSHA
   that reads, compares and counts), on a RedisStore. Every call checks a
@@ -19,12 +24,13 @@ set, else redis-server from PATH on a free port, with no persistence):
   another service object (another instance behind a load balancer), so no
   per-number state of the measured one is warm.
 
-Both run ``--concurrency`` calls in flight on one event loop, in processes of
-the same shape (both build the service and start the same pending codes; only
+All run ``--concurrency`` calls in flight on one event loop, in processes of
+the same shape (all build the service and start the same pending codes; only
 the measured call differs). Each process reports its own CPU per call and
 redis-server's (from ``INFO cpu`` before and after), so that one can see
-whether the server or the client was the bottleneck. The ratio check/bare is
-computed within each round; the table shows its median. The target is 0.8.
+whether the server or the client was the bottleneck. The ratios check/bare
+(the target: 0.8) and check/direct are computed within each round; the table
+shows their medians.
 
 Then ``start_async`` runs through the Aliyun emulator (in a process of its
 own, no added latency) on a RedisStore, and its rate and latencies are shown.
@@ -36,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import shutil
@@ -56,6 +63,7 @@ TARGET = 0.8
 SECRET_KEY = "bench-secret-key-0123456789abcdef0123"
 ENV = {**os.environ, "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true", "PYTHONUNBUFFERED": "1"}
 WARMUP = 200
+SIDES = ("bare", "direct", "check")
 SETUP_BATCH = 64
 
 
@@ -126,7 +134,7 @@ async def _pending(url: str, prefix: str, targets: list[str], concurrency: int) 
     await connector.aclose()
 
 
-async def child_bare(url: str, total: int, concurrency: int) -> dict[str, Any]:
+async def child_bare(url: str, total: int, concurrency: int, *, direct: bool) -> dict[str, Any]:
     # The same process shape as the check side (the library imported, the
     # same pending codes started, a service built), so that both pay for the
     # same heap in garbage collection; only the measured call differs.
@@ -141,8 +149,12 @@ async def child_bare(url: str, total: int, concurrency: int) -> dict[str, Any]:
     sha = await client.script_load("return 1")
     key = f"bench-bare:{{{uuid.uuid4().hex}}}"
 
+    execute = client.execute_command
+    if direct:
+        _, _, execute = store._for_loop()  # noqa: SLF001 - the store's own path
+
     async def call(_: int) -> None:
-        await client.execute_command("EVALSHA", sha, 1, key, "1")
+        await execute("EVALSHA", sha, 1, key, "1")
 
     result = await _measure(call, total, concurrency, url)
     await store.aclose()
@@ -223,8 +235,9 @@ async def child_start(url: str, total: int, concurrency: int, endpoint: str) -> 
 
 
 def run_child(args: argparse.Namespace) -> None:
-    if args.child == "bare":
-        result = asyncio.run(child_bare(args.redis, args.total, args.concurrency))
+    if args.child in ("bare", "direct"):
+        direct = args.child == "direct"
+        result = asyncio.run(child_bare(args.redis, args.total, args.concurrency, direct=direct))
     elif args.child == "check":
         result = asyncio.run(child_check(args.redis, args.total, args.concurrency))
     else:
@@ -339,20 +352,32 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         assert emulator.stdout is not None
         endpoint = json.loads(emulator.stdout.readline())["endpoint"]
         rounds = []
+        orders = list(itertools.permutations(SIDES))
         for number in range(args.rounds):
-            order = ("bare", "check") if number % 2 == 0 else ("check", "bare")
+            order = orders[number % len(orders)]
             results = {kind: child(kind, redis.url, args.total, args.concurrency) for kind in order}
-            ratio = results["check"]["rate"] / results["bare"]["rate"]
-            cpu_ratio = results["bare"]["cpu_us_per_op"] / results["check"]["cpu_us_per_op"]
-            rounds.append({"order": order, "ratio": ratio, "cpu_ratio": cpu_ratio, **results})
-            bare, check = results["bare"], results["check"]
+            check = results["check"]
+            ratio = check["rate"] / results["bare"]["rate"]
+            cpu_ratio = results["bare"]["cpu_us_per_op"] / check["cpu_us_per_op"]
+            direct_ratio = check["rate"] / results["direct"]["rate"]
+            rounds.append(
+                {
+                    "order": order,
+                    "ratio": ratio,
+                    "cpu_ratio": cpu_ratio,
+                    "direct_ratio": direct_ratio,
+                    **results,
+                }
+            )
+            sides = "  ".join(
+                f"{kind} {results[kind]['rate']:6.0f}/s {results[kind]['cpu_us_per_op']:4.0f} µs "
+                f"(server {results[kind]['server_cpu_us_per_op']:3.0f} µs, "
+                f"{results[kind]['server_busy']:.0%})"
+                for kind in SIDES
+            )
             print(
-                f"round {number + 1} ({order[0]} first): "
-                f"bare {bare['rate']:6.0f}/s {bare['cpu_us_per_op']:4.0f} µs "
-                f"(server {bare['server_cpu_us_per_op']:3.0f} µs, {bare['server_busy']:.0%})  "
-                f"check_async {check['rate']:6.0f}/s {check['cpu_us_per_op']:4.0f} µs "
-                f"(server {check['server_cpu_us_per_op']:3.0f} µs, {check['server_busy']:.0%})  "
-                f"rate ratio {ratio:.2f}  CPU ratio {cpu_ratio:.2f}",
+                f"round {number + 1} ({'-'.join(order)}): {sides}  check/bare {ratio:.2f} "
+                f"(CPU {cpu_ratio:.2f})  check/direct {direct_ratio:.2f}",
                 flush=True,
             )
         start_total = 200 if args.smoke else 3000
@@ -367,6 +392,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "rounds": rounds,
         "median_ratio": statistics.median(r["ratio"] for r in rounds),
         "median_cpu_ratio": statistics.median(r["cpu_ratio"] for r in rounds),
+        "median_direct_ratio": statistics.median(r["direct_ratio"] for r in rounds),
         "target": TARGET,
         "start_async": start,
     }
@@ -381,7 +407,11 @@ def report(summary: dict[str, Any]) -> None:
         "(busy) | p50 / p99 ms |"
     )
     print("|---|---|---|---|---|")
-    for kind, label in (("bare", "bare EVALSHA (`return 1`)"), ("check", "`check_async`")):
+    for kind, label in (
+        ("bare", "bare EVALSHA (`return 1`), `execute_command`"),
+        ("direct", "the same EVALSHA on the store's own path"),
+        ("check", "`check_async`"),
+    ):
         rate = statistics.median(r[kind]["rate"] for r in rounds)
         cpu = statistics.median(r[kind]["cpu_us_per_op"] for r in rounds)
         server = statistics.median(r[kind]["server_cpu_us_per_op"] for r in rounds)
@@ -400,7 +430,8 @@ def report(summary: dict[str, Any]) -> None:
     print(
         f"\ncheck_async / bare EVALSHA: median {summary['median_ratio']:.2f} over "
         f"{len(rounds)} rounds (target >= {TARGET}); client CPU per call, bare / check: "
-        f"median {summary['median_cpu_ratio']:.2f}"
+        f"median {summary['median_cpu_ratio']:.2f}; check_async / the same EVALSHA on the "
+        f"store's own path: median {summary['median_direct_ratio']:.2f}"
     )
 
 
@@ -411,7 +442,9 @@ def main() -> int:
     parser.add_argument("--total", type=int, default=20000, help="calls per side and round")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--json", type=Path, help="write the results here too")
-    parser.add_argument("--child", choices=["bare", "check", "start"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", choices=["bare", "direct", "check", "start"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--emulator", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--redis", help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", default="", help=argparse.SUPPRESS)

@@ -35,13 +35,16 @@ def test_smoke_run(tmp_path, redis_url):
     summary = json.loads(out.read_text())
     assert len(summary["rounds"]) == 2
     for round_ in summary["rounds"]:
-        for side in ("bare", "check"):
+        assert sorted(round_["order"]) == ["bare", "check", "direct"]
+        for side in ("bare", "direct", "check"):
             assert round_[side]["ops"] == 300
             assert round_[side]["cpu_us_per_op"] > 0
             assert round_[side]["server_cpu_us_per_op"] >= 0
             assert 0 <= round_[side]["server_busy"] < 2
     assert summary["start_async"]["ops"] == 200
+    assert summary["rounds"][0]["order"] != summary["rounds"][1]["order"]
     assert "check_async / bare EVALSHA" in done.stdout
+    assert "store's own path" in done.stdout
     assert "redis-server CPU" in done.stdout
 
 
