@@ -290,11 +290,57 @@ class TestMainlandShortcut:
         for digits in spread()[::3]:
             assert answer(form.format(digits)) == reference("+86" + digits), digits
 
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            "+8613800138000",
+            "+86 138 0013 8000",
+            "008613800138000",
+            "8613800138000",
+            "13800138000",
+            " 138-0013-8000 ",
+            "\uff11\uff13\uff18\uff10\uff10\uff11\uff13\uff18\uff10\uff10\uff10",
+        ],
+    )
+    def test_mainland_mobiles_need_no_phonenumbers_call(self, raw, monkeypatch):
+        """The shortcut is taken: phonenumbers' parse and number_type are never asked."""
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("phonenumbers was asked")
+
+        for name in ("parse", "number_type", "is_valid_number"):
+            monkeypatch.setattr(phonenumbers, name, refuse)
+        assert parse_phone(raw) == PhoneNumber(86, "13800138000")
+
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            "+1213800138000",
+            "+4413800138000",
+            "+8513800138000",
+            "+86013800138000",
+            "+861380013800",
+            "+86138001380000",
+            "+8610012345678",
+        ],
+    )
+    def test_near_misses_answer_as_phonenumbers_does(self, raw):
+        """Lengths and prefixes next to +86 plus a mobile: phonenumbers' answer, shortcut or not."""
+        assert answer(raw) == reference(raw)
+
+    def test_digits_of_other_scripts_are_no_mainland_mobile(self):
+        """13 and Arabic-Indic digits: refused, though the patterns' \\d matches them."""
+        with pytest.raises(InvalidPhoneNumberError):
+            parse_phone("13" + "\u0668\u0660\u0660\u0661\u0663\u0668\u0660\u0660\u0660")
+
     @pytest.mark.parametrize("raw", ["+8611234567890", "+8612912345678", "+8617951002828"])
     def test_carrier_prefixes_still_go_through_phonenumbers(self, raw):
         """Where CN's national prefix pattern matches, parse() may strip it: no shortcut."""
         assert not _mainland().keeps_as_is(raw[3:])
         assert answer(raw) == reference(raw)
+
+
+CODES = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
 
 
 def desc(pattern: str | None, lengths: tuple[int, ...] = ()) -> SimpleNamespace:
@@ -342,7 +388,7 @@ class TestMainlandRules:
     def test_same_answer_as_phonenumbers(self, overrides):
         """MOBILE or FIXED_LINE_OR_MOBILE exactly when phonenumbers says so."""
         meta = metadata(**overrides)
-        rules = _Mainland(meta, country_code_8=False)
+        rules = _Mainland(meta, CODES)
         for digits in self.DIGITS:
             expected = phonenumberutil._number_type_helper(digits, meta) in OK_TYPES
             assert rules.is_mobile(digits) is expected, digits
@@ -350,7 +396,7 @@ class TestMainlandRules:
     def test_national_prefix_is_matched_at_the_start_only(self):
         """Digits are kept as they are unless the prefix pattern matches at their start."""
         cn_prefix = r"(1(?:[12]\d|79)\d\d)|0"
-        rules = _Mainland(metadata(national_prefix_for_parsing=cn_prefix), country_code_8=False)
+        rules = _Mainland(metadata(national_prefix_for_parsing=cn_prefix), CODES)
         assert rules.keeps_as_is("13800138000")
         assert rules.keeps_as_is("13811000000")
         assert not rules.keeps_as_is("11800138000")
@@ -358,12 +404,12 @@ class TestMainlandRules:
 
     @pytest.mark.parametrize("prefix", [None, ""])
     def test_no_national_prefix_keeps_the_digits(self, prefix):
-        rules = _Mainland(metadata(national_prefix_for_parsing=prefix), country_code_8=False)
+        rules = _Mainland(metadata(national_prefix_for_parsing=prefix), CODES)
         assert rules.keeps_as_is("11800138000")
 
     def test_a_calling_code_8_would_end_the_shortcut(self):
         """ "+86…" is +86 only while no calling code is "8"."""
-        rules = _Mainland(metadata(national_prefix_for_parsing=None), country_code_8=True)
+        rules = _Mainland(metadata(national_prefix_for_parsing=None), {**CODES, 8: ["XX"]})
         assert not rules.keeps_as_is("13800138000")
 
     def test_the_rules_are_built_once(self):

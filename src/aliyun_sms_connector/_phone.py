@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._errors import InvalidPhoneNumberError
 from ._redact import mask_phone
+
+if TYPE_CHECKING:
+    from collections.abc import Container
 
 __all__ = ["PhoneNumber", "parse_phone"]
 
@@ -163,7 +166,7 @@ class _Mainland:
 
     __slots__ = ("_general", "_kind", "_others", "_prefix", "_unique_code")
 
-    def __init__(self, metadata: object, *, country_code_8: bool) -> None:
+    def __init__(self, metadata: Any, calling_codes: Container[int]) -> None:
         def pattern(name: str) -> re.Pattern[str] | None:
             desc = getattr(metadata, name)
             if desc is None or not desc.national_number_pattern:
@@ -175,17 +178,18 @@ class _Mainland:
         self._general = pattern("general_desc")
         # A type that number_type() tries before fixed line and mobile makes
         # the number that type instead.
+        # (With none, the empty pattern: it never matches 11 digits whole.)
         earlier = [p.pattern for p in map(pattern, _EARLIER_TYPES) if p is not None]
-        self._others = re.compile("|".join(f"(?:{p})" for p in earlier)) if earlier else None
+        self._others = re.compile("|".join(f"(?:{p})" for p in earlier))
         # MOBILE or FIXED_LINE_OR_MOBILE: when the two share one pattern,
         # number_type() answers FIXED_LINE_OR_MOBILE for a fixed-line match;
         # otherwise a mobile match is one, whether or not fixed line matches too.
-        same = bool(getattr(metadata, "same_mobile_and_fixed_line_pattern", False))
+        same = metadata.same_mobile_and_fixed_line_pattern
         self._kind = pattern("fixed_line" if same else "mobile")
-        prefix = getattr(metadata, "national_prefix_for_parsing", None)
+        prefix = metadata.national_prefix_for_parsing
         self._prefix = re.compile(prefix) if prefix else None
         # "+86…" is country code 86 only while no calling code is "8".
-        self._unique_code = not country_code_8
+        self._unique_code = _EIGHT not in calling_codes
 
     def is_mobile(self, digits: str) -> bool:
         """Whether ``number_type()`` calls +86 ``digits`` MOBILE or FIXED_LINE_OR_MOBILE."""
@@ -194,7 +198,7 @@ class _Mainland:
             general is not None
             and kind is not None
             and general.fullmatch(digits) is not None
-            and (others is None or others.fullmatch(digits) is None)
+            and others.fullmatch(digits) is None
             and kind.fullmatch(digits) is not None
         )
 
@@ -223,12 +227,8 @@ def _mainland() -> _Mainland:
     if not _MAINLAND:
         import phonenumbers  # noqa: PLC0415
 
-        _MAINLAND.append(
-            _Mainland(
-                phonenumbers.PhoneMetadata.metadata_for_region("CN"),
-                country_code_8=_EIGHT in phonenumbers.COUNTRY_CODE_TO_REGION_CODE,
-            )
-        )
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+        _MAINLAND.append(_Mainland(metadata, phonenumbers.COUNTRY_CODE_TO_REGION_CODE))
     return _MAINLAND[0]
 
 
