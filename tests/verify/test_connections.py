@@ -11,9 +11,11 @@ import redis
 import redis.asyncio
 from redis.credentials import UsernamePasswordCredentialProvider
 
-from aliyun_sms_connector.verify import CheckStatus, RedisStore
+from aliyun_sms_connector.verify import CheckStatus, RedisStore, VerificationService
 from aliyun_sms_connector.verify._connections import DirectPool, can_drive, pack
 from aliyun_sms_connector.verify._store import Guess
+
+from .conftest import NUMBER, SECRET_KEY
 
 GUESS = Guess("n" * 32, "SignIn", "d" * 64, 1_800_000_000_000, 5)
 
@@ -236,6 +238,29 @@ class TestClose:
 
         assert asyncio.run(main()) == ["disconnect"] * 3
 
+    def test_aclose_fails_waiting_calls_at_once(self):
+        """Calls queued for a connection fail when the pool closes, not at their deadline."""
+
+        async def main():
+            pool = FakePool(1)
+            pool.read_gate.clear()
+            direct = DirectPool(pool)
+            holder = asyncio.ensure_future(direct("EVAL", "1", 0))
+            waiters = [asyncio.ensure_future(direct("EVAL", "2", 0)) for _ in range(3)]
+            await settle()
+            await direct.aclose()
+            await settle()
+            outcomes = [w.exception() if w.done() else "waiting" for w in waiters]
+            holder.cancel()
+            await asyncio.gather(holder, return_exceptions=True)
+            with pytest.raises(ConnectionError):
+                await direct("EVAL", "3", 0)
+            return outcomes, len(pool.made)
+
+        outcomes, made = asyncio.run(main())
+        assert [type(outcome) for outcome in outcomes] == [ConnectionError] * 3
+        assert made == 1
+
     def test_a_call_connecting_while_closed_disconnects_when_done(self):
         """A socket opened after aclose() is closed by the call that opened it."""
 
@@ -263,10 +288,13 @@ class TestCanDrive:
             ({}, True),
             ({"protocol": 3}, False),
             ({"credential_provider": UsernamePasswordCredentialProvider("u", "p")}, False),
+            ({"encoding": "UTF8"}, True),
+            ({"encoding": "gbk"}, False),
+            ({"encoding_errors": "replace"}, False),
         ],
     )
     def test_only_plain_resp2_pools_are_driven(self, options, expected):
-        """RESP3 (reconnect requests) and credential providers keep redis-py's pool."""
+        """RESP3, credential providers and text not in strict UTF-8 keep redis-py's pool."""
         client = redis.asyncio.Redis.from_url("redis://127.0.0.1:9/0", **options)
         assert can_drive(client) is expected
 
@@ -317,6 +345,26 @@ class TestOnRedis:
         while self.named(raw, name) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert self.named(raw, name) == 0
+
+    def test_a_non_utf8_client_names_keys_as_its_sync_twin(self, redis_url, connector, emulator):
+        """encoding="gbk" and a Chinese prefix: a code started sync is approved async."""
+        store = RedisStore.from_url(
+            redis_url, prefix=f"验证-{uuid.uuid4().hex[:6]}:", encoding="gbk", store_timeout=5
+        )
+        service = VerificationService(connector, store, secret_key=SECRET_KEY)
+
+        async def check(code):
+            try:
+                return await service.check_async(NUMBER, "SignIn", code)
+            finally:
+                await store.aclose()
+
+        try:
+            service.start(NUMBER, "SignIn")
+            code = emulator.outbox[-1].params["code"]
+            assert asyncio.run(check(code)).status is CheckStatus.APPROVED
+        finally:
+            store.close()
 
     def test_resp3_clients_keep_redis_py_pool(self, redis_url, mocker):
         """A protocol=3 store goes through redis-py's own pool, and still answers."""

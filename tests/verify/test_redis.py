@@ -25,6 +25,7 @@ from aliyun_sms_connector.verify import (
     VerificationPolicy,
     VerificationService,
 )
+from aliyun_sms_connector.verify._redis import _Watchdog
 
 from .conftest import NUMBER, OTHER_NUMBER, SECRET_KEY
 
@@ -452,6 +453,42 @@ class TestFaults:
 
         try:
             assert asyncio.run(main()) == "cancelled"
+        finally:
+            server.close()
+
+    @pytest.mark.skipif(sys.version_info < (3, 11), reason="Python 3.10 cannot count cancels")
+    def test_a_cancel_in_the_deadline_s_own_tick_still_propagates(
+        self, connector, clock, monkeypatch
+    ):
+        """The caller cancels as the deadline strikes: CancelledError, not StoreUnavailable."""
+        server = SilentServer()
+        client = redis.asyncio.Redis(host="127.0.0.1", port=server.port)
+        store = RedisStore(client, store_timeout=0.2)
+        service = make_service(connector, store, clock)
+        tasks: list[asyncio.Task] = []
+        tick = _Watchdog._tick
+
+        def tick_then_caller_cancels(watchdog):
+            tick(watchdog)
+            for task in tasks:
+                task.cancel()  # in the very tick that cut the call
+
+        monkeypatch.setattr(_Watchdog, "_tick", tick_then_caller_cancels)
+
+        async def main():
+            tasks.append(asyncio.create_task(service.check_async(NUMBER, "SignIn", "123456")))
+            try:
+                await tasks[0]
+            except asyncio.CancelledError:
+                return "cancelled", tasks[0].cancelled()
+            except ServiceUnavailableError:
+                return "unavailable", False
+            finally:
+                await client.aclose()
+            return "finished", False
+
+        try:
+            assert asyncio.run(main()) == ("cancelled", True)
         finally:
             server.close()
 

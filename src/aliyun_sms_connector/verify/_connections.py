@@ -18,6 +18,7 @@ store's deadline) instead of failing at once.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import collections
 from typing import Any
 
@@ -29,11 +30,11 @@ _RESP2 = (None, 2, "2")
 def can_drive(client: Any) -> bool:
     """Whether :class:`DirectPool` can stand in for ``client``'s own pool.
 
-    Only a plain ``redis.asyncio.ConnectionPool`` over RESP2 and without a
-    credential provider: over RESP3 redis-py may ask a connection to reconnect
-    (maintenance notifications), and streaming credentials re-authenticate
-    connections on the pool's release events. Those clients keep redis-py's
-    pool.
+    Only a plain ``redis.asyncio.ConnectionPool`` over RESP2, without a
+    credential provider, encoding text as strict UTF-8: over RESP3 redis-py
+    may ask a connection to reconnect (maintenance notifications), and
+    streaming credentials re-authenticate connections on the pool's release
+    events. Those clients keep redis-py's pool.
     """
     import redis.asyncio  # noqa: PLC0415
 
@@ -41,7 +42,14 @@ def can_drive(client: Any) -> bool:
     if type(pool) is not redis.asyncio.ConnectionPool:
         return False
     kwargs = pool.connection_kwargs
-    return kwargs.get("protocol") in _RESP2 and kwargs.get("credential_provider") is None
+    return (
+        kwargs.get("protocol") in _RESP2
+        and kwargs.get("credential_provider") is None
+        # pack() writes text as UTF-8, strictly, as redis-py does by default;
+        # a client told otherwise must name its keys the same way on both paths.
+        and codecs.lookup(kwargs.get("encoding", "utf-8")).name == "utf-8"
+        and kwargs.get("encoding_errors", "strict") == "strict"
+    )
 
 
 class DirectPool:
@@ -85,12 +93,18 @@ class DirectPool:
                 self._release(connection)
 
     async def aclose(self) -> None:
-        """Disconnect every connection, idle or in use; calls in flight fail."""
+        """Disconnect every connection, idle or in use; calls in flight or waiting fail."""
         self._closed = True
         self._idle = []
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(_closed())
         await asyncio.gather(*(c.disconnect() for c in self._made), return_exceptions=True)
 
     async def _connection(self) -> Any:
+        if self._closed:
+            raise _closed()
         if len(self._made) < self._max:
             connection = self._pool.make_connection()
             self._made.append(connection)
@@ -115,6 +129,10 @@ class DirectPool:
                 waiter.set_result(connection)
                 return
         self._idle.append(connection)
+
+
+def _closed() -> ConnectionError:
+    return ConnectionError("the store's connections are closed")
 
 
 def pack(command: tuple[Any, ...], encoder: Any) -> bytes:

@@ -550,22 +550,21 @@ class RedisStore(VerificationStore):
                     try:
                         reply = await execute(command, body, len(keys), *keys, *args)
                     except Exception as error:  # noqa: PERF203, BLE001 - rare; any failure is the store's
-                        if command == "EVALSHA" and isinstance(error, _no_script_error()):
-                            command, body = "EVAL", script.source
-                        elif not resent and _unsent(error):
-                            resent = True
-                        else:
-                            # Whatever the client raised (a redis-py error, or
-                            # asyncio's own on a transport closed mid-write, as
-                            # CPython 3.13.0 does), no outcome was confirmed.
+                        again = _next_try(script, command, resent, error)
+                        if again is None:
                             break
+                        command, body, resent = again
                     else:
                         return decode(reply)
             except asyncio.CancelledError:
                 if not watchdog.expired(task):
                     raise  # cancelled by the caller: not ours to swallow
             finally:
-                watchdog.leave(task)
+                caller_cancels = watchdog.leave(task)
+            if caller_cancels:
+                # The caller cancelled too, in the same tick as the deadline:
+                # its cancellation wins over the store's fault.
+                raise asyncio.CancelledError
         except self._faults:
             pass  # raised below, outside the except block: nothing chained
         raise store_unavailable()
@@ -611,6 +610,20 @@ class RedisStore(VerificationStore):
             client = _async_from_url(self._url, self._url_options)
             self._loop_clients[loop] = client
         return client
+
+
+def _next_try(
+    script: _Script, command: str, resent: bool, error: Exception
+) -> tuple[str, str, bool] | None:
+    """What to send after ``error``: (command, body, resent), or None to give up."""
+    if command == "EVALSHA" and isinstance(error, _no_script_error()):
+        return "EVAL", script.source, resent
+    if not resent and _unsent(error):
+        return command, script.sha if command == "EVALSHA" else script.source, True
+    # Whatever else the client raised (a redis-py error, or asyncio's own on a
+    # transport closed mid-write, as CPython 3.13.0 does), no outcome was
+    # confirmed.
+    return None
 
 
 # What _run's client call gives back when it raised: no reply at all.
@@ -688,13 +701,18 @@ class _Watchdog:
         """Whether the cancellation ``task`` got was this watchdog's doing."""
         return task in self._expired
 
-    def leave(self, task: asyncio.Task[Any]) -> None:
-        """Stop the clock; take back a cancellation of ours that was delivered."""
+    def leave(self, task: asyncio.Task[Any]) -> int:
+        """Stop the clock; take back a cancellation of ours that was delivered.
+
+        Returns how many cancellations of others the task still has pending
+        once ours is taken back (always 0 on Python 3.10, which cannot tell).
+        """
         self._deadlines.pop(task, None)
         if task in self._expired:
             self._expired.discard(task)
             if sys.version_info >= (3, 11):
-                task.uncancel()
+                return task.uncancel()
+        return 0
 
     def _tick(self) -> None:
         self._timer = None
