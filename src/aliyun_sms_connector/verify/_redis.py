@@ -273,11 +273,11 @@ class RedisStore(VerificationStore):
     passed in; :meth:`from_url`'s are closed by :meth:`close` / :meth:`aclose`.
 
     The asyncio calls on a plain Redis client that :meth:`from_url` built
-    (RESP2, no credential provider) run on redis-py connections that the store
-    pools itself, without ``execute_command``'s and the pool's per-call
-    layers: faster, but redis-py's OpenTelemetry metrics, if enabled, do not
-    count them. ``max_connections`` still caps the connections; past it, calls
-    wait for one, within ``store_timeout``.
+    (RESP2, no credential provider, text in strict UTF-8) run on redis-py
+    connections that the store pools itself, without ``execute_command``'s
+    and the pool's per-call layers: faster, but redis-py's OpenTelemetry
+    metrics, if enabled, do not count them. ``max_connections`` still caps
+    the connections; past it, calls wait for one, within ``store_timeout``.
     """
 
     shared = True
