@@ -25,7 +25,7 @@ from aliyun_sms_connector.verify import (
     VerificationPolicy,
     VerificationService,
 )
-from aliyun_sms_connector.verify._redis import _Watchdog
+from aliyun_sms_connector.verify._watchdog import Watchdog as _Watchdog
 
 from .conftest import NUMBER, OTHER_NUMBER, SECRET_KEY
 

@@ -32,17 +32,24 @@ without it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import sys
 import weakref
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aliyun_sms_connector._errors import ConfigError
 
 from ._connections import DirectPool, can_drive
 from ._keys import number_keys, record_key, shared_keys, validate_prefix
-from ._results import CheckStatus
+from ._scripts import (
+    CHECK,
+    RELEASE,
+    RELEASE_SHARED,
+    RESERVE,
+    RESERVE_SHARED,
+    Script,
+    checked,
+    ignore,
+    refusal,
+)
 from ._store import (
     Guess,
     Refusal,
@@ -51,9 +58,12 @@ from ._store import (
     VerificationStore,
     store_unavailable,
 )
+from ._watchdog import Watchdog, with_timeout
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine, Sequence
+
+    from ._results import CheckStatus
 
     _Command = Callable[..., Awaitable[Any]]
 
@@ -66,152 +76,6 @@ DEFAULT_STORE_TIMEOUT = 0.5
 # How many store_timeouts a cluster client's first slot mapping may take.
 _INIT_FACTOR = 4
 _INSTALL_HINT = "RedisStore needs redis-py: pip install 'aliyun-sms-connector[redis]'"
-
-_RESERVE = """
-local now = tonumber(ARGV[1])
-local id = ARGV[2]
-if redis.call('HGET', KEYS[1], 'i') == id then return {1} end
-local worst, worst_ms = false, 0
-local function refuse(code, ms)
-  if ms > worst_ms then worst, worst_ms = code, ms end
-end
-for i = 2, 3 do
-  local v = redis.call('GET', KEYS[i])
-  if v then
-    local ends = tonumber(string.match(v, '^(%d+)'))
-    if ends and ends > now then refuse('VerificationCooldown', ends - now) end
-  end
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - 86400000)
-local function window(span, cap, code)
-  if cap <= 0 then return end
-  local live = redis.call('ZRANGEBYSCORE', KEYS[4], now - span + 1, '+inf', 'WITHSCORES')
-  local n = #live / 2
-  if n >= cap then refuse(code, tonumber(live[2 * (n - cap) + 2]) + span - now) end
-end
-window(3600000, tonumber(ARGV[7]), 'NumberHourlyLimit')
-window(86400000, tonumber(ARGV[8]), 'NumberDailyLimit')
-if worst then return {0, worst, worst_ms} end
-local expires = tonumber(ARGV[4])
-local old = redis.call('HMGET', KEYS[1], 'i', 'd', 'a', 'x')
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'i', id, 'd', ARGV[3], 'a', 0, 'x', ARGV[4])
-if old[1] and tonumber(old[4]) > now then
-  -- kept so that a release can put the replaced code back, attempts and all
-  redis.call('HSET', KEYS[1], 'pi', old[1], 'pd', old[2], 'pa', old[3], 'px', old[4])
-end
-redis.call('PEXPIRE', KEYS[1], math.max(expires - now, 1))
-for i = 2, 3 do
-  local span = tonumber(ARGV[3 + i])
-  if span > 0 then
-    redis.call('SET', KEYS[i], string.format('%d:%s', now + span, id), 'PX', span)
-  end
-end
-redis.call('ZADD', KEYS[4], now, id)
-redis.call('PEXPIRE', KEYS[4], 86400000)
-return {1}
-"""
-
-_RESERVE_SHARED = """
-local now = tonumber(ARGV[1])
-local id = ARGV[2]
-for i = 1, #KEYS do
-  if redis.call('ZSCORE', KEYS[i], id) then return {1} end
-end
-local worst, worst_ms = false, 0
-for i = 1, #KEYS do
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - 3600000)
-  local cap = tonumber(ARGV[1 + 2 * i])
-  local n = redis.call('ZCARD', KEYS[i])
-  if n >= cap then
-    local leaving = redis.call('ZRANGE', KEYS[i], n - cap, n - cap, 'WITHSCORES')
-    local ms = tonumber(leaving[2]) + 3600000 - now
-    if ms > worst_ms then worst, worst_ms = ARGV[2 + 2 * i], ms end
-  end
-end
-if worst then return {0, worst, worst_ms} end
-for i = 1, #KEYS do
-  redis.call('ZADD', KEYS[i], now, id)
-  redis.call('PEXPIRE', KEYS[i], 3600000)
-end
-return {1}
-"""
-
-_RELEASE = """
-local id = ARGV[1]
-local now = tonumber(ARGV[2])
-local h = redis.call('HMGET', KEYS[1], 'i', 'pi', 'pd', 'pa', 'px')
-if h[1] == id then
-  redis.call('DEL', KEYS[1])
-  if h[2] and tonumber(h[5]) > now then
-    redis.call('HSET', KEYS[1], 'i', h[2], 'd', h[3], 'a', h[4], 'x', h[5])
-    redis.call('PEXPIRE', KEYS[1], tonumber(h[5]) - now)
-  end
-end
-for i = 2, 3 do
-  local v = redis.call('GET', KEYS[i])
-  if v and string.sub(v, -#id - 1) == ':' .. id then redis.call('DEL', KEYS[i]) end
-end
-redis.call('ZREM', KEYS[4], id)
-return 1
-"""
-
-_RELEASE_SHARED = """
-for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
-return 1
-"""
-
-# The digests are compared through their SHA-1s (the "double hash" pattern): how
-# long the comparison takes then says nothing about where the digests differ.
-# The reply is one integer, attempts left * 4 + the status's index in _STATUSES.
-_CHECK = """
-local now = tonumber(ARGV[1])
-local max = tonumber(ARGV[3])
-local h = redis.call('HMGET', KEYS[1], 'd', 'a', 'x', 'pd', 'px')
-if not h[1] then return 0 end
-if tonumber(h[3]) <= now then
-  redis.call('DEL', KEYS[1])
-  return 0
-end
-local a = tonumber(h[2])
-if a >= max then return 1 end
-local guess = redis.sha1hex(ARGV[2])
-if redis.sha1hex(h[1]) == guess then
-  redis.call('DEL', KEYS[1])
-  return (max - a) * 4 + 2
-end
-if h[4] and tonumber(h[5]) > now and redis.sha1hex(h[4]) == guess then
-  return 0 -- the code of a verification this one replaced: not found, not counted
-end
-a = redis.call('HINCRBY', KEYS[1], 'a', 1)
-return (max - a) * 4 + 3
-"""
-_STATUSES = (
-    CheckStatus.NOT_FOUND,
-    CheckStatus.TOO_MANY_ATTEMPTS,
-    CheckStatus.APPROVED,
-    CheckStatus.WRONG_CODE,
-)
-
-
-@dataclass(frozen=True)
-class _Script:
-    name: str
-    source: str
-
-    sha: str = ""
-
-    def __post_init__(self) -> None:
-        digest = hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest()
-        object.__setattr__(self, "sha", digest)
-
-
-RESERVE = _Script("reserve", _RESERVE)
-RESERVE_SHARED = _Script("reserve_shared", _RESERVE_SHARED)
-RELEASE = _Script("release", _RELEASE)
-RELEASE_SHARED = _Script("release_shared", _RELEASE_SHARED)
-CHECK = _Script("check", _CHECK)
-SCRIPTS = (RESERVE, RESERVE_SHARED, RELEASE, RELEASE_SHARED, CHECK)
 
 
 def _faults() -> tuple[type[BaseException], ...]:
@@ -240,10 +104,6 @@ def _faults() -> tuple[type[BaseException], ...]:
         TypeError,
         LookupError,
     )
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisStore(VerificationStore):
@@ -318,14 +178,14 @@ class RedisStore(VerificationStore):
         self._loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
-        self._watchdogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchdog] = (
+        self._watchdogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Watchdog] = (
             weakref.WeakKeyDictionary()
         )
         self._direct: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, DirectPool] = (
             weakref.WeakKeyDictionary()
         )
         self._last_loop: (
-            tuple[weakref.ref[asyncio.AbstractEventLoop], Any, _Watchdog, _Command] | None
+            tuple[weakref.ref[asyncio.AbstractEventLoop], Any, Watchdog, _Command] | None
         ) = None
 
     @classmethod
@@ -382,35 +242,35 @@ class RedisStore(VerificationStore):
     def reserve(self, reservation: Reservation) -> Refusal | None:
         """Check the number's limits; if all allow, store the code and count the send."""
         keys, args = self._reserve_args(reservation)
-        return self._run(RESERVE, keys, args, _refusal)
+        return self._run(RESERVE, keys, args, refusal)
 
     async def reserve_async(self, reservation: Reservation) -> Refusal | None:
         """The async twin of :meth:`reserve`."""
         keys, args = self._reserve_args(reservation)
-        return await self._run_async(RESERVE, keys, args, _refusal)
+        return await self._run_async(RESERVE, keys, args, refusal)
 
     def reserve_shared(self, reservation: SharedReservation) -> Refusal | None:
         """Check the per-IP and global limits; if both allow, count the send."""
         keys, args = self._shared_args(reservation)
         if not keys:
             return None
-        return self._run(RESERVE_SHARED, keys, args, _refusal)
+        return self._run(RESERVE_SHARED, keys, args, refusal)
 
     async def reserve_shared_async(self, reservation: SharedReservation) -> Refusal | None:
         """The async twin of :meth:`reserve_shared`."""
         keys, args = self._shared_args(reservation)
         if not keys:
             return None
-        return await self._run_async(RESERVE_SHARED, keys, args, _refusal)
+        return await self._run_async(RESERVE_SHARED, keys, args, refusal)
 
     def release(self, reservation: Reservation, shared: SharedReservation | None) -> None:
         """Undo a reservation whose SMS surely never left: code, cooldowns and counts."""
         keys = list(self._number_keys(reservation.number, reservation.usage_type))
-        self._run(RELEASE, keys, [reservation.verification_id, reservation.now_ms], _ignore)
+        self._run(RELEASE, keys, [reservation.verification_id, reservation.now_ms], ignore)
         if shared is not None:
             shared_keys_, _ = self._shared_args(shared)
             if shared_keys_:
-                self._run(RELEASE_SHARED, shared_keys_, [shared.verification_id], _ignore)
+                self._run(RELEASE_SHARED, shared_keys_, [shared.verification_id], ignore)
 
     async def release_async(
         self, reservation: Reservation, shared: SharedReservation | None
@@ -419,21 +279,21 @@ class RedisStore(VerificationStore):
         keys = list(self._number_keys(reservation.number, reservation.usage_type))
         calls = [
             self._run_async(
-                RELEASE, keys, [reservation.verification_id, reservation.now_ms], _ignore
+                RELEASE, keys, [reservation.verification_id, reservation.now_ms], ignore
             )
         ]
         if shared is not None:
             shared_keys_, _ = self._shared_args(shared)
             if shared_keys_:
                 calls.append(
-                    self._run_async(RELEASE_SHARED, shared_keys_, [shared.verification_id], _ignore)
+                    self._run_async(RELEASE_SHARED, shared_keys_, [shared.verification_id], ignore)
                 )
         await asyncio.gather(*calls)
 
     def check(self, guess: Guess) -> tuple[CheckStatus, int]:
         """Approve (and delete), count a wrong guess, or say why not: one round trip."""
         keys, args = self._check_args(guess)
-        return self._run(CHECK, keys, args, _checked)
+        return self._run(CHECK, keys, args, checked)
 
     def check_async(self, guess: Guess) -> Coroutine[Any, Any, tuple[CheckStatus, int]]:
         """The async twin of :meth:`check`."""
@@ -441,7 +301,7 @@ class RedisStore(VerificationStore):
         # more: every resumption of a task walks its chain of awaits, and
         # checks are the hot path.
         keys, args = self._check_args(guess)
-        return self._run_async(CHECK, keys, args, _checked)
+        return self._run_async(CHECK, keys, args, checked)
 
     def close(self) -> None:
         """Close the sync client, if :meth:`from_url` made it."""
@@ -504,7 +364,7 @@ class RedisStore(VerificationStore):
 
     def _run(
         self,
-        script: _Script,
+        script: Script,
         keys: list[str],
         args: list[object],
         decode: Callable[[Any], _T],
@@ -528,7 +388,7 @@ class RedisStore(VerificationStore):
 
     async def _run_async(
         self,
-        script: _Script,
+        script: Script,
         keys: list[str],
         args: list[object],
         decode: Callable[[Any], _T],
@@ -539,7 +399,7 @@ class RedisStore(VerificationStore):
                 # A new (or reset) asyncio cluster client first maps the slots
                 # (CLUSTER SLOTS, COMMAND): a few hundred ms, once, bounded
                 # apart from the per-call deadline.
-                await _with_timeout(client.initialize(), self._timeout * _INIT_FACTOR)
+                await with_timeout(client.initialize(), self._timeout * _INIT_FACTOR)
             # The deadline is kept inline, not in a wrapping coroutine: every
             # resumption of a task walks its whole chain of awaits.
             task = watchdog.enter()
@@ -569,7 +429,7 @@ class RedisStore(VerificationStore):
             pass  # raised below, outside the except block: nothing chained
         raise store_unavailable()
 
-    def _for_loop(self) -> tuple[Any, _Watchdog, _Command]:
+    def _for_loop(self) -> tuple[Any, Watchdog, _Command]:
         """This event loop's client, watchdog and command runner; the last loop's are remembered."""
         loop = asyncio.get_running_loop()
         last = self._last_loop
@@ -588,11 +448,11 @@ class RedisStore(VerificationStore):
         self._last_loop = (weakref.ref(loop), client, watchdog, execute)
         return client, watchdog, execute
 
-    def _watchdog(self) -> _Watchdog:
+    def _watchdog(self) -> Watchdog:
         loop = asyncio.get_running_loop()
         watchdog = self._watchdogs.get(loop)
         if watchdog is None:
-            watchdog = self._watchdogs[loop] = _Watchdog(loop, self._timeout)
+            watchdog = self._watchdogs[loop] = Watchdog(loop, self._timeout)
         return watchdog
 
     def _async_client(self) -> Any:
@@ -613,7 +473,7 @@ class RedisStore(VerificationStore):
 
 
 def _next_try(
-    script: _Script, command: str, resent: bool, error: Exception
+    script: Script, command: str, resent: bool, error: Exception
 ) -> tuple[str, str, bool] | None:
     """What to send after ``error``: (command, body, resent), or None to give up."""
     if command == "EVALSHA" and isinstance(error, _no_script_error()):
@@ -651,7 +511,7 @@ def _unsent(error: BaseException) -> bool:
     return isinstance(error, RedisConnectionError) and "while writing to socket" in str(error)
 
 
-def _eval(client: Any, script: _Script, keys: list[str], args: list[object]) -> Any:
+def _eval(client: Any, script: Script, keys: list[str], args: list[object]) -> Any:
     try:
         return _evalsha(client, script, keys, args)
     except Exception as error:
@@ -660,95 +520,12 @@ def _eval(client: Any, script: _Script, keys: list[str], args: list[object]) -> 
     return _evalsha(client, script, keys, args)
 
 
-def _evalsha(client: Any, script: _Script, keys: list[str], args: list[object]) -> Any:
+def _evalsha(client: Any, script: Script, keys: list[str], args: list[object]) -> Any:
     try:
         return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
     except _no_script_error():
         pass  # the script did not run: send it once, which also caches it
     return client.execute_command("EVAL", script.source, len(keys), *keys, *args)
-
-
-class _Watchdog:
-    """Bounds the store calls of one event loop with one timer, not one per call.
-
-    ``asyncio.timeout`` schedules and cancels a timer for every call, which was
-    about a tenth of a check's CPU. Here each call only notes its deadline; a
-    single timer wakes at the earliest one (but no more often than every
-    ``slack`` seconds) and cancels the calls that overran. A call is therefore
-    cut between ``timeout`` and ``timeout + slack`` after it started.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
-        self._loop = loop
-        self._timeout = timeout
-        self._slack = timeout / 8
-        self._deadlines: dict[asyncio.Task[Any], float] = {}
-        self._expired: set[asyncio.Task[Any]] = set()
-        self._timer: asyncio.TimerHandle | None = None
-
-    def enter(self) -> asyncio.Task[Any]:
-        """Start the clock for the current task's store call."""
-        task = asyncio.current_task()
-        if task is None:  # pragma: no cover - store calls always run in a task
-            raise RuntimeError("a store call must run in an asyncio task")
-        deadline = self._loop.time() + self._timeout
-        self._deadlines[task] = deadline
-        if self._timer is None:
-            self._timer = self._loop.call_at(deadline, self._tick)
-        return task
-
-    def expired(self, task: asyncio.Task[Any]) -> bool:
-        """Whether the cancellation ``task`` got was this watchdog's doing."""
-        return task in self._expired
-
-    def leave(self, task: asyncio.Task[Any]) -> int:
-        """Stop the clock; take back a cancellation of ours that was delivered.
-
-        Returns how many cancellations of others the task still has pending
-        once ours is taken back (always 0 on Python 3.10, which cannot tell).
-        """
-        self._deadlines.pop(task, None)
-        if task in self._expired:
-            self._expired.discard(task)
-            if sys.version_info >= (3, 11):
-                return task.uncancel()
-        return 0
-
-    def _tick(self) -> None:
-        self._timer = None
-        now = self._loop.time()
-        earliest = None
-        for task, deadline in self._deadlines.items():
-            if deadline <= now:
-                if task not in self._expired:
-                    self._expired.add(task)
-                    task.cancel()
-            elif earliest is None or deadline < earliest:
-                earliest = deadline
-        if earliest is not None:
-            self._timer = self._loop.call_at(max(earliest, now + self._slack), self._tick)
-
-
-async def _with_timeout(awaitable: Awaitable[Any], seconds: float) -> Any:
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await awaitable
-    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - Python 3.10
-
-
-def _ignore(_: Any) -> None:
-    return None
-
-
-def _refusal(reply: Any) -> Refusal | None:
-    if int(reply[0]) == 1:
-        return None
-    return Refusal(_text(reply[1]), int(reply[2]))
-
-
-def _checked(reply: Any) -> tuple[CheckStatus, int]:
-    left, status = divmod(int(reply), 4)
-    return _STATUSES[status], left
 
 
 def _split_url(url: str) -> tuple[bool, str]:
