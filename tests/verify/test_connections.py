@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from typing import Any
 
 import pytest
 import redis
@@ -89,6 +90,16 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+async def held(max_connections: int, *payloads: str) -> tuple[FakePool, DirectPool, list[Any]]:
+    """One call per payload, started on a pool whose reads wait for ``read_gate``."""
+    pool = FakePool(max_connections)
+    pool.read_gate.clear()
+    direct = DirectPool(pool)
+    calls = [asyncio.ensure_future(direct("EVAL", payload, 0)) for payload in payloads]
+    await settle()
+    return pool, direct, calls
+
+
 class TestReuse:
     def test_an_idle_connection_is_used_again(self):
         """Calls one after another share one connection, connected once."""
@@ -107,11 +118,7 @@ class TestReuse:
 
     def test_calls_in_flight_get_connections_of_their_own(self):
         async def main():
-            pool = FakePool(10)
-            pool.read_gate.clear()
-            direct = DirectPool(pool)
-            calls = [asyncio.ensure_future(direct("EVAL", "x", 0)) for _ in range(4)]
-            await settle()
+            pool, _, calls = await held(10, *"xxxx")
             pool.read_gate.set()
             await asyncio.gather(*calls)
             return pool
@@ -124,11 +131,7 @@ class TestLimit:
         """Twelve calls on two connections: all answered, no third connection made."""
 
         async def main():
-            pool = FakePool(2)
-            pool.read_gate.clear()
-            direct = DirectPool(pool)
-            calls = [asyncio.ensure_future(direct("EVAL", "x", 0)) for _ in range(12)]
-            await settle()
+            pool, _, calls = await held(2, *"x" * 12)
             in_flight = sum(len(c.sent) for c in pool.made)
             pool.read_gate.set()
             answers = await asyncio.gather(*calls)
@@ -144,13 +147,7 @@ class TestLimit:
         """A waiter cut by the deadline is skipped: the connection goes to the next one."""
 
         async def main():
-            pool = FakePool(1)
-            pool.read_gate.clear()
-            direct = DirectPool(pool)
-            first = asyncio.ensure_future(direct("EVAL", "1", 0))
-            second = asyncio.ensure_future(direct("EVAL", "2", 0))
-            third = asyncio.ensure_future(direct("EVAL", "3", 0))
-            await settle()
+            pool, _, (first, second, third) = await held(1, "1", "2", "3")
             second.cancel()
             await settle()
             pool.read_gate.set()
@@ -165,12 +162,7 @@ class TestLimit:
         """Handed a connection, then cancelled before it ran: the connection is not lost."""
 
         async def main():
-            pool = FakePool(1)
-            pool.read_gate.clear()
-            direct = DirectPool(pool)
-            first = asyncio.ensure_future(direct("EVAL", "1", 0))
-            second = asyncio.ensure_future(direct("EVAL", "2", 0))
-            await settle()
+            pool, direct, (first, second) = await held(1, "1", "2")
             hand_over = direct._release
 
             def hand_over_then_cancel(connection):
@@ -224,11 +216,7 @@ class TestIdleCheck:
 class TestClose:
     def test_aclose_disconnects_connections_in_use_too(self):
         async def main():
-            pool = FakePool(3)
-            pool.read_gate.clear()
-            direct = DirectPool(pool)
-            calls = [asyncio.ensure_future(direct("EVAL", "x", 0)) for _ in range(3)]
-            await settle()
+            pool, direct, calls = await held(3, *"xxx")
             await direct.aclose()
             events = [c.events[-1] for c in pool.made]
             for call in calls:
@@ -242,12 +230,7 @@ class TestClose:
         """Calls queued for a connection fail when the pool closes, not at their deadline."""
 
         async def main():
-            pool = FakePool(1)
-            pool.read_gate.clear()
-            direct = DirectPool(pool)
-            holder = asyncio.ensure_future(direct("EVAL", "1", 0))
-            waiters = [asyncio.ensure_future(direct("EVAL", "2", 0)) for _ in range(3)]
-            await settle()
+            pool, direct, (holder, *waiters) = await held(1, "1", "2", "2", "2")
             await direct.aclose()
             await settle()
             outcomes = [w.exception() if w.done() else "waiting" for w in waiters]
