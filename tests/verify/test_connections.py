@@ -12,6 +12,7 @@ import redis
 import redis.asyncio
 from redis.credentials import UsernamePasswordCredentialProvider
 
+from aliyun_sms_connector import ServiceUnavailableError
 from aliyun_sms_connector.verify import CheckStatus, RedisStore, VerificationService
 from aliyun_sms_connector.verify._connections import DirectPool, can_drive, pack
 from aliyun_sms_connector.verify._store import Guess
@@ -274,6 +275,7 @@ class TestCanDrive:
             ({"encoding": "UTF8"}, True),
             ({"encoding": "gbk"}, False),
             ({"encoding_errors": "replace"}, False),
+            ({"encoding": "no-such-codec"}, False),
         ],
     )
     def test_only_plain_resp2_pools_are_driven(self, options, expected):
@@ -348,6 +350,23 @@ class TestOnRedis:
             assert asyncio.run(check(code)).status is CheckStatus.APPROVED
         finally:
             store.close()
+
+    def test_an_unknown_encoding_is_a_store_fault(self, redis_url):
+        """encoding="no-such-codec": StoreUnavailable, as on redis-py's own path, no LookupError."""
+        store = RedisStore.from_url(redis_url, encoding="no-such-codec")
+
+        async def main():
+            try:
+                return await store.check_async(GUESS)
+            finally:
+                await store.aclose()
+
+        try:
+            with pytest.raises(ServiceUnavailableError) as info:
+                asyncio.run(main())
+        finally:
+            store.close()
+        assert info.value.code == "StoreUnavailable"
 
     def test_resp3_clients_keep_redis_py_pool(self, redis_url, mocker):
         """A protocol=3 store goes through redis-py's own pool, and still answers."""

@@ -47,9 +47,16 @@ def can_drive(client: Any) -> bool:
         and kwargs.get("credential_provider") is None
         # pack() writes text as UTF-8, strictly, as redis-py does by default;
         # a client told otherwise must name its keys the same way on both paths.
-        and codecs.lookup(kwargs.get("encoding", "utf-8")).name == "utf-8"
+        and _is_utf8(kwargs.get("encoding", "utf-8"))
         and kwargs.get("encoding_errors", "strict") == "strict"
     )
+
+
+def _is_utf8(encoding: str) -> bool:
+    try:
+        return codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return False  # redis-py's own path fails on it, as a store fault
 
 
 class DirectPool:
@@ -115,7 +122,7 @@ class DirectPool:
             return await waiter
         except BaseException:
             # A cancelled waiter stays queued; _release skips it.
-            if waiter.done() and not waiter.cancelled():
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 # Handed a connection, then cancelled before taking it: pass it on.
                 self._release(waiter.result())
             raise
