@@ -14,8 +14,13 @@ from pathlib import Path
 import pytest
 
 from aliyun_sms_connector import AliyunSmsConnector, AliyunSmsError, NetworkError
-from tests.test_transport import FaultServer, full_backlog, refused_host, request_for
 
+from ..fault_servers import (  # noqa: TID252 - the servers are shared by both suites
+    FaultServer,
+    full_backlog,
+    refused_host,
+    request_for,
+)
 from .conftest import connector_config
 
 
