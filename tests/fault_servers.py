@@ -1,23 +1,21 @@
 """Small misbehaving servers on 127.0.0.1, shared by the transport and e2e fault tests.
 
 ``FaultServer`` answers, or fails, as its behaviour says; ``refused_host`` and
-``full_backlog`` are the two ways to fail before any server runs.
+``full_backlog`` are the two ways to fail before any server runs; ``tls_material``
+gives a FaultServer its TLS context and the clients their CA files.
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import struct
 import threading
 import time
-from typing import TYPE_CHECKING
 
+from aliyun_sms_connector._tls import make_certificates
 from aliyun_sms_connector._transport import WireRequest
-
-if TYPE_CHECKING:
-    import ssl
-
 
 BODY = b"PhoneNumbers=13800138000&TemplateParam=%7B%22code%22%3A%22482913%22%7D"
 OK_BODY = b'{"Code":"OK","Message":"OK","RequestId":"r-1","BizId":"b-1"}'
@@ -288,3 +286,12 @@ def full_backlog():
         for filler in fillers:
             filler.close()
         listener.close()
+
+
+def tls_material(tmp_path_factory):
+    """Two throwaway CAs: the server's context and CA file, and a CA that did not sign it."""
+    good = make_certificates(tmp_path_factory.mktemp("good"))
+    other = make_certificates(tmp_path_factory.mktemp("other"))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(good[1], good[2])
+    return {"ca": str(good[0]), "other_ca": str(other[0]), "server": server}

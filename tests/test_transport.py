@@ -7,7 +7,6 @@ import contextlib
 import gc
 import logging
 import socket
-import ssl
 import sys
 import threading
 import time
@@ -20,20 +19,23 @@ import pytest
 
 from aliyun_sms_connector import ConfigError
 from aliyun_sms_connector._sync_driver import _SyncPool
-from aliyun_sms_connector._tls import make_certificates
 from aliyun_sms_connector._transport import Transport, TransportError, WireRequest, _split_host
 
-from .fault_servers import BODY, OK_BODY, FaultServer, full_backlog, refused_host, request_for
+from .fault_servers import (
+    BODY,
+    OK_BODY,
+    FaultServer,
+    full_backlog,
+    refused_host,
+    request_for,
+    tls_material,
+)
 
 
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory):
     """Two throwaway CAs: the server's, and one that did not sign it."""
-    good = make_certificates(tmp_path_factory.mktemp("good"))
-    other = make_certificates(tmp_path_factory.mktemp("other"))
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(good[1], good[2])
-    return {"ca": str(good[0]), "other_ca": str(other[0]), "server": server}
+    return tls_material(tmp_path_factory)
 
 
 @pytest.fixture(params=["sync", "async"])
