@@ -70,10 +70,7 @@ class FaultServer:
             socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
         self._accepting.join(5)
         self._listener.close()
-        with self._lock:
-            for sock in self._sockets:
-                with contextlib.suppress(OSError):
-                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        self.drop_connections()
         for thread in list(self._threads):
             thread.join(5)
 
