@@ -1,7 +1,6 @@
 """Fault injection, sync and async: each case ends in its typed error within the deadline."""
 
 import asyncio
-import socket
 import time
 
 import pytest
@@ -14,6 +13,7 @@ from aliyun_sms_connector import (
     ServiceUnavailableError,
 )
 
+from ..fault_servers import full_backlog, refused_host  # noqa: TID252 - shared by both suites
 from .conftest import connector_config
 
 DEADLINE_MS = 3000
@@ -58,30 +58,14 @@ class _Endpoint:
 @pytest.fixture
 def refused_endpoint():
     """A loopback port with nothing listening."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return _Endpoint(f"127.0.0.1:{port}")
+    return _Endpoint(refused_host())
 
 
 @pytest.fixture
 def blackhole_endpoint():
     """A loopback listener whose accept queue is full, so new connects hang."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    address = listener.getsockname()
-    fillers = []
-    for _ in range(4):
-        filler = socket.socket()
-        filler.setblocking(False)  # noqa: FBT003 - the socket API
-        filler.connect_ex(address)
-        fillers.append(filler)
-    time.sleep(0.05)
-    yield _Endpoint(f"127.0.0.1:{address[1]}")
-    for filler in fillers:
-        filler.close()
-    listener.close()
+    with full_backlog() as host:
+        yield _Endpoint(host)
 
 
 def test_connection_refused(refused_endpoint, mode):

@@ -14,8 +14,14 @@ from pathlib import Path
 import pytest
 
 from aliyun_sms_connector import AliyunSmsConnector, AliyunSmsError, NetworkError
-from tests.test_transport import FaultServer, full_backlog, refused_host, request_for
 
+from ..fault_servers import (  # noqa: TID252 - the servers are shared by both suites
+    FaultServer,
+    full_backlog,
+    refused_host,
+    request_for,
+    tls_material,
+)
 from .conftest import connector_config
 
 
@@ -27,15 +33,7 @@ def mode(request):
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory):
     """The server's TLS context, its CA, and a CA that did not sign it."""
-    import ssl
-
-    from aliyun_sms_connector._tls import make_certificates
-
-    good = make_certificates(tmp_path_factory.mktemp("good"))
-    other = make_certificates(tmp_path_factory.mktemp("other"))
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(good[1], good[2])
-    return {"server": server, "ca": str(good[0]), "other_ca": str(other[0])}
+    return tls_material(tmp_path_factory)
 
 
 class _Endpoint:
