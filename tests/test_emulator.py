@@ -4,6 +4,7 @@ import pytest
 
 from aliyun_sms_connector import TemplateType
 from aliyun_sms_connector import emulator as emulator_module
+from aliyun_sms_connector._emulator_auth import parse_timestamp
 from aliyun_sms_connector.emulator import (
     DEFAULT_ACCESS_KEYS,
     DEFAULT_SIGN_NAME,
@@ -11,7 +12,6 @@ from aliyun_sms_connector.emulator import (
     Template,
     _mainland,
     _number_key,
-    _parse_timestamp,
 )
 
 
@@ -109,14 +109,14 @@ class TestCost:
     )
     def test_timestamps(self, stamp, seconds):
         """ISO 8601 UTC stamps, with or without fractions, parse; impossible dates do not."""
-        assert _parse_timestamp(stamp) == seconds
+        assert parse_timestamp(stamp) == seconds
 
     def test_timestamp_parse_is_cached(self):
         """The same second is parsed once, however many requests carry it."""
-        _parse_timestamp.cache_clear()
+        parse_timestamp.cache_clear()
         for _ in range(5):
-            _parse_timestamp("2026-11-25T02:00:01Z")
-        assert _parse_timestamp.cache_info().misses == 1
+            parse_timestamp("2026-11-25T02:00:01Z")
+        assert parse_timestamp.cache_info().misses == 1
 
     def test_a_number_is_parsed_once_per_request(self, mocker):
         """Fault scoping and the recipient check share one phonenumbers parse."""

@@ -23,13 +23,9 @@ in the order they were queued, one per request.
 from __future__ import annotations
 
 import asyncio
-import base64
-import calendar
 import contextlib
 import decimal
 import functools
-import hashlib
-import hmac
 import itertools
 import json
 import logging
@@ -43,17 +39,18 @@ import threading
 import time
 import uuid
 import weakref
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import parse_qsl, quote, quote_plus
 
 import phonenumbers
 
 from ._config import TemplateType
 from ._delivery import CHINA_TZ
+from ._emulator_auth import ACS3, NonceMemory, authenticate
+from ._emulator_http import Reject, drop, error, missing, parameters
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -78,21 +75,13 @@ DEFAULT_TEMPLATES: dict[str, str | Template] = {}  # filled in below, after Temp
 
 _log = logging.getLogger(__name__)
 
-_MAX_CLOCK_SKEW = 15 * 60
-_NONCE_MEMORY = 100_000
 _MAX_NUMBERS = 1000
 _MAX_BATCH = 100
 _VARIABLE = re.compile(r"\$\{(\w+)\}")
 _CODE_VALUE = re.compile(r"[A-Za-z0-9]+")
 _MAINLAND = re.compile(r"(?:\+86|0086|86)?(1[0-9]{10})")
 _DIGITS = re.compile(r"[0-9]{6,16}")
-# ISO 8601 in UTC, with optional fractions: the SDK sends whole seconds,
-# JavaScript's Date.toISOString() (Logto's connector) sends milliseconds.
-_TIMESTAMP = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]{1,9})?Z"
-)
 _SEND_DATE = re.compile(r"[0-9]{8}")
-_FORM = "application/x-www-form-urlencoded"
 # aiohttp refuses larger bodies before the handler runs; the handler turns
 # that into an Aliyun-style answer.
 _MAX_BODY = 1024 * 1024
@@ -108,7 +97,6 @@ _FLOW_LIMITS = (
     (3600.0, 5, "触发小时级流控Permits:5"),
     (86400.0, 10, "触发天级流控Permits:10"),
 )
-_ACS3 = "ACS3-HMAC-SHA256"
 # How long stop() lets answers in flight finish before it cancels them.
 _STOP_GRACE = 0.25
 
@@ -192,19 +180,6 @@ class _Fault:
         return self.phone_number is None or self.phone_number in numbers
 
 
-class _Reject(Exception):  # noqa: N818 - internal control flow, not an error class
-    """Answer the request with an Aliyun error."""
-
-    def __init__(
-        self, code: str, message: str, status: int = 200, headers: Mapping[str, str] | None = None
-    ) -> None:
-        super().__init__(code)
-        self.code = code
-        self.message = message
-        self.status = status
-        self.headers = dict(headers or {})
-
-
 class Emulator:
     """A local Dysmsapi endpoint, served on 127.0.0.1 from a background thread.
 
@@ -257,7 +232,7 @@ class Emulator:
         self._by_biz_id: dict[str, list[Message]] = {}
         self._requests: list[ReceivedRequest] = []
         self._faults: list[_Fault] = []
-        self._nonces: OrderedDict[str, None] = OrderedDict()
+        self._nonces = NonceMemory()
         self._flow: dict[tuple[str, str], deque[float]] = {}
         self._biz_ids = itertools.count(1)
         self._thread: threading.Thread | None = None
@@ -436,8 +411,8 @@ class Emulator:
             self._by_biz_id.clear()
             self._requests.clear()
             self._faults.clear()
-            self._nonces.clear()
             self._flow.clear()
+        self._nonces.clear()
 
     # -- fault injection -------------------------------------------------
 
@@ -619,18 +594,18 @@ class Emulator:
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return _error(
+            return error(
                 "RequestEntityTooLarge",
                 f"The request body is larger than {_MAX_BODY} bytes.",
                 request_id,
                 413,
             )
-        malformed: _Reject | None = None
+        malformed: Reject | None = None
         try:
-            query, params = _parameters(request, body)
-        except _Reject as reject:
+            query, params = parameters(request, body)
+        except Reject as reject:
             malformed, query, params = reject, {}, {}
-        acs3 = request.headers.get("Authorization", "").startswith(_ACS3 + " ")
+        acs3 = request.headers.get("Authorization", "").startswith(ACS3 + " ")
         # The action is signed where the scheme signs it: the x-acs-action
         # header for ACS3, the Action parameter for v2.
         header_action = request.headers.get("x-acs-action", "")
@@ -645,17 +620,26 @@ class Emulator:
         if fault is not None:
             return await self._serve_fault(request, fault, request_id)
         if malformed is not None:
-            return _error(malformed.code, malformed.message, request_id, malformed.status)
+            return error(malformed.code, malformed.message, request_id, malformed.status)
         try:
-            self._authenticate(request, acs3, query, params, body)
+            authenticate(
+                request,
+                acs3,
+                query,
+                params,
+                body,
+                access_keys=self.access_keys,
+                security_tokens=self.security_tokens,
+                nonces=self._nonces,
+            )
             payload = self._dispatch(action, params)
-        except _Reject as reject:
-            return _error(reject.code, reject.message, request_id, reject.status, reject.headers)
+        except Reject as reject:
+            return error(reject.code, reject.message, request_id, reject.status, reject.headers)
         except Exception:  # noqa: BLE001 - answered as Aliyun's InternalError, and logged
             # A request this emulator did not foresee still gets Aliyun's
             # shape, never aiohttp's text/plain 500; the log says what broke.
             _log.exception("the emulator failed on a %s request", action or "unnamed")
-            return _error(
+            return error(
                 "InternalError",
                 "The request processing has failed due to some unknown error.",
                 request_id,
@@ -670,160 +654,25 @@ class Emulator:
         from aiohttp import web  # noqa: PLC0415
 
         if fault.kind == "drop":
-            return await _drop(request)
+            return await drop(request)
         if fault.kind == "body":
             return web.Response(body=fault.body, status=fault.http_status, content_type="text/html")
         message = fault.message or f"Injected fault: {fault.code}"
-        return _error(fault.code, message, request_id, fault.http_status, fault.headers)
-
-    # -- authentication ----------------------------------------------------
-
-    def _authenticate(
-        self,
-        request: web.Request,
-        acs3: bool,
-        query: Mapping[str, str],
-        params: Mapping[str, str],
-        body: bytes,
-    ) -> None:
-        if acs3:
-            key_id = self._check_acs3(request, query, body)
-            token = request.headers.get("x-acs-security-token")
-            timestamp = request.headers.get("x-acs-date", "")
-            nonce = request.headers.get("x-acs-signature-nonce", "")
-        elif "Signature" in params:
-            key_id = self._check_v2(request.method, params)
-            token = params.get("SecurityToken")
-            timestamp = params.get("Timestamp", "")
-            nonce = params.get("SignatureNonce", "")
-        else:
-            raise _Reject("IncompleteSignature", "The request signature is missing.", 400)
-        if not timestamp:
-            raise _missing("Timestamp")
-        if not nonce:
-            raise _missing("SignatureNonce")
-        self._check_token(key_id, token)
-        _check_timestamp(timestamp)
-        self._check_nonce(nonce)
-
-    def _secret(self, key_id: str) -> str:
-        if not key_id:
-            raise _missing("AccessKeyId")
-        secret = self.access_keys.get(key_id)
-        if secret is None:
-            raise _Reject("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 400)
-        return secret
-
-    def _check_acs3(self, request: web.Request, query: Mapping[str, str], body: bytes) -> str:
-        authorization = request.headers["Authorization"]
-        fields = dict(
-            part.strip().split("=", 1)
-            for part in authorization[len(_ACS3) + 1 :].split(",")
-            if "=" in part
-        )
-        key_id = fields.get("Credential", "")
-        signed = fields.get("SignedHeaders", "")
-        signature = fields.get("Signature", "")
-        if not (key_id and signed and signature):
-            raise _Reject("IncompleteSignature", "The Authorization header is incomplete.", 400)
-        secret = self._secret(key_id)
-        names = signed.split(";")
-        # Aliyun's V3 scheme signs host and every x-acs-* header: one left
-        # out could be changed (a nonce, a date, a token) without notice.
-        unsigned = sorted(
-            name
-            for name in {key.lower() for key in request.headers}
-            if (name == "host" or name.startswith("x-acs-")) and name not in names
-        )
-        if unsigned:
-            raise _Reject("IncompleteSignature", f"The header {unsigned[0]} must be signed.", 400)
-        payload_hash = request.headers.get("x-acs-content-sha256", "")
-        if payload_hash != hashlib.sha256(body).hexdigest():
-            raise _Reject(
-                "SignatureDoesNotMatch", "x-acs-content-sha256 does not match the body.", 400
-            )
-        headers = "".join(
-            f"{name}:{','.join(sorted(v.strip() for v in request.headers.getall(name, [])))}\n"
-            for name in names
-        )
-        canonical_query = "&".join(
-            f"{quote(key, safe='~')}={quote(value, safe='~')}"
-            for key, value in sorted(query.items())
-        )
-        canonical = (
-            f"{request.method}\n{request.path or '/'}\n{canonical_query}\n"
-            f"{headers}\n{signed}\n{payload_hash}"
-        )
-        to_sign = f"{_ACS3}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-        expected = hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, signature):
-            raise _Reject(
-                "SignatureDoesNotMatch",
-                "Specified signature does not match our calculation. "
-                f"The server string to sign is: {to_sign}",
-                400,
-            )
-        return key_id
-
-    def _check_v2(self, method: str, params: Mapping[str, str]) -> str:
-        # v2 signs every parameter, from the query and the body alike.
-        key_id = params.get("AccessKeyId", "")
-        secret = self._secret(key_id)
-        signed = {k: v for k, v in params.items() if k != "Signature"}
-        query = "&".join(
-            f"{quote(k, safe='~')}={quote(v, safe='~')}" for k, v in sorted(signed.items())
-        )
-        to_sign = f"{method}&%2F&{quote_plus(query, safe='~')}"
-        digest = hmac.new(f"{secret}&".encode(), to_sign.encode(), hashlib.sha1).digest()
-        expected = base64.b64encode(digest).decode()
-        if not hmac.compare_digest(expected.encode(), params.get("Signature", "").encode()):
-            # Aliyun echoes the whole string to sign, number and code included.
-            raise _Reject(
-                "SignatureDoesNotMatch",
-                "Specified signature is not matched with our calculation. "
-                f"server string to sign is:{to_sign}",
-                400,
-            )
-        return key_id
-
-    def _check_token(self, key_id: str, token: str | None) -> None:
-        if token is None or self.security_tokens is None:
-            return
-        owner = self.security_tokens.get(token)
-        if owner is None:
-            raise _Reject(
-                "InvalidSecurityToken.Expired", "Specified SecurityToken is expired.", 400
-            )
-        if owner != key_id:
-            raise _Reject(
-                "InvalidSecurityToken.MismatchWithAccessKey",
-                "Specified SecurityToken mismatch with the AccessKey.",
-                400,
-            )
-
-    def _check_nonce(self, nonce: str) -> None:
-        with self._lock:
-            if nonce in self._nonces:
-                raise _Reject(
-                    "SignatureNonceUsed", "Specified signature nonce was used already.", 400
-                )
-            self._nonces[nonce] = None
-            if len(self._nonces) > _NONCE_MEMORY:
-                self._nonces.popitem(last=False)
+        return error(fault.code, message, request_id, fault.http_status, fault.headers)
 
     # -- actions -------------------------------------------------------------
 
     def _dispatch(self, action: str, params: Mapping[str, str]) -> dict[str, Any]:
         for name in _REQUIRED.get(action, ()):
             if name not in params:
-                raise _missing(name)
+                raise missing(name)
         if action == "SendSms":
             return self._send_sms(params)
         if action == "SendBatchSms":
             return self._send_batch_sms(params)
         if action == "QuerySendDetails":
             return self._query_send_details(params)
-        raise _Reject(
+        raise Reject(
             "InvalidAction.NotFound",
             "Specified api is not found, please check your url and method.",
             404,
@@ -832,9 +681,9 @@ class Emulator:
     def _send_sms(self, params: Mapping[str, str]) -> dict[str, Any]:
         numbers = [n.strip() for n in params["PhoneNumbers"].split(",") if n.strip()]
         if not numbers:
-            raise _Reject("isv.MOBILE_NUMBER_ILLEGAL", "手机号码格式错误")
+            raise Reject("isv.MOBILE_NUMBER_ILLEGAL", "手机号码格式错误")
         if len(numbers) > _MAX_NUMBERS:
-            raise _Reject("isv.MOBILE_COUNT_OVER_LIMIT", "手机号码数量超过限制")
+            raise Reject("isv.MOBILE_COUNT_OVER_LIMIT", "手机号码数量超过限制")
         sign_name = params["SignName"]
         template_code = params["TemplateCode"]
         template = self._template(sign_name, template_code)
@@ -849,11 +698,11 @@ class Emulator:
         sign_names = _json_list(params["SignNameJson"], scalars=True)
         raw_params = _json_list(params.get("TemplateParamJson") or "[]", scalars=False)
         if not numbers:
-            raise _Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法")
+            raise Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法")
         if len(numbers) > _MAX_BATCH:
-            raise _Reject("isv.MOBILE_COUNT_OVER_LIMIT", "手机号码数量超过限制")
+            raise Reject("isv.MOBILE_COUNT_OVER_LIMIT", "手机号码数量超过限制")
         if len(sign_names) != len(numbers) or (raw_params and len(raw_params) != len(numbers)):
-            raise _Reject("isv.INVALID_PARAMETERS", "参数个数不一致")
+            raise Reject("isv.INVALID_PARAMETERS", "参数个数不一致")
         template_code = params["TemplateCode"]
         accepted: list[tuple[list[str], str, Template, dict[str, str]]] = []
         for index, number in enumerate(numbers):
@@ -861,7 +710,7 @@ class Emulator:
             template = self._template(sign_name, template_code)
             values = raw_params[index] if raw_params else {}
             if not isinstance(values, dict):
-                raise _Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
+                raise Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
             variables = self._variables(template, values)
             accepted.append(
                 ([self._recipient(str(number), template)], sign_name, template, variables)
@@ -881,10 +730,10 @@ class Emulator:
 
     def _template(self, sign_name: str, template_code: str) -> Template:
         if sign_name not in self.sign_names:
-            raise _Reject("isv.SMS_SIGNATURE_ILLEGAL", "该账号下找不到对应签名")
+            raise Reject("isv.SMS_SIGNATURE_ILLEGAL", "该账号下找不到对应签名")
         template = self.templates.get(template_code)
         if template is None:
-            raise _Reject("isv.SMS_TEMPLATE_ILLEGAL", "该账号下找不到对应模板")
+            raise Reject("isv.SMS_TEMPLATE_ILLEGAL", "该账号下找不到对应模板")
         return template
 
     @staticmethod
@@ -892,15 +741,15 @@ class Emulator:
         # Strings and numbers only: true/false are refused like null, which
         # Aliyun's "只接受字符串值" asks for; str(True) would pass as a code.
         if any(isinstance(v, (dict, list, bool)) or v is None for v in values.values()):
-            raise _Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
+            raise Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
         for name in template.variables:
             if name not in values:
-                raise _Reject("isv.TEMPLATE_MISSING_PARAMETERS", f"模板缺少变量: {name}")
+                raise Reject("isv.TEMPLATE_MISSING_PARAMETERS", f"模板缺少变量: {name}")
         params = {str(k): str(v) for k, v in values.items()}
         if template.type is TemplateType.VERIFICATION_CODE:
             for name in template.variables:
                 if not _CODE_VALUE.fullmatch(params[name]):
-                    raise _Reject("isv.TEMPLATE_PARAMS_ILLEGAL", "验证码模板变量只能是数字或字母")
+                    raise Reject("isv.TEMPLATE_PARAMS_ILLEGAL", "验证码模板变量只能是数字或字母")
         return params
 
     @staticmethod
@@ -911,14 +760,14 @@ class Emulator:
             # template takes only mainland numbers (Hong Kong, Macao and
             # Taiwan are international), as Aliyun's PhoneNumbers format says.
             if mainland is None:
-                raise _Reject("isv.MOBILE_NUMBER_ILLEGAL", "手机号码格式错误")
+                raise Reject("isv.MOBILE_NUMBER_ILLEGAL", "手机号码格式错误")
             return mainland
         if mainland is not None:
-            raise _Reject(
+            raise Reject(
                 "isv.DOMESTIC_NUMBER_NOT_SUPPORTED", "国际/港澳台消息模板不支持发送境内号码"
             )
         if not _DIGITS.fullmatch(number) or not _valid_international(number):
-            raise _Reject("isv.MOBILE_NUMBER_ILLEGAL", "手机号码格式错误")
+            raise Reject("isv.MOBILE_NUMBER_ILLEGAL", "手机号码格式错误")
         return number
 
     def _accept(
@@ -969,7 +818,7 @@ class Emulator:
                     history.popleft()
                 for window, limit, message in _FLOW_LIMITS:
                     if sum(1 for sent in history if now - sent < window) >= limit:
-                        raise _Reject("isv.BUSINESS_LIMIT_CONTROL", message)
+                        raise Reject("isv.BUSINESS_LIMIT_CONTROL", message)
             for number in recipients:
                 self._flow[(number, sign_name)].append(now)
 
@@ -980,16 +829,16 @@ class Emulator:
         number = params["PhoneNumber"]
         send_date = params["SendDate"]
         if not number:
-            raise _Reject("isv.MOBILE_NUMBER_ILLEGAL", "手机号码格式错误")
+            raise Reject("isv.MOBILE_NUMBER_ILLEGAL", "手机号码格式错误")
         if not _SEND_DATE.fullmatch(send_date) or not _is_day(send_date):
-            raise _Reject("isv.INVALID_PARAMETERS", "SendDate格式错误，应为yyyyMMdd")
+            raise Reject("isv.INVALID_PARAMETERS", "SendDate格式错误，应为yyyyMMdd")
         try:
             page_size = int(params.get("PageSize", "10"))
             page = int(params.get("CurrentPage", "1"))
         except ValueError:
-            raise _Reject("isv.INVALID_PARAMETERS", "分页参数错误") from None
+            raise Reject("isv.INVALID_PARAMETERS", "分页参数错误") from None
         if not 1 <= page_size <= 50 or page < 1:  # noqa: PLR2004 - Aliyun's page size limit
-            raise _Reject("isv.INVALID_PARAMETERS", "分页参数错误")
+            raise Reject("isv.INVALID_PARAMETERS", "分页参数错误")
         key = _number_key(number) or ""
         biz_id = params.get("BizId")
         with self._lock:
@@ -1027,71 +876,6 @@ def _detail(message: Message) -> dict[str, Any]:
     return detail
 
 
-def _error(
-    code: str, message: str, request_id: str, status: int, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    from aiohttp import web  # noqa: PLC0415
-
-    body: dict[str, Any] = {"Code": code, "Message": message, "RequestId": request_id}
-    if status >= 400:  # noqa: PLR2004
-        body["HostId"] = "dysmsapi.aliyuncs.com"
-        body["Recommend"] = (
-            f"https://api.aliyun.com/troubleshoot?q={quote(code)}&product=Dysmsapi"
-            f"&requestId={request_id}"
-        )
-    return web.json_response(body, status=status, headers=headers)
-
-
-async def _drop(request: web.Request) -> web.StreamResponse:
-    from aiohttp import web  # noqa: PLC0415
-
-    # Promise a body, send part of it, then cut the connection: the client
-    # has sent its request and sees the answer break off.
-    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-    response.content_length = 64
-    await response.prepare(request)
-    await response.write(b'{"Code":"OK","Mes')
-    transport = request.transport
-    if transport is not None:
-        transport.abort()
-    return response
-
-
-def _parameters(request: web.Request, body: bytes) -> tuple[dict[str, str], dict[str, str]]:
-    """The query's parameters, and those of the query and the form body merged."""
-    query = _form(request.rel_url.raw_query_string, "query string")
-    pairs = list(query)
-    if body:
-        if request.content_type != _FORM:
-            raise _Reject("UnsupportedMediaType", f"A request body must be sent as {_FORM}.", 415)
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise _Reject(
-                "InvalidParameter", "The request body is not UTF-8 form data.", 400
-            ) from None
-        pairs.extend(_form(text, "body"))
-    params: dict[str, str] = {}
-    for key, value in pairs:
-        if key in params:
-            raise _Reject("InvalidParameter", f"The parameter {key} is given more than once.", 400)
-        params[key] = value
-    return dict(query), params
-
-
-def _form(text: str, where: str) -> list[tuple[str, str]]:
-    try:
-        # errors="strict": a percent-encoded byte that is not UTF-8 is an
-        # error, not a silent U+FFFD in a phone number or a signature.
-        return parse_qsl(text, keep_blank_values=True, errors="strict")
-    except (UnicodeDecodeError, ValueError):
-        raise _Reject("InvalidParameter", f"The {where} is not UTF-8 form data.", 400) from None
-
-
-def _missing(name: str) -> _Reject:
-    return _Reject(f"Missing{name}", f"{name} is mandatory for this action.", 400)
-
-
 def _not_json(literal: str) -> Any:
     raise ValueError(literal)
 
@@ -1106,13 +890,13 @@ def _json(raw: str) -> Any:
         return json.loads(raw, parse_constant=_not_json, parse_float=decimal.Decimal)
     # RecursionError: JSON nested thousands deep.
     except (ValueError, RecursionError):
-        raise _Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法") from None
+        raise Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法") from None
 
 
 def _json_object(raw: str | None) -> dict[str, Any]:
     values = _json(raw) if raw else {}
     if not isinstance(values, dict):
-        raise _Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
+        raise Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
     return values
 
 
@@ -1121,34 +905,8 @@ def _json_list(raw: str, *, scalars: bool) -> list[Any]:
     if not isinstance(values, list) or (
         scalars and any(isinstance(v, (dict, list)) or v is None for v in values)
     ):
-        raise _Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法")
+        raise Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法")
     return values
-
-
-def _check_timestamp(value: str) -> None:
-    stamp = _parse_timestamp(value)
-    if stamp is None:
-        raise _Reject("InvalidTimeStamp.Format", "Specified time stamp is not valid.", 400)
-    if abs(time.time() - stamp) > _MAX_CLOCK_SKEW:
-        raise _Reject(
-            "InvalidTimeStamp.Expired",
-            f"Specified time stamp or date value is expired. The time stamp is {value}.",
-            400,
-        )
-
-
-@functools.lru_cache(maxsize=256)
-def _parse_timestamp(value: str) -> float | None:
-    """Seconds since the epoch; cached, as every request in a second shares one."""
-    match = _TIMESTAMP.fullmatch(value)
-    if match is None:
-        return None
-    year, month, day, hour, minute, second = (int(group) for group in match.groups())
-    try:
-        datetime(year, month, day, hour, minute, second)  # noqa: DTZ001 - checks the date exists
-    except ValueError:
-        return None
-    return float(calendar.timegm((year, month, day, hour, minute, second)))
 
 
 def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
