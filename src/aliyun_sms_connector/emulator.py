@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import decimal
-import functools
 import itertools
 import json
 import logging
@@ -40,17 +39,17 @@ import time
 import uuid
 import weakref
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import phonenumbers
-
 from ._config import TemplateType
 from ._delivery import CHINA_TZ
 from ._emulator_auth import ACS3, NonceMemory, authenticate
+from ._emulator_faults import Fault, FaultQueue
 from ._emulator_http import Reject, drop, error, missing, parameters
+from ._emulator_numbers import number_key, recipient
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -79,8 +78,6 @@ _MAX_NUMBERS = 1000
 _MAX_BATCH = 100
 _VARIABLE = re.compile(r"\$\{(\w+)\}")
 _CODE_VALUE = re.compile(r"[A-Za-z0-9]+")
-_MAINLAND = re.compile(r"(?:\+86|0086|86)?(1[0-9]{10})")
-_DIGITS = re.compile(r"[0-9]{6,16}")
 _SEND_DATE = re.compile(r"[0-9]{8}")
 # aiohttp refuses larger bodies before the handler runs; the handler turns
 # that into an Aliyun-style answer.
@@ -164,22 +161,6 @@ class ReceivedRequest:
     received_at: float
 
 
-@dataclass
-class _Fault:
-    kind: Literal["code", "delay", "body", "drop"]
-    remaining: int | None
-    phone_number: str | None
-    code: str = ""
-    http_status: int = 200
-    message: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-    body: bytes = b""
-
-    def matches(self, numbers: list[str]) -> bool:
-        return self.phone_number is None or self.phone_number in numbers
-
-
 class Emulator:
     """A local Dysmsapi endpoint, served on 127.0.0.1 from a background thread.
 
@@ -231,7 +212,7 @@ class Emulator:
         self._by_number: dict[str, list[Message]] = {}
         self._by_biz_id: dict[str, list[Message]] = {}
         self._requests: list[ReceivedRequest] = []
-        self._faults: list[_Fault] = []
+        self._faults = FaultQueue()
         self._nonces = NonceMemory()
         self._flow: dict[tuple[str, str], deque[float]] = {}
         self._biz_ids = itertools.count(1)
@@ -410,8 +391,8 @@ class Emulator:
             self._by_number.clear()
             self._by_biz_id.clear()
             self._requests.clear()
-            self._faults.clear()
             self._flow.clear()
+        self._faults.clear()
         self._nonces.clear()
 
     # -- fault injection -------------------------------------------------
@@ -434,11 +415,11 @@ class Emulator:
         (this one, :meth:`send_invalid_body`, :meth:`drop_connection`) are
         served in the order they were queued, one per request.
         """
-        self._add_fault(
-            _Fault(
+        self._faults.add(
+            Fault(
                 "code",
                 count,
-                _number_key(phone_number),
+                number_key(phone_number),
                 code=code,
                 http_status=http_status,
                 message=message,
@@ -454,7 +435,7 @@ class Emulator:
         A delay holds whatever the answer is, a queued fault included; delays
         are used up in the order they were queued.
         """
-        self._add_fault(_Fault("delay", count, _number_key(phone_number), seconds=seconds))
+        self._faults.add(Fault("delay", count, number_key(phone_number), seconds=seconds))
 
     def send_invalid_body(
         self,
@@ -466,13 +447,13 @@ class Emulator:
     ) -> None:
         """Answer the next ``count`` requests with a body that is not JSON."""
         raw = body.encode() if isinstance(body, str) else body
-        self._add_fault(
-            _Fault("body", count, _number_key(phone_number), http_status=http_status, body=raw)
+        self._faults.add(
+            Fault("body", count, number_key(phone_number), http_status=http_status, body=raw)
         )
 
     def drop_connection(self, *, count: int = 1, phone_number: str | None = None) -> None:
         """Close the connection halfway through the next ``count`` answers."""
-        self._add_fault(_Fault("drop", count, _number_key(phone_number)))
+        self._faults.add(Fault("drop", count, number_key(phone_number)))
 
     def fail_delivery(self, biz_id: str, receipt_code: str = "MOBILE_NOT_ON_SERVICE") -> None:
         """Mark accepted messages with ``biz_id`` as failed with ``receipt_code``."""
@@ -480,39 +461,6 @@ class Emulator:
             for message in self._by_biz_id.get(biz_id, ()):
                 message.status = "failed"
                 message.receipt_code = receipt_code
-
-    def _add_fault(self, fault: _Fault) -> None:
-        with self._lock:
-            self._faults.append(fault)
-
-    def _take_faults(self, params: Mapping[str, str]) -> tuple[float, _Fault | None]:
-        """The delay and the answer due for a request, used up in queue order.
-
-        The first matching delay and the first matching answer (code, body or
-        drop) are taken; later ones wait for later requests.
-        """
-        if not self._faults:  # the common case: no lock, no number parsing
-            return 0.0, None
-        with self._lock:
-            scoped = any(f.phone_number is not None for f in self._faults)
-            numbers = _numbers_in(params) if scoped else []
-            delay: _Fault | None = None
-            answer: _Fault | None = None
-            for fault in self._faults:
-                if not fault.matches(numbers):
-                    continue
-                if fault.kind == "delay":
-                    if delay is None:
-                        delay = fault
-                elif answer is None:
-                    answer = fault
-                if delay is not None and answer is not None:
-                    break
-            for taken in (delay, answer):
-                if taken is not None and taken.remaining is not None:
-                    taken.remaining -= 1
-            self._faults = [f for f in self._faults if f.remaining is None or f.remaining > 0]
-        return (delay.seconds if delay is not None else 0.0), answer
 
     # -- server ----------------------------------------------------------
 
@@ -613,7 +561,7 @@ class Emulator:
         action = action or params.get("Action", "")
         with self._lock:
             self._requests.append(ReceivedRequest(action, params, self.clock()))
-        delay, fault = self._take_faults(params)
+        delay, fault = self._faults.take(params)
         delay += self.latency
         if delay > 0:
             await asyncio.sleep(delay)
@@ -649,7 +597,7 @@ class Emulator:
 
     @staticmethod
     async def _serve_fault(
-        request: web.Request, fault: _Fault, request_id: str
+        request: web.Request, fault: Fault, request_id: str
     ) -> web.StreamResponse:
         from aiohttp import web  # noqa: PLC0415
 
@@ -688,7 +636,7 @@ class Emulator:
         template_code = params["TemplateCode"]
         template = self._template(sign_name, template_code)
         variables = self._variables(template, _json_object(params.get("TemplateParam")))
-        recipients = [self._recipient(number, template) for number in numbers]
+        recipients = [recipient(number, template) for number in numbers]
         return self._accept(
             recipients, sign_name, template_code, template, variables=variables, params=params
         )
@@ -712,9 +660,7 @@ class Emulator:
             if not isinstance(values, dict):
                 raise Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
             variables = self._variables(template, values)
-            accepted.append(
-                ([self._recipient(str(number), template)], sign_name, template, variables)
-            )
+            accepted.append(([recipient(str(number), template)], sign_name, template, variables))
         biz_id = self._next_biz_id()
         for recipients, sign_name, template, variables in accepted:
             self._accept(
@@ -751,24 +697,6 @@ class Emulator:
                 if not _CODE_VALUE.fullmatch(params[name]):
                     raise Reject("isv.TEMPLATE_PARAMS_ILLEGAL", "验证码模板变量只能是数字或字母")
         return params
-
-    @staticmethod
-    def _recipient(number: str, template: Template) -> str:
-        mainland = _mainland(number)
-        if template.type is not TemplateType.INTERNATIONAL_MESSAGE:
-            # Domestic and international templates do not mix: a domestic
-            # template takes only mainland numbers (Hong Kong, Macao and
-            # Taiwan are international), as Aliyun's PhoneNumbers format says.
-            if mainland is None:
-                raise Reject("isv.MOBILE_NUMBER_ILLEGAL", "手机号码格式错误")
-            return mainland
-        if mainland is not None:
-            raise Reject(
-                "isv.DOMESTIC_NUMBER_NOT_SUPPORTED", "国际/港澳台消息模板不支持发送境内号码"
-            )
-        if not _DIGITS.fullmatch(number) or not _valid_international(number):
-            raise Reject("isv.MOBILE_NUMBER_ILLEGAL", "手机号码格式错误")
-        return number
 
     def _accept(
         self,
@@ -839,7 +767,7 @@ class Emulator:
             raise Reject("isv.INVALID_PARAMETERS", "分页参数错误") from None
         if not 1 <= page_size <= 50 or page < 1:  # noqa: PLR2004 - Aliyun's page size limit
             raise Reject("isv.INVALID_PARAMETERS", "分页参数错误")
-        key = _number_key(number) or ""
+        key = number_key(number) or ""
         biz_id = params.get("BizId")
         with self._lock:
             # Accepted numbers are stored in their key form already.
@@ -937,44 +865,3 @@ class _TerminatedError(Exception):
 
 def _raise_terminated(_signum: int, _frame: object) -> None:
     raise _TerminatedError
-
-
-def _numbers_in(params: Mapping[str, str]) -> list[str]:
-    raw = params.get("PhoneNumbers") or params.get("PhoneNumber") or ""
-    numbers = [n for n in raw.split(",") if n.strip()]
-    with contextlib.suppress(ValueError, TypeError, RecursionError):
-        batch = json.loads(params.get("PhoneNumberJson", "") or "[]")
-        if isinstance(batch, list):
-            numbers.extend(str(n) for n in batch)
-    return [key for key in (_number_key(n) for n in numbers) if key]
-
-
-def _number_key(number: str | None) -> str | None:
-    """Digits only, with a mainland prefix removed, so +86138… matches 138…."""
-    if number is None:
-        return None
-    digits = "".join(ch for ch in number if ch in "0123456789")
-    return _mainland(digits) or digits
-
-
-@functools.lru_cache(maxsize=4096)
-def _mainland(number: str) -> str | None:
-    """The 11-digit national number when ``number`` is a mainland China mobile.
-
-    Cached: a number is looked at for fault scoping, then as the recipient.
-    """
-    match = _MAINLAND.fullmatch(number)
-    if match is None:
-        return None
-    national = match.group(1)
-    # 1 + 10 digits is also how a NANP number looks; only a real CN number is mainland.
-    parsed = phonenumbers.parse(national, "CN")
-    return national if phonenumbers.is_valid_number(parsed) else None
-
-
-@functools.lru_cache(maxsize=4096)
-def _valid_international(digits: str) -> bool:
-    try:
-        return phonenumbers.is_valid_number(phonenumbers.parse("+" + digits, None))
-    except phonenumbers.NumberParseException:
-        return False
