@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import decimal
 import itertools
-import json
 import logging
 import re
 import secrets
@@ -38,18 +36,25 @@ import threading
 import time
 import uuid
 import weakref
-from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._config import TemplateType
 from ._delivery import CHINA_TZ
+from ._emulator_actions import (
+    FlowControl,
+    Send,
+    check_required,
+    read_query,
+    read_send_batch_sms,
+    read_send_sms,
+)
 from ._emulator_auth import ACS3, NonceMemory, authenticate
 from ._emulator_faults import Fault, FaultQueue
-from ._emulator_http import Reject, drop, error, missing, parameters
-from ._emulator_numbers import number_key, recipient
+from ._emulator_http import Reject, drop, error, parameters
+from ._emulator_numbers import number_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -74,26 +79,10 @@ DEFAULT_TEMPLATES: dict[str, str | Template] = {}  # filled in below, after Temp
 
 _log = logging.getLogger(__name__)
 
-_MAX_NUMBERS = 1000
-_MAX_BATCH = 100
 _VARIABLE = re.compile(r"\$\{(\w+)\}")
-_CODE_VALUE = re.compile(r"[A-Za-z0-9]+")
-_SEND_DATE = re.compile(r"[0-9]{8}")
 # aiohttp refuses larger bodies before the handler runs; the handler turns
 # that into an Aliyun-style answer.
 _MAX_BODY = 1024 * 1024
-# Parameters an action cannot do without: Aliyun answers Missing<Name>.
-_REQUIRED = {
-    "SendSms": ("PhoneNumbers", "SignName", "TemplateCode"),
-    "SendBatchSms": ("PhoneNumberJson", "SignNameJson", "TemplateCode"),
-    "QuerySendDetails": ("PhoneNumber", "SendDate"),
-}
-# Aliyun's documented defaults for verification codes, per number and sign name.
-_FLOW_LIMITS = (
-    (60.0, 1, "触发分钟级流控Permits:1"),
-    (3600.0, 5, "触发小时级流控Permits:5"),
-    (86400.0, 10, "触发天级流控Permits:10"),
-)
 # How long stop() lets answers in flight finish before it cancels them.
 _STOP_GRACE = 0.25
 
@@ -214,7 +203,7 @@ class Emulator:
         self._requests: list[ReceivedRequest] = []
         self._faults = FaultQueue()
         self._nonces = NonceMemory()
-        self._flow: dict[tuple[str, str], deque[float]] = {}
+        self._flow = FlowControl()
         self._biz_ids = itertools.count(1)
         self._thread: threading.Thread | None = None
         self._stop_requested = threading.Event()  # ends serve_forever()
@@ -391,7 +380,7 @@ class Emulator:
             self._by_number.clear()
             self._by_biz_id.clear()
             self._requests.clear()
-            self._flow.clear()
+        self._flow.clear()
         self._faults.clear()
         self._nonces.clear()
 
@@ -608,125 +597,47 @@ class Emulator:
         message = fault.message or f"Injected fault: {fault.code}"
         return error(fault.code, message, request_id, fault.http_status, fault.headers)
 
-    # -- actions -------------------------------------------------------------
+    # -- actions and the outbox ------------------------------------------------
 
     def _dispatch(self, action: str, params: Mapping[str, str]) -> dict[str, Any]:
-        for name in _REQUIRED.get(action, ()):
-            if name not in params:
-                raise missing(name)
+        check_required(action, params)
         if action == "SendSms":
             return self._send_sms(params)
         if action == "SendBatchSms":
             return self._send_batch_sms(params)
-        if action == "QuerySendDetails":
-            return self._query_send_details(params)
-        raise Reject(
-            "InvalidAction.NotFound",
-            "Specified api is not found, please check your url and method.",
-            404,
-        )
+        return self._query_send_details(params)
 
     def _send_sms(self, params: Mapping[str, str]) -> dict[str, Any]:
-        numbers = [n.strip() for n in params["PhoneNumbers"].split(",") if n.strip()]
-        if not numbers:
-            raise Reject("isv.MOBILE_NUMBER_ILLEGAL", "手机号码格式错误")
-        if len(numbers) > _MAX_NUMBERS:
-            raise Reject("isv.MOBILE_COUNT_OVER_LIMIT", "手机号码数量超过限制")
-        sign_name = params["SignName"]
-        template_code = params["TemplateCode"]
-        template = self._template(sign_name, template_code)
-        variables = self._variables(template, _json_object(params.get("TemplateParam")))
-        recipients = [recipient(number, template) for number in numbers]
-        return self._accept(
-            recipients, sign_name, template_code, template, variables=variables, params=params
-        )
+        send = read_send_sms(params, self.sign_names, self.templates)
+        return {"Code": "OK", "Message": "OK", "BizId": self._accept(send, params)}
 
     def _send_batch_sms(self, params: Mapping[str, str]) -> dict[str, Any]:
-        numbers = _json_list(params["PhoneNumberJson"], scalars=True)
-        sign_names = _json_list(params["SignNameJson"], scalars=True)
-        raw_params = _json_list(params.get("TemplateParamJson") or "[]", scalars=False)
-        if not numbers:
-            raise Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法")
-        if len(numbers) > _MAX_BATCH:
-            raise Reject("isv.MOBILE_COUNT_OVER_LIMIT", "手机号码数量超过限制")
-        if len(sign_names) != len(numbers) or (raw_params and len(raw_params) != len(numbers)):
-            raise Reject("isv.INVALID_PARAMETERS", "参数个数不一致")
-        template_code = params["TemplateCode"]
-        accepted: list[tuple[list[str], str, Template, dict[str, str]]] = []
-        for index, number in enumerate(numbers):
-            sign_name = str(sign_names[index])
-            template = self._template(sign_name, template_code)
-            values = raw_params[index] if raw_params else {}
-            if not isinstance(values, dict):
-                raise Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
-            variables = self._variables(template, values)
-            accepted.append(([recipient(str(number), template)], sign_name, template, variables))
+        sends = read_send_batch_sms(params, self.sign_names, self.templates)
         biz_id = self._next_biz_id()
-        for recipients, sign_name, template, variables in accepted:
-            self._accept(
-                recipients,
-                sign_name,
-                template_code,
-                template,
-                variables=variables,
-                params=params,
-                biz_id=biz_id,
-            )
+        for send in sends:
+            self._accept(send, params, biz_id=biz_id)
         return {"Code": "OK", "Message": "OK", "BizId": biz_id}
 
-    def _template(self, sign_name: str, template_code: str) -> Template:
-        if sign_name not in self.sign_names:
-            raise Reject("isv.SMS_SIGNATURE_ILLEGAL", "该账号下找不到对应签名")
-        template = self.templates.get(template_code)
-        if template is None:
-            raise Reject("isv.SMS_TEMPLATE_ILLEGAL", "该账号下找不到对应模板")
-        return template
-
-    @staticmethod
-    def _variables(template: Template, values: dict[str, Any]) -> dict[str, str]:
-        # Strings and numbers only: true/false are refused like null, which
-        # Aliyun's "只接受字符串值" asks for; str(True) would pass as a code.
-        if any(isinstance(v, (dict, list, bool)) or v is None for v in values.values()):
-            raise Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
-        for name in template.variables:
-            if name not in values:
-                raise Reject("isv.TEMPLATE_MISSING_PARAMETERS", f"模板缺少变量: {name}")
-        params = {str(k): str(v) for k, v in values.items()}
-        if template.type is TemplateType.VERIFICATION_CODE:
-            for name in template.variables:
-                if not _CODE_VALUE.fullmatch(params[name]):
-                    raise Reject("isv.TEMPLATE_PARAMS_ILLEGAL", "验证码模板变量只能是数字或字母")
-        return params
-
-    def _accept(
-        self,
-        recipients: list[str],
-        sign_name: str,
-        template_code: str,
-        template: Template,
-        *,
-        variables: dict[str, str],
-        params: Mapping[str, str],
-        biz_id: str | None = None,
-    ) -> dict[str, Any]:
+    def _accept(self, send: Send, params: Mapping[str, str], biz_id: str | None = None) -> str:
+        """Put ``send`` in the outbox, after flow control; returns its biz id."""
         now = self.clock()
-        if template.type is TemplateType.VERIFICATION_CODE:
-            self._flow_control(recipients, sign_name, now)
+        if send.template.type is TemplateType.VERIFICATION_CODE:
+            self._flow.admit(send.recipients, send.sign_name, now)
         biz_id = biz_id or self._next_biz_id()
         sent_at = datetime.fromtimestamp(now, CHINA_TZ)
-        text = f"【{sign_name}】{template.render(variables)}"
+        text = f"【{send.sign_name}】{send.template.render(send.variables)}"
         messages = [
             Message(
                 phone_number=number,
-                sign_name=sign_name,
-                template_code=template_code,
-                params=dict(variables),
+                sign_name=send.sign_name,
+                template_code=send.template_code,
+                params=dict(send.variables),
                 text=text,
                 biz_id=biz_id,
                 out_id=params.get("OutId"),
                 sent_at=sent_at,
             )
-            for number in recipients
+            for number in send.recipients
         ]
         with self._lock:
             self._outbox.extend(messages)
@@ -736,105 +647,17 @@ class Emulator:
         if self.on_message is not None:
             for message in messages:
                 self.on_message(message)
-        return {"Code": "OK", "Message": "OK", "BizId": biz_id}
-
-    def _flow_control(self, recipients: list[str], sign_name: str, now: float) -> None:
-        with self._lock:
-            for number in recipients:
-                history = self._flow.setdefault((number, sign_name), deque())
-                while history and now - history[0] >= _FLOW_LIMITS[-1][0]:
-                    history.popleft()
-                for window, limit, message in _FLOW_LIMITS:
-                    if sum(1 for sent in history if now - sent < window) >= limit:
-                        raise Reject("isv.BUSINESS_LIMIT_CONTROL", message)
-            for number in recipients:
-                self._flow[(number, sign_name)].append(now)
+        return biz_id
 
     def _next_biz_id(self) -> str:
         return f"{next(self._biz_ids):012d}{secrets.randbelow(10**6):06d}^0"
 
     def _query_send_details(self, params: Mapping[str, str]) -> dict[str, Any]:
-        number = params["PhoneNumber"]
-        send_date = params["SendDate"]
-        if not number:
-            raise Reject("isv.MOBILE_NUMBER_ILLEGAL", "手机号码格式错误")
-        if not _SEND_DATE.fullmatch(send_date) or not _is_day(send_date):
-            raise Reject("isv.INVALID_PARAMETERS", "SendDate格式错误，应为yyyyMMdd")
-        try:
-            page_size = int(params.get("PageSize", "10"))
-            page = int(params.get("CurrentPage", "1"))
-        except ValueError:
-            raise Reject("isv.INVALID_PARAMETERS", "分页参数错误") from None
-        if not 1 <= page_size <= 50 or page < 1:  # noqa: PLR2004 - Aliyun's page size limit
-            raise Reject("isv.INVALID_PARAMETERS", "分页参数错误")
-        key = number_key(number) or ""
-        biz_id = params.get("BizId")
+        query = read_query(params)
         with self._lock:
             # Accepted numbers are stored in their key form already.
-            matches = [
-                m
-                for m in self._by_number.get(key, ())
-                if m.sent_at.strftime("%Y%m%d") == send_date
-                and (biz_id is None or m.biz_id == biz_id)
-            ]
-        page_items = matches[(page - 1) * page_size : page * page_size]
-        return {
-            "Code": "OK",
-            "Message": "OK",
-            "TotalCount": str(len(matches)),
-            "SmsSendDetailDTOs": {"SmsSendDetailDTO": [_detail(m) for m in page_items]},
-        }
-
-
-def _detail(message: Message) -> dict[str, Any]:
-    status = {"pending": 1, "failed": 2, "delivered": 3}[message.status]
-    receive = message.sent_at + timedelta(seconds=2)
-    detail: dict[str, Any] = {
-        "PhoneNum": message.phone_number,
-        "SendStatus": status,
-        "ErrCode": message.receipt_code,
-        "TemplateCode": message.template_code,
-        "Content": message.text,
-        "SendDate": message.sent_at.strftime("%Y-%m-%d %H:%M:%S"),
-        # A message still on its way has no receipt time yet.
-        "ReceiveDate": "" if message.status == "pending" else receive.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    if message.out_id is not None:
-        detail["OutId"] = message.out_id
-    return detail
-
-
-def _not_json(literal: str) -> Any:
-    raise ValueError(literal)
-
-
-def _json(raw: str) -> Any:
-    try:
-        # NaN, Infinity and -Infinity are not JSON (RFC 8259), though Python
-        # reads them by default. Fractions and exponents are kept as Decimal,
-        # which prints as Java's BigDecimal does ("1E+400", "1.0"), so a
-        # number that is no [A-Za-z0-9] code is seen as one, and none of them
-        # turns into inf.
-        return json.loads(raw, parse_constant=_not_json, parse_float=decimal.Decimal)
-    # RecursionError: JSON nested thousands deep.
-    except (ValueError, RecursionError):
-        raise Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法") from None
-
-
-def _json_object(raw: str | None) -> dict[str, Any]:
-    values = _json(raw) if raw else {}
-    if not isinstance(values, dict):
-        raise Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
-    return values
-
-
-def _json_list(raw: str, *, scalars: bool) -> list[Any]:
-    values = _json(raw)
-    if not isinstance(values, list) or (
-        scalars and any(isinstance(v, (dict, list)) or v is None for v in values)
-    ):
-        raise Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法")
-    return values
+            matches = [m for m in self._by_number.get(query.number_key, ()) if query.matches(m)]
+        return query.answer(matches)
 
 
 def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
@@ -848,15 +671,6 @@ def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
     if tasks:
         loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
     loop.run_until_complete(loop.shutdown_asyncgens())
-
-
-def _is_day(digits: str) -> bool:
-    """Whether eight digits (yyyyMMdd) name a calendar day: 20261399 does not."""
-    try:
-        datetime(int(digits[:4]), int(digits[4:6]), int(digits[6:]))  # noqa: DTZ001 - a date check
-    except ValueError:
-        return False
-    return True
 
 
 class _TerminatedError(Exception):
