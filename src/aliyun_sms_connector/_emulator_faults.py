@@ -1,4 +1,4 @@
-"""The emulator's injected faults, queued and served one per request."""
+"""The emulator's injected faults: queued, taken one per request, answered."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from ._emulator_http import drop, error
 from ._emulator_numbers import numbers_in
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from aiohttp import web
 
 __all__ = ["Fault", "FaultQueue"]
 
@@ -31,6 +34,17 @@ class Fault:
     def matches(self, numbers: list[str]) -> bool:
         """Whether the fault applies to a request naming ``numbers``."""
         return self.phone_number is None or self.phone_number in numbers
+
+    async def answer(self, request: web.Request, request_id: str) -> web.StreamResponse:
+        """Answer ``request`` as this fault says (not for a delay, which only waits)."""
+        from aiohttp import web  # noqa: PLC0415
+
+        if self.kind == "drop":
+            return await drop(request)
+        if self.kind == "body":
+            return web.Response(body=self.body, status=self.http_status, content_type="text/html")
+        message = self.message or f"Injected fault: {self.code}"
+        return error(self.code, message, request_id, self.http_status, self.headers)
 
 
 class FaultQueue:

@@ -53,7 +53,7 @@ from ._emulator_actions import (
 )
 from ._emulator_auth import ACS3, NonceMemory, authenticate
 from ._emulator_faults import Fault, FaultQueue
-from ._emulator_http import Reject, drop, error, parameters
+from ._emulator_http import Reject, error, parameters
 from ._emulator_numbers import number_key
 
 if TYPE_CHECKING:
@@ -555,7 +555,7 @@ class Emulator:
         if delay > 0:
             await asyncio.sleep(delay)
         if fault is not None:
-            return await self._serve_fault(request, fault, request_id)
+            return await fault.answer(request, request_id)
         if malformed is not None:
             return error(malformed.code, malformed.message, request_id, malformed.status)
         try:
@@ -583,19 +583,6 @@ class Emulator:
                 500,
             )
         return web.json_response({**payload, "RequestId": request_id})
-
-    @staticmethod
-    async def _serve_fault(
-        request: web.Request, fault: Fault, request_id: str
-    ) -> web.StreamResponse:
-        from aiohttp import web  # noqa: PLC0415
-
-        if fault.kind == "drop":
-            return await drop(request)
-        if fault.kind == "body":
-            return web.Response(body=fault.body, status=fault.http_status, content_type="text/html")
-        message = fault.message or f"Injected fault: {fault.code}"
-        return error(fault.code, message, request_id, fault.http_status, fault.headers)
 
     # -- actions and the outbox ------------------------------------------------
 
