@@ -2,16 +2,14 @@
 
 import pytest
 
-from aliyun_sms_connector import TemplateType
-from aliyun_sms_connector import emulator as emulator_module
+from aliyun_sms_connector import TemplateType, _emulator_faults, _emulator_numbers
+from aliyun_sms_connector._emulator_auth import parse_timestamp
+from aliyun_sms_connector._emulator_numbers import mainland, number_key, recipient
 from aliyun_sms_connector.emulator import (
     DEFAULT_ACCESS_KEYS,
     DEFAULT_SIGN_NAME,
     Emulator,
     Template,
-    _mainland,
-    _number_key,
-    _parse_timestamp,
 )
 
 
@@ -91,7 +89,7 @@ class TestLifecycle:
 )
 def test_number_keys_match_across_forms(number, key):
     """Fault scoping matches a number in any of its forms."""
-    assert _number_key(number) == key
+    assert number_key(number) == key
 
 
 class TestCost:
@@ -109,24 +107,24 @@ class TestCost:
     )
     def test_timestamps(self, stamp, seconds):
         """ISO 8601 UTC stamps, with or without fractions, parse; impossible dates do not."""
-        assert _parse_timestamp(stamp) == seconds
+        assert parse_timestamp(stamp) == seconds
 
     def test_timestamp_parse_is_cached(self):
         """The same second is parsed once, however many requests carry it."""
-        _parse_timestamp.cache_clear()
+        parse_timestamp.cache_clear()
         for _ in range(5):
-            _parse_timestamp("2026-11-25T02:00:01Z")
-        assert _parse_timestamp.cache_info().misses == 1
+            parse_timestamp("2026-11-25T02:00:01Z")
+        assert parse_timestamp.cache_info().misses == 1
 
     def test_a_number_is_parsed_once_per_request(self, mocker):
         """Fault scoping and the recipient check share one phonenumbers parse."""
         emulator = Emulator()
         emulator.fail_next("isp.SYSTEM_ERROR", phone_number="13900139000")
-        _mainland.cache_clear()
-        spy = mocker.spy(emulator_module.phonenumbers, "parse")
-        delay, fault = emulator._take_faults({"PhoneNumbers": "13700137000"})
+        mainland.cache_clear()
+        spy = mocker.spy(_emulator_numbers.phonenumbers, "parse")
+        delay, fault = emulator._faults.take({"PhoneNumbers": "13700137000"})
         assert (delay, fault) == (0.0, None)
-        number = Emulator._recipient("13700137000", emulator.templates["SMS_000001"])
+        number = recipient("13700137000", emulator.templates["SMS_000001"])
         assert number == "13700137000"
         assert [call.args[0] for call in spy.call_args_list].count("13700137000") == 1
 
@@ -134,8 +132,8 @@ class TestCost:
         """With no fault for a particular number, the request's numbers are not looked at."""
         emulator = Emulator()
         emulator.fail_next("isp.SYSTEM_ERROR", count=2)
-        spy = mocker.spy(emulator_module, "_numbers_in")
-        assert emulator._take_faults({"PhoneNumbers": "13700137000"})[1] is not None
+        spy = mocker.spy(_emulator_faults, "numbers_in")
+        assert emulator._faults.take({"PhoneNumbers": "13700137000"})[1] is not None
         spy.assert_not_called()
 
     def test_receipts_and_fail_delivery_use_the_index(self):

@@ -23,15 +23,8 @@ in the order they were queued, one per request.
 from __future__ import annotations
 
 import asyncio
-import base64
-import calendar
 import contextlib
-import decimal
-import functools
-import hashlib
-import hmac
 import itertools
-import json
 import logging
 import re
 import secrets
@@ -43,17 +36,25 @@ import threading
 import time
 import uuid
 import weakref
-from collections import OrderedDict, deque
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import parse_qsl, quote, quote_plus
-
-import phonenumbers
 
 from ._config import TemplateType
 from ._delivery import CHINA_TZ
+from ._emulator_actions import (
+    FlowControl,
+    Send,
+    check_required,
+    read_query,
+    read_send_batch_sms,
+    read_send_sms,
+)
+from ._emulator_auth import ACS3, NonceMemory, authenticate
+from ._emulator_faults import Fault, FaultQueue
+from ._emulator_http import Reject, error, parameters
+from ._emulator_numbers import number_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -78,37 +79,10 @@ DEFAULT_TEMPLATES: dict[str, str | Template] = {}  # filled in below, after Temp
 
 _log = logging.getLogger(__name__)
 
-_MAX_CLOCK_SKEW = 15 * 60
-_NONCE_MEMORY = 100_000
-_MAX_NUMBERS = 1000
-_MAX_BATCH = 100
 _VARIABLE = re.compile(r"\$\{(\w+)\}")
-_CODE_VALUE = re.compile(r"[A-Za-z0-9]+")
-_MAINLAND = re.compile(r"(?:\+86|0086|86)?(1[0-9]{10})")
-_DIGITS = re.compile(r"[0-9]{6,16}")
-# ISO 8601 in UTC, with optional fractions: the SDK sends whole seconds,
-# JavaScript's Date.toISOString() (Logto's connector) sends milliseconds.
-_TIMESTAMP = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]{1,9})?Z"
-)
-_SEND_DATE = re.compile(r"[0-9]{8}")
-_FORM = "application/x-www-form-urlencoded"
 # aiohttp refuses larger bodies before the handler runs; the handler turns
 # that into an Aliyun-style answer.
 _MAX_BODY = 1024 * 1024
-# Parameters an action cannot do without: Aliyun answers Missing<Name>.
-_REQUIRED = {
-    "SendSms": ("PhoneNumbers", "SignName", "TemplateCode"),
-    "SendBatchSms": ("PhoneNumberJson", "SignNameJson", "TemplateCode"),
-    "QuerySendDetails": ("PhoneNumber", "SendDate"),
-}
-# Aliyun's documented defaults for verification codes, per number and sign name.
-_FLOW_LIMITS = (
-    (60.0, 1, "触发分钟级流控Permits:1"),
-    (3600.0, 5, "触发小时级流控Permits:5"),
-    (86400.0, 10, "触发天级流控Permits:10"),
-)
-_ACS3 = "ACS3-HMAC-SHA256"
 # How long stop() lets answers in flight finish before it cancels them.
 _STOP_GRACE = 0.25
 
@@ -176,35 +150,6 @@ class ReceivedRequest:
     received_at: float
 
 
-@dataclass
-class _Fault:
-    kind: Literal["code", "delay", "body", "drop"]
-    remaining: int | None
-    phone_number: str | None
-    code: str = ""
-    http_status: int = 200
-    message: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-    body: bytes = b""
-
-    def matches(self, numbers: list[str]) -> bool:
-        return self.phone_number is None or self.phone_number in numbers
-
-
-class _Reject(Exception):  # noqa: N818 - internal control flow, not an error class
-    """Answer the request with an Aliyun error."""
-
-    def __init__(
-        self, code: str, message: str, status: int = 200, headers: Mapping[str, str] | None = None
-    ) -> None:
-        super().__init__(code)
-        self.code = code
-        self.message = message
-        self.status = status
-        self.headers = dict(headers or {})
-
-
 class Emulator:
     """A local Dysmsapi endpoint, served on 127.0.0.1 from a background thread.
 
@@ -256,9 +201,9 @@ class Emulator:
         self._by_number: dict[str, list[Message]] = {}
         self._by_biz_id: dict[str, list[Message]] = {}
         self._requests: list[ReceivedRequest] = []
-        self._faults: list[_Fault] = []
-        self._nonces: OrderedDict[str, None] = OrderedDict()
-        self._flow: dict[tuple[str, str], deque[float]] = {}
+        self._faults = FaultQueue()
+        self._nonces = NonceMemory()
+        self._flow = FlowControl()
         self._biz_ids = itertools.count(1)
         self._thread: threading.Thread | None = None
         self._stop_requested = threading.Event()  # ends serve_forever()
@@ -435,9 +380,9 @@ class Emulator:
             self._by_number.clear()
             self._by_biz_id.clear()
             self._requests.clear()
-            self._faults.clear()
-            self._nonces.clear()
-            self._flow.clear()
+        self._flow.clear()
+        self._faults.clear()
+        self._nonces.clear()
 
     # -- fault injection -------------------------------------------------
 
@@ -459,11 +404,11 @@ class Emulator:
         (this one, :meth:`send_invalid_body`, :meth:`drop_connection`) are
         served in the order they were queued, one per request.
         """
-        self._add_fault(
-            _Fault(
+        self._faults.add(
+            Fault(
                 "code",
                 count,
-                _number_key(phone_number),
+                number_key(phone_number),
                 code=code,
                 http_status=http_status,
                 message=message,
@@ -479,7 +424,7 @@ class Emulator:
         A delay holds whatever the answer is, a queued fault included; delays
         are used up in the order they were queued.
         """
-        self._add_fault(_Fault("delay", count, _number_key(phone_number), seconds=seconds))
+        self._faults.add(Fault("delay", count, number_key(phone_number), seconds=seconds))
 
     def send_invalid_body(
         self,
@@ -491,13 +436,13 @@ class Emulator:
     ) -> None:
         """Answer the next ``count`` requests with a body that is not JSON."""
         raw = body.encode() if isinstance(body, str) else body
-        self._add_fault(
-            _Fault("body", count, _number_key(phone_number), http_status=http_status, body=raw)
+        self._faults.add(
+            Fault("body", count, number_key(phone_number), http_status=http_status, body=raw)
         )
 
     def drop_connection(self, *, count: int = 1, phone_number: str | None = None) -> None:
         """Close the connection halfway through the next ``count`` answers."""
-        self._add_fault(_Fault("drop", count, _number_key(phone_number)))
+        self._faults.add(Fault("drop", count, number_key(phone_number)))
 
     def fail_delivery(self, biz_id: str, receipt_code: str = "MOBILE_NOT_ON_SERVICE") -> None:
         """Mark accepted messages with ``biz_id`` as failed with ``receipt_code``."""
@@ -505,39 +450,6 @@ class Emulator:
             for message in self._by_biz_id.get(biz_id, ()):
                 message.status = "failed"
                 message.receipt_code = receipt_code
-
-    def _add_fault(self, fault: _Fault) -> None:
-        with self._lock:
-            self._faults.append(fault)
-
-    def _take_faults(self, params: Mapping[str, str]) -> tuple[float, _Fault | None]:
-        """The delay and the answer due for a request, used up in queue order.
-
-        The first matching delay and the first matching answer (code, body or
-        drop) are taken; later ones wait for later requests.
-        """
-        if not self._faults:  # the common case: no lock, no number parsing
-            return 0.0, None
-        with self._lock:
-            scoped = any(f.phone_number is not None for f in self._faults)
-            numbers = _numbers_in(params) if scoped else []
-            delay: _Fault | None = None
-            answer: _Fault | None = None
-            for fault in self._faults:
-                if not fault.matches(numbers):
-                    continue
-                if fault.kind == "delay":
-                    if delay is None:
-                        delay = fault
-                elif answer is None:
-                    answer = fault
-                if delay is not None and answer is not None:
-                    break
-            for taken in (delay, answer):
-                if taken is not None and taken.remaining is not None:
-                    taken.remaining -= 1
-            self._faults = [f for f in self._faults if f.remaining is None or f.remaining > 0]
-        return (delay.seconds if delay is not None else 0.0), answer
 
     # -- server ----------------------------------------------------------
 
@@ -619,18 +531,18 @@ class Emulator:
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return _error(
+            return error(
                 "RequestEntityTooLarge",
                 f"The request body is larger than {_MAX_BODY} bytes.",
                 request_id,
                 413,
             )
-        malformed: _Reject | None = None
+        malformed: Reject | None = None
         try:
-            query, params = _parameters(request, body)
-        except _Reject as reject:
+            query, params = parameters(request, body)
+        except Reject as reject:
             malformed, query, params = reject, {}, {}
-        acs3 = request.headers.get("Authorization", "").startswith(_ACS3 + " ")
+        acs3 = request.headers.get("Authorization", "").startswith(ACS3 + " ")
         # The action is signed where the scheme signs it: the x-acs-action
         # header for ACS3, the Action parameter for v2.
         header_action = request.headers.get("x-acs-action", "")
@@ -638,24 +550,33 @@ class Emulator:
         action = action or params.get("Action", "")
         with self._lock:
             self._requests.append(ReceivedRequest(action, params, self.clock()))
-        delay, fault = self._take_faults(params)
+        delay, fault = self._faults.take(params)
         delay += self.latency
         if delay > 0:
             await asyncio.sleep(delay)
         if fault is not None:
-            return await self._serve_fault(request, fault, request_id)
+            return await fault.answer(request, request_id)
         if malformed is not None:
-            return _error(malformed.code, malformed.message, request_id, malformed.status)
+            return error(malformed.code, malformed.message, request_id, malformed.status)
         try:
-            self._authenticate(request, acs3, query, params, body)
+            authenticate(
+                request,
+                acs3,
+                query,
+                params,
+                body,
+                access_keys=self.access_keys,
+                security_tokens=self.security_tokens,
+                nonces=self._nonces,
+            )
             payload = self._dispatch(action, params)
-        except _Reject as reject:
-            return _error(reject.code, reject.message, request_id, reject.status, reject.headers)
+        except Reject as reject:
+            return error(reject.code, reject.message, request_id, reject.status, reject.headers)
         except Exception:  # noqa: BLE001 - answered as Aliyun's InternalError, and logged
             # A request this emulator did not foresee still gets Aliyun's
             # shape, never aiohttp's text/plain 500; the log says what broke.
             _log.exception("the emulator failed on a %s request", action or "unnamed")
-            return _error(
+            return error(
                 "InternalError",
                 "The request processing has failed due to some unknown error.",
                 request_id,
@@ -663,293 +584,47 @@ class Emulator:
             )
         return web.json_response({**payload, "RequestId": request_id})
 
-    @staticmethod
-    async def _serve_fault(
-        request: web.Request, fault: _Fault, request_id: str
-    ) -> web.StreamResponse:
-        from aiohttp import web  # noqa: PLC0415
-
-        if fault.kind == "drop":
-            return await _drop(request)
-        if fault.kind == "body":
-            return web.Response(body=fault.body, status=fault.http_status, content_type="text/html")
-        message = fault.message or f"Injected fault: {fault.code}"
-        return _error(fault.code, message, request_id, fault.http_status, fault.headers)
-
-    # -- authentication ----------------------------------------------------
-
-    def _authenticate(
-        self,
-        request: web.Request,
-        acs3: bool,
-        query: Mapping[str, str],
-        params: Mapping[str, str],
-        body: bytes,
-    ) -> None:
-        if acs3:
-            key_id = self._check_acs3(request, query, body)
-            token = request.headers.get("x-acs-security-token")
-            timestamp = request.headers.get("x-acs-date", "")
-            nonce = request.headers.get("x-acs-signature-nonce", "")
-        elif "Signature" in params:
-            key_id = self._check_v2(request.method, params)
-            token = params.get("SecurityToken")
-            timestamp = params.get("Timestamp", "")
-            nonce = params.get("SignatureNonce", "")
-        else:
-            raise _Reject("IncompleteSignature", "The request signature is missing.", 400)
-        if not timestamp:
-            raise _missing("Timestamp")
-        if not nonce:
-            raise _missing("SignatureNonce")
-        self._check_token(key_id, token)
-        _check_timestamp(timestamp)
-        self._check_nonce(nonce)
-
-    def _secret(self, key_id: str) -> str:
-        if not key_id:
-            raise _missing("AccessKeyId")
-        secret = self.access_keys.get(key_id)
-        if secret is None:
-            raise _Reject("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 400)
-        return secret
-
-    def _check_acs3(self, request: web.Request, query: Mapping[str, str], body: bytes) -> str:
-        authorization = request.headers["Authorization"]
-        fields = dict(
-            part.strip().split("=", 1)
-            for part in authorization[len(_ACS3) + 1 :].split(",")
-            if "=" in part
-        )
-        key_id = fields.get("Credential", "")
-        signed = fields.get("SignedHeaders", "")
-        signature = fields.get("Signature", "")
-        if not (key_id and signed and signature):
-            raise _Reject("IncompleteSignature", "The Authorization header is incomplete.", 400)
-        secret = self._secret(key_id)
-        names = signed.split(";")
-        # Aliyun's V3 scheme signs host and every x-acs-* header: one left
-        # out could be changed (a nonce, a date, a token) without notice.
-        unsigned = sorted(
-            name
-            for name in {key.lower() for key in request.headers}
-            if (name == "host" or name.startswith("x-acs-")) and name not in names
-        )
-        if unsigned:
-            raise _Reject("IncompleteSignature", f"The header {unsigned[0]} must be signed.", 400)
-        payload_hash = request.headers.get("x-acs-content-sha256", "")
-        if payload_hash != hashlib.sha256(body).hexdigest():
-            raise _Reject(
-                "SignatureDoesNotMatch", "x-acs-content-sha256 does not match the body.", 400
-            )
-        headers = "".join(
-            f"{name}:{','.join(sorted(v.strip() for v in request.headers.getall(name, [])))}\n"
-            for name in names
-        )
-        canonical_query = "&".join(
-            f"{quote(key, safe='~')}={quote(value, safe='~')}"
-            for key, value in sorted(query.items())
-        )
-        canonical = (
-            f"{request.method}\n{request.path or '/'}\n{canonical_query}\n"
-            f"{headers}\n{signed}\n{payload_hash}"
-        )
-        to_sign = f"{_ACS3}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-        expected = hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, signature):
-            raise _Reject(
-                "SignatureDoesNotMatch",
-                "Specified signature does not match our calculation. "
-                f"The server string to sign is: {to_sign}",
-                400,
-            )
-        return key_id
-
-    def _check_v2(self, method: str, params: Mapping[str, str]) -> str:
-        # v2 signs every parameter, from the query and the body alike.
-        key_id = params.get("AccessKeyId", "")
-        secret = self._secret(key_id)
-        signed = {k: v for k, v in params.items() if k != "Signature"}
-        query = "&".join(
-            f"{quote(k, safe='~')}={quote(v, safe='~')}" for k, v in sorted(signed.items())
-        )
-        to_sign = f"{method}&%2F&{quote_plus(query, safe='~')}"
-        digest = hmac.new(f"{secret}&".encode(), to_sign.encode(), hashlib.sha1).digest()
-        expected = base64.b64encode(digest).decode()
-        if not hmac.compare_digest(expected.encode(), params.get("Signature", "").encode()):
-            # Aliyun echoes the whole string to sign, number and code included.
-            raise _Reject(
-                "SignatureDoesNotMatch",
-                "Specified signature is not matched with our calculation. "
-                f"server string to sign is:{to_sign}",
-                400,
-            )
-        return key_id
-
-    def _check_token(self, key_id: str, token: str | None) -> None:
-        if token is None or self.security_tokens is None:
-            return
-        owner = self.security_tokens.get(token)
-        if owner is None:
-            raise _Reject(
-                "InvalidSecurityToken.Expired", "Specified SecurityToken is expired.", 400
-            )
-        if owner != key_id:
-            raise _Reject(
-                "InvalidSecurityToken.MismatchWithAccessKey",
-                "Specified SecurityToken mismatch with the AccessKey.",
-                400,
-            )
-
-    def _check_nonce(self, nonce: str) -> None:
-        with self._lock:
-            if nonce in self._nonces:
-                raise _Reject(
-                    "SignatureNonceUsed", "Specified signature nonce was used already.", 400
-                )
-            self._nonces[nonce] = None
-            if len(self._nonces) > _NONCE_MEMORY:
-                self._nonces.popitem(last=False)
-
-    # -- actions -------------------------------------------------------------
+    # -- actions and the outbox ------------------------------------------------
 
     def _dispatch(self, action: str, params: Mapping[str, str]) -> dict[str, Any]:
-        for name in _REQUIRED.get(action, ()):
-            if name not in params:
-                raise _missing(name)
+        check_required(action, params)
         if action == "SendSms":
             return self._send_sms(params)
         if action == "SendBatchSms":
             return self._send_batch_sms(params)
-        if action == "QuerySendDetails":
-            return self._query_send_details(params)
-        raise _Reject(
-            "InvalidAction.NotFound",
-            "Specified api is not found, please check your url and method.",
-            404,
-        )
+        return self._query_send_details(params)
 
     def _send_sms(self, params: Mapping[str, str]) -> dict[str, Any]:
-        numbers = [n.strip() for n in params["PhoneNumbers"].split(",") if n.strip()]
-        if not numbers:
-            raise _Reject("isv.MOBILE_NUMBER_ILLEGAL", "手机号码格式错误")
-        if len(numbers) > _MAX_NUMBERS:
-            raise _Reject("isv.MOBILE_COUNT_OVER_LIMIT", "手机号码数量超过限制")
-        sign_name = params["SignName"]
-        template_code = params["TemplateCode"]
-        template = self._template(sign_name, template_code)
-        variables = self._variables(template, _json_object(params.get("TemplateParam")))
-        recipients = [self._recipient(number, template) for number in numbers]
-        return self._accept(
-            recipients, sign_name, template_code, template, variables=variables, params=params
-        )
+        send = read_send_sms(params, self.sign_names, self.templates)
+        return {"Code": "OK", "Message": "OK", "BizId": self._accept(send, params)}
 
     def _send_batch_sms(self, params: Mapping[str, str]) -> dict[str, Any]:
-        numbers = _json_list(params["PhoneNumberJson"], scalars=True)
-        sign_names = _json_list(params["SignNameJson"], scalars=True)
-        raw_params = _json_list(params.get("TemplateParamJson") or "[]", scalars=False)
-        if not numbers:
-            raise _Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法")
-        if len(numbers) > _MAX_BATCH:
-            raise _Reject("isv.MOBILE_COUNT_OVER_LIMIT", "手机号码数量超过限制")
-        if len(sign_names) != len(numbers) or (raw_params and len(raw_params) != len(numbers)):
-            raise _Reject("isv.INVALID_PARAMETERS", "参数个数不一致")
-        template_code = params["TemplateCode"]
-        accepted: list[tuple[list[str], str, Template, dict[str, str]]] = []
-        for index, number in enumerate(numbers):
-            sign_name = str(sign_names[index])
-            template = self._template(sign_name, template_code)
-            values = raw_params[index] if raw_params else {}
-            if not isinstance(values, dict):
-                raise _Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
-            variables = self._variables(template, values)
-            accepted.append(
-                ([self._recipient(str(number), template)], sign_name, template, variables)
-            )
+        sends = read_send_batch_sms(params, self.sign_names, self.templates)
         biz_id = self._next_biz_id()
-        for recipients, sign_name, template, variables in accepted:
-            self._accept(
-                recipients,
-                sign_name,
-                template_code,
-                template,
-                variables=variables,
-                params=params,
-                biz_id=biz_id,
-            )
+        for send in sends:
+            self._accept(send, params, biz_id=biz_id)
         return {"Code": "OK", "Message": "OK", "BizId": biz_id}
 
-    def _template(self, sign_name: str, template_code: str) -> Template:
-        if sign_name not in self.sign_names:
-            raise _Reject("isv.SMS_SIGNATURE_ILLEGAL", "该账号下找不到对应签名")
-        template = self.templates.get(template_code)
-        if template is None:
-            raise _Reject("isv.SMS_TEMPLATE_ILLEGAL", "该账号下找不到对应模板")
-        return template
-
-    @staticmethod
-    def _variables(template: Template, values: dict[str, Any]) -> dict[str, str]:
-        # Strings and numbers only: true/false are refused like null, which
-        # Aliyun's "只接受字符串值" asks for; str(True) would pass as a code.
-        if any(isinstance(v, (dict, list, bool)) or v is None for v in values.values()):
-            raise _Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
-        for name in template.variables:
-            if name not in values:
-                raise _Reject("isv.TEMPLATE_MISSING_PARAMETERS", f"模板缺少变量: {name}")
-        params = {str(k): str(v) for k, v in values.items()}
-        if template.type is TemplateType.VERIFICATION_CODE:
-            for name in template.variables:
-                if not _CODE_VALUE.fullmatch(params[name]):
-                    raise _Reject("isv.TEMPLATE_PARAMS_ILLEGAL", "验证码模板变量只能是数字或字母")
-        return params
-
-    @staticmethod
-    def _recipient(number: str, template: Template) -> str:
-        mainland = _mainland(number)
-        if template.type is not TemplateType.INTERNATIONAL_MESSAGE:
-            # Domestic and international templates do not mix: a domestic
-            # template takes only mainland numbers (Hong Kong, Macao and
-            # Taiwan are international), as Aliyun's PhoneNumbers format says.
-            if mainland is None:
-                raise _Reject("isv.MOBILE_NUMBER_ILLEGAL", "手机号码格式错误")
-            return mainland
-        if mainland is not None:
-            raise _Reject(
-                "isv.DOMESTIC_NUMBER_NOT_SUPPORTED", "国际/港澳台消息模板不支持发送境内号码"
-            )
-        if not _DIGITS.fullmatch(number) or not _valid_international(number):
-            raise _Reject("isv.MOBILE_NUMBER_ILLEGAL", "手机号码格式错误")
-        return number
-
-    def _accept(
-        self,
-        recipients: list[str],
-        sign_name: str,
-        template_code: str,
-        template: Template,
-        *,
-        variables: dict[str, str],
-        params: Mapping[str, str],
-        biz_id: str | None = None,
-    ) -> dict[str, Any]:
+    def _accept(self, send: Send, params: Mapping[str, str], biz_id: str | None = None) -> str:
+        """Put ``send`` in the outbox, after flow control; returns its biz id."""
         now = self.clock()
-        if template.type is TemplateType.VERIFICATION_CODE:
-            self._flow_control(recipients, sign_name, now)
+        if send.template.type is TemplateType.VERIFICATION_CODE:
+            self._flow.admit(send.recipients, send.sign_name, now)
         biz_id = biz_id or self._next_biz_id()
         sent_at = datetime.fromtimestamp(now, CHINA_TZ)
-        text = f"【{sign_name}】{template.render(variables)}"
+        text = f"【{send.sign_name}】{send.template.render(send.variables)}"
         messages = [
             Message(
                 phone_number=number,
-                sign_name=sign_name,
-                template_code=template_code,
-                params=dict(variables),
+                sign_name=send.sign_name,
+                template_code=send.template_code,
+                params=dict(send.variables),
                 text=text,
                 biz_id=biz_id,
                 out_id=params.get("OutId"),
                 sent_at=sent_at,
             )
-            for number in recipients
+            for number in send.recipients
         ]
         with self._lock:
             self._outbox.extend(messages)
@@ -959,196 +634,17 @@ class Emulator:
         if self.on_message is not None:
             for message in messages:
                 self.on_message(message)
-        return {"Code": "OK", "Message": "OK", "BizId": biz_id}
-
-    def _flow_control(self, recipients: list[str], sign_name: str, now: float) -> None:
-        with self._lock:
-            for number in recipients:
-                history = self._flow.setdefault((number, sign_name), deque())
-                while history and now - history[0] >= _FLOW_LIMITS[-1][0]:
-                    history.popleft()
-                for window, limit, message in _FLOW_LIMITS:
-                    if sum(1 for sent in history if now - sent < window) >= limit:
-                        raise _Reject("isv.BUSINESS_LIMIT_CONTROL", message)
-            for number in recipients:
-                self._flow[(number, sign_name)].append(now)
+        return biz_id
 
     def _next_biz_id(self) -> str:
         return f"{next(self._biz_ids):012d}{secrets.randbelow(10**6):06d}^0"
 
     def _query_send_details(self, params: Mapping[str, str]) -> dict[str, Any]:
-        number = params["PhoneNumber"]
-        send_date = params["SendDate"]
-        if not number:
-            raise _Reject("isv.MOBILE_NUMBER_ILLEGAL", "手机号码格式错误")
-        if not _SEND_DATE.fullmatch(send_date) or not _is_day(send_date):
-            raise _Reject("isv.INVALID_PARAMETERS", "SendDate格式错误，应为yyyyMMdd")
-        try:
-            page_size = int(params.get("PageSize", "10"))
-            page = int(params.get("CurrentPage", "1"))
-        except ValueError:
-            raise _Reject("isv.INVALID_PARAMETERS", "分页参数错误") from None
-        if not 1 <= page_size <= 50 or page < 1:  # noqa: PLR2004 - Aliyun's page size limit
-            raise _Reject("isv.INVALID_PARAMETERS", "分页参数错误")
-        key = _number_key(number) or ""
-        biz_id = params.get("BizId")
+        query = read_query(params)
         with self._lock:
             # Accepted numbers are stored in their key form already.
-            matches = [
-                m
-                for m in self._by_number.get(key, ())
-                if m.sent_at.strftime("%Y%m%d") == send_date
-                and (biz_id is None or m.biz_id == biz_id)
-            ]
-        page_items = matches[(page - 1) * page_size : page * page_size]
-        return {
-            "Code": "OK",
-            "Message": "OK",
-            "TotalCount": str(len(matches)),
-            "SmsSendDetailDTOs": {"SmsSendDetailDTO": [_detail(m) for m in page_items]},
-        }
-
-
-def _detail(message: Message) -> dict[str, Any]:
-    status = {"pending": 1, "failed": 2, "delivered": 3}[message.status]
-    receive = message.sent_at + timedelta(seconds=2)
-    detail: dict[str, Any] = {
-        "PhoneNum": message.phone_number,
-        "SendStatus": status,
-        "ErrCode": message.receipt_code,
-        "TemplateCode": message.template_code,
-        "Content": message.text,
-        "SendDate": message.sent_at.strftime("%Y-%m-%d %H:%M:%S"),
-        # A message still on its way has no receipt time yet.
-        "ReceiveDate": "" if message.status == "pending" else receive.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    if message.out_id is not None:
-        detail["OutId"] = message.out_id
-    return detail
-
-
-def _error(
-    code: str, message: str, request_id: str, status: int, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    from aiohttp import web  # noqa: PLC0415
-
-    body: dict[str, Any] = {"Code": code, "Message": message, "RequestId": request_id}
-    if status >= 400:  # noqa: PLR2004
-        body["HostId"] = "dysmsapi.aliyuncs.com"
-        body["Recommend"] = (
-            f"https://api.aliyun.com/troubleshoot?q={quote(code)}&product=Dysmsapi"
-            f"&requestId={request_id}"
-        )
-    return web.json_response(body, status=status, headers=headers)
-
-
-async def _drop(request: web.Request) -> web.StreamResponse:
-    from aiohttp import web  # noqa: PLC0415
-
-    # Promise a body, send part of it, then cut the connection: the client
-    # has sent its request and sees the answer break off.
-    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-    response.content_length = 64
-    await response.prepare(request)
-    await response.write(b'{"Code":"OK","Mes')
-    transport = request.transport
-    if transport is not None:
-        transport.abort()
-    return response
-
-
-def _parameters(request: web.Request, body: bytes) -> tuple[dict[str, str], dict[str, str]]:
-    """The query's parameters, and those of the query and the form body merged."""
-    query = _form(request.rel_url.raw_query_string, "query string")
-    pairs = list(query)
-    if body:
-        if request.content_type != _FORM:
-            raise _Reject("UnsupportedMediaType", f"A request body must be sent as {_FORM}.", 415)
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise _Reject(
-                "InvalidParameter", "The request body is not UTF-8 form data.", 400
-            ) from None
-        pairs.extend(_form(text, "body"))
-    params: dict[str, str] = {}
-    for key, value in pairs:
-        if key in params:
-            raise _Reject("InvalidParameter", f"The parameter {key} is given more than once.", 400)
-        params[key] = value
-    return dict(query), params
-
-
-def _form(text: str, where: str) -> list[tuple[str, str]]:
-    try:
-        # errors="strict": a percent-encoded byte that is not UTF-8 is an
-        # error, not a silent U+FFFD in a phone number or a signature.
-        return parse_qsl(text, keep_blank_values=True, errors="strict")
-    except (UnicodeDecodeError, ValueError):
-        raise _Reject("InvalidParameter", f"The {where} is not UTF-8 form data.", 400) from None
-
-
-def _missing(name: str) -> _Reject:
-    return _Reject(f"Missing{name}", f"{name} is mandatory for this action.", 400)
-
-
-def _not_json(literal: str) -> Any:
-    raise ValueError(literal)
-
-
-def _json(raw: str) -> Any:
-    try:
-        # NaN, Infinity and -Infinity are not JSON (RFC 8259), though Python
-        # reads them by default. Fractions and exponents are kept as Decimal,
-        # which prints as Java's BigDecimal does ("1E+400", "1.0"), so a
-        # number that is no [A-Za-z0-9] code is seen as one, and none of them
-        # turns into inf.
-        return json.loads(raw, parse_constant=_not_json, parse_float=decimal.Decimal)
-    # RecursionError: JSON nested thousands deep.
-    except (ValueError, RecursionError):
-        raise _Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法") from None
-
-
-def _json_object(raw: str | None) -> dict[str, Any]:
-    values = _json(raw) if raw else {}
-    if not isinstance(values, dict):
-        raise _Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
-    return values
-
-
-def _json_list(raw: str, *, scalars: bool) -> list[Any]:
-    values = _json(raw)
-    if not isinstance(values, list) or (
-        scalars and any(isinstance(v, (dict, list)) or v is None for v in values)
-    ):
-        raise _Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法")
-    return values
-
-
-def _check_timestamp(value: str) -> None:
-    stamp = _parse_timestamp(value)
-    if stamp is None:
-        raise _Reject("InvalidTimeStamp.Format", "Specified time stamp is not valid.", 400)
-    if abs(time.time() - stamp) > _MAX_CLOCK_SKEW:
-        raise _Reject(
-            "InvalidTimeStamp.Expired",
-            f"Specified time stamp or date value is expired. The time stamp is {value}.",
-            400,
-        )
-
-
-@functools.lru_cache(maxsize=256)
-def _parse_timestamp(value: str) -> float | None:
-    """Seconds since the epoch; cached, as every request in a second shares one."""
-    match = _TIMESTAMP.fullmatch(value)
-    if match is None:
-        return None
-    year, month, day, hour, minute, second = (int(group) for group in match.groups())
-    try:
-        datetime(year, month, day, hour, minute, second)  # noqa: DTZ001 - checks the date exists
-    except ValueError:
-        return None
-    return float(calendar.timegm((year, month, day, hour, minute, second)))
+            matches = [m for m in self._by_number.get(query.number_key, ()) if query.matches(m)]
+        return query.answer(matches)
 
 
 def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
@@ -1164,59 +660,9 @@ def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
     loop.run_until_complete(loop.shutdown_asyncgens())
 
 
-def _is_day(digits: str) -> bool:
-    """Whether eight digits (yyyyMMdd) name a calendar day: 20261399 does not."""
-    try:
-        datetime(int(digits[:4]), int(digits[4:6]), int(digits[6:]))  # noqa: DTZ001 - a date check
-    except ValueError:
-        return False
-    return True
-
-
 class _TerminatedError(Exception):
     """SIGTERM arrived while serve_forever() was waiting."""
 
 
 def _raise_terminated(_signum: int, _frame: object) -> None:
     raise _TerminatedError
-
-
-def _numbers_in(params: Mapping[str, str]) -> list[str]:
-    raw = params.get("PhoneNumbers") or params.get("PhoneNumber") or ""
-    numbers = [n for n in raw.split(",") if n.strip()]
-    with contextlib.suppress(ValueError, TypeError, RecursionError):
-        batch = json.loads(params.get("PhoneNumberJson", "") or "[]")
-        if isinstance(batch, list):
-            numbers.extend(str(n) for n in batch)
-    return [key for key in (_number_key(n) for n in numbers) if key]
-
-
-def _number_key(number: str | None) -> str | None:
-    """Digits only, with a mainland prefix removed, so +86138… matches 138…."""
-    if number is None:
-        return None
-    digits = "".join(ch for ch in number if ch in "0123456789")
-    return _mainland(digits) or digits
-
-
-@functools.lru_cache(maxsize=4096)
-def _mainland(number: str) -> str | None:
-    """The 11-digit national number when ``number`` is a mainland China mobile.
-
-    Cached: a number is looked at for fault scoping, then as the recipient.
-    """
-    match = _MAINLAND.fullmatch(number)
-    if match is None:
-        return None
-    national = match.group(1)
-    # 1 + 10 digits is also how a NANP number looks; only a real CN number is mainland.
-    parsed = phonenumbers.parse(national, "CN")
-    return national if phonenumbers.is_valid_number(parsed) else None
-
-
-@functools.lru_cache(maxsize=4096)
-def _valid_international(digits: str) -> bool:
-    try:
-        return phonenumbers.is_valid_number(phonenumbers.parse("+" + digits, None))
-    except phonenumbers.NumberParseException:
-        return False
