@@ -1,5 +1,7 @@
 """The emulator's own pieces, apart from the SDK (see tests/e2e for the wire)."""
 
+import time
+
 import pytest
 
 from aliyun_sms_connector import TemplateType, _emulator_faults, _emulator_numbers
@@ -75,6 +77,24 @@ class TestLifecycle:
             assert (emulator.outbox, emulator.requests) == ([], [])
             connector.send_message("13800138000", "SignIn", {"code": "1"})
             assert len(emulator.outbox) == 1
+
+    def test_reset_drops_answers_still_held_by_a_delay(self):
+        """A request held by delay() across reset() is never recorded: no late message."""
+        from aliyun_sms_connector import AliyunSmsConnector, NetworkError
+
+        # A clock that stands still: Aliyun's one-a-minute limit per number
+        # would refuse the second send if the held one counted.
+        with Emulator(clock=lambda: 1_800_000_000.0) as emulator:
+            config = emulator.connector_config(readTimeout=100, maxAttempts=1)
+            with AliyunSmsConnector(config) as connector:
+                emulator.delay(0.4)
+                with pytest.raises(NetworkError):
+                    connector.send_message("13800138000", "SignIn", {"code": "1"})
+                emulator.reset()
+                time.sleep(0.6)  # the held request's wait is over
+                assert emulator.outbox == []
+                connector.send_message("13800138000", "SignIn", {"code": "2"})
+                assert [message.params["code"] for message in emulator.outbox] == ["2"]
 
 
 @pytest.mark.parametrize(

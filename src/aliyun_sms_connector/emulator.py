@@ -53,7 +53,7 @@ from ._emulator_actions import (
 )
 from ._emulator_auth import ACS3, NonceMemory, authenticate
 from ._emulator_faults import Fault, FaultQueue
-from ._emulator_http import Reject, error, parameters
+from ._emulator_http import Reject, drop, error, parameters
 from ._emulator_numbers import number_key
 
 if TYPE_CHECKING:
@@ -195,6 +195,8 @@ class Emulator:
         self._port = port
         self._tls = tls
         self._lock = threading.Lock()
+        # Bumped by reset(): a request held by a delay across it is dropped.
+        self._generation = 0
         self._outbox: list[Message] = []
         # Indexes into the outbox, so that receipts and fail_delivery cost
         # the same however many messages have been accepted.
@@ -374,8 +376,14 @@ class Emulator:
             return list(self._requests)
 
     def reset(self) -> None:
-        """Forget messages, requests, faults, nonces and flow-control history."""
+        """Forget messages, requests, faults, nonces and flow-control history.
+
+        A request still held by :meth:`delay` (or ``latency``) is dropped
+        unanswered when its wait ends, and never recorded: it belongs to
+        whatever ran before the reset.
+        """
         with self._lock:
+            self._generation += 1
             self._outbox.clear()
             self._by_number.clear()
             self._by_biz_id.clear()
@@ -550,10 +558,15 @@ class Emulator:
         action = action or params.get("Action", "")
         with self._lock:
             self._requests.append(ReceivedRequest(action, params, self.clock()))
+            generation = self._generation
         delay, fault = self._faults.take(params)
         delay += self.latency
         if delay > 0:
             await asyncio.sleep(delay)
+            if generation != self._generation:
+                # Held across a reset(): sending it now would land a message,
+                # and flow-control history, in the next test's clean slate.
+                return await drop(request)
         if fault is not None:
             return await fault.answer(request, request_id)
         if malformed is not None:
