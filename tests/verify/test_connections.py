@@ -299,6 +299,21 @@ def raw(redis_url):
     client.close()
 
 
+def check_once(store: RedisStore) -> tuple[CheckStatus, int]:
+    """One check_async in an event loop of its own; then both of the store's clients are closed."""
+
+    async def main() -> tuple[CheckStatus, int]:
+        try:
+            return await store.check_async(GUESS)
+        finally:
+            await store.aclose()
+
+    try:
+        return asyncio.run(main())
+    finally:
+        store.close()
+
+
 class TestOnRedis:
     """Against a real redis-server: what the server sees of the store's connections."""
 
@@ -354,35 +369,15 @@ class TestOnRedis:
     def test_an_unknown_encoding_is_a_store_fault(self, redis_url):
         """encoding="no-such-codec": StoreUnavailable, as on redis-py's own path, no LookupError."""
         store = RedisStore.from_url(redis_url, encoding="no-such-codec")
-
-        async def main():
-            try:
-                return await store.check_async(GUESS)
-            finally:
-                await store.aclose()
-
-        try:
-            with pytest.raises(ServiceUnavailableError) as info:
-                asyncio.run(main())
-        finally:
-            store.close()
+        with pytest.raises(ServiceUnavailableError) as info:
+            check_once(store)
         assert info.value.code == "StoreUnavailable"
 
     def test_resp3_clients_keep_redis_py_pool(self, redis_url, mocker):
         """A protocol=3 store goes through redis-py's own pool, and still answers."""
         spy = mocker.spy(redis.asyncio.ConnectionPool, "get_connection")
         store = RedisStore.from_url(redis_url, protocol=3)
-
-        async def main():
-            try:
-                return await store.check_async(GUESS)
-            finally:
-                await store.aclose()
-
-        try:
-            assert asyncio.run(main()) == (CheckStatus.NOT_FOUND, 0)
-        finally:
-            store.close()
+        assert check_once(store) == (CheckStatus.NOT_FOUND, 0)
         assert spy.call_count >= 1
 
 
