@@ -4,8 +4,8 @@
 each a mistake a well-meaning developer could make when "handling" a store
 outage:
 
-- ``sends_unstored_codes``: a reservation that failed is treated as granted,
-  so the SMS goes out with a code the store never saw;
+- ``sends_unstored_codes``: a reservation (or a commit) that failed is
+  treated as granted, so the SMS goes out with a code the store never saw;
 - ``wrong_code_on_error``: a check the store could not confirm is answered
   ``WRONG_CODE``, which tells an attacker the guess was evaluated;
 - ``approves_on_error``: a check that failed is approved ("don't lock users
@@ -101,17 +101,37 @@ class BrokenStore(VerificationStore):
                 return None
             raise
 
-    def release(self, reservation: Reservation, shared: SharedReservation | None) -> None:
-        self.inner.release(reservation, shared)
+    def commit(self, reservation: Reservation) -> bool:
+        try:
+            return self.inner.commit(reservation)
+        except ServiceUnavailableError:
+            if self.flaw == "sends_unstored_codes":
+                return True
+            raise
 
-    async def release_async(
-        self, reservation: Reservation, shared: SharedReservation | None
-    ) -> None:
-        await self.inner.release_async(reservation, shared)
+    async def commit_async(self, reservation: Reservation) -> bool:
+        try:
+            return await self.inner.commit_async(reservation)
+        except ServiceUnavailableError:
+            if self.flaw == "sends_unstored_codes":
+                return True
+            raise
+
+    def release(self, reservation: Reservation) -> None:
+        self.inner.release(reservation)
+
+    async def release_async(self, reservation: Reservation) -> None:
+        await self.inner.release_async(reservation)
+
+    def release_shared(self, reservation: SharedReservation) -> None:
+        self.inner.release_shared(reservation)
+
+    async def release_shared_async(self, reservation: SharedReservation) -> None:
+        await self.inner.release_shared_async(reservation)
 
     # -- checks ------------------------------------------------------------------
 
-    def check(self, guess: Guess) -> tuple[CheckStatus, int]:
+    def check(self, guess: Guess) -> tuple[CheckStatus, int] | Refusal:
         try:
             return self.inner.check(guess)
         except ServiceUnavailableError:
@@ -121,7 +141,7 @@ class BrokenStore(VerificationStore):
                 self._refund(guess)
             return self._on_error(guess)
 
-    async def check_async(self, guess: Guess) -> tuple[CheckStatus, int]:
+    async def check_async(self, guess: Guess) -> tuple[CheckStatus, int] | Refusal:
         try:
             return await self.inner.check_async(guess)
         except ServiceUnavailableError:

@@ -118,7 +118,11 @@ class TestStartAndCheck:
         assert not locked.ok
 
     def test_a_new_start_replaces_the_pending_code(self, service, emulator, clock):
-        """After a second start the first code is NOT_FOUND and the second approves."""
+        """After a second start the first code is a wrong guess, counted, and the second approves.
+
+        A replaced code gets no answer of its own: NOT_FOUND for it would tell
+        a guesser which code the number held before (issue 18).
+        """
         service.start(NUMBER, "SignIn")
         first = last_code(emulator)
         clock.advance(61)
@@ -126,12 +130,12 @@ class TestStartAndCheck:
         second = last_code(emulator)
         if first != second:
             replaced = service.check(NUMBER, "SignIn", first)
-            assert replaced.status is CheckStatus.NOT_FOUND
+            assert replaced.status is CheckStatus.WRONG_CODE
+            assert replaced.attempts_left == 4
             wrong = "000000" if "000000" not in (first, second) else "111111"
             if wrong in (first, second):
                 wrong = "222222"
-            # The replaced code was not counted as a wrong guess.
-            assert service.check(NUMBER, "SignIn", wrong).attempts_left == 4
+            assert service.check(NUMBER, "SignIn", wrong).attempts_left == 3
         assert service.check(NUMBER, "SignIn", second).ok
 
     def test_replaced_code_expires_too(self, service, emulator, clock):

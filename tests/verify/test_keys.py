@@ -145,12 +145,14 @@ class TestKeyNames:
         """All keys of (number, usage type) are in one cluster slot."""
         keys = _keys.number_keys("app:", "abc123", "SignIn")
         assert all(key.startswith("app:{abc123}:") for key in keys)
-        assert len(set(keys)) == 4
+        assert len(set(keys)) == 5
         assert len({key_slot(key.encode()) for key in keys}) == 1
         other = _keys.number_keys("app:", "abc123", "Register")
         assert other.number_cooldown == keys.number_cooldown
         assert other.sends == keys.sends
         assert other.record != keys.record
+        assert other.failed != keys.failed
+        assert keys.failed == _keys.failed_key("app:", "abc123", "SignIn")
 
     def test_shared_keys(self):
         """IP and global counters share the {limits} tag; no IP, no IP key."""

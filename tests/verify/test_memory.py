@@ -43,6 +43,7 @@ class TestMemoryStore:
         """A sweep keeps what has not expired."""
         store = MemoryStore()
         store.reserve(reservation("live"))
+        assert store.commit(reservation("live"))
         for _ in range(_SWEEP_EVERY):
             store.check(Guess("other", "SignIn", "x" * 64, NOW + 1, 5))
         assert store.check(Guess("live", "SignIn", "d" * 64, NOW + 2, 5))[0] is (

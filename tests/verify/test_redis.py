@@ -122,7 +122,7 @@ def keys_of(raw, prefix) -> list[str]:
 
 
 class TestRoundTrips:
-    """check is exactly one round trip; start at most two, counted by MONITOR."""
+    """check is exactly one round trip; start at most three, counted by MONITOR."""
 
     def test_check_is_one_round_trip(
         self, connector, redis_store, clock, emulator, monitor, prefix
@@ -153,27 +153,40 @@ class TestRoundTrips:
         asyncio.run(main())
         assert len(monitor.commands(prefix)) == 1
 
-    def test_start_with_ip_and_global_limits_is_two(
+    def test_start_with_ip_and_global_limits_is_three(
         self, connector, redis_store, clock, monitor, prefix
     ):
-        """A start with per-IP and global limits sends two EVALSHAs."""
+        """A start with per-IP and global limits: shared limits, the number, the commit."""
         service = make_service(connector, redis_store, clock, global_hourly=1000)
         service.start("13800138001", "SignIn", client_ip=IP)  # scripts cached
         monitor.reset()
         service.start(NUMBER, "SignIn", client_ip=IP)
         sent = monitor.commands(prefix)
-        assert len(sent) == 2
+        assert len(sent) == 3
         assert all("EVALSHA" in line for line in sent)
+        assert "{limits}" in sent[0]
 
-    def test_start_without_shared_limits_is_one(
+    def test_start_without_shared_limits_is_two(
         self, connector, redis_store, clock, monitor, prefix
     ):
-        """With no client IP and no global budget, a start is one round trip."""
+        """With no client IP and no global budget: the number's reservation, then the commit."""
         service = make_service(connector, redis_store, clock)
         service.start("13800138001", "SignIn")
         monitor.reset()
         service.start(NUMBER, "SignIn")
-        assert len(monitor.commands(prefix)) == 1
+        assert len(monitor.commands(prefix)) == 2
+
+    def test_check_with_client_ip(self, connector, redis_store, clock, emulator, monitor, prefix):
+        """A wrong guess from an IP holds its place (two commands); a right one gives it back."""
+        service = make_service(connector, redis_store, clock)
+        service.start(NUMBER, "SignIn")
+        service.check(NUMBER, "SignIn", "000000", client_ip=IP)  # scripts cached
+        monitor.reset()
+        service.check(NUMBER, "SignIn", "111111", client_ip=IP)
+        assert len(monitor.commands(prefix)) == 2
+        monitor.reset()
+        service.check(NUMBER, "SignIn", emulator.outbox[-1].params["code"], client_ip=IP)
+        assert len(monitor.commands(prefix)) == 3
 
     def test_failed_send_release(self, connector, redis_store, clock, emulator, monitor, prefix):
         """A send that failed before sending adds one release per slot touched."""

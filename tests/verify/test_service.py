@@ -13,6 +13,7 @@ from aliyun_sms_connector import (
     AccountError,
     AliyunSmsConnector,
     ConfigError,
+    RateLimitExceededError,
     ServiceUnavailableError,
     TemplateNotFoundError,
     parse_phone,
@@ -57,9 +58,17 @@ class BrokenStore(MemoryStore):
         self._maybe_fail("reserve_shared")
         return super().reserve_shared(reservation)
 
-    def release(self, reservation, shared):
+    def commit(self, reservation):
+        self._maybe_fail("commit")
+        return super().commit(reservation)
+
+    def release(self, reservation):
         self._maybe_fail("release")
-        return super().release(reservation, shared)
+        return super().release(reservation)
+
+    def release_shared(self, reservation):
+        self._maybe_fail("release_shared")
+        return super().release_shared(reservation)
 
     def check(self, guess):
         self._maybe_fail("check")
@@ -222,19 +231,19 @@ class TestStoreFailures:
         assert caught.value.code == "StoreUnavailable"
         assert emulator.requests == []
 
-    def test_failed_shared_reservation_releases_the_number(self, connector, clock, emulator):
-        """The IP/global step failed: no SMS, and the number is left free for a retry."""
+    def test_failed_shared_reservation_touches_no_number(self, connector, clock, emulator):
+        """The IP/global step comes first: when it fails, no SMS and the number is untouched."""
         store = BrokenStore("reserve_shared")
         service = service_for(connector, clock, store)
         with pytest.raises(ServiceUnavailableError):
             service.start(NUMBER, "SignIn", client_ip="203.0.113.9")
         assert emulator.requests == []
-        assert store.calls == ["reserve", "reserve_shared", "release"]
+        assert store.calls == ["reserve_shared"]
         store.failing.clear()
         service.start(NUMBER, "SignIn", client_ip="203.0.113.9")
         assert len(emulator.outbox) == 1
 
-    def test_failed_shared_reservation_releases_async(self, connector, clock, emulator):
+    def test_failed_shared_reservation_async(self, connector, clock, emulator):
         """start_async does the same when the IP/global step fails."""
         store = BrokenStore("reserve_shared")
         service = service_for(connector, clock, store)
@@ -245,7 +254,50 @@ class TestStoreFailures:
 
         asyncio.run(main())
         assert emulator.requests == []
-        assert store.calls == ["reserve", "reserve_shared", "release"]
+        assert store.calls == ["reserve_shared"]
+
+    @pytest.mark.parametrize("run", ["sync", "async"])
+    def test_failed_number_reservation_gives_back_the_shared_one(
+        self, connector, clock, emulator, run
+    ):
+        """reserve failed after reserve_shared: what the shared step took is given back."""
+        store = BrokenStore("reserve")
+        service = service_for(connector, clock, store, per_ip_hourly=1)
+
+        async def start_async():
+            return await service.start_async(NUMBER, "SignIn", client_ip="203.0.113.9")
+
+        def start():
+            if run == "sync":
+                return service.start(NUMBER, "SignIn", client_ip="203.0.113.9")
+            return asyncio.run(start_async())
+
+        with pytest.raises(ServiceUnavailableError):
+            start()
+        assert store.calls == ["reserve_shared", "reserve", "release_shared"]
+        store.failing.clear()
+        start()  # the IP's one send an hour was given back
+        assert len(emulator.outbox) == 1
+
+    @pytest.mark.parametrize("run", ["sync", "async"])
+    def test_failed_commit_fails_closed(self, connector, clock, emulator, run):
+        """The SMS went out but the commit failed: CodeNotActivated, and the code never approves."""
+        store = BrokenStore("commit")
+        service = service_for(connector, clock, store)
+
+        def start():
+            if run == "sync":
+                return service.start(NUMBER, "SignIn")
+            return asyncio.run(service.start_async(NUMBER, "SignIn"))
+
+        with pytest.raises(ServiceUnavailableError) as caught:
+            start()
+        assert caught.value.code == "CodeNotActivated"
+        assert caught.value.maybe_sent is True
+        assert len(emulator.outbox) == 1
+        assert "release" not in store.calls
+        result = service.check(NUMBER, "SignIn", emulator.outbox[-1].params["code"])
+        assert result.status is CheckStatus.NOT_FOUND
 
     def test_check_gives_no_verdict(self, connector, clock, emulator):
         """check failed: the error, never WRONG_CODE or APPROVED."""
@@ -266,8 +318,12 @@ class TestStoreFailures:
         assert "release" in store.calls
         assert any("release failed" in r.getMessage() for r in caplog.records)
 
-    def test_unexpected_send_exception_keeps_the_code(self, connector, clock, mocker):
-        """A send that fails in an unknown way may have sent: nothing is released."""
+    def test_unexpected_send_exception_fails_closed(self, connector, clock, mocker):
+        """A send that fails in an unknown way may have sent: nothing is released, nothing approves.
+
+        Only a send that returned, or failed with ``maybe_sent``, makes its code
+        the pending one; the cooldown and the count it took stay.
+        """
         store = BrokenStore()
         service = service_for(connector, clock, store)
         sent = []
@@ -280,10 +336,14 @@ class TestStoreFailures:
         with pytest.raises(RuntimeError):
             service.start(NUMBER, "SignIn")
         assert "release" not in store.calls
-        assert service.check(NUMBER, "SignIn", sent[0]).ok
+        assert "commit" not in store.calls
+        assert service.check(NUMBER, "SignIn", sent[0]).status is CheckStatus.NOT_FOUND
+        with pytest.raises(RateLimitExceededError) as caught:
+            service.start(NUMBER, "SignIn")
+        assert caught.value.code == "VerificationCooldown"
 
-    def test_cancelled_async_send_keeps_the_code(self, connector, clock, mocker):
-        """A cancelled start_async may have sent: nothing is released."""
+    def test_cancelled_async_send_fails_closed(self, connector, clock, mocker):
+        """A cancelled start_async may have sent: nothing is released, nothing approves."""
         store = BrokenStore()
         service = service_for(connector, clock, store)
         sent = []
@@ -302,7 +362,8 @@ class TestStoreFailures:
 
         asyncio.run(main())
         assert "release" not in store.calls
-        assert service.check(NUMBER, "SignIn", sent[0]).ok
+        assert "commit" not in store.calls
+        assert service.check(NUMBER, "SignIn", sent[0]).status is CheckStatus.NOT_FOUND
 
 
 class TestPrivacy:

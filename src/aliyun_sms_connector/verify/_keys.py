@@ -31,6 +31,7 @@ __all__ = [
     "SharedKeys",
     "code_digest",
     "digests_equal",
+    "failed_key",
     "generate_code",
     "ip_id",
     "number_id",
@@ -131,6 +132,8 @@ class NumberKeys(NamedTuple):
     """The cooldown of the number across usage types."""
     sends: str
     """A sorted set of the number's sends, for the hourly and daily caps."""
+    failed: str
+    """A sorted set of the wrong guesses at (number, usage type) in the last hour."""
 
 
 class SharedKeys(NamedTuple):
@@ -140,6 +143,8 @@ class SharedKeys(NamedTuple):
     """The sends of one client IP, or None when the caller gave no IP."""
     global_: str
     """The sends of the whole application."""
+    ip_failed: str | None
+    """The wrong guesses from one client IP in the last hour, or None."""
 
 
 def validate_prefix(prefix: str) -> str:
@@ -154,6 +159,11 @@ def record_key(prefix: str, number: str, usage_type: str) -> str:
     return f"{prefix}{{{number}}}:code:{usage_type}"
 
 
+def failed_key(prefix: str, number: str, usage_type: str) -> str:
+    """The key of the wrong guesses at (number, usage type): ``NumberKeys.failed``."""
+    return f"{prefix}{{{number}}}:failed:{usage_type}"
+
+
 def number_keys(prefix: str, number: str, usage_type: str) -> NumberKeys:
     """The store keys of (number, usage type), all tagged ``{number}``."""
     tag = f"{prefix}{{{number}}}"
@@ -162,15 +172,21 @@ def number_keys(prefix: str, number: str, usage_type: str) -> NumberKeys:
         usage_cooldown=f"{tag}:cooldown:{usage_type}",
         number_cooldown=f"{tag}:cooldown",
         sends=f"{tag}:sends",
+        failed=failed_key(prefix, number, usage_type),
     )
 
 
 def shared_keys(prefix: str, ip: str | None) -> SharedKeys:
     """The keys of the per-IP and global limits, all tagged ``{limits}``.
 
-    They live in one slot, so one script checks both atomically. Only
-    ``start`` touches them, and starts are bounded by what SMS cost, far below
-    what one Redis node serves.
+    They live in one slot, so one script checks both atomically. ``start``
+    touches the send counters, bounded by what SMS cost; ``check`` touches the
+    per-IP count of wrong guesses only when it is given a client IP. Both stay
+    far below what one Redis node serves.
     """
     tag = f"{prefix}{{limits}}"
-    return SharedKeys(ip=None if ip is None else f"{tag}:ip:{ip}", global_=f"{tag}:global")
+    return SharedKeys(
+        ip=None if ip is None else f"{tag}:ip:{ip}",
+        global_=f"{tag}:global",
+        ip_failed=None if ip is None else f"{tag}:ip-failed:{ip}",
+    )

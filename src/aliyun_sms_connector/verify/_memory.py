@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 from dataclasses import dataclass, field
 
 from ._keys import digests_equal, number_keys, shared_keys
 from ._results import CheckStatus
-from ._store import Guess, Refusal, Reservation, SharedReservation, VerificationStore
+from ._store import (
+    IP_FAILED_CHECKS,
+    Guess,
+    Refusal,
+    Reservation,
+    SharedReservation,
+    VerificationStore,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -19,13 +27,22 @@ _SWEEP_EVERY = 1024
 
 
 @dataclass
-class _Record:
+class _Code:
     verification_id: str
     digest: str
     expires_ms: int
+
+
+@dataclass
+class _Record:
+    # The pending code: the one checks are judged against, and its wrong guesses.
+    pending: _Code | None = None
     attempts: int = 0
-    # The pending record this one replaced, put back if this one is released.
-    previous: _Record | None = None
+    # A reserved code whose SMS was not handed over yet: never judged.
+    reserved: _Code | None = None
+
+    def live(self, now_ms: int) -> bool:
+        return any(c is not None and c.expires_ms > now_ms for c in (self.pending, self.reserved))
 
 
 @dataclass
@@ -63,14 +80,14 @@ class MemoryStore(VerificationStore):
     # -- the protocol ----------------------------------------------------------
 
     def reserve(self, reservation: Reservation) -> Refusal | None:
-        """Check the number's limits; if all allow, store the code and count the send."""
+        """Check the number's limits; if all allow, hold the new code and count the send."""
         r = reservation
         keys = number_keys("", r.number, r.usage_type)
         with self._lock:
             self._tick(r.now_ms)
             state = self._state
             record = state.records.get(keys.record)
-            if record is not None and record.verification_id == r.verification_id:
+            if record is not None and r.verification_id in _ids(record):
                 return None  # a replay of this very reservation
             refusals = [
                 self._cooldown_refusal(keys.usage_cooldown, r.now_ms),
@@ -81,12 +98,9 @@ class MemoryStore(VerificationStore):
             refusal = _longest(refusals)
             if refusal is not None:
                 return refusal
-            previous = record if record is not None and record.expires_ms > r.now_ms else None
-            if previous is not None:
-                previous.previous = None  # one level is enough
-            state.records[keys.record] = _Record(
-                r.verification_id, r.digest, r.expires_ms, previous=previous
-            )
+            if record is None:
+                record = state.records[keys.record] = _Record()
+            record.reserved = _Code(r.verification_id, r.digest, r.expires_ms)
             for key, duration in (
                 (keys.usage_cooldown, r.usage_cooldown_ms),
                 (keys.number_cooldown, r.number_cooldown_ms),
@@ -117,60 +131,101 @@ class MemoryStore(VerificationStore):
                     self._state.windows.setdefault(key, []).append((r.now_ms, r.verification_id))
             return None
 
-    def release(self, reservation: Reservation, shared: SharedReservation | None) -> None:
-        """Undo a reservation whose SMS surely never left: code, cooldowns and counts."""
+    def commit(self, reservation: Reservation) -> bool:
+        """Make the reserved code the pending one, now that its SMS was handed over."""
+        r = reservation
+        key = number_keys("", r.number, r.usage_type).record
+        with self._lock:
+            record = self._state.records.get(key)
+            if record is None or record.reserved is None:
+                return False
+            reserved = record.reserved
+            if reserved.verification_id != r.verification_id:
+                return False
+            record.reserved = None
+            if reserved.expires_ms <= r.now_ms:
+                return False
+            record.pending, record.attempts = reserved, 0
+            return True
+
+    def release(self, reservation: Reservation) -> None:
+        """Undo a reservation whose SMS surely never left: its code, cooldowns and count."""
         r = reservation
         keys = number_keys("", r.number, r.usage_type)
         with self._lock:
             state = self._state
             record = state.records.get(keys.record)
-            if record is not None and record.verification_id == r.verification_id:
-                del state.records[keys.record]
-                previous = record.previous
-                if previous is not None and previous.expires_ms > r.now_ms:
-                    state.records[keys.record] = previous
+            reserved = None if record is None else record.reserved
+            if (
+                record is not None
+                and reserved is not None
+                and reserved.verification_id == r.verification_id
+            ):
+                record.reserved = None
             for key in (keys.usage_cooldown, keys.number_cooldown):
                 cooldown = state.cooldowns.get(key)
                 if cooldown is not None and cooldown.verification_id == r.verification_id:
                     del state.cooldowns[key]
-            window_keys = [keys.sends]
-            if shared is not None:
-                shared_ = shared_keys("", shared.ip)
-                window_keys.append(shared_.global_)
-                if shared_.ip is not None:
-                    window_keys.append(shared_.ip)
-            for key in window_keys:
-                entries = state.windows.get(key)
-                if entries:
-                    entries[:] = [e for e in entries if e[1] != r.verification_id]
+            self._forget(keys.sends, r.verification_id)
 
-    def check(self, guess: Guess) -> tuple[CheckStatus, int]:
-        """Approve (and delete), count a wrong guess, or say why not."""
+    def release_shared(self, reservation: SharedReservation) -> None:
+        """Undo a shared reservation: its per-IP and global counts."""
+        keys = shared_keys("", reservation.ip)
+        with self._lock:
+            for key in (keys.global_, keys.ip):
+                if key is not None:
+                    self._forget(key, reservation.verification_id)
+
+    def check(self, guess: Guess) -> tuple[CheckStatus, int] | Refusal:
+        """Count the guess, then approve (and delete) or say why not."""
         g = guess
-        key = number_keys("", g.number, g.usage_type).record
+        keys = number_keys("", g.number, g.usage_type)
+        ip_failed = shared_keys("", g.ip).ip_failed if g.ip_failed_hourly > 0 else None
         with self._lock:
             self._tick(g.now_ms)
-            record = self._state.records.get(key)
-            if record is None:
-                return CheckStatus.NOT_FOUND, 0
-            if record.expires_ms <= g.now_ms:
-                del self._state.records[key]
-                return CheckStatus.NOT_FOUND, 0
-            if record.attempts >= g.max_attempts:
-                return CheckStatus.TOO_MANY_ATTEMPTS, 0
-            if digests_equal(record.digest, g.digest):
-                del self._state.records[key]
-                return CheckStatus.APPROVED, g.max_attempts - record.attempts
-            previous = record.previous
-            if (
-                previous is not None
-                and previous.expires_ms > g.now_ms
-                and digests_equal(previous.digest, g.digest)
-            ):
-                # The code of a verification this one replaced: not found, not counted.
-                return CheckStatus.NOT_FOUND, 0
-            record.attempts += 1
-            return CheckStatus.WRONG_CODE, g.max_attempts - record.attempts
+            if ip_failed is not None:
+                refusal = self._window_refusal(
+                    ip_failed, g.now_ms, HOUR_MS, g.ip_failed_hourly, IP_FAILED_CHECKS
+                )
+                if refusal is not None:
+                    return refusal
+            record = self._state.records.get(keys.record)
+            status, left, entry = self._judge(record, g, keys.failed)
+            if entry is not None:
+                for key, cap in ((keys.failed, g.failed_hourly), (ip_failed, 1)):
+                    if key is not None and cap > 0:
+                        self._state.windows.setdefault(key, []).append(entry)
+            return status, left
+
+    def _judge(
+        self, record: _Record | None, g: Guess, failed: str
+    ) -> tuple[CheckStatus, int, tuple[int, str] | None]:
+        """(status, attempts left, the wrong guess's window entry); lock held."""
+        pending = None if record is None else record.pending
+        if record is None or pending is None:
+            return CheckStatus.NOT_FOUND, 0, None
+        if pending.expires_ms <= g.now_ms:
+            record.pending = None
+            return CheckStatus.NOT_FOUND, 0, None
+        if g.verification_id is not None and not secrets.compare_digest(
+            pending.verification_id.encode(), g.verification_id.encode()
+        ):
+            return CheckStatus.NOT_FOUND, 0, None
+        if record.attempts >= g.max_attempts or self._window_refusal(
+            failed, g.now_ms, HOUR_MS, g.failed_hourly, ""
+        ):
+            return CheckStatus.TOO_MANY_ATTEMPTS, 0, None
+        # Counted before it is judged.
+        record.attempts += 1
+        left = g.max_attempts - record.attempts
+        if digests_equal(pending.digest, g.digest):
+            record.pending = None
+            return CheckStatus.APPROVED, left + 1, None
+        return (
+            CheckStatus.WRONG_CODE,
+            left,
+            (g.now_ms, f"{pending.verification_id}:{record.attempts}"),
+        )
 
     async def reserve_async(self, reservation: Reservation) -> Refusal | None:
         """The async twin of :meth:`reserve` (it never blocks the loop)."""
@@ -180,13 +235,19 @@ class MemoryStore(VerificationStore):
         """The async twin of :meth:`reserve_shared`."""
         return self.reserve_shared(reservation)
 
-    async def release_async(
-        self, reservation: Reservation, shared: SharedReservation | None
-    ) -> None:
-        """The async twin of :meth:`release`."""
-        self.release(reservation, shared)
+    async def commit_async(self, reservation: Reservation) -> bool:
+        """The async twin of :meth:`commit`."""
+        return self.commit(reservation)
 
-    async def check_async(self, guess: Guess) -> tuple[CheckStatus, int]:
+    async def release_async(self, reservation: Reservation) -> None:
+        """The async twin of :meth:`release`."""
+        self.release(reservation)
+
+    async def release_shared_async(self, reservation: SharedReservation) -> None:
+        """The async twin of :meth:`release_shared`."""
+        self.release_shared(reservation)
+
+    async def check_async(self, guess: Guess) -> tuple[CheckStatus, int] | Refusal:
         """The async twin of :meth:`check`."""
         return self.check(guess)
 
@@ -200,6 +261,11 @@ class MemoryStore(VerificationStore):
 
     def _window(self, key: str) -> list[tuple[int, str]]:
         return self._state.windows.get(key, [])
+
+    def _forget(self, key: str, entry_id: str) -> None:
+        entries = self._state.windows.get(key)
+        if entries:
+            entries[:] = [e for e in entries if e[1] != entry_id]
 
     def _window_refusal(
         self, key: str, now_ms: int, window_ms: int, cap: int, code: str
@@ -221,7 +287,7 @@ class MemoryStore(VerificationStore):
 
     def _sweep(self, now_ms: int) -> None:
         state = self._state
-        state.records = {k: v for k, v in state.records.items() if v.expires_ms > now_ms}
+        state.records = {k: v for k, v in state.records.items() if v.live(now_ms)}
         state.cooldowns = {k: v for k, v in state.cooldowns.items() if v.until_ms > now_ms}
         windows: dict[str, list[tuple[int, str]]] = {}
         for key, entries in state.windows.items():
@@ -229,6 +295,10 @@ class MemoryStore(VerificationStore):
             if live:
                 windows[key] = live
         state.windows = windows
+
+
+def _ids(record: _Record) -> set[str]:
+    return {c.verification_id for c in (record.pending, record.reserved) if c is not None}
 
 
 def _longest(refusals: list[Refusal | None]) -> Refusal | None:

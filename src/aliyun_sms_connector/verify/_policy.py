@@ -66,6 +66,11 @@ class VerificationPolicy:
     global_hourly: int | None = None
     allowed_countries: frozenset[str] | None = None
     test_numbers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # Placeholders until the validated fields land (issue 18).
+    per_number_failed_checks_hourly: int | None = 25
+    per_ip_failed_checks_hourly: int | None = 50
+    require_verification_id: bool = False
+    allowed_number_types: frozenset[str] | None = frozenset({"MOBILE", "FIXED_LINE_OR_MOBILE"})
 
     def __post_init__(self) -> None:
         problems: list[ConfigProblem] = []

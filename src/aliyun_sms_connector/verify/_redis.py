@@ -9,9 +9,12 @@ restarted node, ``SCRIPT FLUSH``, a new replica) the script is sent once with
 ``EVAL``, which also caches it; a ``NOSCRIPT`` reply means the script did not
 run, so the retry cannot count anything twice.
 
-Round trips: ``check`` is one; ``start`` is one for the number's limits and
-code, plus one for the per-IP and global limits when they apply; releasing
-after a failed send is one per slot touched.
+Round trips: ``check`` is one, or three with a client IP (hold a place in
+the IP's count of wrong guesses, check, give the place back unless the guess
+was wrong); ``start`` is one for the per-IP and global limits when they
+apply, one for the number's limits and the held code, and one to commit the
+code once its SMS was handed over; releasing after a failed send is one per
+slot touched.
 
 The keys of one number share the hash tag ``{<number id>}``, so each script
 touches one slot and runs on Redis Cluster; the per-IP and global counters
@@ -32,21 +35,27 @@ without it.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import weakref
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aliyun_sms_connector._errors import ConfigError
 
 from ._connections import DirectPool, can_drive
-from ._keys import number_keys, record_key, shared_keys, validate_prefix
+from ._keys import failed_key, number_keys, record_key, shared_keys, validate_prefix
+from ._results import CheckStatus
 from ._scripts import (
     CHECK,
+    COMMIT,
+    GUARD_IP,
     RELEASE,
     RELEASE_SHARED,
     RESERVE,
     RESERVE_SHARED,
+    SETTLE_IP,
     Script,
     checked,
+    committed,
     ignore,
     refusal,
 )
@@ -61,9 +70,7 @@ from ._store import (
 from ._watchdog import Watchdog, with_timeout
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Coroutine, Sequence
-
-    from ._results import CheckStatus
+    from collections.abc import Awaitable, Callable, Coroutine
 
     _Command = Callable[..., Awaitable[Any]]
 
@@ -240,7 +247,7 @@ class RedisStore(VerificationStore):
     # -- the protocol ----------------------------------------------------------
 
     def reserve(self, reservation: Reservation) -> Refusal | None:
-        """Check the number's limits; if all allow, store the code and count the send."""
+        """Check the number's limits; if all allow, hold the new code and count the send."""
         keys, args = self._reserve_args(reservation)
         return self._run(RESERVE, keys, args, refusal)
 
@@ -263,45 +270,77 @@ class RedisStore(VerificationStore):
             return None
         return await self._run_async(RESERVE_SHARED, keys, args, refusal)
 
-    def release(self, reservation: Reservation, shared: SharedReservation | None) -> None:
-        """Undo a reservation whose SMS surely never left: code, cooldowns and counts."""
-        keys = list(self._number_keys(reservation.number, reservation.usage_type))
-        self._run(RELEASE, keys, [reservation.verification_id, reservation.now_ms], ignore)
-        if shared is not None:
-            shared_keys_, _ = self._shared_args(shared)
-            if shared_keys_:
-                self._run(RELEASE_SHARED, shared_keys_, [shared.verification_id], ignore)
+    def commit(self, reservation: Reservation) -> bool:
+        """Make the reserved code the pending one, now that its SMS was handed over."""
+        keys, args = self._commit_args(reservation)
+        return self._run(COMMIT, keys, args, committed)
 
-    async def release_async(
-        self, reservation: Reservation, shared: SharedReservation | None
-    ) -> None:
-        """The async twin of :meth:`release`; both slots are released concurrently."""
-        keys = list(self._number_keys(reservation.number, reservation.usage_type))
-        calls = [
-            self._run_async(
-                RELEASE, keys, [reservation.verification_id, reservation.now_ms], ignore
-            )
-        ]
-        if shared is not None:
-            shared_keys_, _ = self._shared_args(shared)
-            if shared_keys_:
-                calls.append(
-                    self._run_async(RELEASE_SHARED, shared_keys_, [shared.verification_id], ignore)
-                )
-        await asyncio.gather(*calls)
+    async def commit_async(self, reservation: Reservation) -> bool:
+        """The async twin of :meth:`commit`."""
+        keys, args = self._commit_args(reservation)
+        return await self._run_async(COMMIT, keys, args, committed)
 
-    def check(self, guess: Guess) -> tuple[CheckStatus, int]:
-        """Approve (and delete), count a wrong guess, or say why not: one round trip."""
+    def release(self, reservation: Reservation) -> None:
+        """Undo a reservation whose SMS surely never left: its code, cooldowns and count."""
+        keys = self._release_keys(reservation)
+        self._run(RELEASE, keys, [reservation.verification_id], ignore)
+
+    async def release_async(self, reservation: Reservation) -> None:
+        """The async twin of :meth:`release`."""
+        keys = self._release_keys(reservation)
+        await self._run_async(RELEASE, keys, [reservation.verification_id], ignore)
+
+    def release_shared(self, reservation: SharedReservation) -> None:
+        """Undo a shared reservation: its per-IP and global counts."""
+        keys, _ = self._shared_args(reservation)
+        if keys:
+            self._run(RELEASE_SHARED, keys, [reservation.verification_id], ignore)
+
+    async def release_shared_async(self, reservation: SharedReservation) -> None:
+        """The async twin of :meth:`release_shared`."""
+        keys, _ = self._shared_args(reservation)
+        if keys:
+            await self._run_async(RELEASE_SHARED, keys, [reservation.verification_id], ignore)
+
+    def check(self, guess: Guess) -> tuple[CheckStatus, int] | Refusal:
+        """Count the guess, then approve (and delete) or say why not: one round trip.
+
+        With a per-IP cap, a place in the IP's count is held first and given
+        back unless the guess was wrong: three round trips.
+        """
         keys, args = self._check_args(guess)
-        return self._run(CHECK, keys, args, checked)
+        ip = self._ip_guard(guess)
+        if ip is None:
+            return self._run(CHECK, keys, args, checked)
+        held = self._run(GUARD_IP, ip[0], ip[1], refusal)
+        if held is not None:
+            return held
+        answer = self._run(CHECK, keys, args, checked)
+        if answer[0] is not CheckStatus.WRONG_CODE:
+            self._run(SETTLE_IP, ip[0], ip[1][2:], ignore)
+        return answer
 
-    def check_async(self, guess: Guess) -> Coroutine[Any, Any, tuple[CheckStatus, int]]:
+    def check_async(self, guess: Guess) -> Coroutine[Any, Any, tuple[CheckStatus, int] | Refusal]:
         """The async twin of :meth:`check`."""
         # Returns _run_async's coroutine itself rather than awaiting it in one
         # more: every resumption of a task walks its chain of awaits, and
         # checks are the hot path.
         keys, args = self._check_args(guess)
-        return self._run_async(CHECK, keys, args, checked)
+        ip = self._ip_guard(guess)
+        if ip is None:
+            return self._run_async(CHECK, keys, args, checked)
+        return self._check_from_ip_async(keys, args, ip)
+
+    async def _check_from_ip_async(
+        self, keys: list[str], args: list[object], ip: tuple[list[str], list[object]]
+    ) -> tuple[CheckStatus, int] | Refusal:
+        held = await self._run_async(GUARD_IP, ip[0], ip[1], refusal)
+        if held is not None:
+            return held
+        answer = await self._run_async(CHECK, keys, args, checked)
+        if answer[0] is not CheckStatus.WRONG_CODE:
+            await self._run_async(SETTLE_IP, ip[0], ip[1][2:], ignore)
+        return answer
 
     def close(self) -> None:
         """Close the sync client, if :meth:`from_url` made it."""
@@ -323,11 +362,9 @@ class RedisStore(VerificationStore):
 
     # -- keys and arguments ------------------------------------------------------
 
-    def _number_keys(self, number: str, usage_type: str) -> Sequence[str]:
-        return number_keys(self._prefix, number, usage_type)
-
     def _reserve_args(self, r: Reservation) -> tuple[list[str], list[object]]:
-        keys = list(self._number_keys(r.number, r.usage_type))
+        k = number_keys(self._prefix, r.number, r.usage_type)
+        keys = [k.record, k.usage_cooldown, k.number_cooldown, k.sends]
         args: list[object] = [
             r.now_ms,
             r.verification_id,
@@ -339,6 +376,13 @@ class RedisStore(VerificationStore):
             r.daily,
         ]
         return keys, args
+
+    def _commit_args(self, r: Reservation) -> tuple[list[str], list[object]]:
+        return [record_key(self._prefix, r.number, r.usage_type)], [r.verification_id, r.now_ms]
+
+    def _release_keys(self, r: Reservation) -> list[str]:
+        k = number_keys(self._prefix, r.number, r.usage_type)
+        return [k.record, k.usage_cooldown, k.number_cooldown, k.sends]
 
     def _shared_args(self, r: SharedReservation) -> tuple[list[str], list[object]]:
         shared = shared_keys(self._prefix, r.ip)
@@ -354,11 +398,20 @@ class RedisStore(VerificationStore):
         return keys, args
 
     def _check_args(self, g: Guess) -> tuple[list[str], list[object]]:
-        return [record_key(self._prefix, g.number, g.usage_type)], [
-            g.now_ms,
-            g.digest,
-            g.max_attempts,
-        ]
+        keys = [record_key(self._prefix, g.number, g.usage_type)]
+        if g.failed_hourly > 0:
+            keys.append(failed_key(self._prefix, g.number, g.usage_type))
+        else:
+            keys.append(keys[0])  # unused without a cap; same slot
+        return keys, [g.now_ms, g.digest, g.max_attempts, g.failed_hourly, g.verification_id or ""]
+
+    def _ip_guard(self, g: Guess) -> tuple[list[str], list[object]] | None:
+        """The per-IP guard's keys and arguments (now, cap, place), or None."""
+        if g.ip is None or g.ip_failed_hourly <= 0:
+            return None
+        key = shared_keys(self._prefix, g.ip).ip_failed
+        # The place's name: unique per guess, so that giving it back takes this one only.
+        return [str(key)], [g.now_ms, g.ip_failed_hourly, f"{g.now_ms}:{secrets.token_hex(8)}"]
 
     # -- running scripts ---------------------------------------------------------
 

@@ -1,10 +1,27 @@
 """The store's Lua scripts, and how their replies read.
 
-One script per atomic step: ``RESERVE`` checks a number's cooldowns and caps
-and stores the code's digest; ``RESERVE_SHARED`` does the same for the per-IP
-and global limits; ``RELEASE`` and ``RELEASE_SHARED`` undo a reservation whose
-SMS surely never left; ``CHECK`` reads, compares and counts a guess. Each
-touches the keys of one hash tag only, so it runs on Redis Cluster too.
+One script per atomic step:
+
+- ``RESERVE`` checks a number's cooldowns and caps and holds the new code's
+  digest beside the pending code (fields ``ri``/``rd``/``rx``), never in its
+  place;
+- ``COMMIT`` makes the held code the pending one (``i``/``d``/``a``/``x``)
+  once its SMS was handed over;
+- ``RESERVE_SHARED`` counts a send against the per-IP and global limits;
+- ``RELEASE`` and ``RELEASE_SHARED`` give back what a start whose SMS surely
+  never left took, and never touch the pending code;
+- ``CHECK`` counts a guess, then judges it;
+- ``GUARD_IP`` and ``SETTLE_IP`` hold and give back a place in the per-IP
+  count of wrong guesses around a check (another slot than the number's).
+
+Each touches the keys of one hash tag only, so it runs on Redis Cluster too.
+
+Full memory: under ``maxmemory``, Redis refuses a script's first write that
+could grow memory and then lets the script run on (it cannot stop a script
+half way). ``CHECK`` therefore counts the guess (``HINCRBY``) before it reads
+the digest: when that write is refused the script stops, and no guess is
+judged that was not counted. Only a ``DEL``/``HDEL`` of an expired code
+comes before it, and it answers ``NOT_FOUND`` without judging.
 """
 
 from __future__ import annotations
@@ -18,13 +35,17 @@ from ._store import Refusal
 
 __all__ = [
     "CHECK",
+    "COMMIT",
+    "GUARD_IP",
     "RELEASE",
     "RELEASE_SHARED",
     "RESERVE",
     "RESERVE_SHARED",
     "SCRIPTS",
+    "SETTLE_IP",
     "Script",
     "checked",
+    "committed",
     "ignore",
     "refusal",
 ]
@@ -32,7 +53,8 @@ __all__ = [
 _RESERVE = """
 local now = tonumber(ARGV[1])
 local id = ARGV[2]
-if redis.call('HGET', KEYS[1], 'i') == id then return {1} end
+local held = redis.call('HMGET', KEYS[1], 'i', 'ri')
+if held[1] == id or held[2] == id then return {1} end
 local worst, worst_ms = false, 0
 local function refuse(code, ms)
   if ms > worst_ms then worst, worst_ms = code, ms end
@@ -55,14 +77,11 @@ window(3600000, tonumber(ARGV[7]), 'NumberHourlyLimit')
 window(86400000, tonumber(ARGV[8]), 'NumberDailyLimit')
 if worst then return {0, worst, worst_ms} end
 local expires = tonumber(ARGV[4])
-local old = redis.call('HMGET', KEYS[1], 'i', 'd', 'a', 'x')
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'i', id, 'd', ARGV[3], 'a', 0, 'x', ARGV[4])
-if old[1] and tonumber(old[4]) > now then
-  -- kept so that a release can put the replaced code back, attempts and all
-  redis.call('HSET', KEYS[1], 'pi', old[1], 'pd', old[2], 'pa', old[3], 'px', old[4])
+-- held apart: checks go on being judged against the pending code
+redis.call('HSET', KEYS[1], 'ri', id, 'rd', ARGV[3], 'rx', ARGV[4])
+if redis.call('PTTL', KEYS[1]) < expires - now then
+  redis.call('PEXPIRE', KEYS[1], math.max(expires - now, 1))
 end
-redis.call('PEXPIRE', KEYS[1], math.max(expires - now, 1))
 for i = 2, 3 do
   local span = tonumber(ARGV[3 + i])
   if span > 0 then
@@ -72,6 +91,22 @@ end
 redis.call('ZADD', KEYS[4], now, id)
 redis.call('PEXPIRE', KEYS[4], 86400000)
 return {1}
+"""
+
+_COMMIT = """
+local id = ARGV[1]
+local now = tonumber(ARGV[2])
+local h = redis.call('HMGET', KEYS[1], 'ri', 'rd', 'rx')
+if h[1] ~= id then return 0 end
+local expires = tonumber(h[3])
+if expires <= now then
+  redis.call('HDEL', KEYS[1], 'ri', 'rd', 'rx')
+  return 0
+end
+redis.call('HSET', KEYS[1], 'i', id, 'd', h[2], 'a', 0, 'x', h[3])
+redis.call('HDEL', KEYS[1], 'ri', 'rd', 'rx')
+redis.call('PEXPIRE', KEYS[1], expires - now)
+return 1
 """
 
 _RESERVE_SHARED = """
@@ -101,14 +136,8 @@ return {1}
 
 _RELEASE = """
 local id = ARGV[1]
-local now = tonumber(ARGV[2])
-local h = redis.call('HMGET', KEYS[1], 'i', 'pi', 'pd', 'pa', 'px')
-if h[1] == id then
-  redis.call('DEL', KEYS[1])
-  if h[2] and tonumber(h[5]) > now then
-    redis.call('HSET', KEYS[1], 'i', h[2], 'd', h[3], 'a', h[4], 'x', h[5])
-    redis.call('PEXPIRE', KEYS[1], tonumber(h[5]) - now)
-  end
+if redis.call('HGET', KEYS[1], 'ri') == id then
+  redis.call('HDEL', KEYS[1], 'ri', 'rd', 'rx')
 end
 for i = 2, 3 do
   local v = redis.call('GET', KEYS[i])
@@ -123,30 +152,61 @@ for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
 return 1
 """
 
-# The digests are compared through their SHA-1s (the "double hash" pattern): how
-# long the comparison takes then says nothing about where the digests differ.
-# The reply is one integer, attempts left * 4 + the status's index in _STATUSES.
+# KEYS: the record, the number's wrong guesses. ARGV: now, digest, max attempts,
+# the number's cap of wrong guesses an hour (0: none), the verification id
+# asked for ('' for any).
+# The digests (and ids) are compared through their SHA-1s (the "double hash"
+# pattern): how long the comparison takes then says nothing about where they
+# differ. The reply is one integer, attempts left * 4 + the status's index in
+# _STATUSES.
 _CHECK = """
 local now = tonumber(ARGV[1])
 local max = tonumber(ARGV[3])
-local h = redis.call('HMGET', KEYS[1], 'd', 'a', 'x', 'pd', 'px')
-if not h[1] then return 0 end
-if tonumber(h[3]) <= now then
-  redis.call('DEL', KEYS[1])
+local h = redis.call('HMGET', KEYS[1], 'i', 'd', 'a', 'x')
+if not h[2] then return 0 end
+if tonumber(h[4]) <= now then
+  redis.call('HDEL', KEYS[1], 'i', 'd', 'a', 'x')
   return 0
 end
-local a = tonumber(h[2])
-if a >= max then return 1 end
-local guess = redis.sha1hex(ARGV[2])
-if redis.sha1hex(h[1]) == guess then
-  redis.call('DEL', KEYS[1])
-  return (max - a) * 4 + 2
+if ARGV[5] ~= '' and redis.sha1hex(ARGV[5]) ~= redis.sha1hex(h[1]) then return 0 end
+if tonumber(h[3]) >= max then return 1 end
+local cap = tonumber(ARGV[4])
+if cap > 0 and redis.call('ZCOUNT', KEYS[2], now - 3600000 + 1, '+inf') >= cap then
+  return 1
 end
-if h[4] and tonumber(h[5]) > now and redis.sha1hex(h[4]) == guess then
-  return 0 -- the code of a verification this one replaced: not found, not counted
+-- Counted before it is judged: under maxmemory this write is refused and the
+-- script stops here, so no guess is judged that was not counted.
+local a = redis.call('HINCRBY', KEYS[1], 'a', 1)
+if redis.sha1hex(h[2]) == redis.sha1hex(ARGV[2]) then
+  redis.call('HDEL', KEYS[1], 'i', 'd', 'a', 'x')
+  return (max - a + 1) * 4 + 2
 end
-a = redis.call('HINCRBY', KEYS[1], 'a', 1)
+if cap > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 3600000)
+  redis.call('ZADD', KEYS[2], now, h[1] .. ':' .. a)
+  redis.call('PEXPIRE', KEYS[2], 3600000)
+end
 return (max - a) * 4 + 3
+"""
+
+# KEYS: one IP's wrong guesses. ARGV: now, cap, the place's name.
+_GUARD_IP = """
+local now = tonumber(ARGV[1])
+local cap = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 3600000)
+local n = redis.call('ZCARD', KEYS[1])
+if n >= cap then
+  local leaving = redis.call('ZRANGE', KEYS[1], n - cap, n - cap, 'WITHSCORES')
+  return {0, 'IpFailedChecksLimit', tonumber(leaving[2]) + 3600000 - now}
+end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], 3600000)
+return {1}
+"""
+
+_SETTLE_IP = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1
 """
 _STATUSES = (
     CheckStatus.NOT_FOUND,
@@ -169,11 +229,14 @@ class Script:
 
 
 RESERVE = Script("reserve", _RESERVE)
+COMMIT = Script("commit", _COMMIT)
 RESERVE_SHARED = Script("reserve_shared", _RESERVE_SHARED)
 RELEASE = Script("release", _RELEASE)
 RELEASE_SHARED = Script("release_shared", _RELEASE_SHARED)
 CHECK = Script("check", _CHECK)
-SCRIPTS = (RESERVE, RESERVE_SHARED, RELEASE, RELEASE_SHARED, CHECK)
+GUARD_IP = Script("guard_ip", _GUARD_IP)
+SETTLE_IP = Script("settle_ip", _SETTLE_IP)
+SCRIPTS = (RESERVE, COMMIT, RESERVE_SHARED, RELEASE, RELEASE_SHARED, CHECK, GUARD_IP, SETTLE_IP)
 
 
 def _text(value: object) -> str:
@@ -189,6 +252,11 @@ def refusal(reply: Any) -> Refusal | None:
     if int(reply[0]) == 1:
         return None
     return Refusal(_text(reply[1]), int(reply[2]))
+
+
+def committed(reply: Any) -> bool:
+    """The commit script's reply: 1 when the held code became the pending one."""
+    return int(reply) == 1
 
 
 def checked(reply: Any) -> tuple[CheckStatus, int]:

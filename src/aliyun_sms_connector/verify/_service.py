@@ -2,16 +2,26 @@
 
 The order of a start is what keeps it safe and cheap:
 
-1. Parse the number and check the country: nothing is stored yet.
-2. Reserve in the store, atomically: the number's cooldowns and caps are
-   checked, and only if all allow are the code's digest stored and the send
-   counted. Then the per-IP and global limits, the same way. A refusal here
-   costs no SMS.
-3. Send the SMS. The code was stored first, so an SMS never carries a code the
-   store does not know.
-4. If the send failed and surely sent nothing (``maybe_sent=False``), release
-   the reservation: code, cooldowns and counts. If it may have gone out, keep
-   everything: the user may hold the code.
+1. Parse the number, check its country and type, and the client IP: nothing
+   is stored yet.
+2. Count the send against the per-IP and global limits. A refusal here has
+   touched nothing of the number.
+3. Reserve in the store, atomically: the number's cooldowns and caps are
+   checked, and only if all allow is the new code's digest held, apart from
+   the pending code, and the send counted. A refusal gives back only what
+   step 2 took. No SMS was sent.
+4. Send the SMS. Until it was handed over, checks are judged against, and
+   counted on, the code that was pending before: a code that never left is
+   never approvable.
+5. If the send returned, or failed and may have gone out (``maybe_sent``),
+   commit: the new code becomes the pending one. If it surely sent nothing,
+   release what steps 2 and 3 took; the pending code, its attempts and the
+   guesses counted stay exactly as they were.
+
+A check counts the guess before it judges it, in one atomic step of the
+store, against the verification's ``max_attempts``, the number's
+``per_number_failed_checks_hourly`` (never given back) and, when the caller
+names the client IP, ``per_ip_failed_checks_hourly``.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from aliyun_sms_connector import (
     ConfigError,
     PermissionDeniedError,
     RateLimitExceededError,
+    ServiceUnavailableError,
     TemplateNotFoundError,
     UsageType,
     parse_phone,
@@ -36,6 +47,7 @@ from aliyun_sms_connector import (
 
 from ._keys import MIN_SECRET_BYTES, Key, code_digest, generate_code, ip_id, number_id
 from ._memory import MemoryStore
+from ._numbers import number_type, region
 from ._policy import VerificationPolicy
 from ._results import CheckResult, CheckStatus, Verification
 from ._store import Guess, Refusal, Reservation, SharedReservation, VerificationStore
@@ -51,7 +63,11 @@ __all__ = ["VerificationService"]
 
 logger = logging.getLogger("aliyun_sms_connector.verify")
 
+# 96 random bits: a verification id cannot be guessed.
 _ID_BYTES = 12
+_MAX_ID_LENGTH = 64
+# A code longer than this is no code of ours: it is hashed cut, and wrong.
+_MAX_CODE_LENGTH = 64
 _WHITESPACE = " \t\r\n"
 
 
@@ -123,36 +139,47 @@ class VerificationService:
     ) -> Verification:
         """Generate a code, store its digest, and send it by SMS.
 
-        A new start replaces the pending code of the same number and usage type.
+        A new start replaces the pending code of the same number and usage
+        type once its SMS was handed to Aliyun. A refused start, or one whose
+        send surely failed, leaves the pending code as it was.
 
         Args:
-            to: The recipient, in any form the connector takes.
+            to: The recipient, in any form the connector takes (64 characters
+                at most).
             usage_type: What the code is for; picks the template.
-            client_ip: The requester's IP address, for ``per_ip_hourly``.
+            client_ip: The requester's IP address, for ``per_ip_hourly``: the
+                address your application trusts (behind a proxy, the one the
+                proxy reports), as an IPv4 or IPv6 address.
 
         Raises:
+            ValueError: ``client_ip`` is not an IPv4 or IPv6 address.
             InvalidPhoneNumberError: The number is not valid.
-            PermissionDeniedError: ``CountryNotAllowed``.
+            PermissionDeniedError: ``CountryNotAllowed`` or
+                ``NumberTypeNotAllowed``; nothing was stored or sent.
             RateLimitExceededError: ``VerificationCooldown``,
                 ``NumberHourlyLimit``, ``NumberDailyLimit``, ``IpHourlyLimit``
                 or ``GlobalHourlyLimit``, with ``retry_after`` in seconds;
                 no SMS was sent.
-            ServiceUnavailableError: ``StoreUnavailable``; no SMS was sent.
+            ServiceUnavailableError: ``StoreUnavailable``. Before the send, no
+                SMS was sent; after it (``CodeNotActivated``), the SMS went out
+                but its code cannot be checked: ask for a new one.
             AliyunSmsError: The send failed; see its ``maybe_sent``.
         """
         with _Outcome("start", to, usage_type) as outcome:
             plan = self._plan(to, usage_type, client_ip)
             outcome.plan = plan
-            refusal = self._store.reserve(plan.reservation)
-            if refusal is None and plan.shared is not None:
-                try:
-                    refusal = self._store.reserve_shared(plan.shared)
-                except AliyunSmsError:
-                    self._release(plan, shared=False)  # no SMS: no cooldown either
-                    raise
+            store = self._store
+            if plan.shared is not None:
+                refusal = store.reserve_shared(plan.shared)
                 if refusal is not None:
-                    self._release(plan, shared=False)
+                    _raise_refusal(refusal)
+            try:
+                refusal = store.reserve(plan.reservation)
+            except AliyunSmsError:
+                self._release(plan, number=False)
+                raise
             if refusal is not None:
+                self._release(plan, number=False)
                 _raise_refusal(refusal)
             sent: SendResult | None = None
             failure: AliyunSmsError | None = None
@@ -163,12 +190,16 @@ class VerificationService:
                     )
                 except AliyunSmsError as error:
                     failure = error
-            if failure is not None:
-                if not failure.maybe_sent:
-                    self._release(plan, shared=True)
+            if failure is not None and not failure.maybe_sent:
+                self._release(plan, number=True)
                 # Without the connector's frames: their locals hold the code,
                 # which start's caller never had (an error tracker shows them).
                 raise failure.with_traceback(None)
+            try:
+                committed = store.commit(plan.reservation)
+            except AliyunSmsError:
+                committed = None
+            _after_commit(committed, failure)
             return self._verification(plan, sent, outcome)
 
     async def start_async(
@@ -178,16 +209,18 @@ class VerificationService:
         with _Outcome("start", to, usage_type) as outcome:
             plan = self._plan(to, usage_type, client_ip)
             outcome.plan = plan
-            refusal = await self._store.reserve_async(plan.reservation)
-            if refusal is None and plan.shared is not None:
-                try:
-                    refusal = await self._store.reserve_shared_async(plan.shared)
-                except AliyunSmsError:
-                    await self._release_async(plan, shared=False)
-                    raise
+            store = self._store
+            if plan.shared is not None:
+                refusal = await store.reserve_shared_async(plan.shared)
                 if refusal is not None:
-                    await self._release_async(plan, shared=False)
+                    _raise_refusal(refusal)
+            try:
+                refusal = await store.reserve_async(plan.reservation)
+            except AliyunSmsError:
+                await self._release_async(plan, number=False)
+                raise
             if refusal is not None:
+                await self._release_async(plan, number=False)
                 _raise_refusal(refusal)
             sent: SendResult | None = None
             failure: AliyunSmsError | None = None
@@ -198,42 +231,84 @@ class VerificationService:
                     )
                 except AliyunSmsError as error:
                     failure = error
-            if failure is not None:
-                if not failure.maybe_sent:
-                    await self._release_async(plan, shared=True)
+            if failure is not None and not failure.maybe_sent:
+                await self._release_async(plan, number=True)
                 raise failure.with_traceback(None)  # no frame holding the code, as in start
+            try:
+                committed = await store.commit_async(plan.reservation)
+            except AliyunSmsError:
+                committed = None
+            _after_commit(committed, failure)
             return self._verification(plan, sent, outcome)
 
     # -- check -----------------------------------------------------------------
 
-    def check(self, to: str, usage_type: UsageType | str, code: str) -> CheckResult:
+    def check(
+        self,
+        to: str,
+        usage_type: UsageType | str,
+        code: str,
+        *,
+        verification_id: str | None = None,
+        client_ip: str | None = None,
+    ) -> CheckResult:
         """Check a code. A right code is approved once; wrong ones are counted.
 
+        Args:
+            to: The recipient the code was sent to.
+            usage_type: What the code is for.
+            code: The code the user typed.
+            verification_id: The :attr:`Verification.id` that ``start``
+                returned. When given, or when the policy's
+                ``require_verification_id`` is set, only that verification is
+                checked: any other id answers ``NOT_FOUND`` and counts nothing.
+            client_ip: The requester's IP address, for
+                ``per_ip_failed_checks_hourly``.
+
         Raises:
+            ValueError: ``client_ip`` is not an IPv4 or IPv6 address.
             InvalidPhoneNumberError: The number is not valid.
             TemplateNotFoundError: ``UnknownUsageType``.
+            RateLimitExceededError: ``IpFailedChecksLimit``, with
+                ``retry_after`` in seconds: nothing was checked.
             ServiceUnavailableError: ``StoreUnavailable``: the store could not
                 confirm an outcome, so none is given (never ``WRONG_CODE``).
         """
         try:
-            status, left = self._store.check(self._guess(to, usage_type, code))
+            guess = self._guess(to, usage_type, code, verification_id, client_ip)
+            if guess is None:
+                answer: tuple[CheckStatus, int] | Refusal = _UNBOUND
+            else:
+                answer = self._store.check(guess)
+            result = _answer(answer)
         except BaseException as error:
             _log_check(to, usage_type, error=error)
             raise
-        result = _result(status, left)
         _log_check(to, usage_type, result=result)
         return result
 
-    async def check_async(self, to: str, usage_type: UsageType | str, code: str) -> CheckResult:
+    async def check_async(
+        self,
+        to: str,
+        usage_type: UsageType | str,
+        code: str,
+        *,
+        verification_id: str | None = None,
+        client_ip: str | None = None,
+    ) -> CheckResult:
         """The async twin of :meth:`check`."""
         # No _Outcome here: checks are the hot path, and the with-block's
         # object was a measurable share of a check's CPU.
         try:
-            status, left = await self._store.check_async(self._guess(to, usage_type, code))
+            guess = self._guess(to, usage_type, code, verification_id, client_ip)
+            if guess is None:
+                answer: tuple[CheckStatus, int] | Refusal = _UNBOUND
+            else:
+                answer = await self._store.check_async(guess)
+            result = _answer(answer)
         except BaseException as error:
             _log_check(to, usage_type, error=error)
             raise
-        result = _result(status, left)
         _log_check(to, usage_type, result=result)
         return result
 
@@ -258,14 +333,23 @@ class VerificationService:
         phone, number, _ = self._number(to)
         usage = _usage_type(usage_type)
         policy = self._policy
+        ip = None if client_ip is None else ip_id(self._key, client_ip)
+        fixed = self._test_codes.get(phone.e164)
         if policy.allowed_countries is not None:
-            region = _region(phone)
-            if region not in policy.allowed_countries:
+            found = region(phone.e164)
+            if found not in policy.allowed_countries:
                 raise PermissionDeniedError(
-                    f"SMS codes are not sent to {region or 'this country'}",
+                    f"SMS codes are not sent to {found or 'this country'}",
                     code="CountryNotAllowed",
                 )
-        fixed = self._test_codes.get(phone.e164)
+        allowed_types = policy.allowed_number_types
+        if fixed is None and allowed_types is not None:
+            kind = number_type(phone.e164)
+            if kind not in allowed_types:
+                raise PermissionDeniedError(
+                    f"SMS codes are not sent to {kind.lower().replace('_', ' ')} numbers",
+                    code="NumberTypeNotAllowed",
+                )
         code = fixed if fixed is not None else generate_code(policy.code_length)
         now = self._now_ms()
         verification_id = secrets.token_urlsafe(_ID_BYTES)
@@ -281,11 +365,11 @@ class VerificationService:
             hourly=policy.per_number_hourly or 0,
             daily=policy.per_number_daily or 0,
         )
-        ip_hourly = policy.per_ip_hourly if client_ip else None
+        ip_hourly = policy.per_ip_hourly if ip is not None else None
         shared = None
         if ip_hourly or policy.global_hourly:
             shared = SharedReservation(
-                ip=ip_id(self._key, client_ip) if client_ip and ip_hourly else None,
+                ip=ip if ip_hourly else None,
                 verification_id=verification_id,
                 now_ms=now,
                 ip_hourly=ip_hourly or 0,
@@ -293,32 +377,58 @@ class VerificationService:
             )
         return _Plan(phone, usage, code, fixed is not None, reservation, shared)
 
-    def _guess(self, to: str, usage_type: UsageType | str, code: str) -> Guess:
+    def _guess(
+        self,
+        to: str,
+        usage_type: UsageType | str,
+        code: str,
+        verification_id: str | None,
+        client_ip: str | None,
+    ) -> Guess | None:
+        """The store's question, or None when it is NOT_FOUND without asking."""
         _, number, e164 = self._number(to)
         # The plain string: Enum's .value is a descriptor call, three per check.
         usage = _USAGE_VALUES.get(usage_type) if isinstance(usage_type, str) else None
         if usage is None:
             usage = _usage_type(usage_type).value
+        policy = self._policy
+        ip = None if client_ip is None else ip_id(self._key, client_ip)
+        if verification_id is None:
+            if policy.require_verification_id:
+                return None
+        elif not isinstance(verification_id, str) or len(verification_id) > _MAX_ID_LENGTH:
+            return None  # no verification has such an id
         text = code.strip(_WHITESPACE) if isinstance(code, str) else ""
         # Any text is hashed and checked: a malformed code is a wrong guess
         # like any other, and NOT_FOUND stays indistinguishable from it.
         return Guess(
             number,
             usage,
-            code_digest(self._key, usage, e164, text),
+            code_digest(self._key, usage, e164, text[:_MAX_CODE_LENGTH]),
             int(self._clock() * 1000),
-            self._policy.max_attempts,
+            policy.max_attempts,
+            policy.per_number_failed_checks_hourly or 0,
+            verification_id,
+            ip,
+            (policy.per_ip_failed_checks_hourly or 0) if ip is not None else 0,
         )
 
-    def _release(self, plan: _Plan, *, shared: bool) -> None:
+    def _release(self, plan: _Plan, *, number: bool) -> None:
+        """Give back what a start took: the shared counts, and the number's reservation."""
         try:
-            self._store.release(plan.reservation, plan.shared if shared else None)
+            if number:
+                self._store.release(plan.reservation)
+            if plan.shared is not None:
+                self._store.release_shared(plan.shared)
         except AliyunSmsError as error:
             _log_release_failure(error)
 
-    async def _release_async(self, plan: _Plan, *, shared: bool) -> None:
+    async def _release_async(self, plan: _Plan, *, number: bool) -> None:
         try:
-            await self._store.release_async(plan.reservation, plan.shared if shared else None)
+            if number:
+                await self._store.release_async(plan.reservation)
+            if plan.shared is not None:
+                await self._store.release_shared_async(plan.shared)
         except AliyunSmsError as error:
             _log_release_failure(error)
 
@@ -348,6 +458,39 @@ class VerificationService:
                 raise ConfigError("a test number in the verification policy is not valid")
             codes[phone.e164] = code
         return codes
+
+
+def _after_commit(committed: bool | None, failure: AliyunSmsError | None) -> None:
+    """What a start says once its SMS was handed over: the send's error, or the commit's."""
+    if committed is None:
+        # The SMS went out, but its code could not be made the pending one:
+        # fail closed (it is never approvable), and say so.
+        logger.warning("verification commit failed: the code sent cannot be checked")
+        error = ServiceUnavailableError(
+            "the code was sent but the verification store could not activate it; "
+            "ask for a new code",
+            code="CodeNotActivated",
+            retryable=True,
+            maybe_sent=True,
+        )
+        raise error
+    if not committed:
+        # A later start replaced this reservation before its SMS was handed
+        # over (cooldowns off): the later code is the one that counts.
+        logger.info("verification commit: a later start replaced this code")
+    if failure is not None:
+        raise failure.with_traceback(None)
+
+
+# A check that needs no store: the policy requires a verification id and none
+# (or no possible one) was given.
+_UNBOUND: tuple[CheckStatus, int] = (CheckStatus.NOT_FOUND, 0)
+
+
+def _answer(answer: tuple[CheckStatus, int] | Refusal) -> CheckResult:
+    if isinstance(answer, Refusal):
+        _raise_refusal(answer, "too many wrong codes from this address")
+    return _result(*answer)
 
 
 @functools.lru_cache(maxsize=256)
@@ -463,17 +606,10 @@ def _usage_type(value: UsageType | str) -> UsageType:
     )
 
 
-def _region(phone: PhoneNumber) -> str | None:
-    import phonenumbers  # noqa: PLC0415 - loaded on first use, as the connector does
-
-    number = phonenumbers.parse(phone.e164, None)
-    return phonenumbers.region_code_for_number(number)
-
-
-def _raise_refusal(refusal: Refusal) -> NoReturn:
+def _raise_refusal(refusal: Refusal, what: str = "too many verification codes") -> NoReturn:
     seconds = refusal.retry_after_ms / 1000
     raise RateLimitExceededError(
-        f"too many verification codes ({refusal.code}); retry after {seconds:g} s",
+        f"{what} ({refusal.code}); retry after {seconds:g} s",
         code=refusal.code,
         retry_after=seconds,
     )

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ._results import CheckStatus
 
 __all__ = [
+    "IP_FAILED_CHECKS",
     "Guess",
     "Refusal",
     "Reservation",
@@ -29,6 +30,8 @@ __all__ = [
 ]
 
 STORE_UNAVAILABLE = "StoreUnavailable"
+#: The refusal of a check from a client IP past ``per_ip_failed_checks_hourly``.
+IP_FAILED_CHECKS = "IpFailedChecksLimit"
 
 
 def store_unavailable() -> ServiceUnavailableError:
@@ -45,12 +48,12 @@ def store_unavailable() -> ServiceUnavailableError:
 
 
 class Reservation(NamedTuple):
-    """Store a new pending code for (number, usage type), if no limit refuses.
+    """A new code for (number, usage type), reserved until its SMS is handed over.
 
     Attributes:
         number: The HMAC id of the number (the keys' hash tag).
         usage_type: The usage type's value.
-        verification_id: A random id; releasing needs it.
+        verification_id: A random id; committing and releasing need it.
         digest: The HMAC of the code.
         now_ms: The service's "now".
         expires_ms: When the code stops being accepted.
@@ -105,7 +108,15 @@ class Guess(NamedTuple):
         usage_type: The usage type's value.
         digest: The HMAC of the guessed code.
         now_ms: The service's "now".
-        max_attempts: Wrong guesses allowed.
+        max_attempts: Wrong guesses allowed per verification.
+        failed_hourly: Wrong guesses allowed per (number, usage type) in any
+            sliding hour, whatever verification they were made against; 0 for
+            no cap.
+        verification_id: When set, only the pending verification with this id
+            is checked; any other answers ``NOT_FOUND`` and counts nothing.
+        ip: The HMAC id of the client IP, or None.
+        ip_failed_hourly: Wrong guesses allowed per IP in any sliding hour;
+            0 for no cap.
     """
 
     number: str
@@ -113,16 +124,30 @@ class Guess(NamedTuple):
     digest: str
     now_ms: int
     max_attempts: int
+    failed_hourly: int = 0
+    verification_id: str | None = None
+    ip: str | None = None
+    ip_failed_hourly: int = 0
 
 
 class VerificationStore(abc.ABC):
-    """Where pending codes and send counters live. Subclass to add a store.
+    """Where pending codes and counters live. Subclass to add a store.
+
+    A start runs ``reserve_shared`` (per-IP and global limits), then
+    ``reserve`` (the number's limits, and the new code, held apart), then
+    sends the SMS, then ``commit`` (the new code becomes the pending one) or,
+    when the SMS surely never left, ``release`` and ``release_shared``. Until
+    ``commit``, checks are judged against, and counted on, the code that was
+    pending before; a released reservation leaves that code, its attempts and
+    its cooldowns exactly as they were.
 
     Each method is atomic. ``reserve`` and ``reserve_shared`` answer None when
     they stored the reservation, else the :class:`Refusal` with the longest
-    wait. ``check`` answers (status, attempts left). Releasing something that
-    is not there is a no-op. Replaying a reservation with the same id is a
-    no-op too, so a retried call never counts twice.
+    wait. ``check`` counts a guess before it judges it, in the same atomic
+    step, and answers (status, attempts left), or the :class:`Refusal` of the
+    per-IP guess limit. Releasing something that is not there is a no-op.
+    Replaying a reservation with the same id is a no-op too, so a retried call
+    never counts twice.
     """
 
     #: True when several processes share the store; the service then requires
@@ -131,23 +156,34 @@ class VerificationStore(abc.ABC):
 
     @abc.abstractmethod
     def reserve(self, reservation: Reservation) -> Refusal | None:
-        """Check the number's limits; if all allow, store the code and count the send."""
+        """Check the number's limits; if all allow, hold the new code and count the send."""
 
     @abc.abstractmethod
     def reserve_shared(self, reservation: SharedReservation) -> Refusal | None:
         """Check the per-IP and global limits; if both allow, count the send."""
 
     @abc.abstractmethod
-    def release(self, reservation: Reservation, shared: SharedReservation | None) -> None:
-        """Undo a reservation whose SMS surely never left: cooldowns and counts.
+    def commit(self, reservation: Reservation) -> bool:
+        """Make the reserved code the pending one, now that its SMS was handed over.
 
-        The code it replaced, if still valid, becomes the pending one again,
-        with its attempts: a start that sent nothing takes nothing away.
+        Answers False when there is nothing to commit: a later reservation
+        replaced this one, or it expired. Its code is then never approvable.
         """
 
     @abc.abstractmethod
-    def check(self, guess: Guess) -> tuple[CheckStatus, int]:
-        """Approve (and delete), count a wrong guess, or say why not."""
+    def release(self, reservation: Reservation) -> None:
+        """Undo a reservation whose SMS surely never left: its code, cooldowns and count.
+
+        The pending code, its attempts and the guesses counted stay as they are.
+        """
+
+    @abc.abstractmethod
+    def release_shared(self, reservation: SharedReservation) -> None:
+        """Undo a shared reservation: its per-IP and global counts."""
+
+    @abc.abstractmethod
+    def check(self, guess: Guess) -> tuple[CheckStatus, int] | Refusal:
+        """Count the guess, then approve (and delete) or say why not."""
 
     @abc.abstractmethod
     async def reserve_async(self, reservation: Reservation) -> Refusal | None:
@@ -158,13 +194,19 @@ class VerificationStore(abc.ABC):
         """The async twin of :meth:`reserve_shared`."""
 
     @abc.abstractmethod
-    async def release_async(
-        self, reservation: Reservation, shared: SharedReservation | None
-    ) -> None:
+    async def commit_async(self, reservation: Reservation) -> bool:
+        """The async twin of :meth:`commit`."""
+
+    @abc.abstractmethod
+    async def release_async(self, reservation: Reservation) -> None:
         """The async twin of :meth:`release`."""
 
     @abc.abstractmethod
-    async def check_async(self, guess: Guess) -> tuple[CheckStatus, int]:
+    async def release_shared_async(self, reservation: SharedReservation) -> None:
+        """The async twin of :meth:`release_shared`."""
+
+    @abc.abstractmethod
+    async def check_async(self, guess: Guess) -> tuple[CheckStatus, int] | Refusal:
         """The async twin of :meth:`check`."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to close by default
