@@ -179,8 +179,11 @@ class TestRoundTrips:
     def test_check_with_client_ip(self, connector, redis_store, clock, emulator, monitor, prefix):
         """A wrong guess from an IP holds its place (two commands); a right one gives it back."""
         service = make_service(connector, redis_store, clock)
+        service.start(OTHER_NUMBER, "SignIn")
+        # Every script cached: a wrong guess, then a right one.
+        service.check(OTHER_NUMBER, "SignIn", "000000", client_ip=IP)
+        service.check(OTHER_NUMBER, "SignIn", emulator.outbox[-1].params["code"], client_ip=IP)
         service.start(NUMBER, "SignIn")
-        service.check(NUMBER, "SignIn", "000000", client_ip=IP)  # scripts cached
         monitor.reset()
         service.check(NUMBER, "SignIn", "111111", client_ip=IP)
         assert len(monitor.commands(prefix)) == 2
@@ -547,6 +550,8 @@ class FakeClient:
         self.calls: list[str] = []
 
     def execute_command(self, *args):
+        if args[0] == "CONFIG":
+            return []  # the store's one look at maxmemory-policy: nothing to say
         self.calls.append(args[0])
         if len(self.calls) == 1:
             raise self.first_error
@@ -800,7 +805,7 @@ class TestClients:
 
     def test_cluster_url_builds_a_cluster_client(self):
         """redis+cluster:// gives a RedisCluster client (no connection until used)."""
-        from aliyun_sms_connector.verify._redis import _split_url
+        from aliyun_sms_connector.verify._redis_calls import split_url as _split_url
 
         assert _split_url("redis+cluster://h:7000") == (True, "redis://h:7000")
         assert _split_url("rediss+cluster://h:7000/0") == (True, "rediss://h:7000/0")
@@ -892,3 +897,76 @@ class TestTwoProcesses:
         assert statuses.count("too_many_attempts") == 15
         assert service.check(NUMBER, "SignIn", code).status is CheckStatus.TOO_MANY_ATTEMPTS
         store.close()
+
+
+class TestEviction:
+    """One WARNING when Redis may evict the store's counters under memory pressure."""
+
+    @staticmethod
+    def warnings(caplog) -> list[str]:
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "aliyun_sms_connector.verify" and r.levelname == "WARNING"
+        ]
+
+    @pytest.mark.parametrize("run", ["sync", "async"])
+    @pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-ttl"])
+    def test_an_evicting_policy_is_named_once(
+        self, connector, clock, emulator, standalone_redis, caplog, run, policy
+    ):
+        """allkeys-* or volatile-*: one WARNING naming the policy, however many calls follow."""
+        with standalone_redis.client() as admin:
+            admin.config_set("maxmemory-policy", policy)
+        store = RedisStore.from_url(standalone_redis.url, prefix=f"ev-{uuid.uuid4().hex[:8]}:")
+        service = make_service(connector, store, clock)
+
+        async def checks():
+            try:
+                for _ in range(3):
+                    await service.check_async(NUMBER, "SignIn", "123456")
+            finally:
+                await store.aclose()
+
+        try:
+            if run == "sync":
+                for _ in range(3):
+                    service.check(NUMBER, "SignIn", "123456")
+            else:
+                asyncio.run(checks())
+        finally:
+            store.close()
+        found = self.warnings(caplog)
+        assert len(found) == 1
+        assert policy in found[0]
+        assert "noeviction" in found[0]
+
+    def test_noeviction_says_nothing(self, connector, clock, standalone_redis, caplog):
+        """Redis's default policy is safe: no warning."""
+        store = RedisStore.from_url(standalone_redis.url, prefix=f"ev-{uuid.uuid4().hex[:8]}:")
+        try:
+            make_service(connector, store, clock).check(NUMBER, "SignIn", "123456")
+        finally:
+            store.close()
+        assert self.warnings(caplog) == []
+
+    def test_a_forbidden_config_get_says_nothing(self, connector, clock, standalone_redis, caplog):
+        """A managed Redis that forbids CONFIG: the store works and logs nothing."""
+        with standalone_redis.client() as admin:
+            admin.config_set("maxmemory-policy", "allkeys-lru")
+            admin.acl_setuser(
+                "app",
+                enabled=True,
+                passwords=["+app-password"],
+                commands=["+@all", "-config"],
+                keys=["*"],
+                channels=["*"],
+            )
+        url = standalone_redis.url.replace("redis://", "redis://app:app-password@")
+        store = RedisStore.from_url(url, prefix=f"ev-{uuid.uuid4().hex[:8]}:")
+        try:
+            result = make_service(connector, store, clock).check(NUMBER, "SignIn", "123456")
+        finally:
+            store.close()
+        assert result.status.value == "not_found"
+        assert self.warnings(caplog) == []

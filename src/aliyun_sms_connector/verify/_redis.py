@@ -28,6 +28,12 @@ reachable from it. Nothing is retried that may have run: the clients
 :meth:`RedisStore.from_url` builds have redis-py's retries off, and only a
 command redis-py could not write at all is sent once more.
 
+Eviction: on its first call the store reads ``maxmemory-policy`` (where the
+server allows ``CONFIG GET``) and logs one WARNING unless it is
+``noeviction``: a Redis that evicts keys under memory pressure drops send
+counters, cooldowns and counted guesses, and so resets the limits. Under
+``noeviction`` a full Redis refuses writes and the store fails closed.
+
 redis-py is imported only when a store is built, so that the package imports
 without it.
 """
@@ -39,10 +45,22 @@ import secrets
 import weakref
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from aliyun_sms_connector._errors import ConfigError
+from aliyun_sms_connector import ConfigError
 
 from ._connections import DirectPool, can_drive
 from ._keys import failed_key, number_keys, record_key, shared_keys, validate_prefix
+from ._redis_calls import (
+    FAILED,
+    async_from_url,
+    config_policy,
+    eval_script,
+    faults,
+    is_async,
+    is_cluster,
+    next_try,
+    split_url,
+    warn_on_eviction,
+)
 from ._results import CheckStatus
 from ._scripts import (
     CHECK,
@@ -82,35 +100,6 @@ DEFAULT_PREFIX = "aliyun-sms:"
 DEFAULT_STORE_TIMEOUT = 0.5
 # How many store_timeouts a cluster client's first slot mapping may take.
 _INIT_FACTOR = 4
-_INSTALL_HINT = "RedisStore needs redis-py: pip install 'aliyun-sms-connector[redis]'"
-
-
-def _faults() -> tuple[type[BaseException], ...]:
-    # Everything redis-py raises: RedisError covers connection, timeout,
-    # READONLY, LOADING, CLUSTERDOWN, TRYAGAIN, MOVED/ASK left unresolved and
-    # script errors; RedisClusterException is outside that tree; OSError and
-    # TimeoutError come from sockets and from the asyncio deadline.
-    try:
-        from redis.exceptions import RedisClusterException, RedisError  # noqa: PLC0415
-    except ImportError:
-        missing = True
-    else:
-        missing = False
-    if missing:
-        raise ImportError(_INSTALL_HINT)
-
-    # A reply the store's decoding cannot read (ValueError, IndexError, ...) is
-    # as unconfirmed as no reply.
-    return (
-        RedisError,
-        RedisClusterException,
-        OSError,
-        TimeoutError,
-        asyncio.TimeoutError,
-        ValueError,
-        TypeError,
-        LookupError,
-    )
 
 
 class RedisStore(VerificationStore):
@@ -157,13 +146,13 @@ class RedisStore(VerificationStore):
         prefix: str = DEFAULT_PREFIX,
         store_timeout: float = DEFAULT_STORE_TIMEOUT,
     ) -> None:
-        if client is not None and _is_async(client):
+        if client is not None and is_async(client):
             if async_client is not None:
                 raise ConfigError("pass one asyncio client, as client or as async_client")
             client, async_client = None, client
         if client is None and async_client is None:
             raise ConfigError("RedisStore needs a redis-py client, or use RedisStore.from_url")
-        if async_client is not None and not _is_async(async_client):
+        if async_client is not None and not is_async(async_client):
             raise ConfigError("async_client must be a redis.asyncio client")
         if not store_timeout > 0:
             raise ConfigError("store_timeout must be a positive number of seconds")
@@ -175,7 +164,7 @@ class RedisStore(VerificationStore):
             message = ""
         if message:
             raise ConfigError(message)
-        self._faults = _faults()
+        self._faults = faults()
         self._sync = client
         self._async = async_client
         self._timeout = float(store_timeout)
@@ -194,6 +183,8 @@ class RedisStore(VerificationStore):
         self._last_loop: (
             tuple[weakref.ref[asyncio.AbstractEventLoop], Any, Watchdog, _Command] | None
         ) = None
+        # Whether maxmemory-policy was read (once per store, on its first call).
+        self._policy_read = False
 
     @classmethod
     def from_url(
@@ -213,10 +204,10 @@ class RedisStore(VerificationStore):
         guess twice). ``options`` go to redis-py's ``from_url``. The asyncio
         client is made on first use, one per event loop.
         """
-        _faults()  # a clear ImportError without redis-py
+        faults()  # a clear ImportError without redis-py
         import redis  # noqa: PLC0415
 
-        cluster, plain = _split_url(url)
+        cluster, plain = split_url(url)
         store = cls.__new__(cls)
         options = {
             "socket_timeout": store_timeout,
@@ -241,7 +232,7 @@ class RedisStore(VerificationStore):
         return store
 
     def __repr__(self) -> str:
-        kind = "cluster" if _is_cluster(self._sync or self._async) else "redis"
+        kind = "cluster" if is_cluster(self._sync or self._async) else "redis"
         return f"RedisStore({kind}, prefix={self._prefix!r}, store_timeout={self._timeout})"
 
     # -- the protocol ----------------------------------------------------------
@@ -428,11 +419,14 @@ class RedisStore(VerificationStore):
                 "this RedisStore has only an asyncio client: use start_async/check_async, "
                 "or pass a sync client too"
             )
+        if not self._policy_read:
+            self._policy_read = True
+            warn_on_eviction(config_policy(client))
         try:
-            reply = _eval(client, script, keys, args)
+            reply = eval_script(client, script, keys, args)
         except Exception:  # noqa: BLE001 - any failure of the client call is the store's
-            reply = _FAILED  # raised below, outside the except block: nothing chained
-        if reply is not _FAILED:
+            reply = FAILED  # raised below, outside the except block: nothing chained
+        if reply is not FAILED:
             try:
                 return decode(reply)
             except self._faults:
@@ -448,11 +442,8 @@ class RedisStore(VerificationStore):
     ) -> _T:
         client, watchdog, execute = self._for_loop()
         try:
-            if getattr(client, "_initialize", False) is True:
-                # A new (or reset) asyncio cluster client first maps the slots
-                # (CLUSTER SLOTS, COMMAND): a few hundred ms, once, bounded
-                # apart from the per-call deadline.
-                await with_timeout(client.initialize(), self._timeout * _INIT_FACTOR)
+            if not self._policy_read or getattr(client, "_initialize", False) is True:
+                await self._prepare(client, execute)
             # The deadline is kept inline, not in a wrapping coroutine: every
             # resumption of a task walks its whole chain of awaits.
             task = watchdog.enter()
@@ -463,7 +454,7 @@ class RedisStore(VerificationStore):
                     try:
                         reply = await execute(command, body, len(keys), *keys, *args)
                     except Exception as error:  # noqa: PERF203, BLE001 - rare; any failure is the store's
-                        again = _next_try(script, command, resent, error)
+                        again = next_try(script, command, resent, error)
                         if again is None:
                             break
                         command, body, resent = again
@@ -481,6 +472,24 @@ class RedisStore(VerificationStore):
         except self._faults:
             pass  # raised below, outside the except block: nothing chained
         raise store_unavailable()
+
+    async def _prepare(self, client: Any, execute: _Command) -> None:
+        """What an asyncio client needs before its first call: slots, and the policy read."""
+        if getattr(client, "_initialize", False) is True:
+            # A new (or reset) asyncio cluster client first maps the slots
+            # (CLUSTER SLOTS, COMMAND): a few hundred ms, once, bounded
+            # apart from the per-call deadline.
+            await with_timeout(client.initialize(), self._timeout * _INIT_FACTOR)
+        if not self._policy_read:
+            self._policy_read = True
+            try:
+                # Through the calls' own path: no connection of its own.
+                reply = await with_timeout(
+                    execute("CONFIG", "GET", "maxmemory-policy"), self._timeout
+                )
+            except Exception:  # noqa: BLE001 - not allowed or not answered: nothing to say
+                return
+            warn_on_eviction(reply)
 
     def _for_loop(self) -> tuple[Any, Watchdog, _Command]:
         """This event loop's client, watchdog and command runner; the last loop's are remembered."""
@@ -520,102 +529,6 @@ class RedisStore(VerificationStore):
         loop = asyncio.get_running_loop()
         client = self._loop_clients.get(loop)
         if client is None:
-            client = _async_from_url(self._url, self._url_options)
+            client = async_from_url(self._url, self._url_options)
             self._loop_clients[loop] = client
         return client
-
-
-def _next_try(
-    script: Script, command: str, resent: bool, error: Exception
-) -> tuple[str, str, bool] | None:
-    """What to send after ``error``: (command, body, resent), or None to give up."""
-    if command == "EVALSHA" and isinstance(error, _no_script_error()):
-        return "EVAL", script.source, resent
-    if not resent and _unsent(error):
-        return command, script.sha if command == "EVALSHA" else script.source, True
-    # Whatever else the client raised (a redis-py error, or asyncio's own on a
-    # transport closed mid-write, as CPython 3.13.0 does), no outcome was
-    # confirmed.
-    return None
-
-
-# What _run's client call gives back when it raised: no reply at all.
-_FAILED: Any = object()
-
-
-def _no_script_error() -> type[Exception]:
-    from redis.exceptions import NoScriptError  # noqa: PLC0415
-
-    return NoScriptError
-
-
-def _unsent(error: BaseException) -> bool:
-    """Whether redis-py failed before the command was written whole.
-
-    redis-py says so with ``ConnectionError("Error N while writing to socket.
-    ...")``; Redis runs only complete commands, so the script did not run and
-    sending it again cannot count anything twice. This is what a pooled
-    connection that the server closed while idle (a restart, a failover,
-    Redis's ``timeout``, a NAT cut) gives on its next use. A failure while
-    reading is never retried: the script may have run.
-    """
-    from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: PLC0415
-
-    return isinstance(error, RedisConnectionError) and "while writing to socket" in str(error)
-
-
-def _eval(client: Any, script: Script, keys: list[str], args: list[object]) -> Any:
-    try:
-        return _evalsha(client, script, keys, args)
-    except Exception as error:
-        if not _unsent(error):
-            raise
-    return _evalsha(client, script, keys, args)
-
-
-def _evalsha(client: Any, script: Script, keys: list[str], args: list[object]) -> Any:
-    try:
-        return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-    except _no_script_error():
-        pass  # the script did not run: send it once, which also caches it
-    return client.execute_command("EVAL", script.source, len(keys), *keys, *args)
-
-
-def _split_url(url: str) -> tuple[bool, str]:
-    for scheme in ("redis+cluster://", "rediss+cluster://"):
-        if url.startswith(scheme):
-            return True, url.replace("+cluster", "", 1)
-    return False, url
-
-
-def _async_from_url(url: str, options: dict[str, Any]) -> Any:
-    import redis.asyncio  # noqa: PLC0415
-    from redis.asyncio.retry import Retry  # noqa: PLC0415
-    from redis.backoff import NoBackoff  # noqa: PLC0415
-
-    cluster, plain = _split_url(url)
-    # No socket_timeout: the store's own deadline bounds every call, and
-    # redis-py's would cost a second timer per call. No retries (see from_url).
-    # RESP2 unless asked otherwise: over RESP3, redis-py 8's asyncio pool skips
-    # its check for connections the server closed while idle (it expects
-    # maintenance push messages), so the first call after a Redis restart,
-    # a failover or an idle timeout would fail.
-    options = {
-        "protocol": 2,
-        **options,
-        "socket_timeout": None,
-        "retry": Retry(NoBackoff(), 0),
-    }
-    if cluster:
-        return redis.asyncio.cluster.RedisCluster.from_url(plain, **options)
-    return redis.asyncio.Redis.from_url(plain, **options)
-
-
-def _is_async(client: Any) -> bool:
-    import inspect  # noqa: PLC0415
-
-    return inspect.iscoroutinefunction(getattr(client, "execute_command", None))
-
-
-def _is_cluster(client: Any) -> bool:
-    return "cluster" in type(client).__module__.lower() or "Cluster" in type(client).__name__

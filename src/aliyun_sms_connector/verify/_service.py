@@ -27,7 +27,6 @@ names the client IP, ``per_ip_failed_checks_hourly``.
 from __future__ import annotations
 
 import functools
-import logging
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -40,7 +39,6 @@ from aliyun_sms_connector import (
     PermissionDeniedError,
     RateLimitExceededError,
     ServiceUnavailableError,
-    TemplateNotFoundError,
     UsageType,
     parse_phone,
 )
@@ -48,20 +46,18 @@ from aliyun_sms_connector import (
 from ._keys import MIN_SECRET_BYTES, Key, code_digest, generate_code, ip_id, number_id
 from ._memory import MemoryStore
 from ._numbers import number_type, region
+from ._outcome import Outcome, log_check, logger
 from ._policy import VerificationPolicy
 from ._results import CheckResult, CheckStatus, Verification
 from ._store import Guess, Refusal, Reservation, SharedReservation, VerificationStore
+from ._usage import USAGE_VALUES, to_usage_type
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from typing_extensions import Self
-
     from aliyun_sms_connector import AliyunSmsConnector, PhoneNumber, SendResult
 
 __all__ = ["VerificationService"]
-
-logger = logging.getLogger("aliyun_sms_connector.verify")
 
 # 96 random bits: a verification id cannot be guessed.
 _ID_BYTES = 12
@@ -165,7 +161,7 @@ class VerificationService:
                 but its code cannot be checked: ask for a new one.
             AliyunSmsError: The send failed; see its ``maybe_sent``.
         """
-        with _Outcome("start", to, usage_type) as outcome:
+        with Outcome("start", to, usage_type) as outcome:
             plan = self._plan(to, usage_type, client_ip)
             outcome.plan = plan
             store = self._store
@@ -206,7 +202,7 @@ class VerificationService:
         self, to: str, usage_type: UsageType | str, *, client_ip: str | None = None
     ) -> Verification:
         """The async twin of :meth:`start`: same arguments, result and errors."""
-        with _Outcome("start", to, usage_type) as outcome:
+        with Outcome("start", to, usage_type) as outcome:
             plan = self._plan(to, usage_type, client_ip)
             outcome.plan = plan
             store = self._store
@@ -282,9 +278,9 @@ class VerificationService:
                 answer = self._store.check(guess)
             result = _answer(answer)
         except BaseException as error:
-            _log_check(to, usage_type, error=error)
+            log_check(to, usage_type, error=error)
             raise
-        _log_check(to, usage_type, result=result)
+        log_check(to, usage_type, result=result)
         return result
 
     async def check_async(
@@ -307,9 +303,9 @@ class VerificationService:
                 answer = await self._store.check_async(guess)
             result = _answer(answer)
         except BaseException as error:
-            _log_check(to, usage_type, error=error)
+            log_check(to, usage_type, error=error)
             raise
-        _log_check(to, usage_type, result=result)
+        log_check(to, usage_type, result=result)
         return result
 
     # -- internals ---------------------------------------------------------------
@@ -331,7 +327,7 @@ class VerificationService:
 
     def _plan(self, to: str, usage_type: UsageType | str, client_ip: str | None) -> _Plan:
         phone, number, _ = self._number(to)
-        usage = _usage_type(usage_type)
+        usage = to_usage_type(usage_type)
         policy = self._policy
         ip = None if client_ip is None else ip_id(self._key, client_ip)
         fixed = self._test_codes.get(phone.e164)
@@ -388,9 +384,9 @@ class VerificationService:
         """The store's question, or None when it is NOT_FOUND without asking."""
         _, number, e164 = self._number(to)
         # The plain string: Enum's .value is a descriptor call, three per check.
-        usage = _USAGE_VALUES.get(usage_type) if isinstance(usage_type, str) else None
+        usage = USAGE_VALUES.get(usage_type) if isinstance(usage_type, str) else None
         if usage is None:
-            usage = _usage_type(usage_type).value
+            usage = to_usage_type(usage_type).value
         policy = self._policy
         ip = None if client_ip is None else ip_id(self._key, client_ip)
         if verification_id is None:
@@ -432,9 +428,7 @@ class VerificationService:
         except AliyunSmsError as error:
             _log_release_failure(error)
 
-    def _verification(
-        self, plan: _Plan, sent: SendResult | None, outcome: _Outcome
-    ) -> Verification:
+    def _verification(self, plan: _Plan, sent: SendResult | None, outcome: Outcome) -> Verification:
         r = plan.reservation
         resend_ms = r.now_ms + max(r.usage_cooldown_ms, r.number_cooldown_ms)
         outcome.result = "test_number" if plan.test_number else "sent"
@@ -499,68 +493,6 @@ def _result(status: CheckStatus, attempts_left: int) -> CheckResult:
     return CheckResult(status, attempts_left)
 
 
-def _log_check(
-    to: object,
-    usage_type: object,
-    *,
-    result: CheckResult | None = None,
-    error: BaseException | None = None,
-) -> None:
-    """The one INFO line of a check: outcome, masked number, attempts left."""
-    if not logger.isEnabledFor(logging.INFO):
-        return
-    outcome = _Outcome("check", to, usage_type)
-    if result is not None:
-        outcome.checked(result)
-    outcome.__exit__(None, error, None)
-
-
-class _Outcome:
-    """Logs exactly one INFO line per start or check: outcome and masked number."""
-
-    def __init__(self, action: str, to: object, usage_type: object) -> None:
-        self.action = action
-        self.to = to
-        self.usage_type = usage_type
-        self.plan: _Plan | None = None
-        self.result = "error"
-        self.attempts_left: int | None = None
-
-    def checked(self, result: CheckResult) -> CheckResult:
-        self.result = result.status.value
-        self.attempts_left = result.attempts_left
-        return result
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        if not logger.isEnabledFor(logging.INFO):
-            return
-        if isinstance(exc, AliyunSmsError):
-            self.result = exc.code
-        elif exc is not None:
-            self.result = type(exc).__name__
-        extra = "" if self.attempts_left is None else f" attempts_left={self.attempts_left}"
-        verification = ""
-        if self.plan is not None and self.action == "start":
-            verification = f" id={self.plan.reservation.verification_id}"
-        logger.info(
-            "verification %s: outcome=%s to=%s usage_type=%s%s%s",
-            self.action,
-            self.result,
-            _mask(self.to),
-            _usage_label(self.usage_type),
-            verification,
-            extra,
-        )
-
-
-def _mask(value: object) -> str:
-    digits = "".join(ch for ch in value if ch.isdigit()) if isinstance(value, str) else ""
-    return "***" + digits[-4:] if len(digits) > 4 else "***"  # noqa: PLR2004
-
-
 def _secret(secret_key: str | bytes | None, *, shared: bool) -> bytes:
     if secret_key is None:
         if shared:
@@ -573,37 +505,6 @@ def _secret(secret_key: str | bytes | None, *, shared: bool) -> bytes:
     if len(key) < MIN_SECRET_BYTES:
         raise ConfigError(f"secret_key must be at least {MIN_SECRET_BYTES} bytes")
     return key
-
-
-# Values ("SignIn") and member names ("SIGN_IN"), looked up without Enum's call.
-_USAGE_TYPES: dict[str, UsageType] = {
-    **{member.name: member for member in UsageType},
-    **{member.value: member for member in UsageType},
-}
-
-
-_USAGE_VALUES: dict[object, str] = {key: member.value for key, member in _USAGE_TYPES.items()}
-_USAGE_VALUES.update({member: member.value for member in UsageType})
-
-
-def _usage_label(value: object) -> str:
-    """A known usage type's value, else "?": caller text never reaches a log line."""
-    if isinstance(value, (str, UsageType)):
-        return _USAGE_VALUES.get(value, "?")
-    return "?"
-
-
-def _usage_type(value: UsageType | str) -> UsageType:
-    if isinstance(value, UsageType):
-        return value
-    if isinstance(value, str):
-        found = _USAGE_TYPES.get(value)
-        if found is not None:
-            return found
-    valid = ", ".join(member.value for member in UsageType)
-    raise TemplateNotFoundError(
-        f"unknown usage type; valid usage types are: {valid}", code="UnknownUsageType"
-    )
 
 
 def _raise_refusal(refusal: Refusal, what: str = "too many verification codes") -> NoReturn:

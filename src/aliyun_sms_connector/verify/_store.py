@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 from typing import TYPE_CHECKING, NamedTuple
 
-from aliyun_sms_connector._errors import ServiceUnavailableError
+from aliyun_sms_connector import ServiceUnavailableError
 
 if TYPE_CHECKING:
     from ._results import CheckStatus
