@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import Counter
 from datetime import timedelta
@@ -187,6 +188,41 @@ class TestWindowAttack:
         assert wrong == 7
         assert emulator.outbox == []
 
+    def test_async_restarts_give_no_free_guesses(self, connector, emulator, store, clock):
+        """The same on the async twins: refused re-starts and guesses as concurrent tasks."""
+        service = make_service(connector, store, clock)
+        service.start(NUMBER, "SignIn")
+        right = last_code(emulator)
+        clock.advance(61)
+        emulator.fail_next("isv.BUSINESS_LIMIT_CONTROL", count=10_000, phone_number=NUMBER)
+        statuses: Counter = Counter()
+
+        async def restarting():
+            for _ in range(100):
+                try:
+                    await service.start_async(NUMBER, "SignIn")
+                except AliyunSmsError as error:  # noqa: PERF203 - each refusal is counted
+                    statuses[f"start:{error.code}"] += 1
+
+        async def guessing(codes):
+            for _ in range(20):
+                statuses[(await service.check_async(NUMBER, "SignIn", next(codes))).status] += 1
+                await asyncio.sleep(0)
+
+        async def main():
+            codes = wrong_codes(right)
+            try:
+                await asyncio.gather(restarting(), guessing(codes), guessing(codes))
+                return await service.check_async(NUMBER, "SignIn", right)
+            finally:
+                await store.aclose()
+
+        locked = asyncio.run(main())
+        assert statuses["start:isv.BUSINESS_LIMIT_CONTROL"] == 100
+        assert statuses[CheckStatus.WRONG_CODE] == 5
+        assert statuses[CheckStatus.APPROVED] == 0
+        assert locked.status is CheckStatus.TOO_MANY_ATTEMPTS
+
 
 class TestVerificationId:
     """With require_verification_id, only the holder of the start's id can check."""
@@ -243,7 +279,8 @@ class TestClientIp:
         with pytest.raises(ValueError, match="client_ip"):
             service.check(NUMBER, "SignIn", "123456", client_ip=bad)
 
-    def test_wrong_guesses_per_ip_are_capped(self, connector, emulator, store, clock):
+    @pytest.mark.parametrize("run", ["sync", "async"])
+    def test_wrong_guesses_per_ip_are_capped(self, connector, emulator, store, clock, run):
         """One address spraying guesses over many numbers is stopped at its cap."""
         service = make_service(
             connector, store, clock, resend_cooldown=timedelta(0), per_ip_failed_checks_hourly=6
@@ -251,13 +288,23 @@ class TestClientIp:
         numbers = [f"+861390013{n:04d}" for n in range(4)]
         for number in numbers:
             service.start(number, "SignIn")
+
+        async def check_async(number, code):
+            try:
+                return await service.check_async(number, "SignIn", code, client_ip=ATTACKER_IP)
+            finally:
+                await store.aclose()
+
+        def check(number, code):
+            if run == "sync":
+                return service.check(number, "SignIn", code, client_ip=ATTACKER_IP)
+            return asyncio.run(check_async(number, code))
+
         outcomes = []
         for number in numbers:
             for code in ("000001", "000002"):
                 try:
-                    outcomes.append(
-                        service.check(number, "SignIn", code, client_ip=ATTACKER_IP).status
-                    )
+                    outcomes.append(check(number, code).status)
                 except RateLimitExceededError as error:  # noqa: PERF203 - the refusal is the outcome
                     outcomes.append(error.code)
                     assert 0 < error.retry_after <= 3600
@@ -268,15 +315,29 @@ class TestClientIp:
             CheckStatus.WRONG_CODE
         )
 
-    def test_right_codes_do_not_use_the_ip_budget(self, connector, emulator, store, clock):
-        """An office behind one address: approvals do not count against its cap."""
+    @pytest.mark.parametrize("run", ["sync", "async"])
+    def test_right_codes_do_not_use_the_ip_budget(self, connector, emulator, store, clock, run):
+        """An office behind one address: approvals and NOT_FOUND do not count against its cap."""
         service = make_service(
             connector, store, clock, resend_cooldown=timedelta(0), per_ip_failed_checks_hourly=2
         )
+
+        async def check_async(number, code):
+            try:
+                return await service.check_async(number, "SignIn", code, client_ip=ATTACKER_IP)
+            finally:
+                await store.aclose()
+
+        def check(number, code):
+            if run == "sync":
+                return service.check(number, "SignIn", code, client_ip=ATTACKER_IP)
+            return asyncio.run(check_async(number, code))
+
         for n in range(5):
             number = f"+861390013{n:04d}"
+            assert check(number, "123456").status is CheckStatus.NOT_FOUND
             service.start(number, "SignIn")
-            assert service.check(number, "SignIn", last_code(emulator), client_ip=ATTACKER_IP).ok
+            assert check(number, last_code(emulator)).ok
 
 
 class TestNumberTypes:
