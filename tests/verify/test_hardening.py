@@ -85,6 +85,23 @@ def attack(service, restart, right: str, guesses: int = 60, restarts: int = 300)
     return statuses
 
 
+def checker(service, run: str):
+    """check(number, code) from ATTACKER_IP, on the sync path or the async one."""
+
+    async def check_async(number, code):
+        try:
+            return await service.check_async(number, "SignIn", code, client_ip=ATTACKER_IP)
+        finally:
+            await service.store.aclose()
+
+    def check(number, code):
+        if run == "sync":
+            return service.check(number, "SignIn", code, client_ip=ATTACKER_IP)
+        return asyncio.run(check_async(number, code))
+
+    return check
+
+
 class TestWindowAttack:
     """A refused or failed start leaves the pending verification exactly as it was."""
 
@@ -288,17 +305,7 @@ class TestClientIp:
         numbers = [f"+861390013{n:04d}" for n in range(4)]
         for number in numbers:
             service.start(number, "SignIn")
-
-        async def check_async(number, code):
-            try:
-                return await service.check_async(number, "SignIn", code, client_ip=ATTACKER_IP)
-            finally:
-                await store.aclose()
-
-        def check(number, code):
-            if run == "sync":
-                return service.check(number, "SignIn", code, client_ip=ATTACKER_IP)
-            return asyncio.run(check_async(number, code))
+        check = checker(service, run)
 
         outcomes = []
         for number in numbers:
@@ -321,17 +328,7 @@ class TestClientIp:
         service = make_service(
             connector, store, clock, resend_cooldown=timedelta(0), per_ip_failed_checks_hourly=2
         )
-
-        async def check_async(number, code):
-            try:
-                return await service.check_async(number, "SignIn", code, client_ip=ATTACKER_IP)
-            finally:
-                await store.aclose()
-
-        def check(number, code):
-            if run == "sync":
-                return service.check(number, "SignIn", code, client_ip=ATTACKER_IP)
-            return asyncio.run(check_async(number, code))
+        check = checker(service, run)
 
         for n in range(5):
             number = f"+861390013{n:04d}"
