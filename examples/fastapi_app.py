@@ -52,9 +52,9 @@ and locks nothing).
     allowed; 429 with ``Retry-After`` on every rate limit; 503 with
     ``Retry-After`` when the store or Aliyun fails in a way worth retrying, or
     the code sent could not be activated; 504 when Aliyun did not answer and
-    the SMS may have gone out (its code cannot be used: ask for a new one after
-    ``Retry-After``); 502 when the fault is the app's (a template, sign name or
-    account problem).
+    the SMS may have gone out (with the ``verification_id`` that checks its
+    code if it arrives; or ask for a new one after ``Retry-After``); 502 when
+    the fault is the app's (a template, sign name or account problem).
 ``POST /sms/{purpose}/check`` ``{"phone": "...", "code": "...", "verification_id": "..."}``
     200 approved; 401 a wrong code, with ``attempts_left``; 404 nothing to
     check (never sent, expired, used, replaced, or another verification's id);
@@ -399,13 +399,17 @@ def _classify(error: AliyunSmsError, policy: VerificationPolicy) -> JSONResponse
             headers={"Retry-After": "1"},
         )
     if error.maybe_sent:
-        # The SMS may arrive, but start gave no verification id for it: its
-        # code cannot be checked. A new one can be asked for after the cooldown.
+        # The SMS may arrive: start's error carries the verification its code
+        # belongs to, so the client can still check it, or ask again after
+        # the cooldown.
+        verification = getattr(error, "verification", None)
+        extra = {} if verification is None else {"verification_id": verification.id}
         return _json(
             504,
             "SmsUncertain",
-            "the code may not have been sent; ask for a new one",
+            "the code may or may not arrive; check it if it does, or ask for a new one",
             headers={"Retry-After": _seconds(_cooldown(policy))},
+            **extra,
         )
     # Everything else (a template, sign name or account problem) is ours to fix.
     return _json(502, "SmsFailed", "the code could not be sent")

@@ -12,6 +12,7 @@ import pytest
 from aliyun_sms_connector import (
     AccountError,
     AliyunSmsConnector,
+    AliyunSmsError,
     ConfigError,
     RateLimitExceededError,
     ServiceUnavailableError,
@@ -469,3 +470,29 @@ class TestPrivacy:
         service.start(NUMBER, "SignIn")
         result = service.check(NUMBER, "SignIn", 123456)  # type: ignore[arg-type]
         assert result.status is CheckStatus.WRONG_CODE
+
+
+class TestMaybeSent:
+    """A send that may have gone out still hands out the verification its code belongs to."""
+
+    @pytest.mark.parametrize("run", ["sync", "async"])
+    def test_error_carries_the_verification(self, connector, clock, emulator, run):
+        """The maybe_sent error's verification id checks the code, if it arrives."""
+        service = service_for(connector, clock, require_verification_id=True)
+        emulator.drop_connection()  # Aliyun accepted; the answer was lost
+
+        def start():
+            if run == "sync":
+                return service.start(NUMBER, "SignIn")
+            return asyncio.run(service.start_async(NUMBER, "SignIn"))
+
+        with pytest.raises(AliyunSmsError) as caught:
+            start()
+        error = caught.value
+        assert error.maybe_sent
+        verification = error.verification
+        assert verification.masked_number == "***8000"
+        assert verification.send_result is None
+        code = json.loads(emulator.requests[-1].params["TemplateParam"])["code"]
+        assert service.check(NUMBER, "SignIn", code).status is CheckStatus.NOT_FOUND
+        assert service.check(NUMBER, "SignIn", code, verification_id=verification.id).ok

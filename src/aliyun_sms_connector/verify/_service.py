@@ -159,7 +159,9 @@ class VerificationService:
             ServiceUnavailableError: ``StoreUnavailable``. Before the send, no
                 SMS was sent; after it (``CodeNotActivated``), the SMS went out
                 but its code cannot be checked: ask for a new one.
-            AliyunSmsError: The send failed; see its ``maybe_sent``.
+            AliyunSmsError: The send failed; see its ``maybe_sent``. When it is
+                True, the code may arrive and can be checked: the error's
+                ``verification`` is the :class:`Verification` it belongs to.
         """
         with Outcome("start", to, usage_type) as outcome:
             plan = self._plan(to, usage_type, client_ip)
@@ -195,8 +197,7 @@ class VerificationService:
                 committed = store.commit(plan.reservation)
             except AliyunSmsError:
                 committed = None
-            _after_commit(committed, failure)
-            return self._verification(plan, sent, outcome)
+            return _after_commit(committed, failure, self._verification(plan, sent, outcome))
 
     async def start_async(
         self, to: str, usage_type: UsageType | str, *, client_ip: str | None = None
@@ -234,8 +235,7 @@ class VerificationService:
                 committed = await store.commit_async(plan.reservation)
             except AliyunSmsError:
                 committed = None
-            _after_commit(committed, failure)
-            return self._verification(plan, sent, outcome)
+            return _after_commit(committed, failure, self._verification(plan, sent, outcome))
 
     # -- check -----------------------------------------------------------------
 
@@ -454,8 +454,15 @@ class VerificationService:
         return codes
 
 
-def _after_commit(committed: bool | None, failure: AliyunSmsError | None) -> None:
-    """What a start says once its SMS was handed over: the send's error, or the commit's."""
+def _after_commit(
+    committed: bool | None, failure: AliyunSmsError | None, verification: Verification
+) -> Verification:
+    """What a start answers once its SMS was handed over: the verification, or an error.
+
+    A send that may have gone out (``maybe_sent``) raises its error with the
+    verification its code belongs to as ``error.verification``, so that the
+    caller can still hand out the id a check needs.
+    """
     if committed is None:
         # The SMS went out, but its code could not be made the pending one:
         # fail closed (it is never approvable), and say so.
@@ -473,7 +480,9 @@ def _after_commit(committed: bool | None, failure: AliyunSmsError | None) -> Non
         # over (cooldowns off): the later code is the one that counts.
         logger.info("verification commit: a later start replaced this code")
     if failure is not None:
+        failure.verification = verification  # type: ignore[attr-defined]
         raise failure.with_traceback(None)
+    return verification
 
 
 # A check that needs no store: the policy requires a verification id and none
