@@ -394,7 +394,15 @@ class RedisStore(VerificationStore):
             keys.append(failed_key(self._prefix, g.number, g.usage_type))
         else:
             keys.append(keys[0])  # unused without a cap; same slot
-        return keys, [g.now_ms, g.digest, g.max_attempts, g.failed_hourly, g.verification_id or ""]
+        bound = g.verification_id is not None
+        return keys, [
+            g.now_ms,
+            g.digest,
+            g.max_attempts,
+            g.failed_hourly,
+            g.verification_id if bound else "",
+            1 if bound else 0,
+        ]
 
     def _ip_guard(self, g: Guess) -> tuple[list[str], list[object]] | None:
         """The per-IP guard's keys and arguments (now, cap, place), or None."""

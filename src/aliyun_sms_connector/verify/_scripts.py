@@ -18,10 +18,14 @@ Each touches the keys of one hash tag only, so it runs on Redis Cluster too.
 
 Full memory: under ``maxmemory``, Redis refuses a script's first write that
 could grow memory and then lets the script run on (it cannot stop a script
-half way). ``CHECK`` therefore counts the guess (``HINCRBY``) before it reads
-the digest: when that write is refused the script stops, and no guess is
-judged that was not counted. Only a ``DEL``/``HDEL`` of an expired code
-comes before it, and it answers ``NOT_FOUND`` without judging.
+half way), and a trim (``ZREMRANGEBYSCORE``, ``HDEL``) that removed something
+counts as a first write. So every script's first write is one that grows:
+``CHECK`` counts the guess (``HINCRBY``) before it reads the digest, and
+``RESERVE``, ``RESERVE_SHARED`` and ``GUARD_IP`` add before they trim. When
+that write is refused the script stops: no guess is judged that was not
+counted, and no SMS is sent for a code that could not be held. Only an
+``HDEL`` of an expired code comes first in ``CHECK``, and it answers
+``NOT_FOUND`` without judging.
 """
 
 from __future__ import annotations
@@ -66,7 +70,6 @@ for i = 2, 3 do
     if ends and ends > now then refuse('VerificationCooldown', ends - now) end
   end
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - 86400000)
 local function window(span, cap, code)
   if cap <= 0 then return end
   local live = redis.call('ZRANGEBYSCORE', KEYS[4], now - span + 1, '+inf', 'WITHSCORES')
@@ -77,8 +80,10 @@ window(3600000, tonumber(ARGV[7]), 'NumberHourlyLimit')
 window(86400000, tonumber(ARGV[8]), 'NumberDailyLimit')
 if worst then return {0, worst, worst_ms} end
 local expires = tonumber(ARGV[4])
--- held apart: checks go on being judged against the pending code
+-- Held apart: checks go on being judged against the pending code. The first
+-- write: a full Redis refuses it, and nothing is reserved or sent.
 redis.call('HSET', KEYS[1], 'ri', id, 'rd', ARGV[3], 'rx', ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - 86400000)
 if redis.call('PTTL', KEYS[1]) < expires - now then
   redis.call('PEXPIRE', KEYS[1], math.max(expires - now, 1))
 end
@@ -117,18 +122,19 @@ for i = 1, #KEYS do
 end
 local worst, worst_ms = false, 0
 for i = 1, #KEYS do
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - 3600000)
   local cap = tonumber(ARGV[1 + 2 * i])
-  local n = redis.call('ZCARD', KEYS[i])
+  local live = redis.call('ZRANGEBYSCORE', KEYS[i], now - 3600000 + 1, '+inf', 'WITHSCORES')
+  local n = #live / 2
   if n >= cap then
-    local leaving = redis.call('ZRANGE', KEYS[i], n - cap, n - cap, 'WITHSCORES')
-    local ms = tonumber(leaving[2]) + 3600000 - now
+    local ms = tonumber(live[2 * (n - cap) + 2]) + 3600000 - now
     if ms > worst_ms then worst, worst_ms = ARGV[2 + 2 * i], ms end
   end
 end
 if worst then return {0, worst, worst_ms} end
+-- ZADD first: a full Redis refuses it, and nothing is counted or sent.
 for i = 1, #KEYS do
   redis.call('ZADD', KEYS[i], now, id)
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - 3600000)
   redis.call('PEXPIRE', KEYS[i], 3600000)
 end
 return {1}
@@ -154,7 +160,7 @@ return 1
 
 # KEYS: the record, the number's wrong guesses. ARGV: now, digest, max attempts,
 # the number's cap of wrong guesses an hour (0: none), the verification id
-# asked for ('' for any).
+# asked for, and 1 when the check is bound to it (0: any).
 # The digests (and ids) are compared through their SHA-1s (the "double hash"
 # pattern): how long the comparison takes then says nothing about where they
 # differ. The reply is one integer, attempts left * 4 + the status's index in
@@ -168,7 +174,7 @@ if tonumber(h[4]) <= now then
   redis.call('HDEL', KEYS[1], 'i', 'd', 'a', 'x')
   return 0
 end
-if ARGV[5] ~= '' and redis.sha1hex(ARGV[5]) ~= redis.sha1hex(h[1]) then return 0 end
+if ARGV[6] == '1' and redis.sha1hex(ARGV[5]) ~= redis.sha1hex(h[1]) then return 0 end
 if tonumber(h[3]) >= max then return 1 end
 local cap = tonumber(ARGV[4])
 if cap > 0 and redis.call('ZCOUNT', KEYS[2], now - 3600000 + 1, '+inf') >= cap then
@@ -193,13 +199,14 @@ return (max - a) * 4 + 3
 _GUARD_IP = """
 local now = tonumber(ARGV[1])
 local cap = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 3600000)
-local n = redis.call('ZCARD', KEYS[1])
+local live = redis.call('ZRANGEBYSCORE', KEYS[1], now - 3600000 + 1, '+inf', 'WITHSCORES')
+local n = #live / 2
 if n >= cap then
-  local leaving = redis.call('ZRANGE', KEYS[1], n - cap, n - cap, 'WITHSCORES')
-  return {0, 'IpFailedChecksLimit', tonumber(leaving[2]) + 3600000 - now}
+  return {0, 'IpFailedChecksLimit', tonumber(live[2 * (n - cap) + 2]) + 3600000 - now}
 end
+-- ZADD first: a full Redis refuses it, and no place is held (nor judged).
 redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 3600000)
 redis.call('PEXPIRE', KEYS[1], 3600000)
 return {1}
 """

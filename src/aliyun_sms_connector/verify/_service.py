@@ -330,7 +330,7 @@ class VerificationService:
         usage = to_usage_type(usage_type)
         policy = self._policy
         ip = None if client_ip is None else ip_id(self._key, client_ip)
-        fixed = self._test_codes.get(phone.e164)
+        test_number = phone.e164 in self._test_codes
         if policy.allowed_countries is not None:
             found = region(phone.e164)
             if found not in policy.allowed_countries:
@@ -339,13 +339,15 @@ class VerificationService:
                     code="CountryNotAllowed",
                 )
         allowed_types = policy.allowed_number_types
-        if fixed is None and allowed_types is not None:
+        if not test_number and allowed_types is not None:
             kind = number_type(phone.e164)
             if kind not in allowed_types:
                 raise PermissionDeniedError(
                     f"SMS codes are not sent to {kind.lower().replace('_', ' ')} numbers",
                     code="NumberTypeNotAllowed",
                 )
+        # Looked up only now: a refusal above leaves no frame holding a test code.
+        fixed = self._test_codes.get(phone.e164)
         code = fixed if fixed is not None else generate_code(policy.code_length)
         now = self._now_ms()
         verification_id = secrets.token_urlsafe(_ID_BYTES)
@@ -392,7 +394,11 @@ class VerificationService:
         if verification_id is None:
             if policy.require_verification_id:
                 return None
-        elif not isinstance(verification_id, str) or len(verification_id) > _MAX_ID_LENGTH:
+        elif (
+            not isinstance(verification_id, str)
+            or not verification_id
+            or len(verification_id) > _MAX_ID_LENGTH
+        ):
             return None  # no verification has such an id
         text = code.strip(_WHITESPACE) if isinstance(code, str) else ""
         # Any text is hashed and checked: a malformed code is a wrong guess
