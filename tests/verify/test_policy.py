@@ -261,6 +261,12 @@ class TestFailedChecks:
         policy = VerificationPolicy(max_attempts=3, per_number_hourly=4)
         assert policy.per_number_failed_checks_hourly == 12
 
+    @pytest.mark.parametrize(("attempts", "hourly"), [(1, 1), (1, 9), (9, 1)])
+    def test_factors_of_one(self, attempts, hourly):
+        """A factor of 1 is a valid factor: the product is derived."""
+        policy = VerificationPolicy(max_attempts=attempts, per_number_hourly=hourly)
+        assert policy.per_number_failed_checks_hourly == attempts * hourly
+
     def test_no_hourly_cap_no_derived_cap(self):
         """Without per_number_hourly there is nothing to derive from: None."""
         assert VerificationPolicy(per_number_hourly=None).per_number_failed_checks_hourly is None
@@ -312,7 +318,15 @@ class TestFailedChecks:
 
     @pytest.mark.parametrize(
         ("options", "field"),
-        [({"max_attempts": "5"}, "max_attempts"), ({"per_number_hourly": 0}, "per_number_hourly")],
+        [
+            ({"max_attempts": "5"}, "max_attempts"),
+            ({"max_attempts": None}, "max_attempts"),
+            ({"max_attempts": 0}, "max_attempts"),
+            ({"max_attempts": BIG + 1}, "max_attempts"),
+            ({"per_number_hourly": 0}, "per_number_hourly"),
+            ({"per_number_hourly": "5"}, "per_number_hourly"),
+            ({"per_number_hourly": BIG + 1}, "per_number_hourly"),
+        ],
     )
     def test_an_invalid_factor_is_the_only_problem(self, options, field):
         """A bad factor is named once, not again through the derived cap."""

@@ -23,7 +23,7 @@ _MAX_LENGTH = 10
 _DIGITS = re.compile(r"[0-9]+")
 # The store's keys live at most a day, so no duration may outlast one.
 _DAY = timedelta(hours=24)
-_DAY_SECONDS = 24 * 60 * 60
+_DAY_SECONDS = _DAY.total_seconds()
 # Far above any real cap, and exact in the stores' arithmetic (Lua numbers are
 # doubles): a larger count is a mistake, such as a duration put in a count.
 _MAX_COUNT = 10**9
@@ -160,14 +160,15 @@ class VerificationPolicy:
     def _resolve_failed_checks(self) -> None:
         if self.per_number_failed_checks_hourly is not _DERIVED:
             return
-        attempts, hourly = self.max_attempts, self.per_number_hourly
-        if _count_problem(attempts, optional=False) or _count_problem(hourly, optional=True):
-            # The bad factor is named already; None keeps the cap's check quiet.
-            derived = None
-        else:
+        attempts = _valid_count(self.max_attempts)
+        hourly = _valid_count(self.per_number_hourly)
+        # None without an hourly cap, and when a factor is bad: its problem is
+        # named already, and None adds none of its own.
+        derived = None
+        if attempts is not None and hourly is not None:
             # At most the largest count a caller may give, so that the value
             # held is one the constructor accepts (dataclasses.replace gives it back).
-            derived = None if hourly is None else min(attempts * hourly, _MAX_COUNT)
+            derived = min(attempts * hourly, _MAX_COUNT)
         object.__setattr__(self, "per_number_failed_checks_hourly", derived)
 
     def _normalize_countries(self, problems: list[ConfigProblem]) -> None:
@@ -241,6 +242,11 @@ class VerificationPolicy:
 def _is_int(value: object) -> TypeGuard[int]:
     # bool is a subclass of int, but True is no count.
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _valid_count(value: object) -> int | None:
+    """``value`` if it is a count a caller may give, else None."""
+    return value if _is_int(value) and 1 <= value <= _MAX_COUNT else None
 
 
 def _count_problem(value: object, *, optional: bool) -> str | None:
