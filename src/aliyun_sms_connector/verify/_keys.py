@@ -47,9 +47,10 @@ __all__ = [
 ]
 
 MIN_SECRET_BYTES = 32
-# A random key of 32 bytes holds 10 distinct byte values or more but with odds
-# below 1e-30 (and its token_urlsafe text of 43 characters, below 1e-20);
-# "a" * 32 or "password" * 4 holds fewer.
+# A random key holds fewer than 10 distinct byte values with odds of 3e-31 for
+# 32 random bytes, 6e-27 for token_urlsafe(32) and 1e-12 for token_hex(32), but
+# 1e-4 for token_hex(16) (32 hex digits) and 0.3 for 32 random decimal digits:
+# hex keys need 64 digits. "a" * 32 or "password" * 4 holds fewer.
 MIN_SECRET_DISTINCT_BYTES = 10
 _GENERATE = 'generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
 _IP_REFUSAL = (
@@ -168,7 +169,8 @@ def check_secret(key: bytes) -> None:
     A key needs at least :data:`MIN_SECRET_BYTES` (32) bytes, of at least
     :data:`MIN_SECRET_DISTINCT_BYTES` (10) distinct values: ``"a" * 32``, 32
     NUL bytes or ``"password" * 4`` are refused. ``secrets.token_urlsafe(32)``
-    makes a good one.
+    makes a good one (a hex key needs 64 digits: one of 32 is refused about
+    once in 10,000 draws).
 
     Args:
         key: The key, as the bytes the HMACs use.
