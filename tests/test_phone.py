@@ -5,7 +5,7 @@ import phonenumbers
 import pytest
 from phonenumbers import phonenumberutil
 
-from aliyun_sms_connector import InvalidPhoneNumberError, PhoneNumber, parse_phone
+from aliyun_sms_connector import InvalidPhoneNumberError, PhoneNumber, _phone, parse_phone
 from aliyun_sms_connector._phone import _EARLIER_TYPES, _Mainland, _mainland
 
 
@@ -225,18 +225,67 @@ class TestInputLengthCaps:
             parse_phone(raw)
         assert info.value.message.endswith(" is empty or too long")
 
-    def test_non_ascii_input_of_160_characters_is_normalised(self):
-        """A fullwidth number padded with ideographic spaces to 160 characters is read."""
-        raw = fullwidth("138") + "\u3000" * 149 + fullwidth("00138000")
-        assert len(raw) == 160
+    def test_sixty_four_characters_are_read(self):
+        """A number padded with spaces to 64 characters, the most a ``to`` may hold, is read."""
+        raw = "138" + " " * 53 + "00138000"
+        assert len(raw) == 64
         assert parse_phone(raw).aliyun == "13800138000"
 
-    def test_non_ascii_input_of_161_characters_is_too_long(self):
-        """One more character and non-ASCII input is refused before normalisation."""
-        raw = fullwidth("138") + "\u3000" * 150 + fullwidth("00138000")
+    def test_non_ascii_input_of_64_characters_is_normalised(self):
+        """A fullwidth number padded with ideographic spaces to 64 characters is read."""
+        raw = fullwidth("138") + "\u3000" * 53 + fullwidth("00138000")
+        assert len(raw) == 64
+        assert parse_phone(raw).aliyun == "13800138000"
+
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            "138" + " " * 54 + "00138000",
+            fullwidth("138") + "\u3000" * 54 + fullwidth("00138000"),
+            " " * 65,
+        ],
+        ids=["spaces", "fullwidth", "blank"],
+    )
+    def test_sixty_five_characters_are_too_long(self, raw):
+        """One character more than 64 is refused, though the separators would go."""
+        assert len(raw) == 65
         with pytest.raises(InvalidPhoneNumberError) as info:
             parse_phone(raw)
-        assert info.value.message.endswith(" is empty or too long")
+        assert info.value.message == "phone number is longer than 64 characters"
+
+
+TEN_MB = 10 * 1024 * 1024
+
+
+class TestHugeInput:
+    """A ``to`` of any size is refused for its length before any other work."""
+
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            "-" * TEN_MB + "13800138000",
+            " " * TEN_MB + "+8613800138000",
+            "13800138000" + "\u3000" * TEN_MB,
+            fullwidth("13800138000") * (TEN_MB // 11),
+        ],
+        ids=["dashes", "spaces", "ideographic-spaces", "fullwidth-digits"],
+    )
+    def test_ten_megabytes_are_refused(self, raw, mocker):
+        """10 MB of separators around a number are refused, unnormalised and unmasked."""
+        normalize = mocker.spy(_phone.unicodedata, "normalize")
+        mask = mocker.spy(_phone, "mask_phone")
+        with pytest.raises(InvalidPhoneNumberError) as info:
+            parse_phone(raw)
+        assert info.value.message == "phone number is longer than 64 characters"
+        assert info.value.__cause__ is None
+        assert normalize.call_count == 0
+        assert mask.call_count == 0
+
+    @pytest.mark.parametrize("raw", [None, 13800138000, b"1" * 100])
+    def test_a_non_string_is_still_refused_for_its_type(self, raw):
+        """The type is checked first: a long bytes value is refused as not a string."""
+        with pytest.raises(InvalidPhoneNumberError, match="must be a string"):
+            parse_phone(raw)
 
 
 OK_TYPES = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -9,10 +10,18 @@ import re
 import pytest
 from redis.crc import key_slot
 
+from aliyun_sms_connector import ConfigError
 from aliyun_sms_connector.verify import _keys
 
 KEY = _keys.Key(b"k" * 32)
 OTHER_KEY = _keys.Key(b"o" * 32)
+IP_REFUSAL = (
+    "client_ip must be an IPv4 or IPv6 address, such as 203.0.113.9 or 2001:db8::1: "
+    "the peer address of the request, or the one a trusted proxy reports"
+)
+# 200 fixed bytes that look random; fixed, so that test ids stay the same run to run.
+RANDOM = b"".join(hashlib.sha256(bytes([i])).digest() for i in range(7))[:200]
+GENERATE = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 class TestKey:
@@ -99,15 +108,79 @@ class TestIds:
         [
             ("203.0.113.9", "203.0.113.9"),
             (" 203.0.113.9 ", "203.0.113.9"),
+            ("\t203.0.113.9\r\n", "203.0.113.9"),
             ("::ffff:203.0.113.9", "203.0.113.9"),
+            ("0:0:0:0:0:ffff:cb00:7109", "203.0.113.9"),
             ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
             ("2001:DB8:1:2::ffff", "2001:db8:1:2::/64"),
-            ("not-an-ip", "not-an-ip"),
+            (" 2001:db8:1:2::1 ", "2001:db8:1:2::/64"),
+            ("fe80::1%eth0", "fe80::/64"),
+            ("fe80::1%2", "fe80::/64"),
+            ("2001:db8:1:2::1%eth0", "2001:db8:1:2::/64"),
+            ("::ffff:203.0.113.9%eth0", "203.0.113.9"),
         ],
     )
     def test_normalize_ip(self, raw, normal):
-        """IPv4 as is, IPv4-mapped as IPv4, IPv6 cut to /64, anything else kept."""
+        """IPv4 as is, IPv4-mapped as IPv4, IPv6 cut to /64 whatever its zone; padding stripped."""
         assert _keys.normalize_ip(raw) == normal
+
+    def test_zone_ids_share_the_bucket(self):
+        """Another zone id is no new bucket: each names the same /64, as does no zone."""
+        ids = {_keys.ip_id(KEY, f"fe80::1%{zone}") for zone in ("eth0", "eth1", "x" * 40)}
+        assert ids == {_keys.ip_id(KEY, "fe80::9")}
+
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            "",
+            " ",
+            "\t\n",
+            "not-an-ip",
+            "example.com",
+            "localhost",
+            "unknown",
+            "_hidden",
+            "203.0.113.9, 198.51.100.1",
+            "203.0.113.9:443",
+            "[2001:db8::1]",
+            "203.0.113.9/32",
+            "2001:db8::/64",
+            "203.0.113",
+            "203.0.113.256",
+            "0203.0.113.9",
+            "203 .0.113.9",
+            "1.2.3.4%eth0",
+            "fe80::1%",
+            "\u0662\u0660\u0663.0.113.9",
+            "203.0.113.9\x00",
+        ],
+    )
+    def test_anything_but_an_address_is_refused(self, raw):
+        """Hostnames, proxy tokens, lists, ports, networks and blanks are no address."""
+        with pytest.raises(ValueError) as caught:
+            _keys.normalize_ip(raw)
+        assert str(caught.value) == IP_REFUSAL
+        assert caught.value.__cause__ is None
+        assert caught.value.__context__ is None
+
+    @pytest.mark.parametrize("raw", [None, 3405803785, True, b"\xcb\x00\x71\x09", 1.5])
+    def test_a_non_string_is_refused(self, raw):
+        """ipaddress reads ints and packed bytes as addresses; client_ip must be text."""
+        with pytest.raises(ValueError) as caught:
+            _keys.normalize_ip(raw)
+        assert str(caught.value) == IP_REFUSAL
+
+    def test_the_refusal_does_not_echo_the_value(self):
+        """The message holds nothing of what was given."""
+        with pytest.raises(ValueError) as caught:
+            _keys.normalize_ip("secret-proxy-token-4711")
+        assert "4711" not in str(caught.value)
+        assert "secret" not in str(caught.value)
+
+    def test_ip_id_refuses_what_normalize_ip_refuses(self):
+        """No bucket is made for a string that is no address."""
+        with pytest.raises(ValueError, match="client_ip must be an IPv4 or IPv6 address"):
+            _keys.ip_id(KEY, "not-an-ip")
 
     def test_ip_id_groups_a_64(self):
         """Two addresses in one /64 share an id; another /64 does not."""
@@ -191,6 +264,10 @@ class TestDocumentedIds:
         """The documented minimum length of the service's secret key is 32 bytes."""
         assert _keys.MIN_SECRET_BYTES == 32
 
+    def test_minimum_distinct_bytes(self):
+        """The documented minimum of distinct byte values in the secret key is 10."""
+        assert _keys.MIN_SECRET_DISTINCT_BYTES == 10
+
     def test_prefix_error_says_why(self):
         """A prefix with a brace is refused with the reason."""
         with pytest.raises(ValueError) as caught:
@@ -198,3 +275,74 @@ class TestDocumentedIds:
         assert str(caught.value) == (
             "the key prefix must not contain '{' or '}' (they mark hash tags)"
         )
+
+
+class TestCheckSecret:
+    """A secret key must be long and varied enough to be random."""
+
+    @pytest.mark.parametrize(
+        "key",
+        [
+            bytes(range(32)),
+            bytes(range(10)) * 4,
+            b"0123456789" + b"0" * 22,
+            base64.urlsafe_b64encode(RANDOM[:32]).rstrip(b"="),
+            RANDOM[:32],
+            RANDOM,
+            b"test-secret-key-of-at-least-32-bytes!!",
+        ],
+        ids=["32-distinct", "10-distinct", "10-distinct-text", "urlsafe", "random", "long", "text"],
+    )
+    def test_accepted(self, key):
+        """32 bytes or more, of 10 or more distinct values, pass."""
+        assert _keys.check_secret(key) is None
+
+    @pytest.mark.parametrize(
+        ("key", "problem"),
+        [
+            (b"", "must be at least 32 bytes"),
+            (RANDOM[:31], "must be at least 32 bytes"),
+            (bytes(range(31)), "must be at least 32 bytes"),
+            (b"a" * 31, "must be at least 32 bytes"),
+            (b"a" * 32, "holds fewer than 10 distinct bytes"),
+            (b"\0" * 32, "holds fewer than 10 distinct bytes"),
+            (b"password" * 4, "holds fewer than 10 distinct bytes"),
+            (bytes(range(9)) * 100, "holds fewer than 10 distinct bytes"),
+            (b"012345678" + b"0" * 23, "holds fewer than 10 distinct bytes"),
+        ],
+        ids=[
+            "empty",
+            "random-31",
+            "distinct-31",
+            "same-31",
+            "a-32",
+            "nul-32",
+            "password-4",
+            "9-distinct-900",
+            "9-distinct-32",
+        ],
+    )
+    def test_refused(self, key, problem):
+        """Short keys and keys of few distinct bytes are a ConfigError on secret_key."""
+        with pytest.raises(ConfigError) as caught:
+            _keys.check_secret(key)
+        assert list(caught.value.problems) == [
+            ("secret_key", f"{problem}; generate one with: {GENERATE}")
+        ]
+
+    def test_message_says_how_to_generate_one(self):
+        """The message gives the command that makes a good key."""
+        with pytest.raises(ConfigError) as caught:
+            _keys.check_secret(b"short")
+        assert GENERATE in str(caught.value)
+        assert "secret_key" in str(caught.value)
+
+    @pytest.mark.parametrize("key", [b"hunter2hunter2", b"passwordpasswordpasswordpassword"])
+    def test_message_does_not_echo_the_key(self, key):
+        """Nothing of the key is in the error."""
+        with pytest.raises(ConfigError) as caught:
+            _keys.check_secret(key)
+        assert "hunter" not in str(caught.value)
+        assert "password" not in str(caught.value)
+        assert "hunter" not in repr(caught.value)
+        assert "password" not in repr(caught.value)

@@ -36,6 +36,7 @@ MODULES = (
     Module("redact", f"{PACKAGE}/_redact.py", ("tests/test_redact.py",)),
     Module("verify.policy", f"{PACKAGE}/verify/_policy.py", ("tests/verify/test_policy.py",)),
     Module("verify.keys", f"{PACKAGE}/verify/_keys.py", ("tests/verify/test_keys.py",)),
+    Module("verify.numbers", f"{PACKAGE}/verify/_numbers.py", ("tests/verify/test_numbers.py",)),
 )
 
 BY_NAME = {module.name: module for module in MODULES}

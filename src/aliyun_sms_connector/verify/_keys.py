@@ -10,7 +10,8 @@ stand in for another:
 - a number is named in store keys by ``HMAC(key, "number" | E.164 number)``;
 - an IP address by ``HMAC(key, "ip" | address)``, where an IPv6 address is cut
   to its /64 (one subscriber's usual allocation, so that rotating addresses
-  inside it does not escape the per-IP limit).
+  inside it does not escape the per-IP limit). Only an address is named: any
+  other text is refused, as each new string would be a fresh bucket.
 
 A store therefore never holds a plaintext number, IP address or code, and a
 stolen store dump cannot be brute-forced offline without the key.
@@ -24,16 +25,21 @@ import ipaddress
 import secrets
 from typing import NamedTuple
 
+from aliyun_sms_connector import ConfigError, ConfigProblem
+
 __all__ = [
     "MIN_SECRET_BYTES",
+    "MIN_SECRET_DISTINCT_BYTES",
     "Key",
     "NumberKeys",
     "SharedKeys",
+    "check_secret",
     "code_digest",
     "digests_equal",
     "failed_key",
     "generate_code",
     "ip_id",
+    "normalize_ip",
     "number_id",
     "number_keys",
     "record_key",
@@ -42,6 +48,16 @@ __all__ = [
 ]
 
 MIN_SECRET_BYTES = 32
+# A random key holds fewer than 10 distinct byte values with odds of 3e-31 for
+# 32 random bytes, 6e-27 for token_urlsafe(32) and 1e-12 for token_hex(32), but
+# 1e-4 for token_hex(16) (32 hex digits) and 0.3 for 32 random decimal digits:
+# hex keys need 64 digits. "a" * 32 or "password" * 4 holds fewer.
+MIN_SECRET_DISTINCT_BYTES = 10
+_GENERATE = 'generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+_IP_REFUSAL = (
+    "client_ip must be an IPv4 or IPv6 address, such as 203.0.113.9 or 2001:db8::1: "
+    "the peer address of the request, or the one a trusted proxy reports"
+)
 # 128 bits of an HMAC name a number or an IP: collisions are out of reach,
 # and keys stay short.
 _ID_BYTES = 16
@@ -98,22 +114,79 @@ def number_id(key: Key, e164: str) -> str:
 
 
 def ip_id(key: Key, ip: str) -> str:
-    """The name of a client IP in store keys (IPv6 cut to its /64)."""
+    """The name of a client IP in store keys (IPv6 cut to its /64).
+
+    Raises:
+        ValueError: ``ip`` is not an IPv4 or IPv6 address (see :func:`normalize_ip`).
+    """
     return _mac(key, "ip", normalize_ip(ip))[:_ID_BYTES].hex()
 
 
 def normalize_ip(ip: str) -> str:
-    """``ip`` in canonical form; IPv4-mapped IPv6 as IPv4, other IPv6 as its /64."""
-    text = ip.strip()
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return text  # not an address (a proxy's token, say): limited as given
+    """``ip`` in canonical form, the one thing per-IP limits count by.
+
+    IPv4 stays as it is; IPv4-mapped IPv6 (``::ffff:203.0.113.9``) becomes
+    its IPv4; any other IPv6 becomes its /64, such as ``2001:db8:1:2::/64``.
+    A zone id (``fe80::1%eth0``) names an interface of this host, not a
+    client, and is dropped with the rest of the host bits. Whitespace around
+    the address is stripped; the result is canonical, so padding cannot make
+    a new bucket.
+
+    Args:
+        ip: The client's address as text.
+
+    Raises:
+        ValueError: ``ip`` is not a string holding one IPv4 or IPv6 address:
+            empty, a hostname, a proxy's token, a list, an address with a
+            port, a network. The message does not show the value.
+    """
+    address = _address(ip)
+    if address is None:
+        # Raised here, outside the except clause: ipaddress's error, which
+        # echoes the value, is then neither the cause nor the context.
+        raise ValueError(_IP_REFUSAL)
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, _IPV6_SUBNET), strict=False))
+        # From the integer, which has no zone id, whichever way ipaddress
+        # would carry one into a network.
+        return str(ipaddress.IPv6Network((int(address), _IPV6_SUBNET), strict=False))
     return str(address)
+
+
+def _address(ip: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    # ipaddress reads an int or packed bytes as an address too: text only.
+    if not isinstance(ip, str):
+        return None
+    try:
+        return ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return None
+
+
+def check_secret(key: bytes) -> None:
+    """Refuse a secret key too short or too uniform to be random.
+
+    A key needs at least :data:`MIN_SECRET_BYTES` (32) bytes, of at least
+    :data:`MIN_SECRET_DISTINCT_BYTES` (10) distinct values: ``"a" * 32``, 32
+    NUL bytes or ``"password" * 4`` are refused. ``secrets.token_urlsafe(32)``
+    makes a good one (a hex key needs 64 digits: one of 32 is refused about
+    once in 10,000 draws).
+
+    Args:
+        key: The key, as the bytes the HMACs use.
+
+    Raises:
+        ConfigError: The key is too short or too uniform. The problem, on
+            ``secret_key``, says how to generate a key; it never shows the key.
+    """
+    if len(key) < MIN_SECRET_BYTES:
+        problem = f"must be at least {MIN_SECRET_BYTES} bytes"
+    elif len(set(key)) < MIN_SECRET_DISTINCT_BYTES:
+        problem = f"holds fewer than {MIN_SECRET_DISTINCT_BYTES} distinct bytes"
+    else:
+        return
+    raise ConfigError.from_problems([ConfigProblem("secret_key", f"{problem}; {_GENERATE}")])
 
 
 def generate_code(length: int) -> str:
