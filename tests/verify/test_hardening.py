@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import traceback
 from collections import Counter
 from datetime import timedelta
 
@@ -19,6 +20,7 @@ import pytest
 
 from aliyun_sms_connector import (
     AliyunSmsError,
+    InvalidPhoneNumberError,
     PermissionDeniedError,
     RateLimitExceededError,
     ServiceUnavailableError,
@@ -405,3 +407,75 @@ class TestFullRedis:
             assert service.check(NUMBER, "SignIn", right).ok
         finally:
             store.close()
+
+    def test_a_full_redis_sends_no_sms(self, connector, emulator, standalone_redis, clock):
+        """Starts (with the per-IP and global limits too) and IP-bound checks hold nothing."""
+        store = redis_store(standalone_redis.url)
+        service = make_service(connector, store, clock, global_hourly=1000)
+        try:
+            service.start(NUMBER, "SignIn", client_ip=ATTACKER_IP)  # every script cached
+            service.check(NUMBER, "SignIn", "000000", client_ip=ATTACKER_IP)
+            service.check(NUMBER, "SignIn", last_code(emulator), client_ip=ATTACKER_IP)
+            sent = len(emulator.requests)
+            with standalone_redis.client() as admin:
+                used = admin.info("memory")["used_memory"]
+                admin.config_set("maxmemory", 1)
+                try:
+                    for n in range(20):
+                        number = f"+861390013{n:04d}"
+                        with pytest.raises(ServiceUnavailableError):
+                            service.start(number, "SignIn", client_ip=ATTACKER_IP)
+                        with pytest.raises(ServiceUnavailableError):
+                            service.start(number, "SignIn")
+                        with pytest.raises(ServiceUnavailableError):
+                            service.check(number, "SignIn", "123456", client_ip=f"2001:db8:{n}::1")
+                    grown = admin.info("memory")["used_memory"] - used
+                finally:
+                    admin.config_set("maxmemory", 0)
+            assert len(emulator.requests) == sent
+            assert grown < 64 * 1024  # nothing of the 60 calls was kept
+        finally:
+            store.close()
+
+
+class TestStrictInputs:
+    """What the review sent that the service must refuse, and where."""
+
+    def test_an_empty_verification_id_binds_to_nothing(self, connector, emulator, store, clock):
+        """verification_id='' is no id: NOT_FOUND, nothing counted, on every store."""
+        service = make_service(connector, store, clock, require_verification_id=True)
+        verification = service.start(NUMBER, "SignIn")
+        right = last_code(emulator)
+        for code in (right, "000000", "111111", "222222", "333333", "444444"):
+            result = service.check(NUMBER, "SignIn", code, verification_id="")
+            assert result.status is CheckStatus.NOT_FOUND
+        assert service.check(NUMBER, "SignIn", right, verification_id=verification.id).ok
+
+    def test_a_huge_number_is_refused_unread(self, connector, emulator, store, clock, caplog):
+        """10 MB of '-' and a number: InvalidPhoneNumberError, and the log line masks all."""
+        service = make_service(connector, store, clock)
+        huge = "-" * 10_000_000 + "13800138000"
+        caplog.set_level("INFO", logger="aliyun_sms_connector.verify")
+        with pytest.raises(InvalidPhoneNumberError):
+            service.start(huge, "SignIn")
+        with pytest.raises(InvalidPhoneNumberError):
+            service.check(huge, "SignIn", "123456")
+        assert emulator.requests == []
+        lines = [r.getMessage() for r in caplog.records if r.name == "aliyun_sms_connector.verify"]
+        assert len(lines) == 2
+        assert all("to=*** " in line for line in lines)
+
+    def test_a_refused_test_number_leaves_no_code_in_frames(
+        self, connector, emulator, store, clock
+    ):
+        """A test number outside allowed_countries: the error's frames do not hold its code."""
+        service = make_service(
+            connector, store, clock, allowed_countries={"GB"}, test_numbers={NUMBER: "97531"}
+        )
+        with pytest.raises(PermissionDeniedError) as caught:
+            service.start(NUMBER, "SignIn")
+        rendered = "".join(
+            traceback.TracebackException.from_exception(caught.value, capture_locals=True).format()
+        )
+        assert "CountryNotAllowed" in rendered
+        assert "97531" not in rendered

@@ -107,7 +107,9 @@ class TestConfiguration:
         """A code stored under one key is not found under another."""
         store = MemoryStore()
         one = VerificationService(connector, store, secret_key=SECRET_KEY, clock=clock)
-        two = VerificationService(connector, store, secret_key="y" * 32, clock=clock)
+        two = VerificationService(
+            connector, store, secret_key="another-secret-key-of-at-least-32-bytes", clock=clock
+        )
         one.start(NUMBER, "SignIn")
         code = emulator.outbox[-1].params["code"]
         assert two.check(NUMBER, "SignIn", code).status is CheckStatus.NOT_FOUND

@@ -18,6 +18,9 @@ __all__ = ["Outcome", "log_check", "logger"]
 
 logger = logging.getLogger("aliyun_sms_connector.verify")
 
+# What parse_phone reads at most; a longer `to` was refused without being read.
+_MAX_INPUT = 64
+
 
 def log_check(
     to: object,
@@ -77,5 +80,7 @@ class Outcome:
 
 
 def _mask(value: object) -> str:
-    digits = "".join(ch for ch in value if ch.isdigit()) if isinstance(value, str) else ""
+    if not isinstance(value, str) or len(value) > _MAX_INPUT:
+        return "***"  # refused input: not even read
+    digits = "".join(ch for ch in value if ch.isdigit())
     return "***" + digits[-4:] if len(digits) > 4 else "***"  # noqa: PLR2004

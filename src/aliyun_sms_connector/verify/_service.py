@@ -43,7 +43,15 @@ from aliyun_sms_connector import (
     parse_phone,
 )
 
-from ._keys import MIN_SECRET_BYTES, Key, code_digest, generate_code, ip_id, number_id
+from ._keys import (
+    MIN_SECRET_BYTES,
+    Key,
+    check_secret,
+    code_digest,
+    generate_code,
+    ip_id,
+    number_id,
+)
 from ._memory import MemoryStore
 from ._numbers import number_type, region
 from ._outcome import Outcome, log_check, logger
@@ -95,7 +103,8 @@ class VerificationService:
 
     Raises:
         ConfigError: A shared store without ``secret_key``, a key shorter than
-            32 bytes, or a test number that is not valid.
+            32 bytes or with fewer than 10 distinct bytes, or a test number
+            that is not valid.
     """
 
     def __init__(
@@ -517,8 +526,7 @@ def _secret(secret_key: str | bytes | None, *, shared: bool) -> bytes:
             )
         return secrets.token_bytes(MIN_SECRET_BYTES)
     key = secret_key.encode() if isinstance(secret_key, str) else bytes(secret_key)
-    if len(key) < MIN_SECRET_BYTES:
-        raise ConfigError(f"secret_key must be at least {MIN_SECRET_BYTES} bytes")
+    check_secret(key)
     return key
 
 
