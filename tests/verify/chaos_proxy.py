@@ -18,6 +18,10 @@ two kinds:
 
 Requests are matched on whole reads from the client socket. redis-py sends
 one command per write outside pipelines, which is all the store does.
+
+:meth:`ChaosProxy.watch` keeps every request containing one of the given
+markers that the proxy passed on whole to Redis, which may then have run it
+(whatever became of its reply): the witness of what did reach Redis.
 """
 
 from __future__ import annotations
@@ -112,6 +116,8 @@ class ChaosProxy:
         self._port = 0
         #: Rewrites each chunk of replies before it reaches the client.
         self.reply_filter: Callable[[bytes], bytes] | None = None
+        self._watched: tuple[bytes, ...] = ()
+        self._forwarded: list[bytes] = []
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -252,6 +258,24 @@ class ChaosProxy:
         """Reset every open connection (both sides)."""
         self._call(self._reset_all())
 
+    # -- witness ---------------------------------------------------------------
+
+    def watch(self, *markers: bytes) -> None:
+        """From now on, keep each request containing one of ``markers`` that is passed on whole."""
+        with self._lock:
+            self._watched = markers
+
+    @property
+    def forwarded(self) -> list[bytes]:
+        """The watched requests passed on whole to Redis (it may have run them), in order."""
+        with self._lock:
+            return list(self._forwarded)
+
+    def _witness(self, data: bytes) -> None:
+        if self._watched and any(marker in data for marker in self._watched):
+            with self._lock:
+                self._forwarded.append(bytes(data))
+
     # -- random faults -------------------------------------------------------
 
     def chaos(self, settings: ChaosSettings) -> None:
@@ -367,6 +391,7 @@ class ChaosProxy:
                     return
                 if action == "swallow":
                     continue
+            self._witness(data)
             conn.upstream.write(data)
             await conn.upstream.drain()
 
@@ -482,6 +507,14 @@ class ProxyGroup:
     def passthrough(self) -> None:
         for proxy in self.proxies.values():
             proxy.passthrough()
+
+    def watch(self, *markers: bytes) -> None:
+        for proxy in self.proxies.values():
+            proxy.watch(*markers)
+
+    @property
+    def forwarded(self) -> list[bytes]:
+        return [data for proxy in self.proxies.values() for data in proxy.forwarded]
 
     def refuse(self, **kwargs: object) -> None:
         for proxy in self.proxies.values():
