@@ -165,9 +165,11 @@ class VerificationService:
                 ``NumberHourlyLimit``, ``NumberDailyLimit``, ``IpHourlyLimit``
                 or ``GlobalHourlyLimit``, with ``retry_after`` in seconds;
                 no SMS was sent.
-            ServiceUnavailableError: ``StoreUnavailable``. Before the send, no
-                SMS was sent; after it (``CodeNotActivated``), the SMS went out
-                but its code cannot be checked: ask for a new one.
+            ServiceUnavailableError: ``StoreUnavailable``: no SMS was sent. Or
+                ``CodeNotActivated``: the SMS went out but the store did not
+                confirm that its code became the pending one. It is approvable
+                only if the store made it so and the answer was lost; ask for
+                a new one.
             AliyunSmsError: The send failed; see its ``maybe_sent``. When it is
                 True, the code may arrive and can be checked: the error's
                 ``verification`` is the :class:`Verification` it belongs to.
@@ -479,9 +481,10 @@ def _after_commit(
     caller can still hand out the id a check needs.
     """
     if committed is None:
-        # The SMS went out, but its code could not be made the pending one:
-        # fail closed (it is never approvable), and say so.
-        logger.warning("verification commit failed: the code sent cannot be checked")
+        # The SMS went out, but the store did not confirm its code became the
+        # pending one: fail closed (not approvable, unless the commit ran and
+        # only its answer was lost), and say so.
+        logger.warning("verification commit failed: the code sent may not be checkable")
         error = ServiceUnavailableError(
             "the code was sent but the verification store could not activate it; "
             "ask for a new code",
