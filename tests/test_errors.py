@@ -31,7 +31,7 @@ from aliyun_sms_connector._errors import (
     lookup,
 )
 from aliyun_sms_connector._redact import RedactedError
-from aliyun_sms_connector._transport import TransportError
+from aliyun_sms_connector._http.models import TransportError
 
 from . import wire_fakes
 from .conftest import SECRET, TOKEN

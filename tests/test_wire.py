@@ -28,7 +28,7 @@ from darabonba.utils.form import Form
 
 from aliyun_sms_connector import AliyunSmsConnector, BatchMessage
 from aliyun_sms_connector._errors import Failure
-from aliyun_sms_connector._transport import WireResponse
+from aliyun_sms_connector._http.models import WireResponse
 from aliyun_sms_connector._wire import Answer, form, read, records_of, timestamp
 
 from . import wire_fakes

@@ -1,7 +1,7 @@
 """The connector: the public API over a sans-I/O core, as in h11/httpcore.
 
 :mod:`._calls` validates a call and builds its parameters, :mod:`._wire`
-signs them into bytes and reads the answer, :mod:`._transport` moves the
+signs them into bytes and reads the answer, :mod:`._http` moves the
 bytes, and :mod:`._driver` runs attempts and retries (:mod:`._policy`),
 typing every failure through one table (:mod:`._errors`). This module holds
 the lanes (one per endpoint), the lifecycle and the results.
@@ -29,7 +29,7 @@ from ._driver import Driver, log_success, logger
 from ._errors import AliyunSmsError
 from ._policy import RetryPolicy
 from ._redact import mask_phone
-from ._transport import Transport
+from ._http.transport import Transport
 from ._wire import Answer, Signer, records_of
 
 if TYPE_CHECKING:

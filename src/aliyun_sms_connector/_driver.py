@@ -1,7 +1,7 @@
 """The thin drivers: one attempt and the retry loop, once sync and once async.
 
 Everything here moves between the pure parts: :mod:`._wire` signs a request
-and reads its answer, the lane's :class:`~._transport.Transport` moves the
+and reads its answer, the lane's :class:`~._http.transport.Transport` moves the
 bytes, :mod:`._policy` decides on retries, :mod:`._errors` types the failure.
 
 The final error is raised outside any ``except`` block, so that its
@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from . import _sdk
 from ._errors import AliyunSmsError, Failure, error_from_failure
-from ._transport import TransportError
+from ._http.models import TransportError
 from ._wire import Answer, read
 
 if TYPE_CHECKING:
     from ._calls import Call
     from ._policy import RetryPolicy
-    from ._transport import Transport
+    from ._http.transport import Transport
     from ._wire import Signer
 
 __all__ = ["Driver", "Lane", "log_success", "logger"]

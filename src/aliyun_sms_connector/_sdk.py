@@ -14,7 +14,7 @@ What the library takes from the SDK:
   ``signature_method``) over a canonical request laid out once per endpoint,
   v2 with ``Utils.get_rpcsignature``.
 
-Requests are assembled by :mod:`._wire` and sent by :mod:`._transport`. The
+Requests are assembled by :mod:`._wire` and sent by :mod:`._http.transport`. The
 SDK's own request path and transport are never called, nor patched: other SDK
 users in the same process see the SDK exactly as it ships.
 """

@@ -1,8 +1,8 @@
 """The sans-I/O core: an Aliyun RPC call as bytes, and its answer read back.
 
 No I/O happens here (h11 is the model): :class:`Signer` turns an action and
-its parameters into a :class:`~._transport.WireRequest`, and :func:`read`
-turns a :class:`~._transport.WireResponse` into an :class:`Answer` or a
+its parameters into a :class:`~._http.models.WireRequest`, and :func:`read`
+turns a :class:`~._http.models.WireResponse` into an :class:`Answer` or a
 :class:`~._errors.Failure`. The drivers in :mod:`._connector` move the bytes.
 
 Every API parameter travels in an ``application/x-www-form-urlencoded`` body,
@@ -34,12 +34,12 @@ from urllib.parse import quote_plus
 
 from . import _sdk
 from ._errors import Failure
-from ._transport import WireRequest
+from ._http.models import WireRequest
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from ._transport import WireResponse
+    from ._http.models import WireResponse
 
 __all__ = [
     "ACTIONS",

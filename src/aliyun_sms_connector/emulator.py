@@ -55,6 +55,7 @@ from ._emulator_auth import ACS3, NonceMemory, authenticate
 from ._emulator_faults import Fault, FaultQueue
 from ._emulator_http import Reject, drop, error, parameters
 from ._emulator_numbers import number_key
+from ._http.tls import make_certificates
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -462,8 +463,6 @@ class Emulator:
     # -- server ----------------------------------------------------------
 
     def _make_tls(self) -> ssl.SSLContext:
-        from ._tls import make_certificates  # noqa: PLC0415 - cryptography only when asked
-
         self._tempdir = tempfile.TemporaryDirectory(prefix="aliyun-sms-emulator-")
         ca_file, cert_file, key_file = make_certificates(Path(self._tempdir.name))
         self.ca_file = str(ca_file)
