@@ -8,7 +8,7 @@ import ipaddress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._errors import ConfigError
+from aliyun_sms_connector._errors import ConfigError
 
 if TYPE_CHECKING:
     import ssl

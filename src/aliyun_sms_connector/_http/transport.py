@@ -16,8 +16,9 @@ The contract (:class:`~.models.WireRequest`, :class:`~.models.WireResponse`,
 :class:`~.models.TransportError`) lives in :mod:`.models`; this module is the
 :class:`Transport` that a connector holds. The work is done by two drivers:
 :mod:`.sync_driver`, a pool of connections it drives itself, and
-:mod:`.async_driver`, one ``aiohttp`` session per event loop. Both verify TLS with one SSL context that loads the CA bundle (or
-``caFile``) once, and both use the proxy from the environment, looked up once.
+:mod:`.async_driver`, one ``aiohttp`` session per event loop. Both verify TLS
+with one SSL context that loads the CA bundle (or ``caFile``) once, and both
+use the proxy from the environment, looked up once.
 """
 
 from __future__ import annotations
