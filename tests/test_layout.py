@@ -115,47 +115,53 @@ def lazy_names(tree: ast.Module) -> list[str]:
     return []
 
 
+def enclosing_packages(importer: str, *, is_package: bool) -> set[str]:
+    """The packages that enclose ``importer`` (itself, if a package): running before it runs."""
+    parts = importer.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts) + (1 if is_package else 0))}
+
+
+def base_of(node: ast.ImportFrom, here: str) -> str:
+    """The module a ``from ... import`` names, with its dots resolved against ``here``."""
+    if not node.level:
+        return node.module or ""
+    parts = here.split(".")
+    parts = parts[: len(parts) - (node.level - 1)]
+    return ".".join([*parts, *([node.module] if node.module else [])])
+
+
+def reached(module: str, enclosing: set[str], *, asked_for_a_name: bool) -> set[str]:
+    """The module, and every package on the way to it that is not running already."""
+    pieces = module.split(".")
+    found = {".".join(pieces[:i]) for i in range(1, len(pieces))} - enclosing
+    if module not in enclosing or asked_for_a_name:
+        found.add(module)
+    return found
+
+
 def arrows(
     source: str, importer: str, modules: set[str], *, is_package: bool
 ) -> set[tuple[str, str]]:
     """The arrows ``importer -> module`` among ``modules`` that ``source`` can follow."""
     tree = ast.parse(source)
-    # The packages that enclose the importer: already running before it runs.
-    parts = importer.split(".")
-    enclosing = {".".join(parts[:i]) for i in range(1, len(parts) + (1 if is_package else 0))}
+    enclosing = enclosing_packages(importer, is_package=is_package)
     here = importer if is_package else importer.rpartition(".")[0]
     targets: set[str] = set()
-
-    def reach(module: str, *, asked_for_a_name: bool) -> None:
-        # The module, and every package on the way to it that is not running already.
-        pieces = module.split(".")
-        for i in range(1, len(pieces)):
-            parent = ".".join(pieces[:i])
-            if parent not in enclosing:
-                targets.add(parent)
-        if module not in enclosing or asked_for_a_name:
-            targets.add(module)
-
     for node in import_nodes(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                reach(alias.name, asked_for_a_name=False)
+                targets |= reached(alias.name, enclosing, asked_for_a_name=False)
             continue
-        if node.level:
-            base_parts = here.split(".")
-            base_parts = base_parts[: len(base_parts) - (node.level - 1)]
-            base = ".".join([*base_parts, *([node.module] if node.module else [])])
-        else:
-            base = node.module or ""
+        base = base_of(node, here)
         for alias in node.names:
             submodule = f"{base}.{alias.name}"
             if submodule in modules:
-                reach(submodule, asked_for_a_name=False)
+                targets |= reached(submodule, enclosing, asked_for_a_name=False)
             else:
-                reach(base, asked_for_a_name=True)
+                targets |= reached(base, enclosing, asked_for_a_name=True)
     if is_package:
         for lazy in lazy_names(tree):
-            reach(f"{importer}.{lazy}", asked_for_a_name=False)
+            targets |= reached(f"{importer}.{lazy}", enclosing, asked_for_a_name=False)
     return {(importer, target) for target in targets if target in modules and target != importer}
 
 
@@ -176,27 +182,20 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
-    on_stack: set[str] = set()
     found: list[list[str]] = []
 
     def visit(node: str) -> None:
         index[node] = low[node] = len(index)
         stack.append(node)
-        on_stack.add(node)
         for target in sorted(graph[node]):
             if target not in index:
                 visit(target)
                 low[node] = min(low[node], low[target])
-            elif target in on_stack:
+            elif target in stack:
                 low[node] = min(low[node], index[target])
         if low[node] == index[node]:
-            component = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                component.append(member)
-                if member == node:
-                    break
+            component = stack[stack.index(node) :]
+            del stack[stack.index(node) :]
             if len(component) > 1:
                 found.append(sorted(component))
 
