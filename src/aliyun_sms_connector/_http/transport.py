@@ -25,12 +25,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from .async_driver import AsyncDriver
-from .sync_driver import SyncDriver
 from .tls import client_context
 
 if TYPE_CHECKING:
+    from .async_driver import AsyncDriver
     from .models import WireRequest, WireResponse
+    from .sync_driver import SyncDriver
 
 __all__ = ["Transport"]
 
@@ -101,6 +101,12 @@ class Transport:
         ca_file: str | None,
         max_connections: int,
     ) -> None:
+        # Import time, not a circle (the drivers import .models, never this module):
+        # the drivers, and socket and selectors with them, load with the first
+        # connector rather than with `from aliyun_sms_connector import ...`.
+        from .async_driver import AsyncDriver  # noqa: PLC0415
+        from .sync_driver import SyncDriver  # noqa: PLC0415
+
         context = client_context(ca_file) if protocol == "https" else None
         server_name, port = _split_host(host, 443 if context else 80)
         # The SDK honours HTTP(S)_PROXY and NO_PROXY; so does this transport.
