@@ -42,7 +42,7 @@ from urllib.parse import parse_qsl, quote, quote_plus
 
 # The emulator's throwaway CA and 127.0.0.1 certificate: TLS set-up is not
 # what this server is independent of; its signature check is.
-from aliyun_sms_connector._tls import make_certificates
+from aliyun_sms_connector._http.tls import make_certificates
 
 KEY_ID = "LTAIbenchKeyId"
 KEY_SECRET = "bench-access-key-secret"

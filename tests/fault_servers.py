@@ -14,8 +14,8 @@ import struct
 import threading
 import time
 
-from aliyun_sms_connector._tls import make_certificates
-from aliyun_sms_connector._transport import WireRequest
+from aliyun_sms_connector._http.models import WireRequest
+from aliyun_sms_connector._http.tls import make_certificates
 
 BODY = b"PhoneNumbers=13800138000&TemplateParam=%7B%22code%22%3A%22482913%22%7D"
 OK_BODY = b'{"Code":"OK","Message":"OK","RequestId":"r-1","BizId":"b-1"}'

@@ -470,7 +470,7 @@ class TestCaFile:
 
         import certifi
 
-        from aliyun_sms_connector._tls import _load, client_context
+        from aliyun_sms_connector._http.tls import _load, client_context
 
         _load.cache_clear()
         logto_config["caFile"] = certifi.where()

@@ -85,7 +85,7 @@ class TestSend:
 
     def test_the_deadline_is_absolute_and_passed_on(self, logto_config, transport, mocker):
         """Each attempt gets the call's absolute deadline and the configured timeouts."""
-        mocker.patch("aliyun_sms_connector._calls.time.monotonic", return_value=1000.0)
+        mocker.patch("aliyun_sms_connector._protocol.calls.time.monotonic", return_value=1000.0)
         connector = AliyunSmsConnector(
             {**logto_config, "deadline": 7000, "connectTimeout": 1500, "readTimeout": 2500}
         )
@@ -126,9 +126,9 @@ class TestSend:
 class TestRoutes:
     def test_a_usage_type_is_routed_once_per_region(self, connector, transport, mocker):
         """A route depends on the config alone: worked out once per usage type and region."""
-        from aliyun_sms_connector import _calls
+        from aliyun_sms_connector._protocol import calls
 
-        spy = mocker.spy(_calls, "route")
+        spy = mocker.spy(calls, "route")
         for code in ("1", "2"):
             connector.send_message("13800138000", "SignIn", {"code": code})
         connector.send_message("13800138000", "Generic", {"code": "3"})

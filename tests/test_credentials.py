@@ -14,7 +14,7 @@ from aliyun_sms_connector import (
     AuthenticationError,
     ConfigError,
 )
-from aliyun_sms_connector._transport import Transport
+from aliyun_sms_connector._http.transport import Transport
 
 from . import wire_fakes
 from .conftest import SECRET, TOKEN

@@ -30,8 +30,8 @@ from aliyun_sms_connector._errors import (
     error_from_failure,
     lookup,
 )
+from aliyun_sms_connector._http.models import TransportError
 from aliyun_sms_connector._redact import RedactedError
-from aliyun_sms_connector._transport import TransportError
 
 from . import wire_fakes
 from .conftest import SECRET, TOKEN
@@ -241,7 +241,7 @@ class TestGatewayErrors:
 
     def test_throttling_honours_retry_after(self, connector, transport, mocker):
         """x-acs-retry-after (ms) becomes retry_after in seconds, and the wait."""
-        mocker.patch("aliyun_sms_connector._driver.time.sleep")
+        mocker.patch("aliyun_sms_connector._protocol.driver.time.sleep")
         transport.send.return_value = wire_fakes.throttling(1500)
         with pytest.raises(RateLimitExceededError) as info:
             send(connector)
@@ -474,7 +474,7 @@ class TestTracebackLocals:
 
     def test_the_internal_call_object_hides_its_secrets(self, logto_config, transport):
         """The per-send Call shows its labels, masked; never what it scrubs."""
-        from aliyun_sms_connector._calls import prepare_send
+        from aliyun_sms_connector._protocol.calls import prepare_send
 
         connector = _sts(logto_config)
         call = prepare_send(

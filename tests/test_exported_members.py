@@ -1,3 +1,9 @@
+"""The public faces: each __all__ is exactly the names meant, so that exporting is deliberate."""
+
+import importlib
+
+import pytest
+
 import aliyun_sms_connector
 
 PUBLIC = {
@@ -39,6 +45,40 @@ def test_all_is_exactly_the_public_api():
     """__all__ lists the public names, no more and no fewer."""
     assert set(aliyun_sms_connector.__all__) == PUBLIC
     assert len(aliyun_sms_connector.__all__) == len(PUBLIC)
+
+
+# The public submodules: what `from aliyun_sms_connector.<module> import ...` offers.
+SUBMODULES = {
+    "emulator": {
+        "DEFAULT_ACCESS_KEYS",
+        "DEFAULT_SIGN_NAME",
+        "DEFAULT_TEMPLATES",
+        "Emulator",
+        "Message",
+        "ReceivedRequest",
+        "Template",
+    },
+    "verify": {
+        "CheckResult",
+        "CheckStatus",
+        "MemoryStore",
+        "RedisStore",
+        "Verification",
+        "VerificationPolicy",
+        "VerificationService",
+        "VerificationStore",
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(SUBMODULES))
+def test_all_of_each_public_submodule_is_exactly_its_public_api(name):
+    """emulator's and verify's __all__ list their public names, and each one resolves."""
+    module = importlib.import_module(f"aliyun_sms_connector.{name}")
+    assert set(module.__all__) == SUBMODULES[name]
+    assert len(module.__all__) == len(SUBMODULES[name])
+    for exported in module.__all__:
+        assert getattr(module, exported) is not None
 
 
 def test_every_exported_name_resolves_and_is_public():

@@ -22,7 +22,7 @@ from urllib.parse import quote_plus
 import pytest
 
 from aliyun_sms_connector import AliyunSmsConnector, BatchMessage
-from aliyun_sms_connector._transport import WireRequest, WireResponse
+from aliyun_sms_connector._http.models import WireRequest, WireResponse
 
 from .conftest import LOGTO_CONFIG
 

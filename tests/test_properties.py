@@ -218,7 +218,7 @@ csv_text = st.text(
 @given(text=csv_text, encoding=st.sampled_from(["utf-8", "utf-16", "gbk"]))
 def test_arbitrary_csv_files(tmp_path_factory, text, encoding):
     """Any CSV file gives rows and line-numbered bad rows, or a ConfigError; nothing else."""
-    from aliyun_sms_connector._cli_batch import _batch_rows
+    from aliyun_sms_connector._cli.batch import _batch_rows
 
     try:
         raw = text.encode(encoding)

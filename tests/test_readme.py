@@ -61,7 +61,7 @@ def exit_status_table() -> dict[int, str]:
 
 def test_exit_status_table_names_each_error_class():
     """Every error class's exit status is in the README's table, on its class's row."""
-    from aliyun_sms_connector._cli import EXIT_CODES
+    from aliyun_sms_connector._cli.common import EXIT_CODES
 
     table = exit_status_table()
     for name, status in EXIT_CODES:
@@ -70,17 +70,17 @@ def test_exit_status_table_names_each_error_class():
 
 def test_exit_status_table_has_every_other_outcome():
     """Usage, partial batch, port, verify outcomes, Ctrl-C and a closed pipe are all documented."""
-    from aliyun_sms_connector import _cli
+    from aliyun_sms_connector._cli import common
 
     table = exit_status_table()
     for status in (
-        _cli.USAGE,
-        _cli.PARTIAL,
-        _cli.PORT_UNAVAILABLE,
-        _cli.WRONG_CODE,
-        _cli.TOO_MANY_ATTEMPTS,
-        _cli.NOT_FOUND,
-        _cli.INTERRUPTED,
-        _cli.BROKEN_PIPE,
+        common.USAGE,
+        common.PARTIAL,
+        common.PORT_UNAVAILABLE,
+        common.WRONG_CODE,
+        common.TOO_MANY_ATTEMPTS,
+        common.NOT_FOUND,
+        common.INTERRUPTED,
+        common.BROKEN_PIPE,
     ):
         assert status in table, status

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qsl
 
-from aliyun_sms_connector._transport import TransportError, WireRequest, WireResponse
+from aliyun_sms_connector._http.models import TransportError, WireRequest, WireResponse
 
 JSON = {"content-type": "application/json;charset=utf-8"}
 

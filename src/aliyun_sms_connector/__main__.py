@@ -1,5 +1,5 @@
 """``python -m aliyun_sms_connector``: the ``aliyun-sms`` command."""
 
-from aliyun_sms_connector._cli import main
+from aliyun_sms_connector._cli.main import main
 
 raise SystemExit(main())

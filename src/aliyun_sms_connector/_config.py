@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from ._errors import ConfigError, ConfigProblem
+from ._http.tls import client_context
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -363,8 +364,6 @@ class AliyunSmsConfig(BaseModel):
 def _loads_as_ca_bundle(path: Path) -> bool:
     # The transport's own loader: it caches the context per file, so the
     # connector reuses what validation loaded, and both judge the file alike.
-    from ._tls import client_context  # noqa: PLC0415
-
     try:
         client_context(str(path))
     except ConfigError:

@@ -1,8 +1,8 @@
 """The connector: the public API over a sans-I/O core, as in h11/httpcore.
 
-:mod:`._calls` validates a call and builds its parameters, :mod:`._wire`
-signs them into bytes and reads the answer, :mod:`._transport` moves the
-bytes, and :mod:`._driver` runs attempts and retries (:mod:`._policy`),
+:mod:`._protocol.calls` validates a call and builds its parameters, :mod:`._protocol.wire`
+signs them into bytes and reads the answer, :mod:`._http` moves the
+bytes, and :mod:`._protocol.driver` runs attempts and retries (:mod:`._protocol.policy`),
 typing every failure through one table (:mod:`._errors`). This module holds
 the lanes (one per endpoint), the lifecycle and the results.
 """
@@ -13,8 +13,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import _sdk
-from ._calls import Call, Secrets, prepare_batch, prepare_query, prepare_send
 from ._config import AliyunSmsConfig, UsageType
 from ._delivery import (
     BatchChunk,
@@ -25,12 +23,14 @@ from ._delivery import (
     china_today,
     report_from_record,
 )
-from ._driver import Driver, log_success, logger
 from ._errors import AliyunSmsError
-from ._policy import RetryPolicy
+from ._http.transport import Transport
+from ._protocol import sdk
+from ._protocol.calls import Call, Secrets, prepare_batch, prepare_query, prepare_send
+from ._protocol.driver import Driver, log_success, logger
+from ._protocol.policy import RetryPolicy
+from ._protocol.wire import Answer, Signer, records_of
 from ._redact import mask_phone
-from ._transport import Transport
-from ._wire import Answer, Signer, records_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -106,7 +106,7 @@ class _Lane:
     __slots__ = ("credentials", "endpoint", "settings", "signer", "transport")
 
     def __init__(self, config: AliyunSmsConfig, *, overseas: bool) -> None:
-        settings = _sdk.lane_settings(config, overseas=overseas)
+        settings = sdk.lane_settings(config, overseas=overseas)
         self.settings = settings
         self.endpoint = settings.endpoint
         self.credentials = settings.credentials

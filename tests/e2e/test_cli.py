@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from aliyun_sms_connector import _cli, _cli_verify
-from aliyun_sms_connector._cli import EXIT_CODES, main
+from aliyun_sms_connector._cli import common
+from aliyun_sms_connector._cli import verify as cli_verify
+from aliyun_sms_connector._cli.common import EXIT_CODES
+from aliyun_sms_connector._cli.main import main
 
 from .conftest import KEY_SECRET, connector_config
 
@@ -148,11 +150,11 @@ class TestSend:
     def test_exit_codes_are_distinct(self):
         """Every error class, and each outcome that is not an error class, has its own status."""
         codes = [code for _, code in EXIT_CODES]
-        codes += [_cli.USAGE, _cli.PARTIAL, _cli.PORT_UNAVAILABLE, _cli.INTERRUPTED]
-        codes += [_cli.BROKEN_PIPE]
+        codes += [common.USAGE, common.PARTIAL, common.PORT_UNAVAILABLE, common.INTERRUPTED]
+        codes += [common.BROKEN_PIPE]
         assert len(codes) == len(set(codes))
         assert 0 not in codes
-        assert _cli.USAGE == 2  # argparse's own
+        assert common.USAGE == 2  # argparse's own
 
     def test_exit_codes_name_every_error_class(self):
         """The table names real classes, and each class maps to its own row."""
@@ -161,7 +163,7 @@ class TestSend:
         for name, code in EXIT_CODES:
             cls = getattr(package, name)
             assert issubclass(cls, package.AliyunSmsError)
-            assert _cli.exit_code(cls("x")) == code
+            assert common.exit_code(cls("x")) == code
 
 
 class TestCheckConfig:
@@ -305,7 +307,7 @@ def test_keyboard_interrupt_exits_130(monkeypatch):
     def interrupted(_args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_cli_verify, "demo", interrupted)
+    monkeypatch.setattr(cli_verify, "demo", interrupted)
     assert main(["demo"]) == 130
 
 
@@ -368,7 +370,7 @@ class TestStatusAndBatch:
         args = ["status", "--config", str(config_file), "--to", "13800138000", "--date", day]
         with pytest.raises(SystemExit) as info:
             main(args)
-        assert info.value.code == _cli.USAGE
+        assert info.value.code == common.USAGE
         assert "argument --date: " in capsys.readouterr().err
         assert emulator.requests == []
 
@@ -390,7 +392,7 @@ class TestStatusAndBatch:
         )
         status = main(["send-batch", "--config", str(config), "--csv", str(rows)])
         out = capsys.readouterr().out
-        assert status == _cli.PARTIAL
+        assert status == common.PARTIAL
         assert "skipped line 3 (***2345): InvalidPhoneNumberError" in out
         assert "2 sent, 1 line(s) skipped, 0 call(s) failed" in out
         assert "sent 2 with SMS_NOTICE" in out
@@ -597,7 +599,7 @@ class TestSendBatchCsv:
             tmp_path,
             f"phone,name,order\n13800138000,Ann,A-1\n{bad_line}\n+86 137 0013 7000,Cy,C-3\n",
         )
-        assert self.batch(notice_config, rows) == _cli.PARTIAL
+        assert self.batch(notice_config, rows) == common.PARTIAL
         out = capsys.readouterr().out
         [skipped] = [line for line in out.splitlines() if line.startswith("skipped")]
         assert skipped.startswith("skipped line 3")
@@ -614,7 +616,7 @@ class TestSendBatchCsv:
             tmp_path,
             'phone,name,order\n\n13800138000,"Ann\nLee",A-1\n13900139000,,B-2\n',
         )
-        assert self.batch(notice_config, rows) == _cli.PARTIAL
+        assert self.batch(notice_config, rows) == common.PARTIAL
         out = capsys.readouterr().out
         assert "skipped line 5 (***9000): TemplateParamError: no value for 'name'" in out
 
@@ -676,7 +678,7 @@ class TestEmulatorErrors:
             taken.listen(1)
             port = taken.getsockname()[1]
             result = run_cli("emulator", "--port", str(port))
-        assert result.returncode == _cli.PORT_UNAVAILABLE
+        assert result.returncode == common.PORT_UNAVAILABLE
         assert_one_line_error(result.stderr, "AliyunSmsError")
         assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
         assert "code:       PortUnavailable" in result.stderr
@@ -694,7 +696,7 @@ class TestEmulatorErrors:
     def test_bad_arguments_are_usage_errors(self, argv, needle):
         """An impossible port or latency is a usage error (2), with no traceback."""
         result = run_cli("emulator", *argv)
-        assert result.returncode == _cli.USAGE
+        assert result.returncode == common.USAGE
         assert "Traceback" not in result.stderr
         assert needle in result.stderr
 
@@ -721,7 +723,7 @@ class TestStopping:
     @pytest.mark.parametrize(
         ("send", "status"),
         [
-            (lambda p: p.send_signal(signal.SIGINT), _cli.INTERRUPTED),
+            (lambda p: p.send_signal(signal.SIGINT), common.INTERRUPTED),
             (lambda p: p.send_signal(signal.SIGTERM), 0),
         ],
         ids=["SIGINT", "SIGTERM"],
@@ -759,7 +761,7 @@ sys.argv = ["aliyun-sms", *{argv!r}]
 {run}
 """
 RUNNERS = {
-    "console-script": "from aliyun_sms_connector._cli import main\nsys.exit(main())",
+    "console-script": "from aliyun_sms_connector._cli.main import main\nsys.exit(main())",
     "python-m": 'runpy.run_module("aliyun_sms_connector", run_name="__main__", alter_sys=True)',
 }
 
@@ -801,7 +803,7 @@ class TestCtrlC:
             cwd=tmp_path,
             env={**os.environ, "ALIYUN_SMS_SIGN_NAME": "S"},
         )
-        assert result.returncode == _cli.INTERRUPTED, result.stderr
+        assert result.returncode == common.INTERRUPTED, result.stderr
         assert result.stderr == ""
         assert result.stdout == ""
 
@@ -826,13 +828,13 @@ class TestCtrlC:
             seen = []
             for line in process.stderr:
                 seen.append(line)
-                if seen[-2:-1] and "aliyun_sms_connector._cli" in seen[-2]:
-                    break  # the line after _cli's: main() is running and importing
+                if seen[-2:-1] and "aliyun_sms_connector._cli.main" in seen[-2]:
+                    break  # the line after _cli.main's: main() is running and importing
             process.send_signal(signal.SIGINT)
             out, rest = process.communicate(timeout=30)
         finally:
             process.kill()
-        assert process.returncode == _cli.INTERRUPTED
+        assert process.returncode == common.INTERRUPTED
         assert "Traceback" not in rest
         assert "KeyboardInterrupt" not in rest
         # The signal landed before the SDK was imported: it cut the import short.
@@ -856,7 +858,7 @@ class TestCtrlC:
         process.stdout.close()
         _, stderr = process.communicate(timeout=60)
         assert b"Traceback" not in stderr
-        assert process.returncode in (0, _cli.BROKEN_PIPE)
+        assert process.returncode in (0, common.BROKEN_PIPE)
 
 
 # -- verify start / check, against the emulator and a real redis-server ----------------
@@ -913,7 +915,7 @@ class TestVerify:
         [message] = emulator.outbox
         code = message.params["code"]
         assert code not in out  # the recipient gets it by SMS, the operator does not
-        wrong = _cli_verify.another_code(code)
+        wrong = cli_verify.another_code(code)
         assert verify("check", *verify_env, "--to", "13800138000", "--code", wrong) == 18
         assert "WRONG_CODE (4 attempt(s) left)" in capsys.readouterr().out
         assert verify("check", *verify_env, "--to", "13800138000", "--code", code) == 0
@@ -939,7 +941,7 @@ class TestVerify:
         """After 5 wrong codes (the last leaves 0) even the right one gives TOO_MANY_ATTEMPTS."""
         assert verify("start", *verify_env, "--to", "13800138000") == 0
         code = emulator.outbox[-1].params["code"]
-        wrong = _cli_verify.another_code(code)
+        wrong = cli_verify.another_code(code)
         statuses = [
             verify("check", *verify_env, "--to", "13800138000", "--code", wrong) for _ in range(5)
         ]
@@ -1017,7 +1019,7 @@ class TestInProcessPaths:
             taken.bind(("127.0.0.1", 0))
             taken.listen(1)
             port = taken.getsockname()[1]
-            assert main(["emulator", "--port", str(port)]) == _cli.PORT_UNAVAILABLE
+            assert main(["emulator", "--port", str(port)]) == common.PORT_UNAVAILABLE
         assert_one_line_error(capsys.readouterr().err, "AliyunSmsError")
 
     @pytest.mark.parametrize(
@@ -1027,7 +1029,7 @@ class TestInProcessPaths:
         """Ports and latencies out of range are usage errors."""
         with pytest.raises(SystemExit) as info:
             main(["emulator", *argv])
-        assert info.value.code == _cli.USAGE
+        assert info.value.code == common.USAGE
         assert "argument --" in capsys.readouterr().err
 
     def test_quiet_emulator_prints_no_messages(self, monkeypatch, capsys):
@@ -1052,12 +1054,12 @@ class TestInProcessPaths:
         def closed(_args):
             raise BrokenPipeError
 
-        monkeypatch.setattr(_cli_verify, "demo", closed)
-        assert main(["demo"]) == _cli.BROKEN_PIPE
+        monkeypatch.setattr(cli_verify, "demo", closed)
+        assert main(["demo"]) == common.BROKEN_PIPE
 
     def test_an_error_outside_the_table(self):
         """An exception class the table does not name gets 1."""
-        assert _cli.exit_code(ValueError("x")) == 1
+        assert common.exit_code(ValueError("x")) == 1
 
 
 # Runs `aliyun-sms emulator --tls` but sends SIGTERM to itself right after the
@@ -1075,7 +1077,7 @@ def start_then_terminate(self):
     return result
 
 Emulator.start = start_then_terminate
-from aliyun_sms_connector._cli import main
+from aliyun_sms_connector._cli.main import main
 sys.exit(main(["emulator", "--port", "0", "--tls"]))
 """
 

@@ -21,8 +21,8 @@ from aliyun_sms_connector import (
     SignNameError,
     TemplateError,
     TemplateParamError,
-    _wire,
 )
+from aliyun_sms_connector._protocol import wire
 from aliyun_sms_connector.emulator import Emulator
 
 from .conftest import KEY_ID, KEY_SECRET, SIGN, TEMPLATES, connector_config
@@ -70,14 +70,14 @@ class TestProducedByTheEmulator:
 
     def test_expired_timestamp(self, emulator, mocker):
         """A clock more than 15 minutes off is InvalidTimeStamp.Expired."""
-        mocker.patch.object(_wire, "timestamp", return_value="2020-01-01T00:00:00Z")
+        mocker.patch.object(wire, "timestamp", return_value="2020-01-01T00:00:00Z")
         with pytest.raises(AuthenticationError) as info:
             send(AliyunSmsConnector(connector_config(emulator)))
         assert info.value.code == "InvalidTimeStamp.Expired"
 
     def test_reused_nonce(self, emulator, connector, mocker):
         """A nonce seen before is SignatureNonceUsed."""
-        mocker.patch.object(_wire, "new_nonce", return_value="fixed-nonce")
+        mocker.patch.object(wire, "new_nonce", return_value="fixed-nonce")
         send(connector)
         with pytest.raises(AuthenticationError) as info:
             send(connector, phone="13900139000")

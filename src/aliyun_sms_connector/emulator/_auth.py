@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote, quote_plus
 
-from ._emulator_http import Reject, missing
+from ._gateway import Reject, missing
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

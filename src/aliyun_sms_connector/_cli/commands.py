@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from ._cli import (
+from .common import (
     PORT_UNAVAILABLE,
     load_config,
     print_error,
@@ -15,9 +15,12 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any, TextIO
 
-    from .emulator import Message
+    from aliyun_sms_connector.emulator import Message
 
 __all__ = ["check_config", "code_for", "emulator", "send", "status"]
+
+# The library is imported inside each command, not here: Ctrl-C must end a command
+# quietly even while it imports (see .main), and each command loads only what it uses.
 
 # -- send -------------------------------------------------------------------------
 
@@ -31,8 +34,8 @@ def code_for(given: str | None) -> str:
 
 def send(args: argparse.Namespace) -> int:
     """Send one verification code; print the code only if this command made it up."""
-    from ._connector import AliyunSmsConnector  # noqa: PLC0415
-    from ._redact import mask_phone  # noqa: PLC0415
+    from aliyun_sms_connector._connector import AliyunSmsConnector  # noqa: PLC0415
+    from aliyun_sms_connector._redact import mask_phone  # noqa: PLC0415
 
     config = load_config(args.config)
     code = code_for(args.code)
@@ -55,8 +58,8 @@ def send(args: argparse.Namespace) -> int:
 
 def status(args: argparse.Namespace) -> int:
     """Print the delivery receipts for a number on one day."""
-    from ._connector import AliyunSmsConnector  # noqa: PLC0415
-    from ._redact import mask_phone  # noqa: PLC0415
+    from aliyun_sms_connector._connector import AliyunSmsConnector  # noqa: PLC0415
+    from aliyun_sms_connector._redact import mask_phone  # noqa: PLC0415
 
     with AliyunSmsConnector(load_config(args.config)) as connector:
         reports = connector.query_delivery(args.to, biz_id=args.biz_id, send_date=args.date)
@@ -80,10 +83,10 @@ def status(args: argparse.Namespace) -> int:
 
 def check_config(args: argparse.Namespace) -> int:
     """Validate the config, print its routing table, warn about mixed templates."""
-    from ._config import UsageType  # noqa: PLC0415
-    from ._connector import AliyunSmsConnector  # noqa: PLC0415 - resolves the endpoints
-    from ._errors import TemplateNotFoundError  # noqa: PLC0415
-    from ._templates import route  # noqa: PLC0415
+    from aliyun_sms_connector._config import UsageType  # noqa: PLC0415
+    from aliyun_sms_connector._connector import AliyunSmsConnector  # noqa: PLC0415 - resolves the endpoints
+    from aliyun_sms_connector._errors import TemplateNotFoundError  # noqa: PLC0415
+    from aliyun_sms_connector._templates import route  # noqa: PLC0415
 
     config = load_config(args.config)
     with AliyunSmsConnector(config) as connector:
@@ -136,8 +139,8 @@ def check_config(args: argparse.Namespace) -> int:
 
 def emulator(args: argparse.Namespace) -> int:
     """Run the emulator in the foreground until Ctrl-C or SIGTERM."""
-    from ._errors import AliyunSmsError  # noqa: PLC0415
-    from .emulator import Emulator  # noqa: PLC0415
+    from aliyun_sms_connector._errors import AliyunSmsError  # noqa: PLC0415
+    from aliyun_sms_connector.emulator import Emulator  # noqa: PLC0415
 
     out = sys.stdout
     emulator = Emulator(port=args.port, tls=args.tls, latency=args.latency)

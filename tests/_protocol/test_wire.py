@@ -28,11 +28,10 @@ from darabonba.utils.form import Form
 
 from aliyun_sms_connector import AliyunSmsConnector, BatchMessage
 from aliyun_sms_connector._errors import Failure
-from aliyun_sms_connector._transport import WireResponse
-from aliyun_sms_connector._wire import Answer, form, read, records_of, timestamp
-
-from . import wire_fakes
-from .conftest import LOGTO_CONFIG, SECRET, TOKEN
+from aliyun_sms_connector._http.models import WireResponse
+from aliyun_sms_connector._protocol.wire import Answer, form, read, records_of, timestamp
+from tests import wire_fakes
+from tests.conftest import LOGTO_CONFIG, SECRET, TOKEN
 
 FORM = "application/x-www-form-urlencoded"
 ACS3 = "ACS3-HMAC-SHA256"
@@ -351,8 +350,8 @@ class TestSigner:
     @pytest.mark.parametrize("algorithm", ["ACS3-HMAC-SHA256", "v2"])
     def test_constants_are_built_once_and_never_changed(self, algorithm):
         """The per-action constants are shared by every send and never mutated by one."""
-        from aliyun_sms_connector._sdk import Credential
-        from aliyun_sms_connector._wire import Signer
+        from aliyun_sms_connector._protocol.sdk import Credential
+        from aliyun_sms_connector._protocol.wire import Signer
 
         signer = Signer(host="h", user_agent="ua", algorithm=algorithm)
         before = {action: dict(headers) for action, headers in signer._headers.items()}
@@ -378,8 +377,8 @@ class TestSigner:
 
         from alibabacloud_tea_openapi.utils import Utils
 
-        from aliyun_sms_connector._sdk import Credential, _load_signers
-        from aliyun_sms_connector._wire import Signer
+        from aliyun_sms_connector._protocol.sdk import Credential, _load_signers
+        from aliyun_sms_connector._protocol.wire import Signer
 
         _load_signers()
         # Braces, spaces and a trailing blank: the values the layout must escape and strip.

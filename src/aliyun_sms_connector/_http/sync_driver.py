@@ -19,12 +19,12 @@ import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ._transport import TransportError, WireResponse
+from .models import TransportError, WireResponse
 
 if TYPE_CHECKING:
     import ssl
 
-    from ._transport import Kind, WireRequest
+    from .models import Kind, WireRequest
 
 __all__ = ["SyncDriver"]
 

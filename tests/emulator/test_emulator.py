@@ -4,15 +4,17 @@ import time
 
 import pytest
 
-from aliyun_sms_connector import TemplateType, _emulator_faults, _emulator_numbers
-from aliyun_sms_connector._emulator_auth import parse_timestamp
-from aliyun_sms_connector._emulator_numbers import mainland, number_key, recipient
+from aliyun_sms_connector import TemplateType
 from aliyun_sms_connector.emulator import (
     DEFAULT_ACCESS_KEYS,
     DEFAULT_SIGN_NAME,
     Emulator,
     Template,
+    _faults,
+    _numbers,
 )
+from aliyun_sms_connector.emulator._auth import parse_timestamp
+from aliyun_sms_connector.emulator._numbers import mainland, number_key, recipient
 
 
 class TestTemplate:
@@ -141,7 +143,7 @@ class TestCost:
         emulator = Emulator()
         emulator.fail_next("isp.SYSTEM_ERROR", phone_number="13900139000")
         mainland.cache_clear()
-        spy = mocker.spy(_emulator_numbers.phonenumbers, "parse")
+        spy = mocker.spy(_numbers.phonenumbers, "parse")
         delay, fault = emulator._faults.take({"PhoneNumbers": "13700137000"})
         assert (delay, fault) == (0.0, None)
         number = recipient("13700137000", emulator.templates["SMS_000001"])
@@ -152,7 +154,7 @@ class TestCost:
         """With no fault for a particular number, the request's numbers are not looked at."""
         emulator = Emulator()
         emulator.fail_next("isp.SYSTEM_ERROR", count=2)
-        spy = mocker.spy(_emulator_faults, "numbers_in")
+        spy = mocker.spy(_faults, "numbers_in")
         assert emulator._faults.take({"PhoneNumbers": "13700137000"})[1] is not None
         spy.assert_not_called()
 

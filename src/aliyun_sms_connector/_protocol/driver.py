@@ -1,12 +1,12 @@
 """The thin drivers: one attempt and the retry loop, once sync and once async.
 
-Everything here moves between the pure parts: :mod:`._wire` signs a request
-and reads its answer, the lane's :class:`~._transport.Transport` moves the
-bytes, :mod:`._policy` decides on retries, :mod:`._errors` types the failure.
+Everything here moves between the pure parts: :mod:`.wire` signs a request
+and reads its answer, the lane's ``Transport`` (``_http.transport``) moves the
+bytes, :mod:`.policy` decides on retries, ``_errors`` types the failure.
 
 The final error is raised outside any ``except`` block, so that its
 ``__context__`` is None; its ``__cause__`` is at most the redactor's scrubbed
-stand-in. The raw :class:`~._errors.Failure` (Aliyun's unscrubbed text) lives
+stand-in. The raw ``Failure`` (Aliyun's unscrubbed text) lives
 only in the attempt's frame, which is gone when the error is raised: an error
 tracker that captures frame locals finds nothing private in the frames left.
 """
@@ -18,16 +18,18 @@ import threading
 import time
 from typing import TYPE_CHECKING, Protocol
 
-from . import _sdk
-from ._errors import AliyunSmsError, Failure, error_from_failure
-from ._transport import TransportError
-from ._wire import Answer, read
+from aliyun_sms_connector._errors import AliyunSmsError, Failure, error_from_failure
+from aliyun_sms_connector._http.models import TransportError
+
+from . import sdk
+from .wire import Answer, read
 
 if TYPE_CHECKING:
-    from ._calls import Call
-    from ._policy import RetryPolicy
-    from ._transport import Transport
-    from ._wire import Signer
+    from aliyun_sms_connector._http.transport import Transport
+
+    from .calls import Call
+    from .policy import RetryPolicy
+    from .wire import Signer
 
 __all__ = ["Driver", "Lane", "log_success", "logger"]
 
@@ -46,7 +48,7 @@ _NO_CREDENTIALS = Failure(
 class Lane(Protocol):
     """What a driver needs of one endpoint."""
 
-    credentials: _sdk.CredentialSource
+    credentials: sdk.CredentialSource
     signer: Signer
     transport: Transport
 
@@ -177,7 +179,7 @@ class Driver:
 _CHAIN_DEADLINE = Failure("deadline", maybe_sent=False)
 
 
-def _from_chain(source: _sdk.CredentialSource, deadline: float) -> _sdk.Credential | Failure:
+def _from_chain(source: sdk.CredentialSource, deadline: float) -> sdk.Credential | Failure:
     """The chain's credential, or the failure, within ``deadline``.
 
     The chain's own lookups (a metadata service, a credentials URI) block and
@@ -188,12 +190,12 @@ def _from_chain(source: _sdk.CredentialSource, deadline: float) -> _sdk.Credenti
     left = deadline - time.monotonic()
     if left <= 0:
         return _CHAIN_DEADLINE
-    found: list[_sdk.Credential | Failure] = []
+    found: list[sdk.Credential | Failure] = []
 
     def lookup() -> None:
         try:
             found.append(source.get())
-        except _sdk.CredentialsUnavailableError:
+        except sdk.CredentialsUnavailableError:
             found.append(_NO_CREDENTIALS)
 
     worker = threading.Thread(target=lookup, name="aliyun-sms-credentials", daemon=True)
@@ -203,8 +205,8 @@ def _from_chain(source: _sdk.CredentialSource, deadline: float) -> _sdk.Credenti
 
 
 async def _from_chain_async(
-    source: _sdk.CredentialSource, deadline: float
-) -> _sdk.Credential | Failure:
+    source: sdk.CredentialSource, deadline: float
+) -> sdk.Credential | Failure:
     """The async twin of :func:`_from_chain`: the lookup is awaited at most until ``deadline``."""
     import asyncio  # noqa: PLC0415 - only the chain needs it here
 
@@ -213,7 +215,7 @@ async def _from_chain_async(
         return _CHAIN_DEADLINE
     try:
         return await asyncio.wait_for(source.get_async(), left)
-    except _sdk.CredentialsUnavailableError:
+    except sdk.CredentialsUnavailableError:
         return _NO_CREDENTIALS
     except asyncio.TimeoutError:
         return _CHAIN_DEADLINE

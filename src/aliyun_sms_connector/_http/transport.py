@@ -12,94 +12,27 @@ safe. From the first byte written on (a reset, a TLS error mid-stream, a
 partial or malformed answer, a read timeout) the SMS may already be on its
 way, and it must never be sent again.
 
-This module is the contract (:class:`WireRequest`, :class:`WireResponse`,
-:class:`TransportError`) and the :class:`Transport` that a connector holds.
-The work is done by two drivers: :mod:`._sync_driver`, a pool of connections
-it drives itself, and :mod:`._async_driver`, one ``aiohttp`` session per event
-loop. Both verify TLS with one SSL context that loads the CA bundle (or
-``caFile``) once, and both use the proxy from the environment, looked up once.
+The contract (:class:`~.models.WireRequest`, :class:`~.models.WireResponse`,
+:class:`~.models.TransportError`) lives in :mod:`.models`; this module is the
+:class:`Transport` that a connector holds. The work is done by two drivers:
+:mod:`.sync_driver`, a pool of connections it drives itself, and
+:mod:`.async_driver`, one ``aiohttp`` session per event loop. Both verify TLS
+with one SSL context that loads the CA bundle (or ``caFile``) once, and both
+use the proxy from the environment, looked up once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from .tls import client_context
+
 if TYPE_CHECKING:
-    import ssl
-    from collections.abc import Mapping
+    from .async_driver import AsyncDriver
+    from .models import WireRequest, WireResponse
+    from .sync_driver import SyncDriver
 
-    from ._async_driver import AsyncDriver
-    from ._sync_driver import SyncDriver
-
-__all__ = ["Transport", "TransportError", "WireRequest", "WireResponse"]
-
-Kind = Literal[
-    "connect",
-    "connect_timeout",
-    "certificate",
-    "read_timeout",
-    "connection_lost",
-    "deadline",
-    "closed",
-]
-
-
-@dataclass(frozen=True, slots=True)
-class WireRequest:
-    """One HTTP request, ready to send.
-
-    Only ``method`` is shown in its repr: the target, headers and body carry
-    signatures, tokens and the SMS itself.
-    """
-
-    method: str
-    #: ``/`` or ``/?<encoded query>``: sent as is, never re-encoded.
-    target: str = field(repr=False)
-    #: Every header to send, ``host`` included; ``content-length`` is added here.
-    headers: Mapping[str, str] = field(repr=False)
-    body: bytes = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class WireResponse:
-    """One complete HTTP response; header names are lower-cased."""
-
-    status: int
-    headers: Mapping[str, str] = field(repr=False)
-    body: bytes = field(repr=False)
-
-
-_MESSAGES: dict[str, str] = {
-    "connect": "could not connect to the SMS endpoint",
-    "connect_timeout": "connecting to the SMS endpoint timed out",
-    "certificate": "the SMS endpoint's TLS certificate could not be verified",
-    "read_timeout": "the SMS endpoint did not answer in time",
-    "connection_lost": "the connection to the SMS endpoint broke before a complete answer",
-    "deadline": "the deadline passed before the SMS endpoint answered",
-    "closed": "the connector was closed",
-}
-
-
-class TransportError(Exception):
-    """A request that did not produce a complete HTTP response.
-
-    ``str(err)`` is a fixed sentence per :attr:`kind`; nothing of the request
-    or of the lower layer is reachable from the error.
-    """
-
-    kind: Kind
-    #: True once any byte of the request may have been written.
-    maybe_sent: bool
-
-    def __init__(self, kind: Kind, *, maybe_sent: bool) -> None:
-        super().__init__(_MESSAGES[kind])
-        self.kind = kind
-        self.maybe_sent = maybe_sent
-
-    def __repr__(self) -> str:
-        return f"TransportError({self.kind!r}, maybe_sent={self.maybe_sent})"
-
+__all__ = ["Transport"]
 
 # -- shared helpers -------------------------------------------------------------
 
@@ -143,12 +76,6 @@ def _environment_proxy(protocol: str, host: str) -> str | None:
     return proxies[protocol]
 
 
-def _client_context(ca_file: str | None) -> ssl.SSLContext:
-    from ._tls import client_context  # noqa: PLC0415
-
-    return client_context(ca_file)
-
-
 # -- the transport --------------------------------------------------------------
 
 
@@ -174,10 +101,13 @@ class Transport:
         ca_file: str | None,
         max_connections: int,
     ) -> None:
-        from ._async_driver import AsyncDriver  # noqa: PLC0415 - aiohttp itself loads on first use
-        from ._sync_driver import SyncDriver  # noqa: PLC0415
+        # Import time, not a circle (the drivers import .models, never this module):
+        # the drivers, and socket and selectors with them, load with the first
+        # connector rather than with `from aliyun_sms_connector import ...`.
+        from .async_driver import AsyncDriver  # noqa: PLC0415
+        from .sync_driver import SyncDriver  # noqa: PLC0415
 
-        context = _client_context(ca_file) if protocol == "https" else None
+        context = client_context(ca_file) if protocol == "https" else None
         server_name, port = _split_host(host, 443 if context else 80)
         # The SDK honours HTTP(S)_PROXY and NO_PROXY; so does this transport.
         # The host is fixed, so the lookup is done once, not per request.

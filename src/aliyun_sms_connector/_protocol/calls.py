@@ -11,19 +11,25 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ._config import UsageType
-from ._delivery import MAX_PAGE_SIZE, BatchMessage, RejectedRecipient, send_date_text
-from ._errors import AliyunSmsError, TemplateNotFoundError
-from ._phone import PhoneNumber, Region, parse_phone
-from ._redact import Redactor
-from ._templates import Route, build_template_param, route
+from aliyun_sms_connector._config import UsageType
+from aliyun_sms_connector._delivery import (
+    MAX_PAGE_SIZE,
+    BatchMessage,
+    RejectedRecipient,
+    send_date_text,
+)
+from aliyun_sms_connector._errors import AliyunSmsError, TemplateNotFoundError
+from aliyun_sms_connector._phone import PhoneNumber, Region, parse_phone
+from aliyun_sms_connector._redact import Redactor
+from aliyun_sms_connector._templates import Route, build_template_param, route
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from datetime import date
 
-    from ._config import AliyunSmsConfig
-    from ._sdk import Credential
+    from aliyun_sms_connector._config import AliyunSmsConfig
+
+    from .sdk import Credential
 
 __all__ = [
     "Call",

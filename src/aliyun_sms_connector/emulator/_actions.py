@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ._config import TemplateType
-from ._emulator_http import Reject, missing
-from ._emulator_numbers import number_key, recipient
+from aliyun_sms_connector._config import TemplateType
+
+from ._gateway import Reject, missing
+from ._numbers import number_key, recipient
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
 
-    from .emulator import Message, Template
+    from ._models import Message, Template
 
 __all__ = [
     "FlowControl",

@@ -1,33 +1,15 @@
-"""A local Aliyun Dysmsapi (2017-05-25) endpoint for tests and demos.
+"""The server half of the emulator: its lifecycle, and each HTTP request from arrival to answer.
 
-The official SDK talks to it over real HTTP (or HTTPS with ``tls=True``),
-with ``endpoint=emulator.endpoint`` and ``protocol="http"``. It checks
-signatures (ACS3-HMAC-SHA256 and the legacy HMAC-SHA1), timestamps, nonces,
-sign names, templates, variables, numbers and Aliyun's default flow control
-for verification codes, and keeps every accepted message in ``outbox``::
-
-    with Emulator() as emulator:
-        connector = AliyunSmsConnector(emulator.connector_config())
-        connector.send_message("13800138000", "SignIn", {"code": "123456"})
-        assert emulator.outbox[0].text == "【AliyunSmsTest】Your code is 123456."
-
-API parameters are read from the query and from an
-``application/x-www-form-urlencoded`` body alike, as Aliyun's RPC gateway
-reads them, and both signature schemes are checked in either placement.
-
-Faults can be injected for one number or for all: ``fail_next``, ``delay``,
-``send_invalid_body`` and ``drop_connection``. Faults that answer are served
-in the order they were queued, one per request.
+A request is read (:mod:`._gateway`), recorded and held by any delay or fault
+(:mod:`._control`), authenticated (:mod:`._auth`), then dispatched to the
+actions (:mod:`._actions`) through :class:`~._control.Controls`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
-import re
-import secrets
 import signal
 import socket
 import ssl
@@ -36,25 +18,15 @@ import threading
 import time
 import uuid
 import weakref
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._config import TemplateType
-from ._delivery import CHINA_TZ
-from ._emulator_actions import (
-    FlowControl,
-    Send,
-    check_required,
-    read_query,
-    read_send_batch_sms,
-    read_send_sms,
-)
-from ._emulator_auth import ACS3, NonceMemory, authenticate
-from ._emulator_faults import Fault, FaultQueue
-from ._emulator_http import Reject, drop, error, parameters
-from ._emulator_numbers import number_key
+from aliyun_sms_connector._http.tls import make_certificates
+
+from ._auth import ACS3, authenticate
+from ._control import Controls
+from ._gateway import Reject, drop, error, parameters
+from ._models import DEFAULT_ACCESS_KEYS, DEFAULT_SIGN_NAME, DEFAULT_TEMPLATES, Template
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -63,23 +35,12 @@ if TYPE_CHECKING:
     from aiohttp import web
     from typing_extensions import Self
 
-__all__ = [
-    "DEFAULT_ACCESS_KEYS",
-    "DEFAULT_SIGN_NAME",
-    "DEFAULT_TEMPLATES",
-    "Emulator",
-    "Message",
-    "ReceivedRequest",
-    "Template",
-]
+    from ._models import Message
 
-DEFAULT_ACCESS_KEYS = {"LTAIemulatorKeyId": "emulator-access-key-secret"}
-DEFAULT_SIGN_NAME = "AliyunSmsTest"
-DEFAULT_TEMPLATES: dict[str, str | Template] = {}  # filled in below, after Template
+__all__ = ["Emulator"]
 
-_log = logging.getLogger(__name__)
+_log = logging.getLogger("aliyun_sms_connector.emulator")  # its name before the split
 
-_VARIABLE = re.compile(r"\$\{(\w+)\}")
 # aiohttp refuses larger bodies before the handler runs; the handler turns
 # that into an Aliyun-style answer.
 _MAX_BODY = 1024 * 1024
@@ -87,70 +48,7 @@ _MAX_BODY = 1024 * 1024
 _STOP_GRACE = 0.25
 
 
-@dataclass(frozen=True)
-class Template:
-    """A template registered with the emulator.
-
-    Args:
-        content: The text, with ``${name}`` placeholders.
-        type: Logto's template kind. Verification-code templates (the
-            default) get Aliyun's ``[A-Za-z0-9]`` rule and flow control;
-            ``INTERNATIONAL_MESSAGE`` templates refuse mainland numbers.
-    """
-
-    content: str
-    type: TemplateType = TemplateType.VERIFICATION_CODE
-
-    @property
-    def variables(self) -> list[str]:
-        """The placeholder names, in order."""
-        return _VARIABLE.findall(self.content)
-
-    def render(self, params: Mapping[str, str]) -> str:
-        """Fill in the placeholders from ``params``."""
-        return _VARIABLE.sub(lambda m: str(params[m.group(1)]), self.content)
-
-
-DEFAULT_TEMPLATES.update(
-    {
-        "SMS_000001": Template("Your code is ${code}."),
-        "SMS_000002": Template("Your code is ${code}.", TemplateType.INTERNATIONAL_MESSAGE),
-        "SMS_000003": Template("Hello ${name}, ${event}.", TemplateType.NOTIFICATION),
-    }
-)
-
-
-@dataclass
-class Message:
-    """A message the emulator accepted.
-
-    ``text`` is the SMS as a phone shows it: ``【sign name】`` then the content.
-    ``status`` is ``"delivered"`` unless :meth:`Emulator.fail_delivery` says
-    otherwise; ``receipt_code`` is the matching receipt code.
-    """
-
-    phone_number: str
-    sign_name: str
-    template_code: str
-    params: dict[str, str]
-    text: str
-    biz_id: str
-    out_id: str | None
-    sent_at: datetime
-    status: Literal["delivered", "failed", "pending"] = "delivered"
-    receipt_code: str = "DELIVERED"
-
-
-@dataclass(frozen=True)
-class ReceivedRequest:
-    """A request that reached the emulator (counted even when it failed)."""
-
-    action: str
-    params: dict[str, str]
-    received_at: float
-
-
-class Emulator:
+class Emulator(Controls):
     """A local Dysmsapi endpoint, served on 127.0.0.1 from a background thread.
 
     Args:
@@ -194,19 +92,7 @@ class Emulator:
         self.on_message = on_message
         self._port = port
         self._tls = tls
-        self._lock = threading.Lock()
-        # Bumped by reset(): a request held by a delay across it is dropped.
-        self._generation = 0
-        self._outbox: list[Message] = []
-        # Indexes into the outbox, so that receipts and fail_delivery cost
-        # the same however many messages have been accepted.
-        self._by_number: dict[str, list[Message]] = {}
-        self._by_biz_id: dict[str, list[Message]] = {}
-        self._requests: list[ReceivedRequest] = []
-        self._faults = FaultQueue()
-        self._nonces = NonceMemory()
-        self._flow = FlowControl()
-        self._biz_ids = itertools.count(1)
+        super().__init__()
         self._thread: threading.Thread | None = None
         self._stop_requested = threading.Event()  # ends serve_forever()
         # start() and stop() may race: serve_forever() in one thread, stop() in another.
@@ -361,109 +247,9 @@ class Emulator:
         config.update(overrides)
         return config
 
-    # -- what tests read -----------------------------------------------------
-
-    @property
-    def outbox(self) -> list[Message]:
-        """The accepted messages, oldest first (a snapshot)."""
-        with self._lock:
-            return list(self._outbox)
-
-    @property
-    def requests(self) -> list[ReceivedRequest]:
-        """Every request received, including rejected ones (a snapshot)."""
-        with self._lock:
-            return list(self._requests)
-
-    def reset(self) -> None:
-        """Forget messages, requests, faults, nonces and flow-control history.
-
-        A request still held by :meth:`delay` (or ``latency``) is dropped
-        unanswered when its wait ends, and never recorded: it belongs to
-        whatever ran before the reset.
-        """
-        with self._lock:
-            self._generation += 1
-            self._outbox.clear()
-            self._by_number.clear()
-            self._by_biz_id.clear()
-            self._requests.clear()
-        self._flow.clear()
-        self._faults.clear()
-        self._nonces.clear()
-
-    # -- fault injection -------------------------------------------------
-
-    def fail_next(
-        self,
-        code: str,
-        *,
-        http_status: int = 200,
-        message: str | None = None,
-        count: int = 1,
-        phone_number: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        """Answer the next ``count`` requests with Aliyun error ``code``.
-
-        ``http_status`` 200 gives a business error (``Code`` in the body);
-        4xx and 5xx give gateway errors. ``headers`` are added to the answer,
-        for example ``{"x-acs-retry-after": "1500"}``. Faults that answer
-        (this one, :meth:`send_invalid_body`, :meth:`drop_connection`) are
-        served in the order they were queued, one per request.
-        """
-        self._faults.add(
-            Fault(
-                "code",
-                count,
-                number_key(phone_number),
-                code=code,
-                http_status=http_status,
-                message=message,
-                headers=dict(headers or {}),
-            )
-        )
-
-    def delay(
-        self, seconds: float, *, count: int | None = 1, phone_number: str | None = None
-    ) -> None:
-        """Hold the next ``count`` answers for ``seconds`` (None: all of them).
-
-        A delay holds whatever the answer is, a queued fault included; delays
-        are used up in the order they were queued.
-        """
-        self._faults.add(Fault("delay", count, number_key(phone_number), seconds=seconds))
-
-    def send_invalid_body(
-        self,
-        body: bytes | str = b"<html><body>502 Bad Gateway</body></html>",
-        *,
-        http_status: int = 200,
-        count: int = 1,
-        phone_number: str | None = None,
-    ) -> None:
-        """Answer the next ``count`` requests with a body that is not JSON."""
-        raw = body.encode() if isinstance(body, str) else body
-        self._faults.add(
-            Fault("body", count, number_key(phone_number), http_status=http_status, body=raw)
-        )
-
-    def drop_connection(self, *, count: int = 1, phone_number: str | None = None) -> None:
-        """Close the connection halfway through the next ``count`` answers."""
-        self._faults.add(Fault("drop", count, number_key(phone_number)))
-
-    def fail_delivery(self, biz_id: str, receipt_code: str = "MOBILE_NOT_ON_SERVICE") -> None:
-        """Mark accepted messages with ``biz_id`` as failed with ``receipt_code``."""
-        with self._lock:
-            for message in self._by_biz_id.get(biz_id, ()):
-                message.status = "failed"
-                message.receipt_code = receipt_code
-
     # -- server ----------------------------------------------------------
 
     def _make_tls(self) -> ssl.SSLContext:
-        from ._tls import make_certificates  # noqa: PLC0415 - cryptography only when asked
-
         self._tempdir = tempfile.TemporaryDirectory(prefix="aliyun-sms-emulator-")
         ca_file, cert_file, key_file = make_certificates(Path(self._tempdir.name))
         self.ca_file = str(ca_file)
@@ -556,9 +342,7 @@ class Emulator:
         header_action = request.headers.get("x-acs-action", "")
         action = (header_action if acs3 else params.get("Action")) or header_action
         action = action or params.get("Action", "")
-        with self._lock:
-            self._requests.append(ReceivedRequest(action, params, self.clock()))
-            generation = self._generation
+        generation = self._record(action, params)
         delay, fault = self._faults.take(params)
         delay += self.latency
         if delay > 0:
@@ -596,68 +380,6 @@ class Emulator:
                 500,
             )
         return web.json_response({**payload, "RequestId": request_id})
-
-    # -- actions and the outbox ------------------------------------------------
-
-    def _dispatch(self, action: str, params: Mapping[str, str]) -> dict[str, Any]:
-        check_required(action, params)
-        if action == "SendSms":
-            return self._send_sms(params)
-        if action == "SendBatchSms":
-            return self._send_batch_sms(params)
-        return self._query_send_details(params)
-
-    def _send_sms(self, params: Mapping[str, str]) -> dict[str, Any]:
-        send = read_send_sms(params, self.sign_names, self.templates)
-        return {"Code": "OK", "Message": "OK", "BizId": self._accept(send, params)}
-
-    def _send_batch_sms(self, params: Mapping[str, str]) -> dict[str, Any]:
-        sends = read_send_batch_sms(params, self.sign_names, self.templates)
-        biz_id = self._next_biz_id()
-        for send in sends:
-            self._accept(send, params, biz_id=biz_id)
-        return {"Code": "OK", "Message": "OK", "BizId": biz_id}
-
-    def _accept(self, send: Send, params: Mapping[str, str], biz_id: str | None = None) -> str:
-        """Put ``send`` in the outbox, after flow control; returns its biz id."""
-        now = self.clock()
-        if send.template.type is TemplateType.VERIFICATION_CODE:
-            self._flow.admit(send.recipients, send.sign_name, now)
-        biz_id = biz_id or self._next_biz_id()
-        sent_at = datetime.fromtimestamp(now, CHINA_TZ)
-        text = f"【{send.sign_name}】{send.template.render(send.variables)}"
-        messages = [
-            Message(
-                phone_number=number,
-                sign_name=send.sign_name,
-                template_code=send.template_code,
-                params=dict(send.variables),
-                text=text,
-                biz_id=biz_id,
-                out_id=params.get("OutId"),
-                sent_at=sent_at,
-            )
-            for number in send.recipients
-        ]
-        with self._lock:
-            self._outbox.extend(messages)
-            for message in messages:
-                self._by_number.setdefault(message.phone_number, []).append(message)
-                self._by_biz_id.setdefault(message.biz_id, []).append(message)
-        if self.on_message is not None:
-            for message in messages:
-                self.on_message(message)
-        return biz_id
-
-    def _next_biz_id(self) -> str:
-        return f"{next(self._biz_ids):012d}{secrets.randbelow(10**6):06d}^0"
-
-    def _query_send_details(self, params: Mapping[str, str]) -> dict[str, Any]:
-        query = read_query(params)
-        with self._lock:
-            # Accepted numbers are stored in their key form already.
-            matches = [m for m in self._by_number.get(query.number_key, ()) if query.matches(m)]
-        return query.answer(matches)
 
 
 def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:

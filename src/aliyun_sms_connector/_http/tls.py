@@ -8,6 +8,8 @@ import ipaddress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aliyun_sms_connector._errors import ConfigError
+
 if TYPE_CHECKING:
     import ssl
 
@@ -34,8 +36,6 @@ def client_context(ca_file: str | None) -> ssl.SSLContext:
             stamp = None
     context = _load(ca_file, stamp)
     if context is None:
-        from ._errors import ConfigError  # noqa: PLC0415
-
         # Outside the except block: the ssl error's text is not chained.
         raise ConfigError("caFile: cannot be read as a PEM CA bundle") from None
     return context

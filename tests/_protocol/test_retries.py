@@ -13,9 +13,8 @@ from aliyun_sms_connector import (
     RateLimitExceededError,
 )
 from aliyun_sms_connector._errors import Failure, error_from_failure
-from aliyun_sms_connector._policy import RetryPolicy
-
-from . import wire_fakes
+from aliyun_sms_connector._protocol.policy import RetryPolicy
+from tests import wire_fakes
 
 
 def make(logto_config, **policy):
@@ -65,7 +64,7 @@ class TestWhatIsRetried:
     )
     def test_retryable_errors_use_every_attempt(self, logto_config, transport, failure, mocker):
         """Retryable errors are tried maxAttempts times, then raised with attempts."""
-        mocker.patch("aliyun_sms_connector._driver.time.sleep")
+        mocker.patch("aliyun_sms_connector._protocol.driver.time.sleep")
         transport.send.side_effect = lambda *_, **__: _raise_or_return(failure())
         with pytest.raises(AliyunSmsError) as info:
             send(make(logto_config, maxAttempts=4))
@@ -119,14 +118,14 @@ class TestWhatIsRetried:
 class TestTiming:
     def test_throttling_waits_retry_after(self, logto_config, transport, mocker):
         """Gateway throttling waits exactly x-acs-retry-after before the next attempt."""
-        sleep = mocker.patch("aliyun_sms_connector._driver.time.sleep")
+        sleep = mocker.patch("aliyun_sms_connector._protocol.driver.time.sleep")
         transport.send.side_effect = [wire_fakes.throttling(1500), wire_fakes.ok()]
         assert send(make(logto_config)).attempts == 2
         sleep.assert_called_once_with(1.5)
 
     def test_deadline_stops_retries_whose_wait_would_pass_it(self, logto_config, transport, mocker):
         """A wait that would end past the deadline is not taken."""
-        sleep = mocker.patch("aliyun_sms_connector._driver.time.sleep")
+        sleep = mocker.patch("aliyun_sms_connector._protocol.driver.time.sleep")
         transport.send.return_value = wire_fakes.throttling(60_000)
         with pytest.raises(RateLimitExceededError) as info:
             send(make(logto_config, deadline=5000))
@@ -137,7 +136,7 @@ class TestTiming:
         self, logto_config, transport, mocker
     ):
         """A retry needs 100 ms left after its wait, or the first error stands."""
-        mocker.patch("aliyun_sms_connector._driver.time.sleep")
+        mocker.patch("aliyun_sms_connector._protocol.driver.time.sleep")
         transport.send.return_value = wire_fakes.throttling(60)
         with pytest.raises(RateLimitExceededError) as info:
             send(make(logto_config, deadline=150))
@@ -148,7 +147,7 @@ class TestTiming:
 
     def test_every_attempt_gets_the_same_absolute_deadline(self, logto_config, transport, mocker):
         """Retries do not extend the deadline: each attempt is bounded by the call's."""
-        mocker.patch("aliyun_sms_connector._driver.time.sleep")
+        mocker.patch("aliyun_sms_connector._protocol.driver.time.sleep")
         transport.send.side_effect = [
             wire_fakes.failure("connect", maybe_sent=False),
             wire_fakes.failure("connect", maybe_sent=False),
@@ -161,10 +160,14 @@ class TestTiming:
     def test_waits_are_counted_against_the_deadline(self, logto_config, transport, mocker):
         """The clock moves during backoff; once too little is left, the last error stands."""
         now = [100.0]
-        mocker.patch("aliyun_sms_connector._calls.time.monotonic", side_effect=lambda: now[0])
-        mocker.patch("aliyun_sms_connector._driver.time.monotonic", side_effect=lambda: now[0])
+        mocker.patch(
+            "aliyun_sms_connector._protocol.calls.time.monotonic", side_effect=lambda: now[0]
+        )
+        mocker.patch(
+            "aliyun_sms_connector._protocol.driver.time.monotonic", side_effect=lambda: now[0]
+        )
         sleep = mocker.patch(
-            "aliyun_sms_connector._driver.time.sleep",
+            "aliyun_sms_connector._protocol.driver.time.sleep",
             side_effect=lambda s: now.__setitem__(0, now[0] + s),
         )
         transport.send.return_value = wire_fakes.throttling(400)

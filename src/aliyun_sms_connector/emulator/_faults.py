@@ -6,8 +6,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from ._emulator_http import drop, error
-from ._emulator_numbers import numbers_in
+from ._gateway import drop, error
+from ._numbers import numbers_in
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -1,11 +1,13 @@
-"""The ``aliyun-sms`` command: its parser, its dispatch, and what every command shares.
+"""The ``aliyun-sms`` command: its parser and its dispatch.
 
-The commands live in ``_cli_commands`` (send, status, check-config, emulator),
-``_cli_batch`` (send-batch) and ``_cli_verify`` (demo, verify).
+The commands live in :mod:`.commands` (send, status, check-config, emulator),
+:mod:`.batch` (send-batch) and :mod:`.verify` (demo, verify); what they share,
+the exit statuses included, lives in :mod:`.common`.
 
 Ctrl-C must end any command quietly, with status 130, even while the package
-is still importing. So this module imports nothing but ``sys`` when it loads;
-everything else, argparse and the library included, is imported inside
+is still importing. So this module imports nothing but ``sys`` and
+:mod:`.common` (which imports nothing but ``sys``) when it loads; everything
+else, argparse, the commands and the library included, is imported inside
 :func:`main`'s ``try``.
 """
 
@@ -13,61 +15,27 @@ from __future__ import annotations
 
 import sys
 
+from .common import (
+    BROKEN_PIPE,
+    INTERRUPTED,
+    NOT_FOUND,
+    REDIS_URL_VARIABLE,
+    SECRET_KEY_VARIABLE,
+    TOO_MANY_ATTEMPTS,
+    WRONG_CODE,
+    exit_code,
+    one_line,
+    print_error,
+)
+
 TYPE_CHECKING = False  # not typing's: this module imports nothing it can do without
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
     from pathlib import Path
-    from typing import Any, TextIO
+    from typing import Any
 
-    from ._config import AliyunSmsConfig
-    from ._errors import AliyunSmsError
-
-__all__ = [
-    "EXIT_CODES",
-    "INTERRUPTED",
-    "NOT_FOUND",
-    "PARTIAL",
-    "PORT_UNAVAILABLE",
-    "TOO_MANY_ATTEMPTS",
-    "WRONG_CODE",
-    "exit_code",
-    "load_config",
-    "main",
-    "one_line",
-    "print_error",
-    "read_file",
-]
-REDIS_URL_VARIABLE = "ALIYUN_SMS_REDIS_URL"
-SECRET_KEY_VARIABLE = "ALIYUN_SMS_VERIFY_SECRET_KEY"  # noqa: S105 - a variable's name
-
-# One exit status per error class, by class name so that this table costs no
-# import; the most specific class of an error's MRO wins. Documented in the README.
-EXIT_CODES: tuple[tuple[str, int], ...] = (
-    ("ConfigError", 3),
-    ("InvalidPhoneNumberError", 4),
-    ("TemplateNotFoundError", 5),
-    ("TemplateParamError", 6),
-    ("TemplateError", 7),
-    ("SignNameError", 8),
-    ("AuthenticationError", 9),
-    ("PermissionDeniedError", 10),
-    ("AccountError", 11),
-    ("RateLimitExceededError", 12),
-    ("ServiceUnavailableError", 13),
-    ("NetworkError", 14),
-    ("InvalidResponseError", 15),
-    ("AliyunSmsError", 1),
-)
-USAGE = 2  # argparse's own status for a wrong command line
-PARTIAL = 16  # send-batch: some messages went out and others did not
-PORT_UNAVAILABLE = 17  # emulator: the port is taken or not allowed
-# verify check: the outcomes that are not an approval (a check is no error).
-WRONG_CODE = 18
-TOO_MANY_ATTEMPTS = 19
-NOT_FOUND = 20
-INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
-BROKEN_PIPE = 141  # stdout closed early, as by `| head` (128 + SIGPIPE)
+__all__ = ["main"]
 
 _DEMO_NUMBER = "13800138000"
 _MAX_PORT = 65535
@@ -82,17 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return INTERRUPTED
 
 
-def exit_code(error: BaseException) -> int:
-    """The exit status for ``error``: one per class, see EXIT_CODES."""
-    statuses = dict(EXIT_CODES)
-    for cls in type(error).__mro__:
-        if cls.__name__ in statuses:
-            return statuses[cls.__name__]
-    return 1
-
-
 def _main(argv: Sequence[str] | None) -> int:
-    from ._errors import AliyunSmsError  # noqa: PLC0415
+    from aliyun_sms_connector._errors import AliyunSmsError  # noqa: PLC0415 - Ctrl-C, see above
 
     _tolerant_output()
     args = _parser().parse_args(argv)
@@ -138,8 +97,10 @@ def _drop_stdout() -> None:
 def _parser() -> argparse.ArgumentParser:
     import argparse  # noqa: PLC0415
 
-    from . import _cli_batch, _cli_commands, _cli_verify  # noqa: PLC0415
-    from ._config import UsageType  # noqa: PLC0415
+    # Here, not at the top: they load the library, which Ctrl-C may interrupt.
+    from aliyun_sms_connector._config import UsageType  # noqa: PLC0415
+
+    from . import batch, commands, verify  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(
         prog="aliyun-sms",
@@ -147,9 +108,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Start with 'aliyun-sms demo': it needs no account and no config.",
     )
     parser.add_argument("--version", action=_version_action(), help="show the version and exit")
-    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    subparsers = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser(
+    demo = subparsers.add_parser(
         "demo",
         help="send a code through the official SDK to a local emulator, then check it",
         description="Start the local Aliyun SMS emulator, start a verification: a code is "
@@ -158,9 +119,9 @@ def _parser() -> argparse.ArgumentParser:
         "account and no config are needed.",
     )
     demo.add_argument("--to", default=_DEMO_NUMBER, help="recipient (default: %(default)s)")
-    demo.set_defaults(run=_cli_verify.demo)
+    demo.set_defaults(run=verify.demo)
 
-    send = commands.add_parser(
+    send = subparsers.add_parser(
         "send",
         help="send a verification code with a real config",
         description="Send one verification code. The config comes from --config (Logto's "
@@ -176,9 +137,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     send.add_argument("--code", help="the verification code (default: 6 random digits)")
     send.add_argument("--out-id", help="your own id for the message")
-    send.set_defaults(run=_cli_commands.send)
+    send.set_defaults(run=commands.send)
 
-    status = commands.add_parser(
+    status = subparsers.add_parser(
         "status",
         help="show delivery receipts for a number (QuerySendDetails)",
         description="Show Aliyun's delivery receipts for a number on one day, optionally only "
@@ -190,9 +151,9 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--date", type=_day, help="the day sent, yyyyMMdd (default: today, China time)"
     )
-    status.set_defaults(run=_cli_commands.status)
+    status.set_defaults(run=commands.status)
 
-    batch = commands.add_parser(
+    send_batch = subparsers.add_parser(
         "send-batch",
         help="send notifications to the numbers in a CSV file (SendBatchSms)",
         description="Send one templated message per CSV row through SendBatchSms, in chunks "
@@ -201,27 +162,29 @@ def _parser() -> argparse.ArgumentParser:
         "with its line number and skipped; the others are sent. Exit status 16 means some "
         "messages went out and others did not.",
     )
-    _config_arguments(batch)
-    batch.add_argument("--csv", type=_path, required=True, metavar="PATH", help="the recipients")
-    batch.add_argument(
+    _config_arguments(send_batch)
+    send_batch.add_argument(
+        "--csv", type=_path, required=True, metavar="PATH", help="the recipients"
+    )
+    send_batch.add_argument(
         "--usage-type",
         default=UsageType.GENERIC.value,
         help="picks the template (default: %(default)s)",
     )
-    batch.set_defaults(run=_cli_batch.send_batch)
+    send_batch.set_defaults(run=batch.send_batch)
 
-    _verify_parsers(commands, _cli_verify)
+    _verify_parsers(subparsers, verify)
 
-    check = commands.add_parser(
+    check = subparsers.add_parser(
         "check-config",
         help="validate a config and print its routing table",
         description="Validate the config (from --config or ALIYUN_SMS_* variables) and print "
         "which template serves each usage type, for mainland and overseas numbers.",
     )
     _config_arguments(check)
-    check.set_defaults(run=_cli_commands.check_config)
+    check.set_defaults(run=commands.check_config)
 
-    emulator = commands.add_parser(
+    emulator = subparsers.add_parser(
         "emulator",
         help="run the local Aliyun SMS emulator in the foreground",
         description="Serve a local Dysmsapi endpoint and print every message it accepts. "
@@ -238,12 +201,12 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument(
         "--quiet", action="store_true", help="do not print accepted messages (for load tests)"
     )
-    emulator.set_defaults(run=_cli_commands.emulator)
+    emulator.set_defaults(run=commands.emulator)
     return parser
 
 
-def _verify_parsers(commands: Any, _cli_verify: Any) -> None:
-    verify = commands.add_parser(
+def _verify_parsers(subparsers: Any, verify_module: Any) -> None:
+    verify = subparsers.add_parser(
         "verify",
         help="start and check verification codes, with the codes kept in Redis",
         description="Start a verification (a code is generated, stored as an HMAC and sent "
@@ -278,9 +241,9 @@ def _verify_parsers(commands: Any, _cli_verify: Any) -> None:
             "--usage-type", default="SignIn", help="what the code is for (default: %(default)s)"
         )
     start.add_argument("--client-ip", help="the requester's IP address, for the per-IP limit")
-    start.set_defaults(run=_cli_verify.start)
+    start.set_defaults(run=verify_module.start)
     check.add_argument("--code", required=True, help="the code the user typed")
-    check.set_defaults(run=_cli_verify.check)
+    check.set_defaults(run=verify_module.check)
 
 
 def _version_action() -> type[argparse.Action]:
@@ -361,67 +324,3 @@ def _day(text: str) -> Any:
     if day is None:
         raise _argument_error(f"{one_line(text)!r} is not a day; give yyyyMMdd, such as 20260131")
     return day
-
-
-# -- loading the config ---------------------------------------------------------
-
-
-def load_config(path: Path | None) -> AliyunSmsConfig:
-    """The config from ``path`` (Logto's JSON), or from ALIYUN_SMS_* variables."""
-    from ._config import AliyunSmsConfig  # noqa: PLC0415
-    from ._errors import ConfigError  # noqa: PLC0415
-
-    if path is None:
-        return AliyunSmsConfig.from_env()
-    raw, problem = read_file(path)
-    if raw is None:
-        raise ConfigError(problem)
-    # Bytes: from_json checks they are UTF-8 and drops a byte-order mark.
-    return AliyunSmsConfig.from_json(raw)
-
-
-def read_file(path: Path) -> tuple[bytes | None, str]:
-    """The file's bytes, or None and why it cannot be read."""
-    try:
-        return path.read_bytes(), ""
-    except OSError as err:
-        return None, f"cannot read {one_line(str(path))}: {err.strerror or type(err).__name__}"
-
-
-# -- output -----------------------------------------------------------------------------
-
-
-def one_line(text: str) -> str:
-    """Show ``text`` with every line break and control character as an escape."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
-
-
-def print_error(error: AliyunSmsError, out: TextIO) -> None:
-    """One line ``error: Class: message``, then the details on indented lines."""
-    from ._errors import ConfigError  # noqa: PLC0415
-
-    if isinstance(error, ConfigError) and error.problems:
-        problems = "; ".join(f"{p.field or '(config)'}: {p.problem}" for p in error.problems)
-        count = len(error.problems)
-        message = (
-            f"invalid Aliyun SMS config, {count} problem{'s' if count > 1 else ''}: {problems}"
-        )
-    else:
-        message = error.message
-    print(f"error: {type(error).__name__}: {one_line(message)}", file=out)
-    if isinstance(error, ConfigError):
-        return
-    print(f"  code:       {one_line(error.code)}", file=out)
-    if error.request_id:
-        print(f"  request id: {one_line(error.request_id)}", file=out)
-    if error.http_status is not None:
-        print(f"  HTTP:       {error.http_status}", file=out)
-    if error.recommend:
-        print(f"  recommend:  {one_line(error.recommend)}", file=out)
-    retry_after = getattr(error, "retry_after", None)
-    if retry_after is not None:
-        print(f"  retry after: {retry_after:g} s", file=out)
-    if error.maybe_sent:
-        print("  note:       the SMS may have been sent", file=out)

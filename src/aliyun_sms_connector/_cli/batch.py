@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from ._cli import (
+from .common import (
     PARTIAL,
     exit_code,
     load_config,
@@ -18,10 +18,13 @@ if TYPE_CHECKING:
     import argparse
     from pathlib import Path
 
-    from ._delivery import BatchMessage, BatchResult
-    from ._errors import AliyunSmsError
+    from aliyun_sms_connector._delivery import BatchMessage, BatchResult
+    from aliyun_sms_connector._errors import AliyunSmsError
 
 __all__ = ["send_batch"]
+
+# The library is imported inside each command, not here: Ctrl-C must end a command
+# quietly even while it imports (see .main), and each command loads only what it uses.
 
 # -- send-batch -------------------------------------------------------------------
 
@@ -49,7 +52,7 @@ class _BadRow:
 
 def send_batch(args: argparse.Namespace) -> int:
     """Send one message per good CSV row; report each bad row by its line."""
-    from ._connector import AliyunSmsConnector  # noqa: PLC0415
+    from aliyun_sms_connector._connector import AliyunSmsConnector  # noqa: PLC0415
 
     config = load_config(args.config)
     rows, bad = _batch_rows(args.csv)
@@ -99,7 +102,7 @@ def _batch_rows(path: Path) -> tuple[list[_Row], list[_BadRow]]:
         ConfigError: The file cannot be read, is not UTF-8 CSV, has no usable
             header, or has no data row.
     """
-    from ._errors import ConfigError  # noqa: PLC0415
+    from aliyun_sms_connector._errors import ConfigError  # noqa: PLC0415
 
     name = one_line(str(path))
     records = _csv_records(path, name)
@@ -125,7 +128,7 @@ def _csv_records(path: Path, name: str) -> list[tuple[int, list[str]]]:
     import csv  # noqa: PLC0415
     import io  # noqa: PLC0415
 
-    from ._errors import ConfigError  # noqa: PLC0415
+    from aliyun_sms_connector._errors import ConfigError  # noqa: PLC0415
 
     raw, problem = read_file(path)
     text = None
@@ -152,7 +155,7 @@ def _csv_records(path: Path, name: str) -> list[tuple[int, list[str]]]:
 
 
 def _check_header(header: list[str], name: str) -> None:
-    from ._errors import ConfigError  # noqa: PLC0415
+    from aliyun_sms_connector._errors import ConfigError  # noqa: PLC0415
 
     problem = None
     if "phone" not in header:
@@ -168,9 +171,9 @@ def _check_header(header: list[str], name: str) -> None:
 
 
 def _batch_row(line: int, header: list[str], record: list[str]) -> _Row | _BadRow:
-    from ._delivery import BatchMessage  # noqa: PLC0415
-    from ._errors import InvalidPhoneNumberError, TemplateParamError  # noqa: PLC0415
-    from ._redact import mask_phone  # noqa: PLC0415
+    from aliyun_sms_connector._delivery import BatchMessage  # noqa: PLC0415
+    from aliyun_sms_connector._errors import InvalidPhoneNumberError, TemplateParamError  # noqa: PLC0415
+    from aliyun_sms_connector._redact import mask_phone  # noqa: PLC0415
 
     values = dict(zip(header, record, strict=False))
     to = values.get("phone", "").strip()

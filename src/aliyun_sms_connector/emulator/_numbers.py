@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 
 import phonenumbers
 
-from ._config import TemplateType
-from ._emulator_http import Reject
+from aliyun_sms_connector._config import TemplateType
+
+from ._gateway import Reject
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from .emulator import Template
+    from ._models import Template
 
 __all__ = ["mainland", "number_key", "numbers_in", "recipient"]
 

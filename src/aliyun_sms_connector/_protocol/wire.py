@@ -1,9 +1,9 @@
 """The sans-I/O core: an Aliyun RPC call as bytes, and its answer read back.
 
 No I/O happens here (h11 is the model): :class:`Signer` turns an action and
-its parameters into a :class:`~._transport.WireRequest`, and :func:`read`
-turns a :class:`~._transport.WireResponse` into an :class:`Answer` or a
-:class:`~._errors.Failure`. The drivers in :mod:`._connector` move the bytes.
+its parameters into a ``WireRequest`` (``_http.models``), and :func:`read`
+turns a ``WireResponse`` into an :class:`Answer` or a ``Failure``
+(``_errors``). The drivers of the ``_http`` wing move the bytes.
 
 Every API parameter travels in an ``application/x-www-form-urlencoded`` body,
 never in the URL, so that no library that logs request lines (urllib3 does at
@@ -18,7 +18,7 @@ DEBUG) ever logs a number, a code or a token:
 Everything that does not change between sends (host, user agent, action and
 version headers, content type, the v2 constant fields) is built once per
 endpoint and action; a send adds only its date, nonce, body hash and
-signature. The signatures are the SDK's own (:mod:`._sdk`).
+signature. The signatures are the SDK's own (:mod:`.sdk`).
 """
 
 from __future__ import annotations
@@ -32,14 +32,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from urllib.parse import quote_plus
 
-from . import _sdk
-from ._errors import Failure
-from ._transport import WireRequest
+from aliyun_sms_connector._errors import Failure
+from aliyun_sms_connector._http.models import WireRequest
+
+from . import sdk
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from ._transport import WireResponse
+    from aliyun_sms_connector._http.models import WireResponse
 
 __all__ = [
     "ACTIONS",
@@ -155,7 +156,7 @@ class Signer:
     __slots__ = ("_acs3", "_headers", "_layouts", "_v2_fields")
 
     def __init__(self, *, host: str, user_agent: str, algorithm: str) -> None:
-        self._acs3 = algorithm == _sdk.ACS3
+        self._acs3 = algorithm == sdk.ACS3
         headers: dict[str, dict[str, str]] = {}
         fields: dict[str, dict[str, str]] = {}
         layouts: dict[tuple[str, bool, bool], _Acs3Layout] = {}
@@ -189,7 +190,7 @@ class Signer:
         self._layouts = layouts
 
     def sign(
-        self, action: str, params: Mapping[str, str], credential: _sdk.Credential
+        self, action: str, params: Mapping[str, str], credential: sdk.Credential
     ) -> WireRequest:
         """The signed request for ``action`` with ``params`` (all strings)."""
         if self._acs3:
@@ -197,7 +198,7 @@ class Signer:
         return self._v2_request(action, params, credential)
 
     def _acs3_request(
-        self, action: str, params: Mapping[str, str], credential: _sdk.Credential
+        self, action: str, params: Mapping[str, str], credential: sdk.Credential
     ) -> WireRequest:
         body = form(params).encode()
         digest = hashlib.sha256(body).hexdigest()
@@ -224,13 +225,13 @@ class Signer:
             token.strip() if token else "",
         )
         headers["Authorization"] = (
-            f"{_sdk.ACS3} Credential={key_id},SignedHeaders={layout.signed_headers},"
-            f"Signature={_sdk.acs3_signature(canonical, credential.secret)}"
+            f"{sdk.ACS3} Credential={key_id},SignedHeaders={layout.signed_headers},"
+            f"Signature={sdk.acs3_signature(canonical, credential.secret)}"
         )
         return WireRequest(_POST, _ROOT, headers, body)
 
     def _v2_request(
-        self, action: str, params: Mapping[str, str], credential: _sdk.Credential
+        self, action: str, params: Mapping[str, str], credential: sdk.Credential
     ) -> WireRequest:
         fields = self._v2_fields[action].copy()
         fields["Timestamp"] = timestamp()
@@ -239,7 +240,7 @@ class Signer:
         if credential.token:
             fields["SecurityToken"] = credential.token
         fields.update(params)
-        fields["Signature"] = _sdk.rpc_signature(fields, _POST, credential)
+        fields["Signature"] = sdk.rpc_signature(fields, _POST, credential)
         headers = self._headers[action].copy()
         if credential.provider:
             headers["x-acs-credentials-provider"] = credential.provider

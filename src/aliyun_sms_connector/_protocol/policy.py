@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._errors import AliyunSmsError
+    from aliyun_sms_connector._errors import AliyunSmsError
 
 __all__ = ["MIN_ATTEMPT", "RetryPolicy"]
 

@@ -18,10 +18,10 @@ import aiohttp  # imported up front, so that no deadline pays for it
 import pytest
 
 from aliyun_sms_connector import ConfigError
-from aliyun_sms_connector._sync_driver import _SyncPool
-from aliyun_sms_connector._transport import Transport, TransportError, WireRequest, _split_host
-
-from .fault_servers import (
+from aliyun_sms_connector._http.models import TransportError, WireRequest
+from aliyun_sms_connector._http.sync_driver import _SyncPool
+from aliyun_sms_connector._http.transport import Transport, _split_host
+from tests.fault_servers import (
     BODY,
     OK_BODY,
     FaultServer,
@@ -140,7 +140,7 @@ class TestSuccess:
 
     def test_long_idle_connection_is_not_reused(self, monkeypatch):
         """A connection idle past the keep-alive limit is replaced before sending."""
-        monkeypatch.setattr("aliyun_sms_connector._sync_driver._IDLE_LIMIT", 0.05)
+        monkeypatch.setattr("aliyun_sms_connector._http.sync_driver._IDLE_LIMIT", 0.05)
         with serve("ok") as server:
             transport = make_transport(server.host)
             call(transport, "sync", request_for(server.host))
@@ -795,7 +795,7 @@ class TestSafety:
 
         with serve("ok") as server:
             transport = make_transport(server.host, size=1)
-            monkeypatch.setattr("aliyun_sms_connector._sync_driver._read_answer", broken)
+            monkeypatch.setattr("aliyun_sms_connector._http.sync_driver._read_answer", broken)
             with pytest.raises(RuntimeError):
                 call(transport, "sync", request_for(server.host))
             monkeypatch.undo()

@@ -5,9 +5,9 @@ import inspect
 import pytest
 from darabonba.core import DaraCore
 
-from aliyun_sms_connector import AliyunSmsConnector, _sdk
-
-from .conftest import SECRET, TOKEN
+from aliyun_sms_connector import AliyunSmsConnector
+from aliyun_sms_connector._protocol import sdk
+from tests.conftest import SECRET, TOKEN
 
 
 class TestSdkUntouched:
@@ -32,7 +32,7 @@ class TestLaneSettings:
         """The user agent is the SDK's own, for the SDK's own reasons (env included)."""
         from alibabacloud_tea_openapi.utils import Utils
 
-        settings = _sdk.lane_settings(config)
+        settings = sdk.lane_settings(config)
         assert settings.user_agent == Utils.get_user_agent(None)
         assert settings.algorithm == "ACS3-HMAC-SHA256"
         assert settings.endpoint == "dysmsapi.aliyuncs.com"
@@ -40,7 +40,7 @@ class TestLaneSettings:
     def test_user_agent_follows_the_sdks_environment_variable(self, config, monkeypatch):
         """ALIBABA_CLOUD_USER_AGENT is appended, as the SDK does."""
         monkeypatch.setenv("ALIBABA_CLOUD_USER_AGENT", "acme-app/1.0")
-        assert _sdk.lane_settings(config).user_agent.endswith(" acme-app/1.0")
+        assert sdk.lane_settings(config).user_agent.endswith(" acme-app/1.0")
 
     def test_settings_repr_has_no_secret(self, logto_config, transport):
         """Nothing a lane keeps shows a secret or token in its repr."""
@@ -60,8 +60,8 @@ class TestCredentialSource:
 
         chain = mocker.create_autospec(CredentialClient, instance=True)
         chain.get_credential.side_effect = CredentialException("leaky /home/x/.aliyun SECRET")
-        source = _sdk.CredentialSource(chain, chain=True)
-        with pytest.raises(_sdk.CredentialsUnavailableError) as info:
+        source = sdk.CredentialSource(chain, chain=True)
+        with pytest.raises(sdk.CredentialsUnavailableError) as info:
             source.get()
         assert "leaky" not in str(info.value)
         assert info.value.__context__ is None
@@ -73,5 +73,5 @@ class TestCredentialSource:
 
         chain = mocker.create_autospec(CredentialClient, instance=True)
         chain.get_credential.return_value = CredentialModel(access_key_id="", type="default")
-        with pytest.raises(_sdk.CredentialsUnavailableError):
-            _sdk.CredentialSource(chain, chain=True).get()
+        with pytest.raises(sdk.CredentialsUnavailableError):
+            sdk.CredentialSource(chain, chain=True).get()

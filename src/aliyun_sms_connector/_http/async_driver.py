@@ -4,7 +4,7 @@ aiohttp's own total timeout cannot say which phase it interrupted, so each
 call arms one timer of its own for its deadline and a subclass of aiohttp's
 connector marks the moment a connection is in hand: before it, nothing was
 sent. ``close()``/``aclose()`` stop every call in flight the same way, with a
-reason, so that each ends in a :class:`~._transport.TransportError` and only a
+reason, so that each ends in a :class:`~.models.TransportError` and only a
 caller's own cancellation propagates as ``CancelledError``.
 
 A session lives as long as its event loop: an async generator registered with
@@ -22,14 +22,14 @@ import weakref
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from ._transport import TransportError, WireResponse
+from .models import TransportError, WireResponse
 
 if TYPE_CHECKING:
     import asyncio
     import ssl
     from collections.abc import AsyncGenerator
 
-    from ._transport import Kind, WireRequest
+    from .models import Kind, WireRequest
 
 __all__ = ["AsyncDriver"]
 

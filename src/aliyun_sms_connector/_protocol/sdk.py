@@ -14,7 +14,7 @@ What the library takes from the SDK:
   ``signature_method``) over a canonical request laid out once per endpoint,
   v2 with ``Utils.get_rpcsignature``.
 
-Requests are assembled by :mod:`._wire` and sent by :mod:`._transport`. The
+Requests are assembled by :mod:`.wire` and sent by ``_http.transport``. The
 SDK's own request path and transport are never called, nor patched: other SDK
 users in the same process see the SDK exactly as it ships.
 """
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from ._config import AliyunSmsConfig
+    from aliyun_sms_connector._config import AliyunSmsConfig
 
 __all__ = [
     "ACS3",
@@ -231,7 +231,7 @@ def acs3_signature(canonical_request: str, secret: str) -> str:
     These are the two steps of the SDK's ``Utils.get_authorization`` after
     its canonicalisation: the SHA-256 of the canonical request
     (``Utils.hash``), then the HMAC of the string to sign
-    (``signature_method``). :class:`~._wire.Signer` lays the canonical
+    (``signature_method``). :class:`~.wire.Signer` lays the canonical
     request out once per endpoint, action and credential shape, the way
     ``get_authorization`` does for every request (headers lower-cased and
     sorted, values stripped), and fills in only what changes per send.

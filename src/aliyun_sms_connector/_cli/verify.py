@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._cli import (
+from .common import (
     NOT_FOUND,
     REDIS_URL_VARIABLE,
     SECRET_KEY_VARIABLE,
@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 __all__ = ["another_code", "check", "check_text", "demo", "start"]
 
+# The library is imported inside each command, not here: Ctrl-C must end a command
+# quietly even while it imports (see .main), and each command loads only what it uses.
+
 # -- demo -----------------------------------------------------------------------------
 
 
@@ -27,11 +30,11 @@ def demo(args: argparse.Namespace) -> int:
     """Send a code to the embedded emulator, then check a wrong and the right one."""
     import os  # noqa: PLC0415
 
-    from ._config import UsageType  # noqa: PLC0415
-    from ._connector import AliyunSmsConnector  # noqa: PLC0415
-    from ._redact import mask_phone  # noqa: PLC0415
-    from .emulator import Emulator  # noqa: PLC0415
-    from .verify import MemoryStore, VerificationService  # noqa: PLC0415
+    from aliyun_sms_connector._config import UsageType  # noqa: PLC0415
+    from aliyun_sms_connector._connector import AliyunSmsConnector  # noqa: PLC0415
+    from aliyun_sms_connector._redact import mask_phone  # noqa: PLC0415
+    from aliyun_sms_connector.emulator import Emulator  # noqa: PLC0415
+    from aliyun_sms_connector.verify import MemoryStore, VerificationService  # noqa: PLC0415
 
     # The SDK's credential chain is not used (the keys are explicit), but a
     # machine with no metadata service should not even be asked.
@@ -79,7 +82,7 @@ def another_code(code: str) -> str:
 
 def check_text(result: Any) -> str:
     """The outcome of a check, in words."""
-    from .verify import CheckStatus  # noqa: PLC0415
+    from aliyun_sms_connector.verify import CheckStatus  # noqa: PLC0415
 
     texts = {
         CheckStatus.APPROVED: "APPROVED (the code is now used up)",
@@ -113,7 +116,7 @@ def start(args: argparse.Namespace) -> int:
 
 def check(args: argparse.Namespace) -> int:
     """Check a code; the exit status tells the outcome."""
-    from .verify import CheckStatus  # noqa: PLC0415
+    from aliyun_sms_connector.verify import CheckStatus  # noqa: PLC0415
 
     with _verification_service(args) as service:
         result = service.check(args.to, args.usage_type, args.code)
@@ -136,9 +139,9 @@ class _verification_service:  # noqa: N801 - used like a function, as a context 
     def __enter__(self) -> Any:
         import os  # noqa: PLC0415
 
-        from ._connector import AliyunSmsConnector  # noqa: PLC0415
-        from ._errors import ConfigError  # noqa: PLC0415
-        from .verify import RedisStore, VerificationService  # noqa: PLC0415
+        from aliyun_sms_connector._connector import AliyunSmsConnector  # noqa: PLC0415
+        from aliyun_sms_connector._errors import ConfigError  # noqa: PLC0415
+        from aliyun_sms_connector.verify import RedisStore, VerificationService  # noqa: PLC0415
 
         url = self._args.redis or os.environ.get(REDIS_URL_VARIABLE)
         if not url:
