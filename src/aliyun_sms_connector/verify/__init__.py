@@ -10,6 +10,10 @@
 Only HMACs of numbers, IPs and codes are stored. :class:`MemoryStore` serves
 one process; :class:`RedisStore` (``pip install aliyun-sms-connector[redis]``)
 shares codes and limits between instances, on Redis or Redis Cluster.
+
+This wing uses the connector's public API only (``from aliyun_sms_connector
+import ...``): it never imports a private module of the package, the
+emulator or the command line.
 """
 
 from ._memory import MemoryStore
