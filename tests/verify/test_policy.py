@@ -181,9 +181,9 @@ class TestBoundaries:
             VerificationPolicy(ttl=value)
         assert list(caught.value.problems) == [("ttl", "must be a positive duration")]
 
-    def test_ttl_of_a_fraction_of_a_second(self):
-        """Any positive ttl is allowed, and seconds become a timedelta."""
-        assert VerificationPolicy(ttl=0.5).ttl == timedelta(milliseconds=500)
+    def test_ttl_of_a_second_and_a_half(self):
+        """A ttl of a second or more is allowed, and seconds become a timedelta."""
+        assert VerificationPolicy(ttl=1.5).ttl == timedelta(milliseconds=1500)
 
 
 class TestProblemTexts:
@@ -576,3 +576,32 @@ class TestEveryProblem:
             VerificationPolicy(ttl=1e20, resend_cooldown=float("nan"))
         assert caught.value.__cause__ is None
         assert caught.value.__context__ is None
+
+
+class TestShortestDurations:
+    """The store counts whole milliseconds: nothing shorter than a second but a zero cooldown."""
+
+    @pytest.mark.parametrize(
+        ("field", "value", "problem"),
+        [
+            ("ttl", timedelta(microseconds=1), "must be at least 1 second"),
+            ("ttl", 0.999, "must be at least 1 second"),
+            ("resend_cooldown", 0.0004, "must be 0 (none) or at least 1 second"),
+            (
+                "per_number_cooldown",
+                timedelta(milliseconds=999),
+                "must be 0 (none) or at least 1 second",
+            ),
+        ],
+    )
+    def test_under_a_second_is_refused(self, field, value, problem):
+        """A ttl dead on arrival, or a cooldown that rounds to none, is a ConfigError naming it."""
+        with pytest.raises(ConfigError) as caught:
+            VerificationPolicy(**{field: value})
+        assert list(caught.value.problems) == [(field, problem)]
+
+    def test_a_second_and_a_zero_cooldown_pass(self):
+        """1 s is the shortest ttl and cooldown; 0 still turns a cooldown off."""
+        policy = VerificationPolicy(ttl=1, resend_cooldown=0, per_number_cooldown=1)
+        assert policy.ttl == timedelta(seconds=1)
+        assert policy.resend_cooldown == timedelta(0)

@@ -498,3 +498,74 @@ class TestMaybeSent:
         code = json.loads(emulator.requests[-1].params["TemplateParam"])["code"]
         assert service.check(NUMBER, "SignIn", code).status is CheckStatus.NOT_FOUND
         assert service.check(NUMBER, "SignIn", code, verification_id=verification.id).ok
+
+
+def reachable_strings(error: BaseException, depth: int = 3) -> list[str]:
+    """Every string reachable from the library's frames of an error: locals and their attributes.
+
+    Breadth first, so that each object is met at its shortest distance. The
+    test's own frames are left out: they hold the emulator, which holds the code.
+    """
+    roots: list[object] = [vars(error)]
+    tb = error.__traceback__
+    while tb is not None:
+        if "aliyun_sms_connector" in tb.tb_frame.f_code.co_filename:
+            roots.append(dict(tb.tb_frame.f_locals))
+        tb = tb.tb_next
+    found: list[str] = []
+    seen: dict[int, object] = {}  # keeps what it saw alive, so that no id is reused
+    level = [(value, 0) for value in roots]
+    while level:
+        following: list[tuple[object, int]] = []
+        for value, distance in level:
+            if id(value) in seen or distance > depth:
+                continue
+            seen[id(value)] = value
+            children: list[object] = []
+            if isinstance(value, str):
+                found.append(value)
+            elif isinstance(value, dict):
+                children = [*value.keys(), *value.values()]
+            elif isinstance(value, (list, tuple, set, frozenset)):
+                children = list(value)
+            elif hasattr(value, "__dict__") and not isinstance(value, type):
+                children = [vars(value)]
+            following += [(child, distance + 1) for child in children]
+        level = following
+    return found
+
+
+class TestNoCodeInFrames:
+    """No frame of a raised start error holds the code, not even as an attribute of a local."""
+
+    @pytest.mark.parametrize("run", ["sync", "async"])
+    def test_maybe_sent(self, connector, clock, emulator, run):
+        """A maybe-sent error (its code is live): the code is in no local, at any depth."""
+        service = service_for(connector, clock)
+        emulator.drop_connection()
+
+        def start():
+            if run == "sync":
+                return service.start(NUMBER, "SignIn")
+            return asyncio.run(service.start_async(NUMBER, "SignIn"))
+
+        with pytest.raises(AliyunSmsError) as caught:
+            start()
+        code = json.loads(emulator.requests[-1].params["TemplateParam"])["code"]
+        assert service.check(NUMBER, "SignIn", code).ok  # the code was live
+        assert not [s for s in reachable_strings(caught.value) if code in s]
+
+    def test_refused_test_number(self, connector, clock):
+        """A test number's fixed code: not in the frames of a refused start."""
+        service = service_for(connector, clock, test_numbers={NUMBER: "86420"})
+        service.start(NUMBER, "SignIn")
+        with pytest.raises(RateLimitExceededError) as caught:
+            service.start(NUMBER, "SignIn")
+        assert not [s for s in reachable_strings(caught.value) if "86420" in s]
+
+    def test_lone_surrogate_key(self, connector):
+        """A secret_key UTF-8 cannot encode is a ConfigError that chains nothing."""
+        with pytest.raises(ConfigError) as caught:
+            VerificationService(connector, secret_key="\ud800" + "k" * 40)
+        assert caught.value.__context__ is None
+        assert caught.value.__cause__ is None

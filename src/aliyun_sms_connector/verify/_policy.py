@@ -29,6 +29,9 @@ _DAY_SECONDS = _DAY.total_seconds()
 _MAX_COUNT = 10**9
 _NOT_POSITIVE = "must be a positive duration"
 _TOO_LONG = "must be at most 24 hours"
+_MIN_DURATION = timedelta(seconds=1)
+_TOO_SHORT = "must be at least 1 second"
+_TOO_SHORT_OR_ZERO = "must be 0 (none) or at least 1 second"
 _TOO_MANY = f"must be at most {_MAX_COUNT}"
 
 
@@ -280,6 +283,10 @@ def _duration(value: object, *, zero: bool) -> timedelta | str:
         return _TOO_LONG
     if value < timedelta(0) or not (zero or value):
         return _NOT_POSITIVE
+    if value and value < _MIN_DURATION:
+        # The store counts whole milliseconds: a shorter ttl would be dead on
+        # arrival, a shorter cooldown none at all.
+        return _TOO_SHORT_OR_ZERO if zero else _TOO_SHORT
     return value
 
 

@@ -75,9 +75,9 @@ _MAX_CODE_LENGTH = 64
 _WHITESPACE = " \t\r\n"
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Plan:
-    """One start, prepared. Its repr shows no number and no code."""
+    """One start, prepared. Its repr shows no number and no code (start empties it)."""
 
     phone: PhoneNumber
     usage_type: UsageType
@@ -177,38 +177,44 @@ class VerificationService:
         with Outcome("start", to, usage_type) as outcome:
             plan = self._plan(to, usage_type, client_ip)
             outcome.plan = plan
-            store = self._store
-            if plan.shared is not None:
-                refusal = store.reserve_shared(plan.shared)
-                if refusal is not None:
-                    _raise_refusal(refusal)
+            # Emptied on every way out: no frame an error's traceback reaches
+            # holds the code (a test number's included), not even as an
+            # attribute of a local.
             try:
-                refusal = store.reserve(plan.reservation)
-            except AliyunSmsError:
-                self._release(plan, number=False)
-                raise
-            if refusal is not None:
-                self._release(plan, number=False)
-                _raise_refusal(refusal)
-            sent: SendResult | None = None
-            failure: AliyunSmsError | None = None
-            if not plan.test_number:
+                store = self._store
+                if plan.shared is not None:
+                    refusal = store.reserve_shared(plan.shared)
+                    if refusal is not None:
+                        _raise_refusal(refusal)
                 try:
-                    sent = self._connector.send_message(
-                        plan.phone.e164, plan.usage_type, {"code": plan.code}
-                    )
-                except AliyunSmsError as error:
-                    failure = error
-            if failure is not None and not failure.maybe_sent:
-                self._release(plan, number=True)
-                # Without the connector's frames: their locals hold the code,
-                # which start's caller never had (an error tracker shows them).
-                raise failure.with_traceback(None)
-            try:
-                committed = store.commit(plan.reservation)
-            except AliyunSmsError:
-                committed = None
-            return _after_commit(committed, failure, self._verification(plan, sent, outcome))
+                    refusal = store.reserve(plan.reservation)
+                except AliyunSmsError:
+                    self._release(plan, number=False)
+                    raise
+                if refusal is not None:
+                    self._release(plan, number=False)
+                    _raise_refusal(refusal)
+                sent: SendResult | None = None
+                failure: AliyunSmsError | None = None
+                if not plan.test_number:
+                    try:
+                        sent = self._connector.send_message(
+                            plan.phone.e164, plan.usage_type, {"code": plan.code}
+                        )
+                    except AliyunSmsError as error:
+                        failure = error
+                if failure is not None and not failure.maybe_sent:
+                    self._release(plan, number=True)
+                    # Without the connector's frames: their locals hold the code,
+                    # which start's caller never had (an error tracker shows them).
+                    raise failure.with_traceback(None)
+                try:
+                    committed = store.commit(plan.reservation)
+                except AliyunSmsError:
+                    committed = None
+                return _after_commit(committed, failure, self._verification(plan, sent, outcome))
+            finally:
+                plan.code = ""
 
     async def start_async(
         self, to: str, usage_type: UsageType | str, *, client_ip: str | None = None
@@ -217,36 +223,42 @@ class VerificationService:
         with Outcome("start", to, usage_type) as outcome:
             plan = self._plan(to, usage_type, client_ip)
             outcome.plan = plan
-            store = self._store
-            if plan.shared is not None:
-                refusal = await store.reserve_shared_async(plan.shared)
-                if refusal is not None:
-                    _raise_refusal(refusal)
+            # Emptied on every way out: no frame an error's traceback reaches
+            # holds the code (a test number's included), not even as an
+            # attribute of a local.
             try:
-                refusal = await store.reserve_async(plan.reservation)
-            except AliyunSmsError:
-                await self._release_async(plan, number=False)
-                raise
-            if refusal is not None:
-                await self._release_async(plan, number=False)
-                _raise_refusal(refusal)
-            sent: SendResult | None = None
-            failure: AliyunSmsError | None = None
-            if not plan.test_number:
+                store = self._store
+                if plan.shared is not None:
+                    refusal = await store.reserve_shared_async(plan.shared)
+                    if refusal is not None:
+                        _raise_refusal(refusal)
                 try:
-                    sent = await self._connector.send_message_async(
-                        plan.phone.e164, plan.usage_type, {"code": plan.code}
-                    )
-                except AliyunSmsError as error:
-                    failure = error
-            if failure is not None and not failure.maybe_sent:
-                await self._release_async(plan, number=True)
-                raise failure.with_traceback(None)  # no frame holding the code, as in start
-            try:
-                committed = await store.commit_async(plan.reservation)
-            except AliyunSmsError:
-                committed = None
-            return _after_commit(committed, failure, self._verification(plan, sent, outcome))
+                    refusal = await store.reserve_async(plan.reservation)
+                except AliyunSmsError:
+                    await self._release_async(plan, number=False)
+                    raise
+                if refusal is not None:
+                    await self._release_async(plan, number=False)
+                    _raise_refusal(refusal)
+                sent: SendResult | None = None
+                failure: AliyunSmsError | None = None
+                if not plan.test_number:
+                    try:
+                        sent = await self._connector.send_message_async(
+                            plan.phone.e164, plan.usage_type, {"code": plan.code}
+                        )
+                    except AliyunSmsError as error:
+                        failure = error
+                if failure is not None and not failure.maybe_sent:
+                    await self._release_async(plan, number=True)
+                    raise failure.with_traceback(None)  # no frame holding the code, as in start
+                try:
+                    committed = await store.commit_async(plan.reservation)
+                except AliyunSmsError:
+                    committed = None
+                return _after_commit(committed, failure, self._verification(plan, sent, outcome))
+            finally:
+                plan.code = ""
 
     # -- check -----------------------------------------------------------------
 
@@ -528,7 +540,12 @@ def _secret(secret_key: str | bytes | None, *, shared: bool) -> bytes:
                 f"{MIN_SECRET_BYTES} bytes on every instance (e.g. secrets.token_urlsafe(32))"
             )
         return secrets.token_bytes(MIN_SECRET_BYTES)
-    key = secret_key.encode() if isinstance(secret_key, str) else bytes(secret_key)
+    try:
+        key = secret_key.encode() if isinstance(secret_key, str) else bytes(secret_key)
+    except (UnicodeError, TypeError, ValueError):
+        key = None  # raised below, outside the except block: the value is not chained
+    if key is None:
+        raise ConfigError("secret_key must be a str or bytes that UTF-8 can encode")
     check_secret(key)
     return key
 
