@@ -146,8 +146,12 @@ class TestInvalid:
             parse_phone(raw)
 
     def test_eleven_digits_that_are_a_valid_nanp_number(self):
-        """12576005096 is no CN mobile, but a valid +1 number."""
-        assert parse_phone("12576005096").region == "overseas"
+        """12062345678 is no CN mobile, but a valid +1 number."""
+        # Seattle's 206, valid in the metadata of every phonenumbers release
+        # pyproject allows. (12576005096 was used before: +1 257 entered
+        # phonenumbers' metadata only in 9.0.6, so which numbers are valid
+        # depends on how new the installed release is, not on this package.)
+        assert parse_phone("12062345678").region == "overseas"
 
     @pytest.mark.parametrize("raw", [None, 13800138000, b"13800138000"])
     def test_not_a_string(self, raw):

@@ -16,6 +16,11 @@ two kinds:
   can be replayed; with concurrent clients the order of requests, and so the
   exact faults each one meets, can still vary between runs.
 
+Every throw of the dice is written to :attr:`ChaosProxy.decisions`, in order,
+so a test can check what the proxy did without trusting what a client
+library saw: a client that retries, reconnects or health-checks sends more
+requests, and so meets other faults, but the proxy still records each one.
+
 Requests are matched on whole reads from the client socket. redis-py sends
 one command per write outside pipelines, which is all the store does.
 
@@ -109,6 +114,13 @@ class ChaosProxy:
         self.seed = chaos_seed() if seed is None else seed
         self.stats: Counter[str] = Counter()
         self._rng = random.Random(self.seed)  # noqa: S311 - reproducible test faults
+        #: What the dice decided, in order: ``("connect", "pass" | "reset")`` for
+        #: each accepted connection, then ``("request", what)`` for each request
+        #: read while random faults are on, ``what`` being ``"forward"``,
+        #: ``"delay <s> forward"``, ``"drop request"``, ``"drop reply"``,
+        #: ``"cut request at <n>"`` or ``"cut reply at <n>"`` (after a delay too).
+        #: Appended on the proxy's thread only.
+        self.decisions: list[tuple[str, str]] = []
         self._settings = ChaosSettings()
         self._mode: Literal["pass", "blackhole", "refuse"] = "pass"
         self._rules: list[_Rule] = []
@@ -342,9 +354,11 @@ class ChaosProxy:
         self.stats["connections"] += 1
         if self._rng.random() < self._settings.reset_on_connect:
             self.stats["reset_on_connect"] += 1
+            self.decisions.append(("connect", "reset"))
             conn.reset()
             self._conns.discard(conn)
             return
+        self.decisions.append(("connect", "pass"))
         pumps = (
             asyncio.ensure_future(self._requests(reader, conn)),
             asyncio.ensure_future(self._replies(up_reader, conn)),
@@ -383,9 +397,9 @@ class ChaosProxy:
                     return
                 conn.reply_budget = rule.nbytes
             else:
-                action = await self._random_request_fault(conn)
+                action, cut_at = await self._random_request_fault(conn, len(data))
                 if action == "cut":
-                    conn.upstream.write(data[: self._rng.randrange(len(data))])
+                    conn.upstream.write(data[:cut_at])
                     await conn.upstream.drain()
                     conn.reset()
                     return
@@ -395,28 +409,42 @@ class ChaosProxy:
             conn.upstream.write(data)
             await conn.upstream.drain()
 
-    async def _random_request_fault(self, conn: _Conn) -> Literal["forward", "swallow", "cut"]:
-        """Draw the random faults for one request; the dice are thrown in a fixed order."""
+    async def _random_request_fault(
+        self, conn: _Conn, size: int
+    ) -> tuple[Literal["forward", "swallow", "cut"], int]:
+        """Draw the random faults for one request; the dice are thrown in a fixed order.
+
+        Returns the action and, for a cut, how many of the ``size`` bytes pass.
+        """
         settings, rng = self._settings, self._rng
         roll = rng.random()
+        delayed = ""
         if rng.random() < settings.delay:
             self.stats["delayed"] += 1
-            await asyncio.sleep(rng.uniform(0, settings.max_delay))
+            pause = rng.uniform(0, settings.max_delay)
+            delayed = f"delay {pause:.6f} "
+            await asyncio.sleep(pause)
+        action: Literal["forward", "swallow", "cut"] = "forward"
+        cut_at = 0
         if roll < settings.drop:
             # Half the drops lose the request, half lose its answer after
             # Redis ran it; either way this connection never answers again.
             self.stats["dropped"] += 1
             conn.dropping = True
-            return "swallow" if rng.random() < 0.5 else "forward"
-        roll -= settings.drop
-        if roll < settings.cut_request:
+            action = "swallow" if rng.random() < 0.5 else "forward"
+            what = "drop request" if action == "swallow" else "drop reply"
+        elif roll < settings.drop + settings.cut_request:
             self.stats["cut_request"] += 1
-            return "cut"
-        roll -= settings.cut_request
-        if roll < settings.cut_reply:
+            action, cut_at = "cut", rng.randrange(size)
+            what = f"cut request at {cut_at}"
+        elif roll < settings.drop + settings.cut_request + settings.cut_reply:
             self.stats["cut_reply"] += 1
             conn.reply_budget = rng.randrange(8)
-        return "forward"
+            what = f"cut reply at {conn.reply_budget}"
+        else:
+            what = "forward"
+        self.decisions.append(("request", delayed + what))
+        return action, cut_at
 
     async def _replies(self, reader: asyncio.StreamReader, conn: _Conn) -> None:
         while data := await reader.read(65536):

@@ -334,6 +334,32 @@ class LocalRedisCluster:
             seen.add((node_id, role, master_id))
         return seen
 
+    def node_id(self, node: RedisServer) -> str:
+        """The cluster's id of ``node`` (``CLUSTER MYID``)."""
+        with node.client() as client:
+            raw = client.execute_command("CLUSTER", "MYID")
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+    def serves_slots_everywhere(self, node_id: str) -> bool:
+        """Whether every live node reports ``node_id`` as a healthy master serving slots.
+
+        This is what a client that maps the slots anew can learn from any
+        node: the switch is over for clients only when all of them say so.
+        """
+        for node in self.nodes:
+            if not node.running:
+                continue
+            with node.client() as client:
+                raw = client.execute_command("CLUSTER", "NODES")
+            text = raw.decode() if isinstance(raw, bytes) else str(raw)
+            fields = next((f for f in map(str.split, text.splitlines()) if f[0] == node_id), [])
+            if len(fields) < 9:  # unknown to this node, or a master with no slot
+                return False
+            flags = set(fields[2].split(","))
+            if "master" not in flags or flags & {"fail", "fail?", "handshake", "noaddr"}:
+                return False
+        return True
+
     def wait_ok(self, timeout: float = START_TIMEOUT) -> None:
         """Wait until every live node reports ``cluster_state:ok`` with all slots served.
 

@@ -27,6 +27,7 @@ from aliyun_sms_connector.verify import (
 )
 from aliyun_sms_connector.verify._watchdog import Watchdog as _Watchdog
 
+from .chaos_proxy import ChaosProxy
 from .conftest import NUMBER, OTHER_NUMBER, SECRET_KEY
 
 IP = "203.0.113.77"
@@ -690,21 +691,37 @@ class TestUnsentRetry:
         finally:
             store.close()
 
-    def test_from_url_clients_do_not_retry(self, redis_url):
-        """The clients from_url builds have redis-py's retries off."""
-        store = RedisStore.from_url(redis_url)
+    def test_from_url_clients_do_not_retry(self, standalone_redis):
+        """A script whose reply was lost reaches Redis once, sync and async: no client retries it.
 
-        async def main():
-            client = store._async_client()
-            retries = client.get_retry().get_retries()
-            await store.aclose()
-            return retries
+        Counted by the proxy, not read from redis-py's settings, whose names
+        change between releases.
+        """
+        with ChaosProxy(("127.0.0.1", standalone_redis.port)) as proxy:
+            store = RedisStore.from_url(proxy.url, prefix=f"rt-{uuid.uuid4().hex[:10]}:")
 
-        try:
-            assert store._sync.get_retry().get_retries() == 0
-            assert asyncio.run(main()) == 0
-        finally:
-            store.close()
+            async def main():
+                try:
+                    assert await store.check_async(a_guess()) == (CheckStatus.NOT_FOUND, 0)
+                    proxy.reset_after(0, match=b"EVALSHA", count=5)
+                    with pytest.raises(ServiceUnavailableError):
+                        await store.check_async(a_guess())
+                finally:
+                    await store.aclose()
+
+            try:
+                # The first call caches the script (NOSCRIPT, then EVAL), so that
+                # the cut meets the EVALSHA itself.
+                assert store.check(a_guess()) == (CheckStatus.NOT_FOUND, 0)
+                proxy.reset_after(0, match=b"EVALSHA", count=5)
+                with pytest.raises(ServiceUnavailableError):
+                    store.check(a_guess())
+                assert proxy.stats["reset_reply"] == 1
+                proxy.passthrough()
+                asyncio.run(main())
+                assert proxy.stats["reset_reply"] == 2
+            finally:
+                store.close()
 
 
 class TestDirectCalls:
