@@ -76,6 +76,17 @@ class BrokenStore(MemoryStore):
         return super().check(guess)
 
 
+def starter(service, run: str):
+    """start(NUMBER, "SignIn") on the sync path or the async one."""
+
+    def start():
+        if run == "sync":
+            return service.start(NUMBER, "SignIn")
+        return asyncio.run(service.start_async(NUMBER, "SignIn"))
+
+    return start
+
+
 class TestConfiguration:
     """What the service needs to be built."""
 
@@ -288,10 +299,7 @@ class TestStoreFailures:
         store = BrokenStore("commit")
         service = service_for(connector, clock, store)
 
-        def start():
-            if run == "sync":
-                return service.start(NUMBER, "SignIn")
-            return asyncio.run(service.start_async(NUMBER, "SignIn"))
+        start = starter(service, run)
 
         with pytest.raises(ServiceUnavailableError) as caught:
             start()
@@ -398,10 +406,7 @@ class TestPrivacy:
         else:
             emulator.fail_next("isv.AMOUNT_NOT_ENOUGH")
 
-        def start():
-            if run == "sync":
-                return service.start(NUMBER, "SignIn")
-            return asyncio.run(service.start_async(NUMBER, "SignIn"))
+        start = starter(service, run)
 
         with pytest.raises(Exception) as caught:
             start()
@@ -483,10 +488,7 @@ class TestMaybeSent:
         service = service_for(connector, clock, require_verification_id=True)
         emulator.drop_connection()  # Aliyun accepted; the answer was lost
 
-        def start():
-            if run == "sync":
-                return service.start(NUMBER, "SignIn")
-            return asyncio.run(service.start_async(NUMBER, "SignIn"))
+        start = starter(service, run)
 
         with pytest.raises(AliyunSmsError) as caught:
             start()
@@ -544,10 +546,7 @@ class TestNoCodeInFrames:
         service = service_for(connector, clock)
         emulator.drop_connection()
 
-        def start():
-            if run == "sync":
-                return service.start(NUMBER, "SignIn")
-            return asyncio.run(service.start_async(NUMBER, "SignIn"))
+        start = starter(service, run)
 
         with pytest.raises(AliyunSmsError) as caught:
             start()
