@@ -5,6 +5,7 @@ import importlib
 import pytest
 
 import aliyun_sms_connector
+from tests.verify.test_exported_members import EXPECTED as VERIFY_EXPECTED
 
 PUBLIC = {
     "AccountError",
@@ -58,16 +59,8 @@ SUBMODULES = {
         "ReceivedRequest",
         "Template",
     },
-    "verify": {
-        "CheckResult",
-        "CheckStatus",
-        "MemoryStore",
-        "RedisStore",
-        "Verification",
-        "VerificationPolicy",
-        "VerificationService",
-        "VerificationStore",
-    },
+    # Pinned once, where the verify wing's tests live.
+    "verify": VERIFY_EXPECTED,
 }
 
 
