@@ -14,7 +14,9 @@ what a client that maps the slots anew can learn.
 
 Every call is recorded with its start and end time. Afterwards:
 
-- every error is ``ServiceUnavailableError(code="StoreUnavailable")``, and
+- every error is the store's: ``ServiceUnavailableError`` with code
+  ``StoreUnavailable`` (or ``CodeNotActivated``, a start whose SMS went out
+  while its commit failed), and
   no call that ended before the switch began failed (a call still in flight
   when the master died may fail: it was sent to that master);
 - once the cluster reports the takeover, every call that starts later than
@@ -61,6 +63,11 @@ WARM = 1.0  # seconds of traffic before the switch, at least
 WARM_LIMIT = 30.0  # seconds within which every client must have had a call succeed
 SETTLE = 1.5  # seconds of error-free traffic needed after the last error
 _numbers = itertools.count(0)
+
+
+# What a store fault looks like to the caller: no outcome was confirmed
+# (StoreUnavailable), or a start's SMS went out while its commit failed.
+STORE_FAULTS = {"StoreUnavailable", "CodeNotActivated"}
 
 
 @dataclass(frozen=True)
@@ -264,7 +271,7 @@ def promote_replica(
 
 def describe(calls: list[Call], switch_began: float, took_over: float, *, kill: bool) -> str:
     """One line: how the switch went, when calls failed, and every outcome's count."""
-    failed = [c for c in calls if c.outcome == "StoreUnavailable"]
+    failed = [c for c in calls if c.outcome in STORE_FAULTS]
     in_flight = sum(c.started < switch_began for c in failed)
     window = (
         f"errors from {min(c.started for c in failed) - switch_began:+.2f} s "
@@ -316,7 +323,7 @@ class TestClusterFailover:
             while True:
                 now = time.monotonic()
                 with recorder.lock:
-                    errors = [c.ended for c in recorder.calls if c.outcome == "StoreUnavailable"]
+                    errors = [c.ended for c in recorder.calls if c.outcome in STORE_FAULTS]
                 quiet_since = max([took_over, *errors])
                 if now - quiet_since >= SETTLE or now - took_over >= RECOVERY + SETTLE:
                     break
@@ -336,9 +343,7 @@ class TestClusterFailover:
         print(describe(calls, switch_began, took_over, kill=kill))  # noqa: T201
         assert not recorder.unexpected, f"untyped errors: {recorder.unexpected[:5]!r}"
         errors = [c for c in calls if c.outcome not in {"sent", *(s.value for s in CheckStatus)}]
-        assert {c.outcome for c in errors} <= {"StoreUnavailable"}, Counter(
-            c.outcome for c in errors
-        )
+        assert {c.outcome for c in errors} <= STORE_FAULTS, Counter(c.outcome for c in errors)
         early = [c for c in errors if c.ended < switch_began]
         assert not early, f"{len(early)} calls failed before the switch began"
         late = [c for c in errors if c.started > took_over + RECOVERY]
@@ -468,7 +473,7 @@ class TestSentinel:
             f"sentinel failover: {time.monotonic() - killed:.2f} s after SIGKILL, "
             f"{dict(errors)} meanwhile"
         )
-        assert set(errors) <= {"StoreUnavailable"}
+        assert set(errors) <= STORE_FAULTS
         # The promoted replica kept the code and the counted guess.
         assert result.status is CheckStatus.WRONG_CODE
         assert result.attempts_left == 1
