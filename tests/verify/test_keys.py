@@ -232,7 +232,10 @@ class TestKeyNames:
         keys = _keys.shared_keys("app:", "ipid")
         assert keys.ip == "app:{limits}:ip:ipid"
         assert keys.global_ == "app:{limits}:global"
+        assert keys.ip_failed == "app:{limits}:ip-failed:ipid"
+        assert len({key_slot(key.encode()) for key in keys}) == 1
         assert _keys.shared_keys("app:", None).ip is None
+        assert _keys.shared_keys("app:", None).ip_failed is None
 
     @pytest.mark.parametrize("prefix", ["{x}", "a{", "b}"])
     def test_prefix_without_braces(self, prefix):
