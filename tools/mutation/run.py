@@ -6,7 +6,7 @@ Usage (from the repository root; tox -e mutation runs it)::
     python tools/mutation/run.py [MODULE ...] [--workers N] [--fail-under PCT]
 
 MODULE is a name from modules.py (config, phone, templates, errors, redact,
-verify.policy, verify.keys); all of them by default. Each module runs in its own
+verify.policy, verify.keys, verify.numbers); all of them by default. Each module runs in its own
 scratch copy of the repository under .mutation/<module>/, with a generated
 [tool.mutmut] that mutates that module only and selects that module's own tests,
 so a mutant counts as killed only if the module's own tests notice it.
