@@ -273,12 +273,12 @@ class RedisStore(VerificationStore):
 
     def release(self, reservation: Reservation) -> None:
         """Undo a reservation whose SMS surely never left: its code, cooldowns and count."""
-        keys = self._release_keys(reservation)
+        keys = self._reservation_keys(reservation)
         self._run(RELEASE, keys, [reservation.verification_id], ignore)
 
     async def release_async(self, reservation: Reservation) -> None:
         """The async twin of :meth:`release`."""
-        keys = self._release_keys(reservation)
+        keys = self._reservation_keys(reservation)
         await self._run_async(RELEASE, keys, [reservation.verification_id], ignore)
 
     def release_shared(self, reservation: SharedReservation) -> None:
@@ -354,8 +354,7 @@ class RedisStore(VerificationStore):
     # -- keys and arguments ------------------------------------------------------
 
     def _reserve_args(self, r: Reservation) -> tuple[list[str], list[object]]:
-        k = number_keys(self._prefix, r.number, r.usage_type)
-        keys = [k.record, k.usage_cooldown, k.number_cooldown, k.sends]
+        keys = self._reservation_keys(r)
         args: list[object] = [
             r.now_ms,
             r.verification_id,
@@ -371,7 +370,8 @@ class RedisStore(VerificationStore):
     def _commit_args(self, r: Reservation) -> tuple[list[str], list[object]]:
         return [record_key(self._prefix, r.number, r.usage_type)], [r.verification_id, r.now_ms]
 
-    def _release_keys(self, r: Reservation) -> list[str]:
+    def _reservation_keys(self, r: Reservation) -> list[str]:
+        """The keys RESERVE and RELEASE touch: the record, both cooldowns, the sends."""
         k = number_keys(self._prefix, r.number, r.usage_type)
         return [k.record, k.usage_cooldown, k.number_cooldown, k.sends]
 
