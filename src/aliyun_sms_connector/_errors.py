@@ -289,63 +289,66 @@ class Failure:
     maybe_sent: bool | None = None
 
 
-_Row = tuple[str, type[AliyunSmsError], bool]
+# (code, class, retryable, explanation): the explanation is a short English
+# sentence saying what the code means and what to do; Aliyun's own text stays
+# in the error's .message.
+_Row = tuple[str, type[AliyunSmsError], bool, str]
 
 # The translation table: one row per Aliyun code, "X.*" matches X.anything.
 _TABLE: tuple[_Row, ...] = (
-    ("InvalidAccessKeyId.NotFound", AuthenticationError, False),
-    ("InvalidAccessKeyId.Inactive", AuthenticationError, False),
-    ("SignatureDoesNotMatch", AuthenticationError, False),
-    ("IncompleteSignature", AuthenticationError, False),
-    ("InvalidSecurityToken.*", AuthenticationError, False),
-    ("InvalidTimeStamp.Expired", AuthenticationError, False),
-    ("SignatureNonceUsed", AuthenticationError, False),
+    ("InvalidAccessKeyId.NotFound", AuthenticationError, False, ""),
+    ("InvalidAccessKeyId.Inactive", AuthenticationError, False, ""),
+    ("SignatureDoesNotMatch", AuthenticationError, False, ""),
+    ("IncompleteSignature", AuthenticationError, False, ""),
+    ("InvalidSecurityToken.*", AuthenticationError, False, ""),
+    ("InvalidTimeStamp.Expired", AuthenticationError, False, ""),
+    ("SignatureNonceUsed", AuthenticationError, False, ""),
     # Raised before any request: the SDK's, and the default chain's through this library.
-    ("InvalidCredentials", AuthenticationError, False),
-    ("CredentialsUnavailable", AuthenticationError, False),
-    ("isp.RAM_PERMISSION_DENY", PermissionDeniedError, False),
-    ("isv.DENY_IP_RANGE", PermissionDeniedError, False),
-    ("Forbidden.*", PermissionDeniedError, False),
-    ("isv.SMS_TEST_NUMBER_LIMIT", PermissionDeniedError, False),
-    ("isv.SMS_TEST_SIGN_TEMPLATE_LIMIT", PermissionDeniedError, False),
-    ("isv.SMS_SIGNATURE_ILLEGAL", SignNameError, False),
-    ("isv.SIGN_STATE_ILLEGAL", SignNameError, False),
-    ("isv.SMS_SIGN_ILLEGAL", SignNameError, False),
-    ("isv.SMS_SIGNATURE_SCENE_ILLEGAL", SignNameError, False),
-    ("SIGNATURE_BLACKLIST", SignNameError, False),
-    ("isv.EXTEND_CODE_ERROR", SignNameError, False),
-    ("isv.SMS_TEMPLATE_ILLEGAL", TemplateError, False),
-    ("isv.SMS_CONTENT_ILLEGAL", TemplateError, False),
-    ("isv.TEMPLATE_MISSING_PARAMETERS", TemplateParamError, False),
-    ("isv.INVALID_JSON_PARAM", TemplateParamError, False),
-    ("isv.TEMPLATE_PARAMS_ILLEGAL", TemplateParamError, False),
-    ("isv.BLACK_KEY_CONTROL_LIMIT", TemplateParamError, False),
-    ("isv.PARAM_LENGTH_LIMIT", TemplateParamError, False),
-    ("isv.PARAM_NOT_SUPPORT_URL", TemplateParamError, False),
-    ("isv.MOBILE_NUMBER_ILLEGAL", InvalidPhoneNumberError, False),
-    ("isv.MOBILE_COUNT_OVER_LIMIT", InvalidPhoneNumberError, False),
-    ("isv.DOMESTIC_NUMBER_NOT_SUPPORTED", InvalidPhoneNumberError, False),
-    ("isv.AMOUNT_NOT_ENOUGH", AccountError, False),
-    ("isv.OUT_OF_SERVICE", AccountError, False),
-    ("isv.ACCOUNT_NOT_EXISTS", AccountError, False),
-    ("isv.ACCOUNT_ABNORMAL", AccountError, False),
-    ("isv.PRODUCT_UN_SUBSCRIPT", AccountError, False),
-    ("isv.PRODUCT_UNSUBSCRIBE", AccountError, False),
-    ("isv.BUSINESS_LIMIT_CONTROL", RateLimitExceededError, False),
-    ("isv.DAY_LIMIT_CONTROL", RateLimitExceededError, False),
-    ("isv.MONTH_LIMIT_CONTROL", RateLimitExceededError, False),
-    ("Throttling", RateLimitExceededError, True),
-    ("Throttling.*", RateLimitExceededError, True),
-    ("isp.SYSTEM_ERROR", ServiceUnavailableError, True),
-    ("isp.GATEWAY_ERROR", ServiceUnavailableError, True),
-    ("isp.UNKNOWN", ServiceUnavailableError, True),
-    ("ServiceUnavailable", ServiceUnavailableError, True),
-    ("InternalError", ServiceUnavailableError, True),
+    ("InvalidCredentials", AuthenticationError, False, ""),
+    ("CredentialsUnavailable", AuthenticationError, False, ""),
+    ("isp.RAM_PERMISSION_DENY", PermissionDeniedError, False, ""),
+    ("isv.DENY_IP_RANGE", PermissionDeniedError, False, ""),
+    ("Forbidden.*", PermissionDeniedError, False, ""),
+    ("isv.SMS_TEST_NUMBER_LIMIT", PermissionDeniedError, False, ""),
+    ("isv.SMS_TEST_SIGN_TEMPLATE_LIMIT", PermissionDeniedError, False, ""),
+    ("isv.SMS_SIGNATURE_ILLEGAL", SignNameError, False, ""),
+    ("isv.SIGN_STATE_ILLEGAL", SignNameError, False, ""),
+    ("isv.SMS_SIGN_ILLEGAL", SignNameError, False, ""),
+    ("isv.SMS_SIGNATURE_SCENE_ILLEGAL", SignNameError, False, ""),
+    ("SIGNATURE_BLACKLIST", SignNameError, False, ""),
+    ("isv.EXTEND_CODE_ERROR", SignNameError, False, ""),
+    ("isv.SMS_TEMPLATE_ILLEGAL", TemplateError, False, ""),
+    ("isv.SMS_CONTENT_ILLEGAL", TemplateError, False, ""),
+    ("isv.TEMPLATE_MISSING_PARAMETERS", TemplateParamError, False, ""),
+    ("isv.INVALID_JSON_PARAM", TemplateParamError, False, ""),
+    ("isv.TEMPLATE_PARAMS_ILLEGAL", TemplateParamError, False, ""),
+    ("isv.BLACK_KEY_CONTROL_LIMIT", TemplateParamError, False, ""),
+    ("isv.PARAM_LENGTH_LIMIT", TemplateParamError, False, ""),
+    ("isv.PARAM_NOT_SUPPORT_URL", TemplateParamError, False, ""),
+    ("isv.MOBILE_NUMBER_ILLEGAL", InvalidPhoneNumberError, False, ""),
+    ("isv.MOBILE_COUNT_OVER_LIMIT", InvalidPhoneNumberError, False, ""),
+    ("isv.DOMESTIC_NUMBER_NOT_SUPPORTED", InvalidPhoneNumberError, False, ""),
+    ("isv.AMOUNT_NOT_ENOUGH", AccountError, False, ""),
+    ("isv.OUT_OF_SERVICE", AccountError, False, ""),
+    ("isv.ACCOUNT_NOT_EXISTS", AccountError, False, ""),
+    ("isv.ACCOUNT_ABNORMAL", AccountError, False, ""),
+    ("isv.PRODUCT_UN_SUBSCRIPT", AccountError, False, ""),
+    ("isv.PRODUCT_UNSUBSCRIBE", AccountError, False, ""),
+    ("isv.BUSINESS_LIMIT_CONTROL", RateLimitExceededError, False, ""),
+    ("isv.DAY_LIMIT_CONTROL", RateLimitExceededError, False, ""),
+    ("isv.MONTH_LIMIT_CONTROL", RateLimitExceededError, False, ""),
+    ("Throttling", RateLimitExceededError, True, ""),
+    ("Throttling.*", RateLimitExceededError, True, ""),
+    ("isp.SYSTEM_ERROR", ServiceUnavailableError, True, ""),
+    ("isp.GATEWAY_ERROR", ServiceUnavailableError, True, ""),
+    ("isp.UNKNOWN", ServiceUnavailableError, True, ""),
+    ("ServiceUnavailable", ServiceUnavailableError, True, ""),
+    ("InternalError", ServiceUnavailableError, True, ""),
 )
 
-_EXACT = {code: (cls, retryable) for code, cls, retryable in _TABLE if not code.endswith(".*")}
+_EXACT = {code: (cls, retryable) for code, cls, retryable, _ in _TABLE if not code.endswith(".*")}
 _PREFIXES = tuple(
-    (code[:-1], cls, retryable) for code, cls, retryable in _TABLE if code.endswith(".*")
+    (code[:-1], cls, retryable) for code, cls, retryable, _ in _TABLE if code.endswith(".*")
 )
 
 # Aliyun's wording for its per-number flow control, e.g. 触发分钟级流控Permits:1.
