@@ -52,6 +52,11 @@ FORBIDDEN = {
         f"{NAME}.verify",
     ),
     f"{NAME}._cli": (f"{NAME}._protocol", f"{NAME}._http"),
+    f"{NAME}._mas": (
+        f"{NAME}._cli",
+        f"{NAME}.emulator",
+        f"{NAME}.verify",
+    ),
     # The connector's public API only: no private module of the package.
     f"{NAME}.verify": (
         f"{NAME}._protocol",

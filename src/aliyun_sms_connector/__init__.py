@@ -44,11 +44,13 @@ if TYPE_CHECKING:
         TemplateNotFoundError,
         TemplateParamError,
     )
+    from ._mas.connector import AliyunMasConnector
     from ._phone import PhoneNumber, parse_phone
     from ._redact import RedactedError
 
 __all__ = [
     "AccountError",
+    "AliyunMasConnector",
     "AliyunSmsConfig",
     "AliyunSmsConnector",
     "AliyunSmsError",
@@ -84,6 +86,7 @@ __all__ = [
 # The module that defines each public name.
 _WHERE = {
     "AccountError": "_errors",
+    "AliyunMasConnector": "_mas.connector",
     "AliyunSmsConfig": "_config",
     "AliyunSmsConnector": "_connector",
     "AliyunSmsError": "_errors",
