@@ -53,6 +53,8 @@ def test_all_is_exactly_the_public_api():
 SUBMODULES = {
     "emulator": {
         "DEFAULT_ACCESS_KEYS",
+        "DEFAULT_MAS_SIGN_NAME",
+        "DEFAULT_MAS_TEMPLATES",
         "DEFAULT_SIGN_NAME",
         "DEFAULT_TEMPLATES",
         "Emulator",

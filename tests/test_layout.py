@@ -48,6 +48,7 @@ FORBIDDEN = {
     f"{NAME}.emulator": (
         f"{NAME}._protocol",
         f"{NAME}._connector",
+        f"{NAME}._mas",
         f"{NAME}._cli",
         f"{NAME}.verify",
     ),

@@ -1,9 +1,10 @@
-"""The emulator's actions: their business rules and flow control.
+"""The emulator's Dysmsapi actions: their business rules and flow control.
 
 SendSms, SendBatchSms and QuerySendDetails, and Aliyun's default flow control
 for verification codes. The readers check a request's parameters against the account's sign names
 and templates and return what to send or look up; the emulator keeps the
-outbox.
+outbox. The Message Authentication Service's actions (:mod:`._mas_actions`)
+reuse the template and parameter rules here.
 """
 
 from __future__ import annotations
@@ -28,10 +29,14 @@ if TYPE_CHECKING:
     from ._models import Message, Template
 
 __all__ = [
+    "ACTIONS",
     "FlowControl",
     "Query",
     "Send",
     "check_required",
+    "check_variables",
+    "find_template",
+    "json_object",
     "read_query",
     "read_send_batch_sms",
     "read_send_sms",
@@ -46,7 +51,12 @@ _REQUIRED = {
     "SendSms": ("PhoneNumbers", "SignName", "TemplateCode"),
     "SendBatchSms": ("PhoneNumberJson", "SignNameJson", "TemplateCode"),
     "QuerySendDetails": ("PhoneNumber", "SendDate"),
+    # Dypnsapi (the Message Authentication Service), on the same endpoint.
+    "SendSmsVerifyCode": ("PhoneNumber", "SignName", "TemplateCode", "TemplateParam"),
+    "CheckSmsVerifyCode": ("PhoneNumber", "VerifyCode"),
 }
+# Every action the emulator serves, of both products.
+ACTIONS = frozenset(_REQUIRED)
 # Aliyun's documented defaults for verification codes, per number and sign name.
 _FLOW_LIMITS = (
     (60.0, 1, "触发分钟级流控Permits:1"),
@@ -90,8 +100,8 @@ def read_send_sms(
         raise Reject("isv.MOBILE_COUNT_OVER_LIMIT", "手机号码数量超过限制")
     sign_name = params["SignName"]
     template_code = params["TemplateCode"]
-    template = _template(sign_names, templates, sign_name, template_code)
-    variables = _variables(template, _json_object(params.get("TemplateParam")))
+    template = find_template(sign_names, templates, sign_name, template_code)
+    variables = check_variables(template, json_object(params.get("TemplateParam")))
     recipients = [recipient(number, template) for number in numbers]
     return Send(recipients, sign_name, template_code, template, variables)
 
@@ -113,22 +123,23 @@ def read_send_batch_sms(
     sends: list[Send] = []
     for index, number in enumerate(numbers):
         sign_name = str(batch_sign_names[index])
-        template = _template(sign_names, templates, sign_name, template_code)
+        template = find_template(sign_names, templates, sign_name, template_code)
         values = raw_params[index] if raw_params else {}
         if not isinstance(values, dict):
             raise Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
-        variables = _variables(template, values)
+        variables = check_variables(template, values)
         recipients = [recipient(str(number), template)]
         sends.append(Send(recipients, sign_name, template_code, template, variables))
     return sends
 
 
-def _template(
+def find_template(
     sign_names: Collection[str],
     templates: Mapping[str, Template],
     sign_name: str,
     template_code: str,
 ) -> Template:
+    """The template ``template_code`` names, under a ``sign_name`` of the account."""
     if sign_name not in sign_names:
         raise Reject("isv.SMS_SIGNATURE_ILLEGAL", "该账号下找不到对应签名")
     template = templates.get(template_code)
@@ -137,7 +148,8 @@ def _template(
     return template
 
 
-def _variables(template: Template, values: dict[str, Any]) -> dict[str, str]:
+def check_variables(template: Template, values: dict[str, Any]) -> dict[str, str]:
+    """``values`` as strings, when they fill ``template`` as Aliyun requires; or :class:`Reject`."""
     # Strings and numbers only: true/false are refused like null, which
     # Aliyun's "只接受字符串值" asks for; str(True) would pass as a code.
     if any(isinstance(v, (dict, list, bool)) or v is None for v in values.values()):
@@ -268,7 +280,8 @@ def _json(raw: str) -> Any:
         raise Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法") from None
 
 
-def _json_object(raw: str | None) -> dict[str, Any]:
+def json_object(raw: str | None) -> dict[str, Any]:
+    """The JSON object ``raw`` holds (empty when absent), or :class:`Reject`."""
     values = _json(raw) if raw else {}
     if not isinstance(values, dict):
         raise Reject("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")

@@ -1,4 +1,9 @@
-"""The emulator's injected faults: queued, taken one per request, answered."""
+"""The emulator's injected faults: queued, taken one per request, answered.
+
+A fault may be scoped to one number, to one action (``SendSms``,
+``SendSmsVerifyCode``, ``CheckSmsVerifyCode``...), or both; unscoped faults
+take the next request of either product.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from ._gateway import drop, error
+from ._mas_actions import MAS_ACTIONS
 from ._numbers import numbers_in
 
 if TYPE_CHECKING:
@@ -24,6 +30,7 @@ class Fault:
     kind: Literal["code", "delay", "body", "drop"]
     remaining: int | None
     phone_number: str | None
+    action: str | None = None
     code: str = ""
     http_status: int = 200
     message: str | None = None
@@ -31,12 +38,20 @@ class Fault:
     seconds: float = 0.0
     body: bytes = b""
 
-    def matches(self, numbers: list[str]) -> bool:
-        """Whether the fault applies to a request naming ``numbers``."""
-        return self.phone_number is None or self.phone_number in numbers
+    def matches(self, action: str, numbers: list[str]) -> bool:
+        """Whether the fault applies to an ``action`` request naming ``numbers``."""
+        return (self.action is None or self.action == action) and (
+            self.phone_number is None or self.phone_number in numbers
+        )
 
-    async def answer(self, request: web.Request, request_id: str) -> web.StreamResponse:
-        """Answer ``request`` as this fault says (not for a delay, which only waits)."""
+    async def answer(
+        self, request: web.Request, request_id: str, action: str = ""
+    ) -> web.StreamResponse:
+        """Answer ``request`` as this fault says (not for a delay, which only waits).
+
+        A Dypnsapi action's business error (HTTP 200) says ``"Success": false``,
+        and its gateway errors name Dypnsapi, as Aliyun's answers do.
+        """
         from aiohttp import web  # noqa: PLC0415
 
         if self.kind == "drop":
@@ -44,7 +59,16 @@ class Fault:
         if self.kind == "body":
             return web.Response(body=self.body, status=self.http_status, content_type="text/html")
         message = self.message or f"Injected fault: {self.code}"
-        return error(self.code, message, request_id, self.http_status, self.headers)
+        mas = action in MAS_ACTIONS
+        return error(
+            self.code,
+            message,
+            request_id,
+            self.http_status,
+            self.headers,
+            product="Dypnsapi" if mas else "Dysmsapi",
+            extra={"Success": False} if mas and self.http_status < 400 else None,  # noqa: PLR2004
+        )
 
 
 class FaultQueue:
@@ -64,8 +88,8 @@ class FaultQueue:
         with self._lock:
             self._faults.clear()
 
-    def take(self, params: Mapping[str, str]) -> tuple[float, Fault | None]:
-        """The delay and the answer due for a request, used up in queue order.
+    def take(self, params: Mapping[str, str], action: str = "") -> tuple[float, Fault | None]:
+        """The delay and the answer due for an ``action`` request, used up in queue order.
 
         The first matching delay and the first matching answer (code, body or
         drop) are taken; later ones wait for later requests.
@@ -78,7 +102,7 @@ class FaultQueue:
             delay: Fault | None = None
             answer: Fault | None = None
             for fault in self._faults:
-                if not fault.matches(numbers):
+                if not fault.matches(action, numbers):
                     continue
                 if fault.kind == "delay":
                     if delay is None:

@@ -2,7 +2,8 @@
 
 Aliyun's RPC gateway reads API parameters from the query and from an
 ``application/x-www-form-urlencoded`` body alike; its errors are JSON with
-``Code``, ``Message`` and ``RequestId``.
+``Code``, ``Message`` and ``RequestId``. Dypnsapi's business errors also say
+``"Success": false``; its gateway errors name ``dypnsapi.aliyuncs.com``.
 """
 
 from __future__ import annotations
@@ -24,13 +25,21 @@ class Reject(Exception):  # noqa: N818 - internal control flow, not an error cla
     """Answer the request with an Aliyun error."""
 
     def __init__(
-        self, code: str, message: str, status: int = 200, headers: Mapping[str, str] | None = None
+        self,
+        code: str,
+        message: str,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        *,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(code)
         self.code = code
         self.message = message
         self.status = status
         self.headers = dict(headers or {})
+        # More fields of the answer's body, such as Dypnsapi's "Success": false.
+        self.extra = dict(extra or {})
 
 
 def missing(name: str) -> Reject:
@@ -39,16 +48,28 @@ def missing(name: str) -> Reject:
 
 
 def error(
-    code: str, message: str, request_id: str, status: int, headers: Mapping[str, str] | None = None
+    code: str,
+    message: str,
+    request_id: str,
+    status: int,
+    headers: Mapping[str, str] | None = None,
+    *,
+    product: str = "Dysmsapi",
+    extra: Mapping[str, Any] | None = None,
 ) -> web.Response:
-    """An Aliyun error answer; gateway errors (4xx, 5xx) add HostId and Recommend."""
+    """An Aliyun error answer; gateway errors (4xx, 5xx) add HostId and Recommend.
+
+    ``product`` is the API's name (``Dysmsapi`` or ``Dypnsapi``), as the gateway
+    names it; ``extra`` adds fields to the body.
+    """
     from aiohttp import web  # noqa: PLC0415
 
     body: dict[str, Any] = {"Code": code, "Message": message, "RequestId": request_id}
+    body.update(extra or {})
     if status >= 400:  # noqa: PLR2004
-        body["HostId"] = "dysmsapi.aliyuncs.com"
+        body["HostId"] = f"{product.lower()}.aliyuncs.com"
         body["Recommend"] = (
-            f"https://api.aliyun.com/troubleshoot?q={quote(code)}&product=Dysmsapi"
+            f"https://api.aliyun.com/troubleshoot?q={quote(code)}&product={product}"
             f"&requestId={request_id}"
         )
     return web.json_response(body, status=status, headers=headers)

@@ -2,7 +2,8 @@
 
 A request is read (:mod:`._gateway`), recorded and held by any delay or fault
 (:mod:`._control`), authenticated (:mod:`._auth`), then dispatched to the
-actions (:mod:`._actions`) through :class:`~._control.Controls`.
+actions of either product (:mod:`._actions` for Dysmsapi, :mod:`._mas_actions`
+for the Message Authentication Service) through :class:`~._control.Controls`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,15 @@ from aliyun_sms_connector._http.tls import make_certificates
 from ._auth import ACS3, authenticate
 from ._control import Controls
 from ._gateway import Reject, drop, error, parameters
-from ._models import DEFAULT_ACCESS_KEYS, DEFAULT_SIGN_NAME, DEFAULT_TEMPLATES, Template
+from ._mas_actions import MAS_ACTIONS
+from ._models import (
+    DEFAULT_ACCESS_KEYS,
+    DEFAULT_MAS_SIGN_NAME,
+    DEFAULT_MAS_TEMPLATES,
+    DEFAULT_SIGN_NAME,
+    DEFAULT_TEMPLATES,
+    Template,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -46,25 +55,46 @@ _log = logging.getLogger("aliyun_sms_connector.emulator")  # its name before the
 _MAX_BODY = 1024 * 1024
 # How long stop() lets answers in flight finish before it cancels them.
 _STOP_GRACE = 0.25
+# Logto's aliyun-sms-mas table: each of its nine usage types → a system template.
+_MAS_USAGE_TEMPLATES = {
+    "SignIn": "100001",
+    "Register": "100001",
+    "ForgotPassword": "100003",
+    "Generic": "100001",
+    "UserPermissionValidation": "100005",
+    "BindNewIdentifier": "100002",
+    "OrganizationInvitation": "100001",
+    "MfaVerification": "100001",
+    "BindMfa": "100001",
+}
 
 
 class Emulator(Controls):
-    """A local Dysmsapi endpoint, served on 127.0.0.1 from a background thread.
+    """A local Dysmsapi and Dypnsapi endpoint, served on 127.0.0.1 from a background thread.
+
+    One port serves both products: the SMS service (SendSms, SendBatchSms,
+    QuerySendDetails) and the Message Authentication Service
+    (SendSmsVerifyCode, CheckSmsVerifyCode); the action parameter decides.
 
     Args:
         access_keys: AccessKey id → secret pairs that may sign requests.
-        sign_names: Approved sign names.
+        sign_names: Approved sign names (SMS service).
         templates: Template code → content (a verification-code template) or
-            :class:`Template` for another kind.
-        clock: Seconds since the epoch, for flow control and message times;
-            tests pass a fake one so they never sleep. Signature timestamps
-            are checked against the real time, which is what the SDK signs.
+            :class:`Template` for another kind (SMS service).
+        clock: Seconds since the epoch, for flow control, code validity and
+            ``Interval``, and message times; tests pass a fake one so they
+            never sleep. Signature timestamps are checked against the real
+            time, which is what the SDK signs.
         security_tokens: STS token → the AccessKey id it was issued for. When
             given, requests that carry a token must carry one of these.
         port: 0 picks a free port.
         tls: Serve HTTPS with a throwaway CA, whose file is :attr:`ca_file`.
         latency: Seconds added to every answer (a simulated round trip).
         on_message: Called with each accepted :class:`Message`.
+        mas_sign_names: The Message Authentication Service's system sign
+            names; by default ``[DEFAULT_MAS_SIGN_NAME]``.
+        mas_templates: Its system templates, code → content; by default
+            ``DEFAULT_MAS_TEMPLATES`` (100001-100005).
     """
 
     def __init__(
@@ -79,13 +109,18 @@ class Emulator(Controls):
         tls: bool = False,
         latency: float = 0.0,
         on_message: Callable[[Message], None] | None = None,
+        mas_sign_names: Iterable[str] | None = None,
+        mas_templates: Mapping[str, str | Template] | None = None,
     ) -> None:
         self.access_keys = dict(DEFAULT_ACCESS_KEYS if access_keys is None else access_keys)
         self.sign_names = list([DEFAULT_SIGN_NAME] if sign_names is None else sign_names)
-        raw_templates = DEFAULT_TEMPLATES if templates is None else templates
-        self.templates = {
-            code: t if isinstance(t, Template) else Template(t) for code, t in raw_templates.items()
-        }
+        self.templates = _templates(DEFAULT_TEMPLATES if templates is None else templates)
+        self.mas_sign_names = list(
+            [DEFAULT_MAS_SIGN_NAME] if mas_sign_names is None else mas_sign_names
+        )
+        self.mas_templates = _templates(
+            DEFAULT_MAS_TEMPLATES if mas_templates is None else mas_templates
+        )
         self.security_tokens = dict(security_tokens) if security_tokens is not None else None
         self.clock = clock or time.time
         self.latency = latency
@@ -247,6 +282,34 @@ class Emulator(Controls):
         config.update(overrides)
         return config
 
+    def mas_connector_config(self, **overrides: Any) -> dict[str, Any]:
+        """A Logto-style ``aliyun-sms-mas`` config pointed at this emulator.
+
+        It uses the first AccessKey and the first system sign name, and all
+        nine of Logto's usage types with their system templates (SignIn,
+        Register, Generic, OrganizationInvitation, MfaVerification and BindMfa
+        → 100001; BindNewIdentifier → 100002; ForgotPassword → 100003;
+        UserPermissionValidation → 100005), unless ``overrides`` says
+        otherwise. ``endpoint`` and ``protocol`` (and ``caFile`` with
+        ``tls=True``) point at this emulator, as in :meth:`connector_config`.
+        """
+        key_id, secret = next(iter(self.access_keys.items()))
+        config: dict[str, Any] = {
+            "accessKeyId": key_id,
+            "accessKeySecret": secret,
+            "signName": self.mas_sign_names[0] if self.mas_sign_names else "",
+            "templates": [
+                {"usageType": usage_type, "templateCode": code}
+                for usage_type, code in _MAS_USAGE_TEMPLATES.items()
+            ],
+            "endpoint": self.endpoint,
+            "protocol": self.protocol,
+        }
+        if self.ca_file is not None:
+            config["caFile"] = self.ca_file
+        config.update(overrides)
+        return config
+
     # -- server ----------------------------------------------------------
 
     def _make_tls(self) -> ssl.SSLContext:
@@ -343,7 +406,7 @@ class Emulator(Controls):
         action = (header_action if acs3 else params.get("Action")) or header_action
         action = action or params.get("Action", "")
         generation = self._record(action, params)
-        delay, fault = self._faults.take(params)
+        delay, fault = self._faults.take(params, action)
         delay += self.latency
         if delay > 0:
             await asyncio.sleep(delay)
@@ -352,9 +415,12 @@ class Emulator(Controls):
                 # and flow-control history, in the next test's clean slate.
                 return await drop(request)
         if fault is not None:
-            return await fault.answer(request, request_id)
+            return await fault.answer(request, request_id, action)
+        product = "Dypnsapi" if action in MAS_ACTIONS else "Dysmsapi"
         if malformed is not None:
-            return error(malformed.code, malformed.message, request_id, malformed.status)
+            return error(
+                malformed.code, malformed.message, request_id, malformed.status, product=product
+            )
         try:
             authenticate(
                 request,
@@ -366,9 +432,17 @@ class Emulator(Controls):
                 security_tokens=self.security_tokens,
                 nonces=self._nonces,
             )
-            payload = self._dispatch(action, params)
+            payload = self._dispatch(action, params, request_id)
         except Reject as reject:
-            return error(reject.code, reject.message, request_id, reject.status, reject.headers)
+            return error(
+                reject.code,
+                reject.message,
+                request_id,
+                reject.status,
+                reject.headers,
+                product=product,
+                extra=reject.extra,
+            )
         except Exception:  # noqa: BLE001 - answered as Aliyun's InternalError, and logged
             # A request this emulator did not foresee still gets Aliyun's
             # shape, never aiohttp's text/plain 500; the log says what broke.
@@ -378,8 +452,14 @@ class Emulator(Controls):
                 "The request processing has failed due to some unknown error.",
                 request_id,
                 500,
+                product=product,
             )
         return web.json_response({**payload, "RequestId": request_id})
+
+
+def _templates(raw: Mapping[str, str | Template]) -> dict[str, Template]:
+    """Template code → :class:`Template`; plain text is a verification-code template."""
+    return {code: t if isinstance(t, Template) else Template(t) for code, t in raw.items()}
 
 
 def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
