@@ -746,3 +746,20 @@ class TestMasConnectorConfig:
             "100003",
             "100005",
         ]
+
+    def test_tls(self, clock):
+        """With tls=True the config says https and names the CA, and the SDK sends over it."""
+        with Emulator({KEY_ID: SECRET}, clock=clock, tls=True) as emulator:
+            config = emulator.mas_connector_config()
+            assert (config["protocol"], config["caFile"]) == ("https", emulator.ca_file)
+            client = Client(
+                Config(
+                    access_key_id=KEY_ID,
+                    access_key_secret=SECRET,
+                    endpoint=config["endpoint"],
+                    protocol=config["protocol"],
+                    ca=config["caFile"],
+                )
+            )
+            assert send(client).code == "OK"
+            assert verdict(client, emulator.last_code(NUMBER)) == "PASS"
