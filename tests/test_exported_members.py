@@ -9,6 +9,7 @@ from tests.verify.test_exported_members import EXPECTED as VERIFY_EXPECTED
 
 PUBLIC = {
     "AccountError",
+    "AliyunMasConfig",
     "AliyunMasConnector",
     "AliyunSmsConfig",
     "AliyunSmsConnector",

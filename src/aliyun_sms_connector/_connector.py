@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._config import AliyunSmsConfig, UsageType
+from ._config import AliyunSmsConfig, ConnectionConfig, UsageType
 from ._delivery import (
     BatchChunk,
     BatchMessage,
@@ -29,7 +29,7 @@ from ._protocol import sdk
 from ._protocol.calls import Call, Secrets, prepare_batch, prepare_query, prepare_send
 from ._protocol.driver import Driver, log_success, logger
 from ._protocol.policy import RetryPolicy
-from ._protocol.wire import Answer, Signer, records_of
+from ._protocol.wire import ACTIONS, Answer, Signer, records_of
 from ._redact import mask_phone
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from ._phone import Region
     from ._templates import Route
 
-__all__ = ["AliyunSmsConnector", "SendResult"]
+__all__ = ["AliyunSmsConnector", "EndpointLane", "SendResult"]
 
 
 @dataclass(frozen=True)
@@ -100,18 +100,35 @@ class SendResult:
         return self._connector, self.sent_at.date() if self.sent_at else None
 
 
-class _Lane:
-    """One endpoint: its settings, its signer and its connection pool."""
+class EndpointLane:
+    """One endpoint: its settings, its signer and its connection pool.
+
+    Args:
+        config: The connector's config (SMS or Message Authentication Service).
+        overseas: The SMS connector's overseas endpoint, not the mainland one.
+        product: Which SDK resolves the endpoint: Dysmsapi or Dypnsapi.
+        actions: The actions the signer prepares (``wire.ACTIONS`` for SMS).
+    """
 
     __slots__ = ("credentials", "endpoint", "settings", "signer", "transport")
 
-    def __init__(self, config: AliyunSmsConfig, *, overseas: bool) -> None:
-        settings = sdk.lane_settings(config, overseas=overseas)
+    def __init__(
+        self,
+        config: ConnectionConfig,
+        *,
+        overseas: bool = False,
+        product: sdk.Product = "dysmsapi",
+        actions: tuple[str, ...] = ACTIONS,
+    ) -> None:
+        settings = sdk.lane_settings(config, overseas=overseas, product=product)
         self.settings = settings
         self.endpoint = settings.endpoint
         self.credentials = settings.credentials
         self.signer = Signer(
-            host=settings.endpoint, user_agent=settings.user_agent, algorithm=settings.algorithm
+            host=settings.endpoint,
+            user_agent=settings.user_agent,
+            algorithm=settings.algorithm,
+            actions=actions,
         )
         self.transport = Transport(
             protocol=config.protocol,
@@ -126,7 +143,7 @@ class _Lane:
         return self.settings.client
 
     def __repr__(self) -> str:
-        return f"_Lane(endpoint={self.endpoint!r})"
+        return f"EndpointLane(endpoint={self.endpoint!r})"
 
 
 class AliyunSmsConnector:
@@ -148,9 +165,9 @@ class AliyunSmsConnector:
         if not isinstance(config, AliyunSmsConfig):
             config = AliyunSmsConfig.model_validate(dict(config))
         self._config = config
-        china = _Lane(config, overseas=False)
-        overseas = _Lane(config, overseas=True) if config.has_overseas_route else china
-        self._lanes: dict[Region, _Lane] = {"china": china, "overseas": overseas}
+        china = EndpointLane(config)
+        overseas = EndpointLane(config, overseas=True) if config.has_overseas_route else china
+        self._lanes: dict[Region, EndpointLane] = {"china": china, "overseas": overseas}
         given = (config.access_key_secret, config.security_token)
         self._secrets = Secrets([secret.get_secret_value() for secret in given if secret])
         self._driver = Driver(
