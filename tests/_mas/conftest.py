@@ -6,6 +6,7 @@ import pytest
 
 from aliyun_sms_connector import AliyunMasConnector
 from tests.conftest import SECRET
+from tests.privacy import capture_debug_logs
 
 # What Logto's console stores for its aliyun-sms-mas connector, pasted as is:
 # all nine usage types, the system template codes of its README.
@@ -40,3 +41,10 @@ def mas(mas_config, transport):
     connector = AliyunMasConnector({**mas_config, "backoffBase": 0})
     yield connector
     connector.close()
+
+
+@pytest.fixture
+def debug_logs():
+    """The root logger at DEBUG for one test, every record kept (tests/privacy.py)."""
+    with capture_debug_logs() as capture:
+        yield capture

@@ -49,6 +49,8 @@ _LOGTO_MINUTES: Final = "10"
 # Aliyun's bounds on CodeLength.
 MIN_CODE_LENGTH: Final = 4
 MAX_CODE_LENGTH: Final = 8
+# The longest unknown VerifyResult an error quotes.
+_MAX_SHOWN: Final = 20
 # The placeholder that makes Aliyun generate the code.
 _GENERATED: Final = "##code##"
 # A code Aliyun can have made: CodeLength 4-8, CodeType digits to mixed letters.
@@ -257,20 +259,30 @@ def model_of(answer: Answer) -> dict[str, Any]:
     return model if isinstance(model, dict) else {}
 
 
-def verify_result(answer: Answer) -> bool:
+def verify_result(answer: Answer, call: Call) -> bool:
     """True for ``Model.VerifyResult == "PASS"``, False for ``"UNKNOWN"``.
 
     Raises:
         InvalidResponseError: Anything else, or nothing: never True on doubt.
+            Its message shows the value scrubbed by ``call``'s redactor.
     """
     result = model_of(answer).get("VerifyResult")
     if result == "PASS":
         return True
     if result == "UNKNOWN":
         return False
-    shown = result if isinstance(result, str) and len(result) <= 20 else type(result).__name__  # noqa: PLR2004
-    raise InvalidResponseError(
-        f"CheckSmsVerifyCode answered an unknown VerifyResult ({shown!r}); not approved",
+    error = _unknown_result(result, answer, call)
+    del result  # Aliyun's own value, out of the raising frame's locals
+    raise error
+
+
+def _unknown_result(result: object, answer: Answer, call: Call) -> InvalidResponseError:
+    if isinstance(result, str) and len(result) <= _MAX_SHOWN:
+        shown = repr(call.redactor.text(result))
+    else:
+        shown = type(result).__name__
+    return InvalidResponseError(
+        f"CheckSmsVerifyCode answered an unknown VerifyResult ({shown}); not approved",
         request_id=answer.request_id,
         http_status=answer.http_status,
     )

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from aliyun_sms_connector._connector import EndpointLane, SendResult
 from aliyun_sms_connector._delivery import china_now
-from aliyun_sms_connector._errors import AliyunSmsError
+from aliyun_sms_connector._errors import AliyunSmsError, InvalidResponseError
 from aliyun_sms_connector._protocol.calls import Secrets
-from aliyun_sms_connector._protocol.driver import Driver, log_success
+from aliyun_sms_connector._protocol.driver import Driver, log_success, logger
 from aliyun_sms_connector._protocol.policy import RetryPolicy
 from aliyun_sms_connector._protocol.wire import text_or_none
 
@@ -346,6 +346,18 @@ class AliyunMasConnector:
 
 
 def _checked(prepared: MasCall, answer: Answer, attempts: int) -> bool:
-    passed = verify_result(answer)
+    try:
+        passed = verify_result(answer, prepared.call)
+    except InvalidResponseError as error:
+        # As the driver logs a failed call: labels only, the number masked.
+        logger.warning(
+            "SMS code check failed %s error=%s code=%s request_id=%s attempts=%d",
+            prepared.call.summary,
+            type(error).__name__,
+            error.code,
+            error.request_id,
+            attempts,
+        )
+        raise
     log_success("SMS code checked", prepared.call, None, answer.request_id, attempts)
     return passed

@@ -28,7 +28,7 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from urllib.parse import quote_plus
 
@@ -258,9 +258,13 @@ class Signer:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A 2xx answer whose ``Code`` is ``OK``: its JSON object."""
+    """A 2xx answer whose ``Code`` is ``OK``: its JSON object.
 
-    body: dict[str, Any]
+    ``repr`` leaves the body out: an answer may echo a number or a code, and
+    an error tracker renders the frames' locals, answers included, with ``repr``.
+    """
+
+    body: dict[str, Any] = field(repr=False)
     http_status: int
 
     @property
