@@ -134,3 +134,16 @@ def assert_signatures(ours, theirs, *, algorithm, sts):
         assert signed == set(theirs_fields["SignedHeaders"].split(";")) | {"content-type"}
         if sts:
             assert {"x-acs-security-token", "x-acs-accesskey-id"} <= signed
+
+
+def assert_tampering_breaks(ours, *, algorithm, old, new):
+    """Replacing ``old`` by ``new`` in the signed body breaks the hand check (it can fail)."""
+    tampered = ours.body.replace(old, new)
+    assert tampered != ours.body
+    if algorithm == "v2":
+        params = dict(parse_qsl(tampered.decode(), keep_blank_values=True))
+        assert params["Signature"] != v2_signature("POST", params, SECRET)
+    else:
+        _, fields = authorization(ours.headers)
+        expected, _ = acs3_signature("POST", "/", {}, ours.headers, tampered, SECRET)
+        assert fields["Signature"] != expected

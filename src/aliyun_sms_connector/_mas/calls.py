@@ -66,6 +66,24 @@ class MasCall(NamedTuple):
     usage_type: UsageType
 
 
+class _Target(NamedTuple):
+    """Who a call is for, and the template entry serving it."""
+
+    to: str
+    phone: PhoneNumber
+    route: Route
+
+    def __repr__(self) -> str:
+        # The number as given stays out of frame-local renderings.
+        return f"_Target(phone={self.phone!r}, template={self.route.template_code!r})"
+
+
+def _target(config: AliyunMasConfig, to: str, usage_type: UsageType | str) -> _Target:
+    # The number first: a number the service cannot serve is the first problem to name.
+    phone = parse_mainland_mobile(to)
+    return _Target(to, phone, route(config.templates_by_usage, usage_type, "china"))
+
+
 def prepare_message(
     config: AliyunMasConfig,
     secrets: Secrets,
@@ -85,28 +103,18 @@ def prepare_message(
         InvalidPhoneNumberError, TemplateNotFoundError, TemplateParamError:
             The input is not sendable.
     """
-    phone = parse_mainland_mobile(to)
-    chosen = route(config.templates_by_usage, usage_type, "china")
+    target = _target(config, to, usage_type)
     # Anything but a mapping is refused by build_template_param, by its type.
     full: Any = {**payload} if isinstance(payload, Mapping) else payload
     if payload is None:
         full = {}
     if isinstance(full, dict):
         full.setdefault("min", _LOGTO_MINUTES)
-    template_param = build_template_param(full, chosen.template)
+    template_param = build_template_param(full, target.route.template)
     # What was sent, the minutes aside: they are no secret.
     sent = json.loads(template_param)
     values = tuple([value for key, value in sent.items() if key != "min"])
-    return _send(
-        config,
-        secrets,
-        to=to,
-        phone=phone,
-        chosen=chosen,
-        template_param=template_param,
-        values=values,
-        extra={},
-    )
+    return _send(config, secrets, target, template_param, values=values)
 
 
 def prepare_verify_code(
@@ -130,8 +138,7 @@ def prepare_verify_code(
     _check_int("code_length", code_length, MIN_CODE_LENGTH, MAX_CODE_LENGTH)
     _check_int("valid_time", valid_time, 1, None)
     _check_int("interval", interval, 0, None)
-    phone = parse_mainland_mobile(to)
-    chosen = route(config.templates_by_usage, usage_type, "china")
+    target = _target(config, to, usage_type)
     minutes = str(math.ceil(valid_time / 60))
     template_param = json.dumps({"code": _GENERATED, "min": minutes}, separators=(",", ":"))
     extra = {
@@ -143,48 +150,29 @@ def prepare_verify_code(
         # Digits only.
         "CodeType": "1",
     }
-    return _send(
-        config,
-        secrets,
-        to=to,
-        phone=phone,
-        chosen=chosen,
-        template_param=template_param,
-        values=(),
-        extra=extra,
-    )
+    return _send(config, secrets, target, template_param, extra=extra)
 
 
 def _send(
     config: AliyunMasConfig,
     secrets: Secrets,
-    *,
-    to: str,
-    phone: PhoneNumber,
-    chosen: Route,
+    target: _Target,
     template_param: str,
-    values: tuple[str, ...],
-    extra: dict[str, str],
+    *,
+    values: tuple[str, ...] = (),
+    extra: Mapping[str, str] | None = None,
 ) -> MasCall:
-    call = _call(
-        config,
-        secrets,
-        action=SEND,
-        to=to,
-        phone=phone,
-        chosen=chosen,
-        values=(*values, template_param),
-    )
+    call = _call(config, secrets, target, SEND, (*values, template_param))
     params = HiddenParams(
-        PhoneNumber=phone.national_number,
+        PhoneNumber=target.phone.national_number,
         CountryCode=_COUNTRY_CODE,
         SignName=config.sign_name,
-        TemplateCode=chosen.template_code,
+        TemplateCode=target.route.template_code,
         TemplateParam=template_param,
-        **extra,
+        **(extra or {}),
     )
-    _add_scheme(params, chosen)
-    return MasCall(call, SEND, params, chosen.usage_type)
+    _add_scheme(params, target.route)
+    return MasCall(call, SEND, params, target.route.usage_type)
 
 
 def prepare_check(
@@ -203,36 +191,33 @@ def prepare_check(
     Raises:
         InvalidPhoneNumberError, TemplateNotFoundError: As for a send.
     """
-    phone = parse_mainland_mobile(to)
-    chosen = route(config.templates_by_usage, usage_type, "china")
+    target = _target(config, to, usage_type)
     if not isinstance(code, str) or not _POSSIBLE_CODE.fullmatch(code):
         return None
-    call = _call(config, secrets, action=CHECK, to=to, phone=phone, chosen=chosen, values=(code,))
+    call = _call(config, secrets, target, CHECK, (code,))
     params = HiddenParams(
-        PhoneNumber=phone.national_number, CountryCode=_COUNTRY_CODE, VerifyCode=code
+        PhoneNumber=target.phone.national_number, CountryCode=_COUNTRY_CODE, VerifyCode=code
     )
-    _add_scheme(params, chosen)
-    return MasCall(call, CHECK, params, chosen.usage_type)
+    _add_scheme(params, target.route)
+    return MasCall(call, CHECK, params, target.route.usage_type)
 
 
 def _call(
     config: AliyunMasConfig,
     secrets: Secrets,
-    *,
+    target: _Target,
     action: str,
-    to: str,
-    phone: PhoneNumber,
-    chosen: Route,
     values: tuple[str, ...],
 ) -> Call:
+    phone = target.phone
     return Call(
         (
             ("operation", action),
-            ("usage_type", chosen.usage_type.value),
-            ("template", chosen.template_code),
+            ("usage_type", target.route.usage_type.value),
+            ("template", target.route.template_code),
             ("to", phone),
         ),
-        phones=(to, phone.aliyun, phone.e164, phone.national_number),
+        phones=(target.to, phone.aliyun, phone.e164, phone.national_number),
         values=values,
         secrets=secrets,
         deadline_ms=config.deadline,

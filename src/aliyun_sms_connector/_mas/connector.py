@@ -16,12 +16,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aliyun_sms_connector._connector import EndpointLane, SendResult
+from aliyun_sms_connector._connector import ConnectorBase, EndpointLane, SendResult
 from aliyun_sms_connector._delivery import china_now
-from aliyun_sms_connector._errors import AliyunSmsError, InvalidResponseError
-from aliyun_sms_connector._protocol.calls import Secrets
-from aliyun_sms_connector._protocol.driver import Driver, log_success, logger
-from aliyun_sms_connector._protocol.policy import RetryPolicy
+from aliyun_sms_connector._errors import InvalidResponseError
+from aliyun_sms_connector._protocol.driver import log_success, logger
 from aliyun_sms_connector._protocol.wire import text_or_none
 
 from .calls import (
@@ -37,17 +35,15 @@ from .config import AliyunMasConfig
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from types import TracebackType
-
-    from typing_extensions import Self
 
     from aliyun_sms_connector._config import UsageType
+    from aliyun_sms_connector._http.transport import Transport
     from aliyun_sms_connector._protocol.wire import Answer
 
 __all__ = ["AliyunMasConnector"]
 
 
-class AliyunMasConnector:
+class AliyunMasConnector(ConnectorBase[AliyunMasConfig]):
     """Send verification codes through Aliyun's Message Authentication Service (Dypnsapi).
 
     Takes Logto's ``aliyun-sms-mas`` connector config as is, plus the
@@ -77,25 +73,8 @@ class AliyunMasConnector:
     def __init__(self, config: AliyunMasConfig | Mapping[str, Any]) -> None:
         if not isinstance(config, AliyunMasConfig):
             config = AliyunMasConfig.model_validate(dict(config))
-        self._config = config
         self._lane = EndpointLane(config, product="dypnsapi", actions=ACTIONS)
-        given = (config.access_key_secret, config.security_token)
-        self._secrets = Secrets([secret.get_secret_value() for secret in given if secret])
-        self._driver = Driver(
-            RetryPolicy(
-                max_attempts=config.max_attempts,
-                base_ms=config.backoff_base,
-                cap_ms=config.backoff_cap,
-            ),
-            connect_timeout=config.connect_timeout / 1000,
-            read_timeout=config.read_timeout / 1000,
-        )
-        self._closed = False
-
-    @property
-    def config(self) -> AliyunMasConfig:
-        """The validated config."""
-        return self._config
+        super().__init__(config)
 
     @property
     def endpoint(self) -> str:
@@ -110,54 +89,8 @@ class AliyunMasConnector:
             return "AliyunMasConnector(<not built>)"
         return f"AliyunMasConnector(endpoint={lane.endpoint!r})"
 
-    # -- lifecycle -----------------------------------------------------------
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` or :meth:`aclose` was called."""
-        return self._closed
-
-    def close(self) -> None:
-        """Release the connection pools. Async sessions need :meth:`aclose`."""
-        self._closed = True
-        self._lane.transport.close()
-
-    async def aclose(self) -> None:
-        """Release this event loop's connections and the sync pool.
-
-        Calls still in flight end with ``AliyunSmsError`` code
-        ``ConnectorClosed``, never a bare ``CancelledError``.
-        """
-        self._closed = True
-        await self._lane.transport.aclose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def _ensure_open(self) -> None:
-        if self._closed:
-            raise AliyunSmsError(
-                "the connector is closed; build a new one to send again", code="ConnectorClosed"
-            )
+    def _transports(self) -> list[Transport]:
+        return [self._lane.transport]
 
     # --- the connector's contract: the caller's own code, Aliyun as the channel ---
 
