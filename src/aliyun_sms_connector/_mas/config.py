@@ -16,9 +16,8 @@ from aliyun_sms_connector._config import (
     unique_usage_types,
 )
 
-__all__ = ["DEFAULT_ENDPOINT", "MAX_SCHEME_NAME", "AliyunMasConfig", "MasTemplateConfig"]
+__all__ = ["MAX_SCHEME_NAME", "AliyunMasConfig", "MasTemplateConfig"]
 
-DEFAULT_ENDPOINT = "dypnsapi.aliyuncs.com"
 # Aliyun's limit on SchemeName (the "verification service name").
 MAX_SCHEME_NAME = 20
 
