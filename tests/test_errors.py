@@ -24,6 +24,7 @@ from aliyun_sms_connector import (
     TemplateParamError,
 )
 from aliyun_sms_connector._errors import (
+    _DYPNSAPI,
     _TABLE,
     NETWORK_KINDS,
     Failure,
@@ -130,6 +131,8 @@ def test_table_covers_the_documented_codes():
     documented -= {"Throttling.User", "Throttling.Api"}
     # The library's own codes for credentials missing before any request.
     documented |= {"InvalidCredentials", "CredentialsUnavailable"}
+    # The Message Authentication Service's block (tests/_mas/test_errors.py).
+    documented |= {row[0] for row in _DYPNSAPI}
     assert {row[0] for row in _TABLE} == documented
     for code, cls, retryable in TABLE:
         assert lookup(code) == (cls, retryable)

@@ -9,6 +9,7 @@ from tests.verify.test_exported_members import EXPECTED as VERIFY_EXPECTED
 
 PUBLIC = {
     "AccountError",
+    "AliyunMasConfig",
     "AliyunMasConnector",
     "AliyunSmsConfig",
     "AliyunSmsConnector",
@@ -112,6 +113,7 @@ def test_importing_the_connector_does_not_import_the_sdk_or_the_http_stacks():
     code = (
         "import sys\n"
         "from aliyun_sms_connector import AliyunSmsConnector, AliyunSmsConfig\n"
+        "from aliyun_sms_connector import AliyunMasConnector, AliyunMasConfig\n"
         "heavy = ('alibabacloud_', 'darabonba', 'aiohttp', 'requests', 'urllib3', 'phonenumbers')\n"
         "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(heavy)}))"
     )

@@ -467,3 +467,31 @@ class TestMainlandRules:
 
     def test_the_rules_are_built_once(self):
         assert _mainland() is _mainland()
+
+
+class TestMainlandMobile:
+    """parse_mainland_mobile: the Message Authentication Service's rule."""
+
+    @pytest.mark.parametrize(
+        "raw",
+        ["13800138000", "+8613800138000", "008613800138000", "8613800138000", "+86 138 0013 8000"],
+    )
+    def test_accepted(self, raw):
+        """Every form of a mainland mobile gives the 11-digit national number."""
+        phone = _phone.parse_mainland_mobile(raw)
+        assert (phone.country_code, phone.national_number) == (86, "13800138000")
+
+    @pytest.mark.parametrize(
+        "raw",
+        ["+85291234567", "+85366123456", "+886912345678", "+861065529988", "+14155550100", "12"],
+        ids=["hong-kong", "macao", "taiwan", "beijing-landline", "us", "short"],
+    )
+    def test_refused(self, raw):
+        """Anything else is InvalidPhoneNumberError, showing at most 4 digits."""
+        with pytest.raises(InvalidPhoneNumberError) as caught:
+            _phone.parse_mainland_mobile(raw)
+        assert raw.lstrip("+") not in str(caught.value)
+
+    def test_landline_is_valid_for_sms(self):
+        """The same landline is a valid number for the SMS connector: the rule is MAS's own."""
+        assert parse_phone("+861065529988").region == "china"

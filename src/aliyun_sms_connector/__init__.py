@@ -44,12 +44,14 @@ if TYPE_CHECKING:
         TemplateNotFoundError,
         TemplateParamError,
     )
+    from ._mas.config import AliyunMasConfig
     from ._mas.connector import AliyunMasConnector
     from ._phone import PhoneNumber, parse_phone
     from ._redact import RedactedError
 
 __all__ = [
     "AccountError",
+    "AliyunMasConfig",
     "AliyunMasConnector",
     "AliyunSmsConfig",
     "AliyunSmsConnector",
@@ -86,6 +88,7 @@ __all__ = [
 # The module that defines each public name.
 _WHERE = {
     "AccountError": "_errors",
+    "AliyunMasConfig": "_mas.config",
     "AliyunMasConnector": "_mas.connector",
     "AliyunSmsConfig": "_config",
     "AliyunSmsConnector": "_connector",

@@ -7,11 +7,12 @@ import os
 import re
 from enum import Enum, IntEnum
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, TypeVar
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -32,14 +33,19 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
+    from typing_extensions import Self
+
 __all__ = [
     "ENV_PREFIX",
     "SERVICE_VARIABLES",
     "AliyunSmsConfig",
+    "ConnectionConfig",
+    "NonEmptyStr",
     "RegionalTemplateCode",
     "TemplateConfig",
     "TemplateType",
     "UsageType",
+    "unique_usage_types",
 ]
 
 
@@ -112,6 +118,26 @@ NonEmptyStr = Annotated[
 # broken Host header, so it is rejected here with a clear message.
 _ENDPOINT = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?")
 
+
+def _endpoint_form(value: str) -> str:
+    value = _plain_text(value.strip())
+    if "://" in value:
+        raise ValueError("give host[:port] without a scheme; set protocol instead")
+    if not _ENDPOINT.fullmatch(value):
+        raise ValueError("must be host[:port], such as dysmsapi.aliyuncs.com")
+    return value
+
+
+def _text_or_any(value: Any) -> Any:
+    if isinstance(value, str):
+        _plain_text(value)
+    return value
+
+
+# A control character is named as such before the pattern would reject it.
+Endpoint = Annotated[str, AfterValidator(_endpoint_form)]
+RegionId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$"), BeforeValidator(_text_or_any)]
+
 _MODEL_CONFIG = ConfigDict(
     alias_generator=to_camel,
     populate_by_name=True,
@@ -169,29 +195,41 @@ class TemplateConfig(BaseModel):
         return getattr(self.template_code, region)  # type: ignore[no-any-return]
 
 
-class AliyunSmsConfig(BaseModel):
-    """The connector's configuration.
+class _UsageEntry(Protocol):
+    @property
+    def usage_type(self) -> UsageType: ...
 
-    Accepts the JSON that Logto's console stores for its Aliyun SMS connector
-    as is (camelCase), and the snake_case names from Python. Unknown keys are
-    rejected. Invalid input raises :class:`ConfigError`, never pydantic's own
-    error, because the latter echoes input values (secrets included).
+
+_Entry = TypeVar("_Entry", bound=_UsageEntry)
+
+
+def unique_usage_types(templates: list[_Entry]) -> list[_Entry]:
+    """Refuse a config that names one usage type twice (which entry would win is unclear)."""
+    seen: set[UsageType] = set()
+    for template in templates:
+        if template.usage_type in seen:
+            raise ValueError(f"usageType {template.usage_type.value} appears more than once")
+        seen.add(template.usage_type)
+    return templates
+
+
+class ConnectionConfig(BaseModel):
+    """What every product's config shares: credentials, endpoint, timeouts and retries.
+
+    :class:`AliyunSmsConfig` and the Message Authentication Service's
+    ``AliyunMasConfig`` add their own sign name and templates. Invalid input
+    raises :class:`ConfigError`, never pydantic's own error, because the
+    latter echoes input values (secrets included).
     """
 
     model_config = _MODEL_CONFIG
 
     access_key_id: NonEmptyStr | None = None
     access_key_secret: SecretStr | None = None
-    sign_name: NonEmptyStr
-    templates: Annotated[list[TemplateConfig], Field(min_length=1)]
-    strict_phone_region_number_check: bool = False
-
     security_token: SecretStr | None = None
     credentials: Literal["default"] | None = None
-    region_id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$")] | None = None
-    endpoint: str | None = None
-    overseas_region_id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$")] | None = None
-    overseas_endpoint: str | None = None
+    region_id: RegionId | None = None
+    endpoint: Endpoint | None = None
     protocol: Literal["https", "http"] = "https"
     connect_timeout: Annotated[int, Field(gt=0)] = 5000
     read_timeout: Annotated[int, Field(gt=0)] = 10000
@@ -231,14 +269,14 @@ class AliyunSmsConfig(BaseModel):
         raise ConfigError.from_problems(problems)
 
     @classmethod
-    def model_validate(cls, obj: Any, **_: Any) -> AliyunSmsConfig:
+    def model_validate(cls, obj: Any, **_: Any) -> Self:
         """Validate a mapping, such as Logto's stored JSON; raise ConfigError."""
         outcome = _outcome(cls, obj)
         del obj
         return _config_or_raise(outcome)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> AliyunSmsConfig:
+    def from_json(cls, text: str | bytes) -> Self:
         """Parse Logto's connector JSON text; raise ConfigError when invalid.
 
         Bytes must be UTF-8. A leading byte-order mark, as some Windows
@@ -249,7 +287,7 @@ class AliyunSmsConfig(BaseModel):
         return _config_or_raise(outcome)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> AliyunSmsConfig:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         """Read ``ALIYUN_SMS_*`` variables, such as ``ALIYUN_SMS_ACCESS_KEY_ID``.
 
         ``ALIYUN_SMS_TEMPLATES`` holds the templates as JSON. Unknown
@@ -267,7 +305,7 @@ class AliyunSmsConfig(BaseModel):
         return _config_or_raise(outcome)
 
     @classmethod
-    def model_validate_strings(cls, obj: Any, **_: Any) -> AliyunSmsConfig:
+    def model_validate_strings(cls, obj: Any, **_: Any) -> Self:
         """Same as :meth:`model_validate` (numbers and booleans may be strings there too).
 
         pydantic's own would wrap the ConfigError in a ValidationError that
@@ -276,7 +314,7 @@ class AliyunSmsConfig(BaseModel):
         return cls.model_validate(obj)
 
     @classmethod
-    def model_validate_json(cls, json_data: str | bytes | bytearray, **_: Any) -> AliyunSmsConfig:
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **_: Any) -> Self:
         """Same as :meth:`from_json`."""
         return cls.from_json(bytes(json_data) if isinstance(json_data, bytearray) else json_data)
 
@@ -293,19 +331,10 @@ class AliyunSmsConfig(BaseModel):
             raise ValueError(problem)
         return SecretStr(stripped)
 
-    @field_validator("region_id", "overseas_region_id", mode="before")
-    @classmethod
-    def _region_is_text(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            _plain_text(value)
-        return value
-
     @field_validator("ca_file", mode="before")
     @classmethod
     def _ca_path_is_text(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            _plain_text(value)
-        return value
+        return _text_or_any(value)
 
     @field_validator("ca_file", mode="after")
     @classmethod
@@ -316,30 +345,8 @@ class AliyunSmsConfig(BaseModel):
             raise ValueError("is not a readable PEM file of CA certificates")
         return value
 
-    @field_validator("templates", mode="after")
-    @classmethod
-    def _unique_usage_types(cls, templates: list[TemplateConfig]) -> list[TemplateConfig]:
-        seen: set[UsageType] = set()
-        for template in templates:
-            if template.usage_type in seen:
-                raise ValueError(f"usageType {template.usage_type.value} appears more than once")
-            seen.add(template.usage_type)
-        return templates
-
-    @field_validator("endpoint", "overseas_endpoint", mode="after")
-    @classmethod
-    def _endpoint_form(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = _plain_text(value.strip())
-        if "://" in value:
-            raise ValueError("give host[:port] without a scheme; set protocol instead")
-        if not _ENDPOINT.fullmatch(value):
-            raise ValueError("must be host[:port], such as dysmsapi.aliyuncs.com")
-        return value
-
     @model_validator(mode="after")
-    def _one_credential_form(self) -> AliyunSmsConfig:
+    def _one_credential_form(self) -> Self:
         problems = _credential_problems(
             key_id=self.access_key_id is not None,
             secret=self.access_key_secret is not None,
@@ -349,6 +356,29 @@ class AliyunSmsConfig(BaseModel):
         if problems:
             raise _FieldProblemsError(problems)
         return self
+
+
+class AliyunSmsConfig(ConnectionConfig):
+    """The connector's configuration.
+
+    Accepts the JSON that Logto's console stores for its Aliyun SMS connector
+    as is (camelCase), and the snake_case names from Python. Unknown keys are
+    rejected. Invalid input raises :class:`ConfigError`, never pydantic's own
+    error, because the latter echoes input values (secrets included).
+
+    ``templates`` needs at least one entry; a usage type without its own entry
+    is sent with the Generic template, and with no Generic either the send
+    fails with ``TemplateNotFoundError``.
+    """
+
+    sign_name: NonEmptyStr
+    templates: Annotated[
+        list[TemplateConfig], Field(min_length=1), AfterValidator(unique_usage_types)
+    ]
+    strict_phone_region_number_check: bool = False
+
+    overseas_region_id: RegionId | None = None
+    overseas_endpoint: Endpoint | None = None
 
     @cached_property
     def templates_by_usage(self) -> dict[UsageType, TemplateConfig]:
@@ -361,6 +391,9 @@ class AliyunSmsConfig(BaseModel):
         return self.overseas_region_id is not None or self.overseas_endpoint is not None
 
 
+_C = TypeVar("_C", bound=ConnectionConfig)
+
+
 def _loads_as_ca_bundle(path: Path) -> bool:
     # The transport's own loader: it caches the context per file, so the
     # connector reuses what validation loaded, and both judge the file alike.
@@ -371,7 +404,7 @@ def _loads_as_ca_bundle(path: Path) -> bool:
     return True
 
 
-def _outcome(cls: type[AliyunSmsConfig], obj: Any) -> AliyunSmsConfig | list[ConfigProblem]:
+def _outcome(cls: type[_C], obj: Any) -> _C | list[ConfigProblem]:
     """Validate ``obj``: the config, or the problems (the ConfigError is not kept)."""
     problems: list[ConfigProblem] = []
     if not isinstance(obj, dict):
@@ -390,7 +423,7 @@ def _outcome(cls: type[AliyunSmsConfig], obj: Any) -> AliyunSmsConfig | list[Con
     return problems
 
 
-def _config_or_raise(outcome: AliyunSmsConfig | list[ConfigProblem]) -> AliyunSmsConfig:
+def _config_or_raise(outcome: _C | list[ConfigProblem]) -> _C:
     if isinstance(outcome, list):
         # Raised afresh, outside any except block: nothing is chained, and this
         # frame holds only the problems, which name fields, never values.
@@ -398,9 +431,7 @@ def _config_or_raise(outcome: AliyunSmsConfig | list[ConfigProblem]) -> AliyunSm
     return outcome
 
 
-def _json_outcome(
-    cls: type[AliyunSmsConfig], text: str | bytes
-) -> AliyunSmsConfig | list[ConfigProblem]:
+def _json_outcome(cls: type[_C], text: str | bytes) -> _C | list[ConfigProblem]:
     problem = None
     if isinstance(text, (bytes, bytearray)):
         try:
@@ -423,9 +454,7 @@ def _json_outcome(
     return [ConfigProblem("", problem)]
 
 
-def _env_outcome(
-    cls: type[AliyunSmsConfig], environ: Mapping[str, str]
-) -> AliyunSmsConfig | list[ConfigProblem]:
+def _env_outcome(cls: type[_C], environ: Mapping[str, str]) -> _C | list[ConfigProblem]:
     fields = {ENV_PREFIX + name.upper(): name for name in cls.model_fields}
     aliases = {name: ENV_PREFIX + name.upper() for name in cls.model_fields}
     aliases.update(

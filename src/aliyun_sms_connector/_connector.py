@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ._config import AliyunSmsConfig, UsageType
+from ._config import AliyunSmsConfig, ConnectionConfig, UsageType
 from ._delivery import (
     BatchChunk,
     BatchMessage,
@@ -29,7 +29,7 @@ from ._protocol import sdk
 from ._protocol.calls import Call, Secrets, prepare_batch, prepare_query, prepare_send
 from ._protocol.driver import Driver, log_success, logger
 from ._protocol.policy import RetryPolicy
-from ._protocol.wire import Answer, Signer, records_of
+from ._protocol.wire import ACTIONS, Answer, Signer, records_of
 from ._redact import mask_phone
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from ._phone import Region
     from ._templates import Route
 
-__all__ = ["AliyunSmsConnector", "SendResult"]
+__all__ = ["AliyunSmsConnector", "ConnectorBase", "EndpointLane", "SendResult"]
 
 
 @dataclass(frozen=True)
@@ -100,18 +100,35 @@ class SendResult:
         return self._connector, self.sent_at.date() if self.sent_at else None
 
 
-class _Lane:
-    """One endpoint: its settings, its signer and its connection pool."""
+class EndpointLane:
+    """One endpoint: its settings, its signer and its connection pool.
+
+    Args:
+        config: The connector's config (SMS or Message Authentication Service).
+        overseas: The SMS connector's overseas endpoint, not the mainland one.
+        product: Which SDK resolves the endpoint: Dysmsapi or Dypnsapi.
+        actions: The actions the signer prepares (``wire.ACTIONS`` for SMS).
+    """
 
     __slots__ = ("credentials", "endpoint", "settings", "signer", "transport")
 
-    def __init__(self, config: AliyunSmsConfig, *, overseas: bool) -> None:
-        settings = sdk.lane_settings(config, overseas=overseas)
+    def __init__(
+        self,
+        config: ConnectionConfig,
+        *,
+        overseas: bool = False,
+        product: sdk.Product = "dysmsapi",
+        actions: tuple[str, ...] = ACTIONS,
+    ) -> None:
+        settings = sdk.lane_settings(config, overseas=overseas, product=product)
         self.settings = settings
         self.endpoint = settings.endpoint
         self.credentials = settings.credentials
         self.signer = Signer(
-            host=settings.endpoint, user_agent=settings.user_agent, algorithm=settings.algorithm
+            host=settings.endpoint,
+            user_agent=settings.user_agent,
+            algorithm=settings.algorithm,
+            actions=actions,
         )
         self.transport = Transport(
             protocol=config.protocol,
@@ -126,31 +143,22 @@ class _Lane:
         return self.settings.client
 
     def __repr__(self) -> str:
-        return f"_Lane(endpoint={self.endpoint!r})"
+        return f"EndpointLane(endpoint={self.endpoint!r})"
 
 
-class AliyunSmsConnector:
-    """Sends SMS through Aliyun, signing with the official SDK over one connection pool.
+_Config = TypeVar("_Config", bound=ConnectionConfig)
 
-    Use it as a context manager (``with`` or ``async with``), or call
-    :meth:`close` / :meth:`aclose` when done. One connector serves many
-    threads and tasks at once.
 
-    Args:
-        config: An :class:`AliyunSmsConfig`, or a mapping such as Logto's
-            stored connector JSON.
+class ConnectorBase(Generic[_Config]):
+    """What every connector shares: its config, its driver, the secrets its errors scrub.
 
-    Raises:
-        ConfigError: The config is invalid.
+    Builds the retry policy and the driver from the config's operational keys,
+    and gives the lifecycle (:meth:`close`, :meth:`aclose`, the context
+    managers). Subclasses say which transports they hold (:meth:`_transports`).
     """
 
-    def __init__(self, config: AliyunSmsConfig | Mapping[str, Any]) -> None:
-        if not isinstance(config, AliyunSmsConfig):
-            config = AliyunSmsConfig.model_validate(dict(config))
+    def __init__(self, config: _Config) -> None:
         self._config = config
-        china = _Lane(config, overseas=False)
-        overseas = _Lane(config, overseas=True) if config.has_overseas_route else china
-        self._lanes: dict[Region, _Lane] = {"china": china, "overseas": overseas}
         given = (config.access_key_secret, config.security_token)
         self._secrets = Secrets([secret.get_secret_value() for secret in given if secret])
         self._driver = Driver(
@@ -162,37 +170,12 @@ class AliyunSmsConnector:
             connect_timeout=config.connect_timeout / 1000,
             read_timeout=config.read_timeout / 1000,
         )
-        # The template each usage type and region routes to (config-derived).
-        self._routes: dict[tuple[object, Region], Route] = {}
         self._closed = False
 
     @property
-    def _client(self) -> Any:
-        return self._lanes["china"].client
-
-    @property
-    def _transport(self) -> Transport:
-        return self._lanes["china"].transport
-
-    @property
-    def config(self) -> AliyunSmsConfig:
+    def config(self) -> _Config:
         """The validated configuration."""
         return self._config
-
-    @property
-    def endpoints(self) -> dict[Region, str]:
-        """The endpoint used for mainland and for overseas recipients."""
-        return {region: lane.endpoint for region, lane in self._lanes.items()}
-
-    def __repr__(self) -> str:
-        # Never raises, even for a connector whose __init__ failed: error
-        # trackers render the locals (self included) of the failing frame.
-        lanes = getattr(self, "_lanes", None)
-        if lanes is None:
-            return "AliyunSmsConnector(<not built>)"
-        return f"AliyunSmsConnector(endpoint={lanes['china'].endpoint!r})"
-
-    # -- lifecycle -----------------------------------------------------------
 
     @property
     def closed(self) -> bool:
@@ -216,7 +199,7 @@ class AliyunSmsConnector:
             await transport.aclose()
 
     def _transports(self) -> list[Transport]:
-        return list({id(lane.transport): lane.transport for lane in self._lanes.values()}.values())
+        raise NotImplementedError
 
     def __enter__(self) -> Self:
         return self
@@ -245,6 +228,58 @@ class AliyunSmsConnector:
             raise AliyunSmsError(
                 "the connector is closed; build a new one to send again", code="ConnectorClosed"
             )
+
+
+class AliyunSmsConnector(ConnectorBase[AliyunSmsConfig]):
+    """Sends SMS through Aliyun, signing with the official SDK over one connection pool.
+
+    Use it as a context manager (``with`` or ``async with``), or call
+    :meth:`close` / :meth:`aclose` when done. One connector serves many
+    threads and tasks at once.
+
+    Args:
+        config: An :class:`AliyunSmsConfig`, or a mapping such as Logto's
+            stored connector JSON.
+
+    Raises:
+        ConfigError: The config is invalid.
+    """
+
+    def __init__(self, config: AliyunSmsConfig | Mapping[str, Any]) -> None:
+        if not isinstance(config, AliyunSmsConfig):
+            config = AliyunSmsConfig.model_validate(dict(config))
+        china = EndpointLane(config)
+        overseas = EndpointLane(config, overseas=True) if config.has_overseas_route else china
+        self._lanes: dict[Region, EndpointLane] = {"china": china, "overseas": overseas}
+        super().__init__(config)
+        # The template each usage type and region routes to (config-derived).
+        self._routes: dict[tuple[object, Region], Route] = {}
+
+    @property
+    def _client(self) -> Any:
+        return self._lanes["china"].client
+
+    @property
+    def _transport(self) -> Transport:
+        return self._lanes["china"].transport
+
+    @property
+    def endpoints(self) -> dict[Region, str]:
+        """The endpoint used for mainland and for overseas recipients."""
+        return {region: lane.endpoint for region, lane in self._lanes.items()}
+
+    def __repr__(self) -> str:
+        # Never raises, even for a connector whose __init__ failed: error
+        # trackers render the locals (self included) of the failing frame.
+        lanes = getattr(self, "_lanes", None)
+        if lanes is None:
+            return "AliyunSmsConnector(<not built>)"
+        return f"AliyunSmsConnector(endpoint={lanes['china'].endpoint!r})"
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def _transports(self) -> list[Transport]:
+        return list({id(lane.transport): lane.transport for lane in self._lanes.values()}.values())
 
     # -- SendSms ---------------------------------------------------------------
 

@@ -346,6 +346,63 @@ _TABLE: tuple[_Row, ...] = (
     ("InternalError", ServiceUnavailableError, True, ""),
 )
 
+# --- Dypnsapi: the Message Authentication Service (短信认证, AliyunMasConnector) ---
+# Aliyun's list of the Phone Number Verification Service's API error codes:
+# https://help.aliyun.com/zh/pnvs/developer-reference/api-error-code
+# (English: https://www.alibabacloud.com/help/en/pnvs/developer-reference/api-error-code).
+# FREQUENCY_FAIL and BUSINESS_LIMIT_CONTROL are not on it: they are the codes
+# Logto's connector-aliyun-sms-mas (and its tests) handles as rate limits.
+# Dypnsapi writes these codes without the isv. prefix, and they keep that
+# spelling here; the gateway's codes (signature, AccessKey, Throttling,
+# InternalError) are the rows above, shared with Dysmsapi. A refusal is an
+# answer: nothing was sent (maybe_sent=False).
+_DYPNSAPI: tuple[_Row, ...] = (
+    (
+        "FREQUENCY_FAIL",
+        RateLimitExceededError,
+        False,
+        "Sent within Interval, or checked too often: wait.",
+    ),
+    ("BUSINESS_LIMIT_CONTROL", RateLimitExceededError, False, "Per-number flow control hit: wait."),
+    (
+        "MOBILE_NUMBER_ILLEGAL",
+        InvalidPhoneNumberError,
+        False,
+        "Not a mainland China mobile number.",
+    ),
+    ("INVALID_PARAMETERS", AliyunSmsError, False, "A parameter was refused: check the config."),
+    (
+        "NOT_SUPPORTED_CHANNEL",
+        PermissionDeniedError,
+        False,
+        "SMS is off for the scheme: enable it.",
+    ),
+    ("COUNTRY_BLACKLISTED", PermissionDeniedError, False, "Country on the console's blacklist."),
+    ("SECURITY_INTERCEPTED", PermissionDeniedError, False, "Blocked by anti-fraud; do not retry."),
+    ("Specified AccessKeyId is not found", AuthenticationError, False, "Unknown accessKeyId."),
+    (
+        "BIZ_NOT_OPEN_STATUS",
+        AccountError,
+        False,
+        "Service not activated: activate it in its console.",
+    ),
+    (
+        "RESOURCE_NOT_ENOUGH",
+        AccountError,
+        False,
+        "No plan or balance left: buy a plan or add funds.",
+    ),
+    ("isp.VERIFY_SCHEME_NOT_EXIST", TemplateError, False, "No such SchemeName: fix schemeName."),
+    ("SMS_SYSTEM_ERROR", ServiceUnavailableError, True, "Aliyun's SMS system failed; retry later."),
+    (
+        "SENTINEL_BLOCK_EXCEPTION",
+        ServiceUnavailableError,
+        True,
+        "Billing system busy; retry later.",
+    ),
+)
+_TABLE += _DYPNSAPI
+
 _EXACT = {code: (cls, retryable) for code, cls, retryable, _ in _TABLE if not code.endswith(".*")}
 _PREFIXES = tuple(
     (code[:-1], cls, retryable) for code, cls, retryable, _ in _TABLE if code.endswith(".*")

@@ -13,7 +13,7 @@ from ._redact import mask_phone
 if TYPE_CHECKING:
     from collections.abc import Container
 
-__all__ = ["PhoneNumber", "parse_phone"]
+__all__ = ["PhoneNumber", "parse_mainland_mobile", "parse_phone"]
 
 Region = Literal["china", "overseas"]
 
@@ -119,6 +119,23 @@ def parse_phone(raw: str, *, strict: bool = False) -> PhoneNumber:
         raise _invalid(raw, "is not a valid number")
     national = phonenumbers.national_significant_number(number)
     return PhoneNumber(int(number.country_code or 0), national)
+
+
+def parse_mainland_mobile(raw: str) -> PhoneNumber:
+    """Parse a number that must be a mainland China mobile, in any form :func:`parse_phone` takes.
+
+    ``+8613800138000``, ``008613800138000``, ``8613800138000`` and the bare
+    ``13800138000`` are accepted; Hong Kong, Macao, Taiwan, a landline or
+    any other country's number is refused.
+
+    Raises:
+        InvalidPhoneNumberError: The number is not a mainland mobile. The
+            message shows at most the last 4 digits.
+    """
+    phone = parse_phone(raw)
+    if phone.country_code != _CHINA or not _mainland().is_mobile(phone.national_number):
+        raise _invalid(raw, "is not a mainland China mobile number")
+    return phone
 
 
 def _ascii_forms(raw: str) -> str:

@@ -33,7 +33,7 @@ WITHHELD = "(its text was withheld: private data)"
 # (``=``), in a percent-encoded query (``%3D``, ``%253D`` in a string to sign),
 # or as a JSON / dict-repr key.
 _NAMES = (
-    r"PhoneNumbers?|PhoneNumberJson|TemplateParam|TemplateParamJson|"
+    r"PhoneNumbers?|PhoneNumberJson|TemplateParam|TemplateParamJson|VerifyCode|"
     r"AccessKeySecret|SecurityToken|Signature|x-acs-security-token"
 )
 _PRIVATE_QUERY = re.compile(rf"(?i)(?<![A-Za-z])({_NAMES})(=|%3D|%253D)(?:(?!%26|%2526)[^&\s'\"])*")

@@ -7,15 +7,15 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from ._config import TemplateConfig, TemplateType, UsageType
+from ._config import TemplateType, UsageType
 from ._errors import TemplateNotFoundError, TemplateParamError
 
 if TYPE_CHECKING:
     from ._phone import Region
 
-__all__ = ["Route", "build_template_param", "coerce_usage_type", "route"]
+__all__ = ["Routable", "Route", "build_template_param", "coerce_usage_type", "route"]
 
 # Logto adds these to the payload as context; they are not template variables.
 _CONTEXT_KEYS = frozenset({"locale", "uiLocales"})
@@ -23,12 +23,26 @@ _CONTEXT_KEYS = frozenset({"locale", "uiLocales"})
 _CODE_VALUE = re.compile(r"[A-Za-z0-9]+")
 
 
+class Routable(Protocol):
+    """A template entry routing can pick: an SMS ``TemplateConfig`` or a MAS one."""
+
+    @property
+    def usage_type(self) -> UsageType: ...
+
+    @property
+    def type(self) -> TemplateType: ...
+
+    def code_for(self, region: Literal["china", "overseas"]) -> str:
+        """The template code for a recipient in ``region``."""
+        ...
+
+
 @dataclass(frozen=True)
 class Route:
     """The outcome of routing: the template entry used and its code."""
 
     usage_type: UsageType
-    template: TemplateConfig
+    template: Routable
     template_code: str
 
 
@@ -56,7 +70,7 @@ def coerce_usage_type(value: UsageType | str) -> UsageType:
 
 
 def route(
-    templates: Mapping[UsageType, TemplateConfig], usage_type: UsageType | str, region: Region
+    templates: Mapping[UsageType, Routable], usage_type: UsageType | str, region: Region
 ) -> Route:
     """Pick the template for ``usage_type``: an exact match, else Generic.
 
@@ -80,7 +94,7 @@ def route(
     return Route(wanted, template, template.code_for(region))
 
 
-def build_template_param(payload: Mapping[str, object] | None, template: TemplateConfig) -> str:
+def build_template_param(payload: Mapping[str, object] | None, template: Routable) -> str:
     """Turn a Logto-style payload into Aliyun's ``TemplateParam`` JSON.
 
     ``locale`` and ``uiLocales`` are dropped. Values must be strings or

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Call",
     "Chunk",
+    "HiddenParams",
     "Query",
     "Secrets",
     "Send",
@@ -58,6 +59,20 @@ class Secrets(tuple[str, ...]):
 
     def __repr__(self) -> str:
         return f"Secrets({len(self)} hidden)"
+
+
+class HiddenParams(dict[str, str]):
+    """API parameters whose ``repr`` names the keys only.
+
+    The drivers hold a call's parameters in their frames; an error tracker
+    that captures frame locals renders them with ``repr``, which must not
+    show a number or a verification code.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"HiddenParams({', '.join(sorted(self))})"
 
 
 class Call:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from aliyun_sms_connector._config import AliyunSmsConfig
+    from aliyun_sms_connector._config import ConnectionConfig
 
 __all__ = [
     "ACS3",
@@ -35,6 +35,7 @@ __all__ = [
     "CredentialSource",
     "CredentialsUnavailableError",
     "LaneSettings",
+    "Product",
     "acs3_signature",
     "lane_settings",
     "rpc_signature",
@@ -42,6 +43,9 @@ __all__ = [
 
 ACS3 = "ACS3-HMAC-SHA256"
 Algorithm = Literal["ACS3-HMAC-SHA256", "v2"]
+# The SDK package of each product: Dysmsapi (SMS) and Dypnsapi (the Message
+# Authentication Service), both at version 2017-05-25.
+Product = Literal["dysmsapi", "dypnsapi"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,22 +157,27 @@ class LaneSettings:
     client: Any = field(repr=False)
 
 
-def lane_settings(config: AliyunSmsConfig, *, overseas: bool = False) -> LaneSettings:
+def lane_settings(
+    config: ConnectionConfig, *, overseas: bool = False, product: Product = "dysmsapi"
+) -> LaneSettings:
     """Resolve one endpoint's settings through an SDK client built for ``config``.
 
-    With ``overseas``, the client uses ``overseasRegionId``/``overseasEndpoint``.
-    The endpoint is resolved by the SDK's own endpoint map: an explicit
-    endpoint wins, then the region's entry, then ``dysmsapi.aliyuncs.com``.
+    With ``overseas`` (SMS only), the client uses ``overseasRegionId``/``overseasEndpoint``.
+    The endpoint is resolved by the product's SDK client and its endpoint map:
+    an explicit endpoint wins, then the region's entry, then the product's
+    central endpoint (``dysmsapi.aliyuncs.com``, ``dypnsapi.aliyuncs.com``).
     The client is kept (``client``) for inspection; it never sends.
     """
-    from alibabacloud_dysmsapi20170525.client import Client  # noqa: PLC0415
+    from importlib import import_module  # noqa: PLC0415
+
     from alibabacloud_tea_openapi.models import Config  # noqa: PLC0415
     from alibabacloud_tea_openapi.utils import Utils  # noqa: PLC0415
 
+    client_class = import_module(f"alibabacloud_{product}20170525.client").Client
     chain = config.credentials == "default"
     common: dict[str, Any] = {
-        "region_id": config.overseas_region_id if overseas else config.region_id,
-        "endpoint": config.overseas_endpoint if overseas else config.endpoint,
+        "region_id": getattr(config, "overseas_region_id", None) if overseas else config.region_id,
+        "endpoint": getattr(config, "overseas_endpoint", None) if overseas else config.endpoint,
         "protocol": config.protocol,
         "connect_timeout": config.connect_timeout,
         "read_timeout": config.read_timeout,
@@ -183,9 +192,9 @@ def lane_settings(config: AliyunSmsConfig, *, overseas: bool = False) -> LaneSet
 
         # The official default chain: environment variables, the config
         # files, OIDC role ARN, then the ECS RAM role (unless disabled).
-        client = Client(Config(credential=CredentialClient(), **common))
+        client = client_class(Config(credential=CredentialClient(), **common))
     else:
-        client = Client(
+        client = client_class(
             Config(
                 access_key_id=config.access_key_id,
                 access_key_secret=_plain(config.access_key_secret),

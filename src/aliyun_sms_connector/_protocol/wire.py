@@ -28,7 +28,7 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from urllib.parse import quote_plus
 
@@ -51,6 +51,7 @@ __all__ = [
     "new_nonce",
     "read",
     "records_of",
+    "text_or_none",
     "timestamp",
 ]
 
@@ -151,16 +152,21 @@ class Signer:
         host: The endpoint (``host[:port]``), sent as the ``host`` header.
         user_agent: The SDK's user agent for this endpoint.
         algorithm: ``ACS3-HMAC-SHA256`` or ``v2``.
+        actions: The RPC actions this endpoint serves, all of version
+            ``2017-05-25``: Dysmsapi's by default, Dypnsapi's for the
+            Message Authentication Service.
     """
 
     __slots__ = ("_acs3", "_headers", "_layouts", "_v2_fields")
 
-    def __init__(self, *, host: str, user_agent: str, algorithm: str) -> None:
+    def __init__(
+        self, *, host: str, user_agent: str, algorithm: str, actions: tuple[str, ...] = ACTIONS
+    ) -> None:
         self._acs3 = algorithm == sdk.ACS3
         headers: dict[str, dict[str, str]] = {}
         fields: dict[str, dict[str, str]] = {}
         layouts: dict[tuple[str, bool, bool], _Acs3Layout] = {}
-        for action in ACTIONS:
+        for action in actions:
             # The SDK's own header set and order for each algorithm; the body
             # makes content-type one more constant.
             base = {
@@ -252,20 +258,24 @@ class Signer:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A 2xx answer whose ``Code`` is ``OK``: its JSON object."""
+    """A 2xx answer whose ``Code`` is ``OK``: its JSON object.
 
-    body: dict[str, Any]
+    ``repr`` leaves the body out: an answer may echo a number or a code, and
+    an error tracker renders the frames' locals, answers included, with ``repr``.
+    """
+
+    body: dict[str, Any] = field(repr=False)
     http_status: int
 
     @property
     def request_id(self) -> str | None:
         """Aliyun's request id."""
-        return _text(self.body.get("RequestId"))
+        return text_or_none(self.body.get("RequestId"))
 
     @property
     def biz_id(self) -> str | None:
         """The message's biz id (SendSms, SendBatchSms)."""
-        return _text(self.body.get("BizId"))
+        return text_or_none(self.body.get("BizId"))
 
 
 _NOT_JSON: Final = object()
@@ -291,11 +301,11 @@ def read(response: WireResponse) -> Answer | Failure:
         retry_after = response.headers.get("x-acs-retry-after")
         return Failure(
             "response",
-            code=_text(data.get("Code") or data.get("code")),
-            message=_text(data.get("Message") or data.get("message")),
+            code=text_or_none(data.get("Code") or data.get("code")),
+            message=text_or_none(data.get("Message") or data.get("message")),
             http_status=status,
-            request_id=_text(data.get("RequestId") or data.get("requestId")),
-            recommend=_text(data.get("Recommend") or data.get("recommend")),
+            request_id=text_or_none(data.get("RequestId") or data.get("requestId")),
+            recommend=text_or_none(data.get("Recommend") or data.get("recommend")),
             retry_after_ms=_retry_after_ms(retry_after),
         )
     if data is _NOT_JSON:
@@ -307,11 +317,11 @@ def read(response: WireResponse) -> Answer | Failure:
         return Answer(data, status)
     return Failure(
         "response",
-        code=_text(data.get("Code")),
-        message=_text(data.get("Message")),
+        code=text_or_none(data.get("Code")),
+        message=text_or_none(data.get("Message")),
         http_status=status,
-        request_id=_text(data.get("RequestId")),
-        recommend=_text(data.get("Recommend")),
+        request_id=text_or_none(data.get("RequestId")),
+        recommend=text_or_none(data.get("Recommend")),
     )
 
 
@@ -338,7 +348,8 @@ def _retry_after_ms(value: str | None) -> float | None:
     return float(wait) if wait > 0 else None
 
 
-def _text(value: object) -> str | None:
+def text_or_none(value: object) -> str | None:
+    """A field of an answer as text; None when missing, empty, or the SDK's "None"."""
     # The SDK formats missing fields as the string "None".
     if value is None or value in ("", "None"):
         return None
