@@ -49,10 +49,10 @@ def error_table() -> str:
         "| code | class | maybe sent | retried | message |",
         "|---|---|---|---|---|",
     ]
-    for cls, code, message, maybe_sent, retryable in _errors._NETWORK.values():  # noqa: SLF001
-        sent = "by phase" if code in {"DeadlineExceeded", "ConnectorClosed"} else (
-            "yes" if maybe_sent else "no"
-        )
+    for kind, (cls, code, message, maybe_sent, retryable) in _errors._NETWORK.items():  # noqa: SLF001
+        # The transport says, per failure, whether these came before or after the first byte.
+        by_phase = kind in {"deadline", "closed"}
+        sent = "by phase" if by_phase else ("yes" if maybe_sent else "no")
         retried = "yes" if retryable and not maybe_sent else "no"
         lines.append(f"| `{code}` | `{cls.__name__}` | {sent} | {retried} | {_cell(message)} |")
     return "\n".join(lines)
@@ -84,7 +84,9 @@ def _subcommands(prefix: str, parser: Any, argparse: Any) -> list[str]:
         if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
             for name, sub in action.choices.items():
                 command = f"{prefix} {name}"
-                parts.append(f"### `{command}`\n\n" + _block(f"{command} --help", sub.format_help()))
+                parts.append(
+                    f"### `{command}`\n\n" + _block(f"{command} --help", sub.format_help())
+                )
                 parts += _subcommands(command, sub, argparse)
     return parts
 
