@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -33,7 +34,6 @@ PUBLIC_MODULES = (
     "aliyun_sms_connector.emulator",
     "aliyun_sms_connector.pytest_plugin",
 )
-DIRECTIVE = re.compile(r"^::: (\S+)\n((?:[ ]{4}.*\n|\n)*)", re.MULTILINE)
 
 
 def read(path: str) -> str:
@@ -51,12 +51,15 @@ def load_hooks():
 
 def documented_members() -> dict[str, list[str]]:
     """Module → the names its mkdocstrings directives list under ``members:``."""
+    hooks = load_hooks()
     found: dict[str, list[str]] = {}
     for page in sorted((DOCS / "reference" / "api").glob("*.md")):
-        for target, options in DIRECTIVE.findall(page.read_text(encoding="utf-8")):
-            members = re.findall(r"^\s+- (\w+)$", options.split("members:", 1)[-1], re.MULTILINE)
+        text = page.read_text(encoding="utf-8")
+        for target, options in hooks.DIRECTIVE.findall(text):
             assert "members:" in options, f"{page.name}: ::: {target} lists no members"
-            found.setdefault(target, []).extend(members)
+        for qualified in hooks.listed_members(text):
+            module, name = qualified.rsplit(".", 1)
+            found.setdefault(module, []).append(name)
     return found
 
 
@@ -74,11 +77,25 @@ class TestApiReference:
         assert set(documented_members()) == set(PUBLIC_MODULES)
 
     def test_the_parser_reads_members_lists(self):
-        """A name missing from the members list is told apart (the check above can fail)."""
-        page = "::: pkg\n    options:\n      members:\n        - A\n        - B\n\ntext\n"
-        [(target, options)] = DIRECTIVE.findall(page)
-        members = re.findall(r"^\s+- (\w+)$", options.split("members:", 1)[-1], re.MULTILINE)
-        assert (target, members) == ("pkg", ["A", "B"])
+        """Each directive's members list is read, and nothing after it."""
+        page = (
+            "::: pkg\n    options:\n      heading_level: 3\n      members:\n"
+            "        - A\n        - B\n\n- not a member\n\n::: pkg.sub\n    options:\n"
+            "      members:\n        - C\n"
+        )
+        assert load_hooks().listed_members(page) == ["pkg.A", "pkg.B", "pkg.sub.C"]
+
+    def test_an_unrendered_member_warns(self, caplog):
+        """The build warns (fatal under --strict) when a listed name has no anchor."""
+        hooks = load_hooks()
+        page = SimpleNamespace(meta={}, file=SimpleNamespace(src_path="api.md"))
+        hooks.on_page_markdown("::: pkg\n    options:\n      members:\n        - A\n", page=page)
+        hooks.on_page_content('<h3 id="pkg.A">A</h3>', page=page)
+        assert caplog.records == []
+        hooks.on_page_content("<p>nothing</p>", page=page)
+        assert [r.getMessage() for r in caplog.records] == [
+            "api.md: pkg.A is listed but was not rendered"
+        ]
 
 
 class TestGeneratedPages:
@@ -106,6 +123,17 @@ class TestGeneratedPages:
             assert f"$ aliyun-sms {command} --help" in text, command
         assert "$ aliyun-sms verify start --help" in text
         assert "$ aliyun-sms verify check --help" in text
+
+    @pytest.mark.parametrize(
+        ("page", "marker"),
+        [("reference/errors.md", "error-table"), ("reference/cli.md", "cli-help")],
+    )
+    def test_markers_are_replaced(self, page, marker):
+        """A page's marker line becomes the generated Markdown."""
+        source = read(page)
+        out = load_hooks().on_page_markdown(source, page=SimpleNamespace(meta={}))
+        assert f"<!-- generated: {marker} -->" not in out
+        assert len(out) > len(source)
 
     @pytest.mark.parametrize(
         ("page", "marker"),

@@ -12,12 +12,25 @@ A page asks for a generated part with a marker on a line of its own:
 So the reference cannot fall behind the code: a new code in the table or a
 new option of a command shows on the next build. ``tests/test_docs.py``
 checks that each marker's page exists and that the rendering holds every row.
+
+It also checks the API reference as rendered: each name listed under a
+``::: module`` directive's ``members:`` must come out with its anchor
+(``id="module.Name"``), or the build warns, which ``--strict`` makes fatal.
+mkdocstrings skips a member it cannot resolve without a word; this is the
+word.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from typing import Any
+
+# Under "mkdocs.", so that mkdocs counts its warnings (and --strict fails on them).
+log = logging.getLogger("mkdocs.hooks.docs_hooks")
+DIRECTIVE = re.compile(r"^::: (\S+)\n((?:[ ]{4}.*\n|\n)*)", re.MULTILINE)
+MEMBER = re.compile(r"^\s+- (\w+)$", re.MULTILINE)
 
 ERROR_TABLE = "<!-- generated: error-table -->"
 CLI_HELP = "<!-- generated: cli-help -->"
@@ -95,10 +108,28 @@ def _block(command: str, text: str) -> str:
     return f"```text\n$ {command}\n{text.rstrip()}\n```"
 
 
-def on_page_markdown(markdown: str, **_: Any) -> str:
-    """Replace each marker line with what it asks for."""
+def listed_members(markdown: str) -> list[str]:
+    """``module.Name`` for each name the page's directives list under ``members:``."""
+    found = []
+    for target, options in DIRECTIVE.findall(markdown):
+        if "members:" in options:
+            found += [f"{target}.{name}" for name in MEMBER.findall(options.split("members:")[1])]
+    return found
+
+
+def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
+    """Replace each marker line with what it asks for; note the API members listed."""
+    page.meta["api_members"] = listed_members(markdown)
     if ERROR_TABLE in markdown:
         markdown = markdown.replace(ERROR_TABLE, error_table())
     if CLI_HELP in markdown:
         markdown = markdown.replace(CLI_HELP, cli_help())
     return markdown
+
+
+def on_page_content(html: str, page: Any, **_: Any) -> str:
+    """Warn about each listed member that did not come out with its anchor."""
+    for name in page.meta.get("api_members", ()):
+        if f'id="{name}"' not in html:
+            log.warning("%s: %s is listed but was not rendered", page.file.src_path, name)
+    return html
