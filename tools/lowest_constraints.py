@@ -7,7 +7,7 @@ Usage (Python 3.11 or later, from the repository root; ``tox -e lowest`` runs bo
     python tools/lowest_constraints.py --check         # the installed versions are those
 
 The runtime dependencies are ``[project] dependencies`` plus every extra
-except ``tests`` (``redis``: RedisStore's driver). Each must carry a lower
+except ``tests`` and ``docs`` (``redis``: RedisStore's driver). Each must carry a lower
 bound (``>=`` or ``==``): a dependency without one promises every release
 ever made, which nothing tests, so the script refuses it. The constraints
 pin each to its bound exactly (``name==bound``); pip then resolves the test
@@ -33,7 +33,7 @@ from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 # Extras that are tools for this repository, not features a user installs.
-NOT_RUNTIME = {"tests"}
+NOT_RUNTIME = {"docs", "tests"}
 
 
 def lower_bounds(pyproject: Path = ROOT / "pyproject.toml") -> dict[str, Version]:
