@@ -33,6 +33,7 @@ Network failures, by the transport's ``kind`` (one question decides
     connect          NetworkError     ConnectionFailed   no           yes
     connect_timeout  NetworkError     ConnectTimeout     no           yes
     certificate      NetworkError     CertificateInvalid no           no (cannot heal)
+    tls_plaintext    NetworkError     PlainHttpEndpoint  no           no (cannot heal)
     read_timeout     NetworkError     ReadTimeout        yes          no
     connection_lost  NetworkError     ConnectionLost     yes          no
     deadline         NetworkError     DeadlineExceeded   by phase     no
@@ -84,6 +85,9 @@ class AliyunSmsError(Exception):
         request_id: Aliyun's request id, the key for a support ticket.
         http_status: The HTTP status of the response, when there was one.
         recommend: Aliyun's diagnosis URL, when the response gave one.
+        explanation: What Aliyun's ``code`` means and what to do, in English,
+            for the codes of the translation table; ``str()`` shows it
+            beside Aliyun's own ``message`` (often Chinese only).
         retryable: Whether sending again is safe and may succeed.
         maybe_sent: True when the SMS may have gone out despite the error.
         attempts: How many requests were made for this send.
@@ -99,6 +103,7 @@ class AliyunSmsError(Exception):
         request_id: str | None = None,
         http_status: int | None = None,
         recommend: str | None = None,
+        explanation: str | None = None,
         retryable: bool = False,
         maybe_sent: bool = False,
         attempts: int = 0,
@@ -109,6 +114,7 @@ class AliyunSmsError(Exception):
         self.request_id = request_id
         self.http_status = http_status
         self.recommend = recommend
+        self.explanation = explanation
         self.retryable = retryable
         self.maybe_sent = maybe_sent
         self.attempts = attempts
@@ -121,7 +127,9 @@ class AliyunSmsError(Exception):
             context.append(f"HTTP {self.http_status}")
         if self.recommend:
             context.append(f"see {self.recommend}")
-        return f"{self.message} ({', '.join(context)})"
+        # Aliyun's own text first, as Aliyun wrote it; then what it means.
+        explained = f"{self.message} [{self.explanation}]" if self.explanation else self.message
+        return f"{explained} ({', '.join(context)})"
 
     def __repr__(self) -> str:
         return (
@@ -230,7 +238,9 @@ class NetworkError(AliyunSmsError):
     """Aliyun could not be reached, the connection failed mid-call, or the deadline ran out.
 
     Codes: ``ConnectionFailed``, ``ConnectTimeout``, ``CertificateInvalid``,
-    ``ReadTimeout``, ``ConnectionLost``, ``DeadlineExceeded``.
+    ``PlainHttpEndpoint`` (HTTPS to a server that speaks plain HTTP, such as
+    the emulator without ``protocol: http``), ``ReadTimeout``,
+    ``ConnectionLost``, ``DeadlineExceeded``.
     ``maybe_sent`` is True when the request may have been sent: then the SMS
     may have gone out, and sending again could deliver two codes, so such an
     error is never retried.
@@ -247,6 +257,7 @@ NetworkKind = Literal[
     "connect",
     "connect_timeout",
     "certificate",
+    "tls_plaintext",
     "read_timeout",
     "connection_lost",
     "deadline",
@@ -257,6 +268,7 @@ FailureKind = Literal[
     "connect",
     "connect_timeout",
     "certificate",
+    "tls_plaintext",
     "read_timeout",
     "connection_lost",
     "deadline",
@@ -295,61 +307,107 @@ class Failure:
 _Row = tuple[str, type[AliyunSmsError], bool, str]
 
 # The translation table: one row per Aliyun code, "X.*" matches X.anything.
+# A row per code, its explanation on a second line when long.
+# fmt: off
 _TABLE: tuple[_Row, ...] = (
-    ("InvalidAccessKeyId.NotFound", AuthenticationError, False, ""),
-    ("InvalidAccessKeyId.Inactive", AuthenticationError, False, ""),
-    ("SignatureDoesNotMatch", AuthenticationError, False, ""),
-    ("IncompleteSignature", AuthenticationError, False, ""),
-    ("InvalidSecurityToken.*", AuthenticationError, False, ""),
-    ("InvalidTimeStamp.Expired", AuthenticationError, False, ""),
-    ("SignatureNonceUsed", AuthenticationError, False, ""),
+    ("InvalidAccessKeyId.NotFound", AuthenticationError, False,
+     "the AccessKey ID does not exist: check accessKeyId, and the account"),
+    ("InvalidAccessKeyId.Inactive", AuthenticationError, False,
+     "the AccessKey is disabled: enable it, or make a new one in the RAM console"),
+    ("SignatureDoesNotMatch", AuthenticationError, False,
+     "the accessKeySecret does not belong to this accessKeyId"),
+    ("IncompleteSignature", AuthenticationError, False,
+     "the request's signature is incomplete: did a proxy change the request?"),
+    ("InvalidSecurityToken.*", AuthenticationError, False,
+     "the STS security token is missing, malformed or expired: fetch a fresh one"),
+    ("InvalidTimeStamp.Expired", AuthenticationError, False,
+     "this machine's clock is over 15 minutes off: synchronise it (NTP)"),
+    ("SignatureNonceUsed", AuthenticationError, False,
+     "the request's nonce was used already: a replayed or duplicated request"),
     # Raised before any request: the SDK's, and the default chain's through this library.
-    ("InvalidCredentials", AuthenticationError, False, ""),
-    ("CredentialsUnavailable", AuthenticationError, False, ""),
-    ("isp.RAM_PERMISSION_DENY", PermissionDeniedError, False, ""),
-    ("isv.DENY_IP_RANGE", PermissionDeniedError, False, ""),
-    ("Forbidden.*", PermissionDeniedError, False, ""),
-    ("isv.SMS_TEST_NUMBER_LIMIT", PermissionDeniedError, False, ""),
-    ("isv.SMS_TEST_SIGN_TEMPLATE_LIMIT", PermissionDeniedError, False, ""),
-    ("isv.SMS_SIGNATURE_ILLEGAL", SignNameError, False, ""),
-    ("isv.SIGN_STATE_ILLEGAL", SignNameError, False, ""),
-    ("isv.SMS_SIGN_ILLEGAL", SignNameError, False, ""),
-    ("isv.SMS_SIGNATURE_SCENE_ILLEGAL", SignNameError, False, ""),
-    ("SIGNATURE_BLACKLIST", SignNameError, False, ""),
-    ("isv.EXTEND_CODE_ERROR", SignNameError, False, ""),
-    ("isv.SMS_TEMPLATE_ILLEGAL", TemplateError, False, ""),
-    ("isv.SMS_CONTENT_ILLEGAL", TemplateError, False, ""),
-    ("isv.TEMPLATE_MISSING_PARAMETERS", TemplateParamError, False, ""),
-    ("isv.INVALID_JSON_PARAM", TemplateParamError, False, ""),
-    ("isv.TEMPLATE_PARAMS_ILLEGAL", TemplateParamError, False, ""),
-    ("isv.BLACK_KEY_CONTROL_LIMIT", TemplateParamError, False, ""),
-    ("isv.PARAM_LENGTH_LIMIT", TemplateParamError, False, ""),
-    ("isv.PARAM_NOT_SUPPORT_URL", TemplateParamError, False, ""),
-    ("isv.MOBILE_NUMBER_ILLEGAL", InvalidPhoneNumberError, False, ""),
-    ("isv.MOBILE_COUNT_OVER_LIMIT", InvalidPhoneNumberError, False, ""),
-    ("isv.DOMESTIC_NUMBER_NOT_SUPPORTED", InvalidPhoneNumberError, False, ""),
-    ("isv.AMOUNT_NOT_ENOUGH", AccountError, False, ""),
-    ("isv.OUT_OF_SERVICE", AccountError, False, ""),
-    ("isv.ACCOUNT_NOT_EXISTS", AccountError, False, ""),
-    ("isv.ACCOUNT_ABNORMAL", AccountError, False, ""),
-    ("isv.PRODUCT_UN_SUBSCRIPT", AccountError, False, ""),
-    ("isv.PRODUCT_UNSUBSCRIBE", AccountError, False, ""),
-    ("isv.BUSINESS_LIMIT_CONTROL", RateLimitExceededError, False, ""),
-    ("isv.DAY_LIMIT_CONTROL", RateLimitExceededError, False, ""),
-    ("isv.MONTH_LIMIT_CONTROL", RateLimitExceededError, False, ""),
-    ("Throttling", RateLimitExceededError, True, ""),
-    ("Throttling.*", RateLimitExceededError, True, ""),
-    ("isp.SYSTEM_ERROR", ServiceUnavailableError, True, ""),
-    ("isp.GATEWAY_ERROR", ServiceUnavailableError, True, ""),
-    ("isp.UNKNOWN", ServiceUnavailableError, True, ""),
-    ("ServiceUnavailable", ServiceUnavailableError, True, ""),
-    ("InternalError", ServiceUnavailableError, True, ""),
+    ("InvalidCredentials", AuthenticationError, False,
+     "no credentials: give accessKeyId and accessKeySecret, or set up the chain"),
+    ("CredentialsUnavailable", AuthenticationError, False,
+     "the default credential chain found none (environment, file, instance role)"),
+    ("isp.RAM_PERMISSION_DENY", PermissionDeniedError, False,
+     "the AccessKey's RAM user lacks the SMS permission (dysms:SendSms)"),
+    ("isv.DENY_IP_RANGE", PermissionDeniedError, False,
+     "this machine's IP address is not in the AccessKey's allowed IP list"),
+    ("Forbidden.*", PermissionDeniedError, False,
+     "the credentials are valid but not allowed this call: check the RAM policy"),
+    ("isv.SMS_TEST_NUMBER_LIMIT", PermissionDeniedError, False,
+     "test sign names and templates send only to the test numbers bound in the console"),
+    ("isv.SMS_TEST_SIGN_TEMPLATE_LIMIT", PermissionDeniedError, False,
+     "the test sign name and template go together, and only to bound test numbers"),
+    ("isv.SMS_SIGNATURE_ILLEGAL", SignNameError, False,
+     "the sign name does not exist or is not approved for this AccessKey's account"),
+    ("isv.SIGN_STATE_ILLEGAL", SignNameError, False,
+     "the sign name is not approved yet, or was rejected or disabled"),
+    ("isv.SMS_SIGN_ILLEGAL", SignNameError, False,
+     "the sign name is not valid for this account: check signName in the console"),
+    ("isv.SMS_SIGNATURE_SCENE_ILLEGAL", SignNameError, False,
+     "the sign name's type does not fit the template's (verification vs notification)"),
+    ("SIGNATURE_BLACKLIST", SignNameError, False,
+     "the sign name is blacklisted by Aliyun or the carriers"),
+    ("isv.EXTEND_CODE_ERROR", SignNameError, False,
+     "the sign name's extension code is invalid or used by another sign name"),
+    ("isv.SMS_TEMPLATE_ILLEGAL", TemplateError, False,
+     "the template code does not exist, is not approved, or is another account's"),
+    ("isv.SMS_CONTENT_ILLEGAL", TemplateError, False,
+     "the message was refused: forbidden words, or it breaks the template's rules"),
+    ("isv.TEMPLATE_MISSING_PARAMETERS", TemplateParamError, False,
+     "the payload lacks a variable that the template uses"),
+    ("isv.INVALID_JSON_PARAM", TemplateParamError, False,
+     "the template parameters are not valid JSON"),
+    ("isv.TEMPLATE_PARAMS_ILLEGAL", TemplateParamError, False,
+     "a variable's value holds a forbidden word or breaks the variable's rules"),
+    ("isv.BLACK_KEY_CONTROL_LIMIT", TemplateParamError, False,
+     "a variable's value holds a blacklisted keyword"),
+    ("isv.PARAM_LENGTH_LIMIT", TemplateParamError, False, "a variable's value is too long"),
+    ("isv.PARAM_NOT_SUPPORT_URL", TemplateParamError, False,
+     "a variable holds a URL, which this template does not allow"),
+    ("isv.MOBILE_NUMBER_ILLEGAL", InvalidPhoneNumberError, False,
+     "the number's format was refused, or the template cannot serve its region"),
+    ("isv.MOBILE_COUNT_OVER_LIMIT", InvalidPhoneNumberError, False,
+     "too many numbers in one request (1000 at most, 100 in a batch)"),
+    ("isv.DOMESTIC_NUMBER_NOT_SUPPORTED", InvalidPhoneNumberError, False,
+     "an international template cannot send to mainland China numbers"),
+    ("isv.AMOUNT_NOT_ENOUGH", AccountError, False, "the account's balance is too low: top it up"),
+    ("isv.OUT_OF_SERVICE", AccountError, False,
+     "the account is suspended, usually for an overdue bill: top it up"),
+    ("isv.ACCOUNT_NOT_EXISTS", AccountError, False, "the Aliyun account does not exist"),
+    ("isv.ACCOUNT_ABNORMAL", AccountError, False,
+     "the Aliyun account is in an abnormal state: contact Aliyun support"),
+    ("isv.PRODUCT_UN_SUBSCRIPT", AccountError, False,
+     "the account has not activated Short Message Service: activate it"),
+    ("isv.PRODUCT_UNSUBSCRIBE", AccountError, False,
+     "the account has not activated Short Message Service: activate it"),
+    ("isv.BUSINESS_LIMIT_CONTROL", RateLimitExceededError, False,
+     "Aliyun's per-number limit: 1 code a minute, 5 an hour, 10 a day by default"),
+    ("isv.DAY_LIMIT_CONTROL", RateLimitExceededError, False,
+     "the daily sending limit set in the console was reached"),
+    ("isv.MONTH_LIMIT_CONTROL", RateLimitExceededError, False,
+     "the monthly sending limit set in the console was reached"),
+    ("Throttling", RateLimitExceededError, True,
+     "Aliyun throttled this account's API calls: send more slowly"),
+    ("Throttling.*", RateLimitExceededError, True,
+     "Aliyun throttled this account's API calls: send more slowly"),
+    ("isp.SYSTEM_ERROR", ServiceUnavailableError, True,
+     "an error inside Aliyun: trying again later may work"),
+    ("isp.GATEWAY_ERROR", ServiceUnavailableError, True,
+     "an error in Aliyun's gateway: trying again later may work"),
+    ("isp.UNKNOWN", ServiceUnavailableError, True,
+     "an unknown error inside Aliyun: trying again later may work"),
+    ("ServiceUnavailable", ServiceUnavailableError, True,
+     "Aliyun is unavailable for now: trying again later may work"),
+    ("InternalError", ServiceUnavailableError, True,
+     "an internal error at Aliyun: trying again later may work"),
 )
+# fmt: on
+# fmt: on
 
-_EXACT = {code: (cls, retryable) for code, cls, retryable, _ in _TABLE if not code.endswith(".*")}
-_PREFIXES = tuple(
-    (code[:-1], cls, retryable) for code, cls, retryable, _ in _TABLE if code.endswith(".*")
-)
+_EXACT = {row[0]: row[1:] for row in _TABLE if not row[0].endswith(".*")}
+_PREFIXES = tuple((row[0][:-1], *row[1:]) for row in _TABLE if row[0].endswith(".*"))
 
 # Aliyun's wording for its per-number flow control, e.g. 触发分钟级流控Permits:1.
 _WINDOWS: tuple[tuple[str, Literal["minute", "hour", "day"], float], ...] = (
@@ -358,70 +416,50 @@ _WINDOWS: tuple[tuple[str, Literal["minute", "hour", "day"], float], ...] = (
     ("天级", "day", 86400.0),
 )
 
+# fmt: off
 _NETWORK: dict[str, tuple[type[AliyunSmsError], str, str, bool, bool]] = {
     # kind: (class, code, message, maybe_sent, retryable when not sent)
-    "connect": (
-        NetworkError,
-        "ConnectionFailed",
-        "could not connect to Aliyun; the SMS was not sent",
-        False,
-        True,
-    ),
-    "connect_timeout": (
-        NetworkError,
-        "ConnectTimeout",
-        "connecting to Aliyun timed out; the SMS was not sent",
-        False,
-        True,
-    ),
+    "connect": (NetworkError, "ConnectionFailed",
+                "could not connect to Aliyun; the SMS was not sent", False, True),
+    "connect_timeout": (NetworkError, "ConnectTimeout",
+                        "connecting to Aliyun timed out; the SMS was not sent", False, True),
     # A certificate that fails verification will fail the same way again.
-    "certificate": (
-        NetworkError,
-        "CertificateInvalid",
-        "Aliyun's TLS certificate could not be verified; the SMS was not sent",
-        False,
-        False,
-    ),
-    "read_timeout": (
-        NetworkError,
-        "ReadTimeout",
-        "Aliyun did not answer in time; the SMS may have been sent",
-        True,
-        False,
-    ),
-    "connection_lost": (
-        NetworkError,
-        "ConnectionLost",
-        "the connection to Aliyun broke after the request was sent; the SMS may have been sent",
-        True,
-        False,
-    ),
+    "certificate": (NetworkError, "CertificateInvalid",
+                    "Aliyun's TLS certificate could not be verified; the SMS was not sent",
+                    False, False),
+    # The TLS handshake read a plain-HTTP answer: the endpoint speaks http://
+    # (the emulator, a local proxy), and will answer the same way again.
+    "tls_plaintext": (NetworkError, "PlainHttpEndpoint",
+                      ("the endpoint answered the TLS handshake in plain HTTP, so it does not "
+                       "speak HTTPS; for the emulator or another http:// server, set protocol: "
+                       "http (ALIYUN_SMS_PROTOCOL=http); the SMS was not sent"), False, False),
+    "read_timeout": (NetworkError, "ReadTimeout",
+                     "Aliyun did not answer in time; the SMS may have been sent", True, False),
+    "connection_lost": (NetworkError, "ConnectionLost",
+                        ("the connection to Aliyun broke after the request was sent; the SMS "
+                         "may have been sent"), True, False),
     # Nothing is left of the deadline to retry in.
-    "deadline": (
-        NetworkError,
-        "DeadlineExceeded",
-        "the send ran out of its deadline",
-        True,
-        False,
-    ),
-    "closed": (
-        AliyunSmsError,
-        "ConnectorClosed",
-        "the connector was closed while the send was in flight",
-        True,
-        False,
-    ),
+    "deadline": (NetworkError, "DeadlineExceeded", "the send ran out of its deadline", True, False),
+    "closed": (AliyunSmsError, "ConnectorClosed",
+               "the connector was closed while the send was in flight", True, False),
 }
+# fmt: on
 NETWORK_KINDS = frozenset(_NETWORK)
 
 
 def lookup(code: str) -> tuple[type[AliyunSmsError], bool] | None:
     """Return the (class, retryable) row for an Aliyun code, or None."""
+    row = _row(code)
+    return None if row is None else row[:2]
+
+
+def _row(code: str) -> tuple[type[AliyunSmsError], bool, str] | None:
+    """(class, retryable, explanation) for an Aliyun code, or None."""
     if code in _EXACT:
         return _EXACT[code]
-    for prefix, cls, retryable in _PREFIXES:
-        if code.startswith(prefix):
-            return cls, retryable
+    for entry in _PREFIXES:
+        if code.startswith(entry[0]):
+            return entry[1:]
     return None
 
 
@@ -496,13 +534,14 @@ def _from_code(failure: Failure, context: dict[str, Any]) -> AliyunSmsError:
             return InvalidResponseError("Aliyun's response has no Code", maybe_sent=True, **context)
         code = f"HTTP{status}"
     message = failure.message or code
-    row = lookup(code)
+    row = _row(code)
     if row is None:
         if status is not None and status >= 500:  # noqa: PLR2004
-            row = (ServiceUnavailableError, True)
+            row = (ServiceUnavailableError, True, "")
         else:
-            row = (AliyunSmsError, False)
-    cls, retryable = row
+            row = (AliyunSmsError, False, "")
+    cls, retryable, explanation = row
+    context["explanation"] = explanation or None
     if cls is RateLimitExceededError:
         window, retry_after = _rate_limit_timing(message, failure.retry_after_ms)
         return RateLimitExceededError(

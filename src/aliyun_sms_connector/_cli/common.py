@@ -84,12 +84,30 @@ def load_config(path: Path | None) -> AliyunSmsConfig:
     from aliyun_sms_connector._errors import ConfigError  # noqa: PLC0415
 
     if path is None:
+        import os  # noqa: PLC0415
+
+        if not any(_is_config_variable(name) for name in os.environ):
+            # Naming the first missing field would hide the choice to make.
+            raise ConfigError(
+                "no config: give --config PATH (Logto's connector JSON, such as "
+                "examples/logto.json) or set the ALIYUN_SMS_* variables "
+                "(ALIYUN_SMS_ACCESS_KEY_ID, ALIYUN_SMS_ACCESS_KEY_SECRET, "
+                "ALIYUN_SMS_SIGN_NAME, ALIYUN_SMS_TEMPLATES, ...)"
+            )
         return AliyunSmsConfig.from_env()
     raw, problem = read_file(path)
     if raw is None:
         raise ConfigError(problem)
     # Bytes: from_json checks they are UTF-8 and drops a byte-order mark.
     return AliyunSmsConfig.from_json(raw)
+
+
+def _is_config_variable(name: str) -> bool:
+    """An ALIYUN_SMS_* variable of the connector's config (not of the verify service)."""
+    return name.startswith("ALIYUN_SMS_") and name not in {
+        REDIS_URL_VARIABLE,
+        SECRET_KEY_VARIABLE,
+    }
 
 
 def read_file(path: Path) -> tuple[bytes | None, str]:
@@ -126,6 +144,8 @@ def print_error(error: AliyunSmsError, out: TextIO) -> None:
     if isinstance(error, ConfigError):
         return
     print(f"  code:       {one_line(error.code)}", file=out)
+    if error.explanation:
+        print(f"  means:      {error.explanation}", file=out)
     if error.request_id:
         print(f"  request id: {one_line(error.request_id)}", file=out)
     if error.http_status is not None:

@@ -70,6 +70,9 @@ def demo(args: argparse.Namespace) -> int:
                 print(f"  checking {label + ',':<22} {typed}: {check_text(checked)}")
         print()
         print("Next: 'aliyun-sms emulator' keeps one running for your app;")
+        print("      examples/logto.json (in the source repository) is a sample config in")
+        print("      Logto's format: copy it, fill in your AccessKey, sign name and templates,")
+        print("      check it with 'aliyun-sms check-config --config logto.json', and")
         print("      'aliyun-sms send --config logto.json --to ...' sends for real;")
         print("      'aliyun-sms verify start|check --redis URL ...' verifies across runs.")
     return 0

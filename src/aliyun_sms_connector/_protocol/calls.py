@@ -171,7 +171,7 @@ def prepare_send(
             f"out_id must be a string, not {type(out_id).__name__}", code="InvalidOutId"
         )
     phone = parse_phone(to, strict=config.strict_phone_region_number_check)
-    chosen = _routed(config, routes, usage_type, phone.region)
+    chosen = _routed(config, routes, usage_type, phone)
     template_param = build_template_param(payload, chosen.template)
     # Lists, not generators, feed these tuples: tuple(generator) leaves CPython's
     # collector a little closer to its next run on every call.
@@ -205,14 +205,18 @@ def _routed(
     config: AliyunSmsConfig,
     routes: dict[tuple[object, Region], Route] | None,
     usage_type: UsageType | str,
-    region: Region,
+    phone: PhoneNumber,
 ) -> Route:
-    key = (usage_type, region)
+    key = (usage_type, phone.region)
     try:
         return routes[key]  # type: ignore[index]  # None or unhashable: routed below
     except (KeyError, TypeError):
         pass
-    chosen = route(config.templates_by_usage, usage_type, region)
+    # A template that cannot serve the region raises here, every time: only
+    # routes that exist are kept.
+    chosen = route(
+        config.templates_by_usage, usage_type, phone.region, country_code=phone.country_code
+    )
     # Only routes that exist are kept (an unknown usage type raised above),
     # so the keys are the usage types' values and names: a bounded set.
     if routes is not None and type(usage_type) in (str, UsageType) and len(routes) < _MAX_ROUTES:
@@ -294,7 +298,14 @@ def prepare_batch(
                     code="InvalidBatchMessage",
                 )
             phone = parse_phone(message.to, strict=config.strict_phone_region_number_check)
-            chosen = route(config.templates_by_usage, usage_type, phone.region)
+            # A template that cannot serve this recipient's region rejects
+            # this recipient only: the batch's other region may be served.
+            chosen = route(
+                config.templates_by_usage,
+                usage_type,
+                phone.region,
+                country_code=phone.country_code,
+            )
             param = build_template_param(message.params, chosen.template)
             sign_name = message.sign_name or config.sign_name
         except TemplateNotFoundError:
