@@ -164,7 +164,7 @@ def prepare_send(
 
     Raises:
         InvalidPhoneNumberError, TemplateNotFoundError, TemplateParamError,
-        AliyunSmsError: The input is not sendable.
+        TemplateError, AliyunSmsError: The input is not sendable.
     """
     if out_id is not None and not isinstance(out_id, str):
         raise AliyunSmsError(
@@ -283,6 +283,10 @@ def prepare_batch(
     usage_type: UsageType | str,
 ) -> tuple[list[Chunk], list[RejectedRecipient]]:
     """Validate every recipient, group them by region and template, and chunk them.
+
+    A recipient whose region the template cannot serve (a plain domestic
+    code and an overseas number, or the reverse) is rejected with its
+    ``TemplateError``, as an invalid number is: the other region may be served.
 
     Raises:
         TemplateNotFoundError: No template serves ``usage_type``: a config
