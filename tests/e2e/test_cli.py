@@ -39,6 +39,14 @@ class TestDemo:
         assert re.search(r"request id: +[0-9A-F-]{36}", out)
         assert "13800138000" not in out
 
+    def test_demo_to_an_overseas_number(self, capsys):
+        """A number outside mainland China gets the emulator's international template."""
+        assert main(["demo", "--to", "+852 6123 4567"]) == 0
+        out = capsys.readouterr().out
+        assert "📱 ***4567 received:" in out
+        assert "template:   SMS_000002" in out
+        assert "APPROVED" in out
+
     def test_demo_points_at_the_sample_config(self, capsys):
         """The demo's closing hint names examples/logto.json, which exists and checks clean."""
         assert main(["demo"]) == 0
