@@ -72,10 +72,7 @@ def connector_config() -> AliyunSmsConfig:
     path = os.environ.get("ALIYUN_SMS_CONFIG")
     if path:
         return AliyunSmsConfig.from_json(Path(path).read_bytes())
-    return AliyunSmsConfig.from_env(
-        # ALIYUN_SMS_CONFIG is this app's variable, not one of the connector's.
-        {k: v for k, v in os.environ.items() if k != "ALIYUN_SMS_CONFIG"}
-    )
+    return AliyunSmsConfig.from_env()
 
 
 def secret_key_from_env() -> str | None:

@@ -325,6 +325,15 @@ class TestCheckConfig:
         assert "examples/logto.json" in err
         assert "Field required" not in err
 
+    def test_config_path_from_the_environment(self, monkeypatch, capsys):
+        """ALIYUN_SMS_CONFIG names the file, as --config does; from_env() leaves it alone."""
+        for name in list(os.environ):
+            if name.startswith("ALIYUN_SMS_"):
+                monkeypatch.delenv(name)
+        monkeypatch.setenv("ALIYUN_SMS_CONFIG", str(SAMPLE_CONFIG))
+        assert main(["check-config"]) == 0
+        assert "signName:        ExampleApp" in capsys.readouterr().out
+
     def test_environment_problems_name_the_variables(self, monkeypatch, capsys):
         """Without --config, problems are named by their ALIYUN_SMS_* variable."""
         monkeypatch.setenv("ALIYUN_SMS_SIGN_NAME", "S")
