@@ -22,9 +22,10 @@ root, but it is only raised while a config or connector is being built: code
 that wraps ``send_message`` in ``except AliyunSmsError`` never meets it there.
 
 Every error raised for a failed call carries Aliyun's ``code``, ``message``,
-``request_id``, ``http_status`` and ``recommend`` (Aliyun's diagnosis URL), and
-``retryable`` and ``maybe_sent``. :func:`error_from_failure` is the single
-mapping point, for Aliyun's answers and for the transport's failures alike.
+``request_id``, ``http_status`` and ``recommend`` (Aliyun's diagnosis URL), the
+table's English ``explanation`` of the code, and ``retryable`` and ``maybe_sent``.
+:func:`error_from_failure` is the single mapping point, for Aliyun's answers
+and for the transport's failures alike.
 
 Network failures, by the transport's ``kind`` (one question decides
 ``maybe_sent``: may any byte of the request have reached the server?)::
