@@ -553,7 +553,7 @@ class TestChainHoldsNoInput:
 
 class TestFromEnvLeavesServiceVariables:
     def test_verify_variables_are_not_config(self):
-        """ALIYUN_SMS_REDIS_URL and ALIYUN_SMS_VERIFY_SECRET_KEY belong to verify, not config."""
+        """ALIYUN_SMS_REDIS_URL, _VERIFY_SECRET_KEY and _CONFIG are no fields of the config."""
         environ = {
             "ALIYUN_SMS_ACCESS_KEY_ID": "id",
             "ALIYUN_SMS_ACCESS_KEY_SECRET": "s",
@@ -561,6 +561,8 @@ class TestFromEnvLeavesServiceVariables:
             "ALIYUN_SMS_TEMPLATES": '[{"usageType": "Generic", "templateCode": "SMS_1"}]',
             "ALIYUN_SMS_REDIS_URL": "redis://127.0.0.1:6379/0",
             "ALIYUN_SMS_VERIFY_SECRET_KEY": "k" * 32,
+            # The path of a config file, for the command line and the example apps.
+            "ALIYUN_SMS_CONFIG": "/etc/aliyun-sms/logto.json",
         }
         assert AliyunSmsConfig.from_env(environ).sign_name == "S"
 

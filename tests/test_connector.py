@@ -1,5 +1,6 @@
 """The connector's sends, with the Transport mocked (autospec) at the sans-I/O seam."""
 
+import asyncio
 import json
 import logging
 
@@ -8,9 +9,11 @@ import pytest
 from aliyun_sms_connector import (
     AliyunSmsConnector,
     AliyunSmsError,
+    BatchMessage,
     ConfigError,
     InvalidPhoneNumberError,
     SendResult,
+    TemplateError,
     TemplateNotFoundError,
     TemplateParamError,
     UsageType,
@@ -132,14 +135,16 @@ class TestRoutes:
         for code in ("1", "2"):
             connector.send_message("13800138000", "SignIn", {"code": code})
         connector.send_message("13800138000", "Generic", {"code": "3"})
-        connector.send_message("+14155550100", "SignIn", {"code": "4"})
+        for code in ("4", "5"):
+            # Generic's {china, overseas} code: SignIn's own is domestic.
+            connector.send_message("+14155550100", "Generic", {"code": code})
         assert [c.args[1:] for c in spy.call_args_list] == [
             ("SignIn", "china"),
             ("Generic", "china"),
-            ("SignIn", "overseas"),
+            ("Generic", "overseas"),
         ]
         sent = wire_fakes.all_sent(transport.send)
-        assert [p["TemplateParam"] for p in sent] == [f'{{"code":"{i}"}}' for i in "1234"]
+        assert [p["TemplateParam"] for p in sent] == [f'{{"code":"{i}"}}' for i in "12345"]
 
     def test_an_unknown_usage_type_is_refused_every_time(self, connector, transport):
         """A usage type that routes nowhere is never kept: each call raises."""
@@ -256,3 +261,49 @@ class TestPrivacy:
             traceback.TracebackException.from_exception(info.value, capture_locals=True).format()
         )
         assert "AliyunSmsConnector(<not built>)" in shown
+
+
+class TestTemplateRegion:
+    """A plain templateCode serves its type's region only; nothing is sent otherwise."""
+
+    def test_overseas_number_and_domestic_template(self, connector, transport):
+        """+1 with SignIn's plain type-2 code: TemplateError before any request."""
+        with pytest.raises(TemplateError) as info:
+            connector.send_message("+1 312 555 0100", "SignIn", {"code": "1"})
+        assert info.value.code == "TemplateRegionMismatch"
+        assert "SMS_SIGNIN (SignIn) is domestic (type 2); +1 numbers need" in str(info.value)
+        transport.send.assert_not_called()
+        transport.send_async.assert_not_called()
+
+    def test_async_path(self, connector, transport):
+        """The async twin refuses alike, before any request."""
+
+        async def main():
+            with pytest.raises(TemplateError, match="is domestic"):
+                await connector.send_message_async("+85261234567", "Register", {"code": "1"})
+
+        asyncio.run(main())
+        transport.send.assert_not_called()
+        transport.send_async.assert_not_called()
+
+    def test_batch_rejects_only_the_recipients_it_cannot_serve(self, connector, transport):
+        """In a batch the overseas recipient is rejected, the mainland one is still sent."""
+        result = connector.send_batch(
+            [
+                BatchMessage("+13125550100", {"code": "1"}),
+                BatchMessage("13800138000", {"code": "2"}),
+            ],
+            "SignIn",
+        )
+        [rejected] = result.rejected
+        assert (rejected.index, rejected.error.code) == (0, "TemplateRegionMismatch")
+        [sent] = wire_fakes.all_sent(transport.send)
+        assert json.loads(sent["PhoneNumberJson"]) == ["13800138000"]
+
+    def test_each_send_is_checked(self, connector, transport):
+        """A refusal is never cached as a route: the next send is refused too."""
+        for _ in range(2):
+            with pytest.raises(TemplateError):
+                connector.send_message("+13125550100", "SignIn", {"code": "1"})
+        connector.send_message("13800138000", "SignIn", {"code": "1"})
+        assert transport.send.call_count == 1

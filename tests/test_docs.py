@@ -18,6 +18,7 @@ import pytest
 
 from aliyun_sms_connector import AliyunSmsConfig, _errors
 from aliyun_sms_connector._cli import common
+from aliyun_sms_connector._errors import translate as _translate
 from aliyun_sms_connector.verify import VerificationPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,16 +103,16 @@ class TestGeneratedPages:
     def test_the_error_table_holds_every_code(self):
         """The generated error table has a row for each translation-table code and network kind."""
         table = load_hooks().error_table()
-        for code, cls, retryable, _explanation in (row[:4] for row in _errors._TABLE):
+        for code, cls, retryable, _explanation in (row[:4] for row in _translate._TABLE):
             row = f"| `{code}` | `{cls.__name__}` | "
             assert row + ("yes" if retryable else "no") in table, code
-        for _cls, code, *_ in _errors._NETWORK.values():
+        for _cls, code, *_ in _translate._NETWORK.values():
             assert f"| `{code}` |" in table, code
 
     def test_the_explanations_are_shown(self, monkeypatch):
         """An explanation in the table lands in its row."""
         row = ("isv.EXAMPLE", _errors.SignNameError, False, "the sign name is not approved")
-        monkeypatch.setattr(_errors, "_TABLE", (row,))
+        monkeypatch.setattr(_translate, "_TABLE", (row,))
         assert "| `isv.EXAMPLE` | `SignNameError` | no | the sign name is not approved |" in (
             load_hooks().error_table()
         )

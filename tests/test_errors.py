@@ -23,11 +23,12 @@ from aliyun_sms_connector import (
     TemplateError,
     TemplateParamError,
 )
-from aliyun_sms_connector._errors import (
+from aliyun_sms_connector._errors import Failure
+from aliyun_sms_connector._errors.translate import (
     _DYPNSAPI,
     _TABLE,
     NETWORK_KINDS,
-    Failure,
+    _row,
     error_from_failure,
     lookup,
 )
@@ -136,6 +137,53 @@ def test_table_covers_the_documented_codes():
     assert {row[0] for row in _TABLE} == documented
     for code, cls, retryable in TABLE:
         assert lookup(code) == (cls, retryable)
+
+
+def test_every_row_has_an_explanation():
+    """Each code of the table carries a short English sentence saying what it means."""
+    for code, _, _, explanation in _TABLE:
+        assert explanation.strip(), code
+        assert explanation.isascii(), code
+        assert len(explanation) <= 90, code
+        assert explanation == explanation.strip()
+        assert not explanation.endswith("."), code
+
+
+class TestExplanations:
+    @pytest.mark.parametrize(("code", "cls", "retryable"), TABLE)
+    def test_str_shows_the_explanation_beside_aliyuns_text(
+        self, connector, transport, code, cls, retryable
+    ):
+        """.message keeps Aliyun's words; str() adds the row's explanation after them."""
+        explanation = _row(code)[2]  # the row the code resolves to, prefix rows too
+        transport.send.return_value = wire_fakes.business(code, "该账号下找不到对应签名")
+        with pytest.raises(cls) as info:
+            send(connector)
+        error = info.value
+        assert error.message == "该账号下找不到对应签名"
+        assert error.explanation == explanation
+        assert str(error).startswith(f"该账号下找不到对应签名 [{explanation}] (code: {code}")
+
+    def test_the_sign_name_example(self):
+        """isv.SMS_SIGNATURE_ILLEGAL says the sign name is missing or not approved."""
+        error = error_from_failure(
+            Failure("response", code="isv.SMS_SIGNATURE_ILLEGAL", message="该账号下找不到对应签名")
+        )
+        assert str(error) == (
+            "该账号下找不到对应签名 [the sign name does not exist or is not approved for this "
+            "AccessKey's account] (code: isv.SMS_SIGNATURE_ILLEGAL)"
+        )
+
+    def test_unknown_code_has_none(self):
+        """A code the table lacks has no explanation: str() is Aliyun's text and the code."""
+        error = error_from_failure(Failure("response", code="isv.SOMETHING_NEW", message="新"))
+        assert error.explanation is None
+        assert str(error) == "新 (code: isv.SOMETHING_NEW)"
+
+    def test_local_errors_have_none(self):
+        """The library's own errors explain themselves in their message."""
+        assert AliyunSmsError("x").explanation is None
+        assert str(NetworkError("x", code="C")) == "x (code: C)"
 
 
 def test_every_transport_kind_is_mapped():
@@ -521,7 +569,7 @@ def assert_locals_private(error):
 
 class TestErrorObjects:
     def test_str_carries_the_context(self):
-        """str() shows code, request id, status and the diagnosis URL."""
+        """str() shows the explanation, code, request id, status and the diagnosis URL."""
         error = error_from_failure(
             Failure(
                 "response",
@@ -533,7 +581,8 @@ class TestErrorObjects:
             )
         )
         assert str(error) == (
-            "bad sig (code: SignatureDoesNotMatch, request id: RID, HTTP 400, see https://x)"
+            "bad sig [the accessKeySecret does not belong to this accessKeyId] "
+            "(code: SignatureDoesNotMatch, request id: RID, HTTP 400, see https://x)"
         )
         assert "AuthenticationError(code='SignatureDoesNotMatch'" in repr(error)
 

@@ -71,6 +71,7 @@ FORBIDDEN = {
         f"{NAME}._phone",
         f"{NAME}._redact",
         f"{NAME}._templates",
+        f"{NAME}._mas",
     ),
 }
 

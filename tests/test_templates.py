@@ -4,6 +4,7 @@ import pytest
 
 from aliyun_sms_connector import (
     TemplateConfig,
+    TemplateError,
     TemplateNotFoundError,
     TemplateParamError,
     TemplateType,
@@ -43,10 +44,44 @@ class TestRouting:
         """{china, overseas} picks by the recipient's region."""
         assert route(templates(REGIONAL), UsageType.GENERIC, region).template_code == code
 
-    def test_plain_code_serves_both_regions(self):
-        """A string template code is used for every region."""
+    @pytest.mark.parametrize("kind", [0, 1, 2, 7])
+    def test_plain_domestic_code_serves_mainland_only(self, kind):
+        """Types 0, 1, 2 and 7 are domestic: mainland numbers only, else TemplateError."""
+        entries = templates({"usageType": "SignIn", "templateCode": "SMS_S", "type": kind})
+        assert route(entries, "SignIn", "china").template_code == "SMS_S"
+        with pytest.raises(TemplateError) as info:
+            route(entries, "SignIn", "overseas", country_code=1)
+        error = info.value
+        assert type(error) is TemplateError
+        assert error.code == "TemplateRegionMismatch"
+        assert error.message == (
+            f"template SMS_S (SignIn) is domestic (type {kind}); +1 numbers need an "
+            'international (overseas) template: give templateCode as {"china": ..., '
+            '"overseas": ...}'
+        )
+        assert (error.retryable, error.maybe_sent) == (False, False)
+
+    def test_plain_international_code_serves_overseas_only(self):
+        """Type 6 is international: numbers outside the mainland only, else TemplateError."""
+        entries = templates({"usageType": "Generic", "templateCode": "SMS_I", "type": 6})
+        assert route(entries, "SignIn", "overseas").template_code == "SMS_I"
+        with pytest.raises(TemplateError, match=r"SMS_I \(Generic\) is international") as info:
+            route(entries, "SignIn", "china", country_code=86)
+        assert info.value.code == "TemplateRegionMismatch"
+        assert "+86 (mainland China) numbers need a domestic template" in info.value.message
+
+    def test_region_named_without_a_country_code(self):
+        """Without the calling code the message still names the region."""
         entries = templates({"usageType": "SignIn", "templateCode": "SMS_S"})
-        assert route(entries, "SignIn", "overseas").template_code == "SMS_S"
+        with pytest.raises(TemplateError, match="numbers outside mainland China need"):
+            route(entries, "SignIn", "overseas")
+
+    @pytest.mark.parametrize("kind", [2, 6])
+    def test_regional_code_serves_both_regions_whatever_its_type(self, kind):
+        """{china, overseas} serves both regions: its type does not decide."""
+        entries = templates({**REGIONAL, "type": kind})
+        assert route(entries, "SignIn", "china").template_code == "SMS_CN"
+        assert route(entries, "SignIn", "overseas").template_code == "SMS_INTL"
 
     def test_no_template_and_no_generic(self):
         """Neither the usage type nor Generic: TemplateNotFoundError."""
@@ -61,6 +96,23 @@ class TestRouting:
         for member in UsageType:
             assert member.value in str(info.value)
         assert isinstance(info.value, LookupError)
+
+    @pytest.mark.parametrize(
+        ("value", "meant"),
+        [("signin", "SignIn"), ("SIGNIN", "SignIn"), ("Sign_In", "SignIn"), ("generic", "Generic")],
+    )
+    def test_another_case_is_refused_with_a_hint(self, value, meant):
+        """Names are case-sensitive; one that matches in another case says which was meant."""
+        with pytest.raises(TemplateNotFoundError) as info:
+            coerce_usage_type(value)
+        assert f"did you mean {meant}? usage types are case-sensitive" in info.value.message
+        assert info.value.code == "UnknownUsageType"
+
+    def test_no_hint_for_a_name_that_matches_nothing(self):
+        """A name that matches no usage type in any case gets the list, and no guess."""
+        with pytest.raises(TemplateNotFoundError) as info:
+            coerce_usage_type("Login")
+        assert "did you mean" not in info.value.message
 
     def test_member_names_are_accepted(self):
         """SIGN_IN and SignIn both name UsageType.SIGN_IN."""

@@ -4,7 +4,7 @@
 A page asks for a generated part with a marker on a line of its own:
 
 - ``<!-- generated: error-table -->``: the translation table of
-  ``aliyun_sms_connector._errors`` (every Aliyun code, its class, whether it
+  ``aliyun_sms_connector._errors.translate`` (every Aliyun code, its class, whether it
   is retried, and its explanation), then the network failures;
 - ``<!-- generated: cli-help -->``: ``aliyun-sms --help`` and each command's
   ``--help``, as the installed command prints them.
@@ -43,13 +43,13 @@ def _cell(text: str) -> str:
 
 def error_table() -> str:
     """The Markdown tables of every Aliyun code and every network failure."""
-    from aliyun_sms_connector import _errors  # noqa: PLC0415 - only when a page asks
+    from aliyun_sms_connector._errors import translate as _translate  # noqa: PLC0415 - only when a page asks
 
     lines = [
         "| code | class | retried | what it means |",
         "|---|---|---|---|",
     ]
-    for row in _errors._TABLE:  # noqa: SLF001 - the table is the source of this page
+    for row in _translate._TABLE:  # noqa: SLF001 - the table is the source of this page
         code, cls, retryable, explanation = row[0], row[1], row[2], row[3]
         lines.append(
             f"| `{_cell(code)}` | `{cls.__name__}` | {'yes' if retryable else 'no'} "
@@ -62,7 +62,7 @@ def error_table() -> str:
         "| code | class | maybe sent | retried | message |",
         "|---|---|---|---|---|",
     ]
-    for kind, (cls, code, message, maybe_sent, retryable) in _errors._NETWORK.items():  # noqa: SLF001
+    for kind, (cls, code, message, maybe_sent, retryable) in _translate._NETWORK.items():  # noqa: SLF001
         # The transport says, per failure, whether these came before or after the first byte.
         by_phase = kind in {"deadline", "closed"}
         sent = "by phase" if by_phase else ("yes" if maybe_sent else "no")

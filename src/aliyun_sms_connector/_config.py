@@ -51,8 +51,11 @@ __all__ = [
 
 ENV_PREFIX = "ALIYUN_SMS_"
 # Variables of the verification service (the aliyun-sms verify command, the
-# FastAPI example), not of the connector: from_env() leaves them alone.
-SERVICE_VARIABLES = frozenset({"ALIYUN_SMS_REDIS_URL", "ALIYUN_SMS_VERIFY_SECRET_KEY"})
+# example apps), and ALIYUN_SMS_CONFIG, the path of a config file (the command
+# line, the example apps): none is a field, and from_env() leaves them alone.
+SERVICE_VARIABLES = frozenset(
+    {"ALIYUN_SMS_REDIS_URL", "ALIYUN_SMS_VERIFY_SECRET_KEY", "ALIYUN_SMS_CONFIG"}
+)
 
 
 class UsageType(str, Enum):
@@ -293,7 +296,8 @@ class ConnectionConfig(BaseModel):
         ``ALIYUN_SMS_TEMPLATES`` holds the templates as JSON. Unknown
         ``ALIYUN_SMS_*`` variables are rejected, like unknown keys, except
         the verification service's ``ALIYUN_SMS_REDIS_URL`` and
-        ``ALIYUN_SMS_VERIFY_SECRET_KEY``, which are left alone.
+        ``ALIYUN_SMS_VERIFY_SECRET_KEY``, and ``ALIYUN_SMS_CONFIG`` (the path
+        the command line reads a config file from), which are left alone.
 
         Raises:
             ConfigError: Naming the offending variables.

@@ -307,6 +307,11 @@ class AliyunSmsConnector(ConnectorBase[AliyunSmsConfig]):
         Raises:
             InvalidPhoneNumberError, TemplateNotFoundError, TemplateParamError:
                 Before any network call.
+            TemplateError: ``TemplateRegionMismatch``, before any network call:
+                a plain ``templateCode`` whose ``type`` cannot serve the
+                number's region (a domestic one and a number outside mainland
+                China, or an international one and a mainland number); give
+                ``{china, overseas}``.
             AliyunSmsError: A subclass for every failure of the call itself.
         """
         self._ensure_open()
@@ -468,8 +473,10 @@ class AliyunSmsConnector(ConnectorBase[AliyunSmsConfig]):
     ) -> BatchResult:
         """Send notifications to many numbers through ``SendBatchSms``.
 
-        Each number is validated and normalised first; invalid ones are
-        reported in ``rejected`` and the rest are still sent. Mainland and
+        Each number is validated and normalised first; invalid ones, and
+        those whose region the template cannot serve (``TemplateError``
+        ``TemplateRegionMismatch``), are reported in ``rejected`` and the rest
+        are still sent. Mainland and
         overseas numbers go in separate calls when their template codes
         differ, each split into chunks of at most 100.
 

@@ -18,7 +18,7 @@ import aiohttp  # imported up front, so that no deadline pays for it
 import pytest
 
 from aliyun_sms_connector import ConfigError
-from aliyun_sms_connector._http.models import TransportError, WireRequest
+from aliyun_sms_connector._http.models import TransportError, WireRequest, plaintext_answer
 from aliyun_sms_connector._http.sync_driver import _SyncPool
 from aliyun_sms_connector._http.transport import Transport, _split_host
 from tests.fault_servers import (
@@ -299,12 +299,29 @@ class TestNotSent:
         assert server.requests == 0
 
     def test_plain_http_server_behind_https(self, mode, certificates):
-        """A TLS client talking to a plain HTTP port fails in the handshake: not sent."""
+        """A TLS client talking to a plain HTTP port: its own kind, in the handshake, not sent."""
         with serve("ok") as server:
             transport = make_transport(server.host, "https", certificates)
             outcome, _ = call(transport, mode, request_for(server.host))
-        assert_failure(outcome, "connect", maybe_sent=False)
+        assert_failure(outcome, "tls_plaintext", maybe_sent=False)
         assert server.requests == 0
+        assert server.connections == 1
+
+    @pytest.mark.parametrize("reason", ["WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE"])
+    def test_plaintext_reasons_of_each_openssl(self, reason):
+        """OpenSSL 3.0's and 3.2's words for a plain-HTTP answer, bare or wrapped by aiohttp."""
+        import ssl
+        from unittest import mock
+
+        err = ssl.SSLError(1, f"[SSL: {reason}] ...")
+        err.reason = reason
+        assert plaintext_answer(err)
+        wrapped = aiohttp.ClientConnectorSSLError(mock.Mock(), err)
+        assert plaintext_answer(wrapped)
+        other = ssl.SSLError(1, "[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] ...")
+        other.reason = "SSLV3_ALERT_HANDSHAKE_FAILURE"
+        assert not plaintext_answer(other)
+        assert not plaintext_answer(ConnectionResetError())
 
 
 class TestMaybeSent:

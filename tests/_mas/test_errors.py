@@ -12,7 +12,7 @@ from aliyun_sms_connector import (
     ServiceUnavailableError,
     TemplateError,
 )
-from aliyun_sms_connector._errors import _DYPNSAPI, _TABLE, lookup
+from aliyun_sms_connector._errors.translate import _DYPNSAPI, _TABLE, lookup
 from tests import wire_fakes
 
 PHONE = "13800138000"

@@ -12,7 +12,8 @@ from aliyun_sms_connector import (
     NetworkError,
     RateLimitExceededError,
 )
-from aliyun_sms_connector._errors import Failure, error_from_failure
+from aliyun_sms_connector._errors import Failure
+from aliyun_sms_connector._errors.translate import error_from_failure
 from aliyun_sms_connector._protocol.policy import RetryPolicy
 from tests import wire_fakes
 

@@ -19,6 +19,8 @@ from aliyun_sms_connector._cli.main import main
 
 from .conftest import KEY_SECRET, connector_config
 
+SAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "logto.json"
+
 
 @pytest.fixture
 def config_file(emulator, tmp_path):
@@ -36,6 +38,22 @@ class TestDemo:
         assert re.search(r"biz id: +\d+\^0", out)
         assert re.search(r"request id: +[0-9A-F-]{36}", out)
         assert "13800138000" not in out
+
+    def test_demo_to_an_overseas_number(self, capsys):
+        """A number outside mainland China gets the emulator's international template."""
+        assert main(["demo", "--to", "+852 6123 4567"]) == 0
+        out = capsys.readouterr().out
+        assert "📱 ***4567 received:" in out
+        assert "template:   SMS_000002" in out
+        assert "APPROVED" in out
+
+    def test_demo_points_at_the_sample_config(self, capsys):
+        """The demo's closing hint names examples/logto.json, which exists and checks clean."""
+        assert main(["demo"]) == 0
+        out = capsys.readouterr().out
+        assert "examples/logto.json" in out
+        assert "aliyun-sms check-config --config logto.json" in out
+        assert SAMPLE_CONFIG.is_file()
 
     def test_demo_to_another_number(self, capsys):
         """--to picks the recipient, shown masked."""
@@ -131,6 +149,32 @@ class TestSend:
         expected = dict(EXIT_CODES)[expected_class]
         assert status == expected
 
+    def test_aliyun_text_comes_with_an_english_explanation(self, emulator, config_file, capsys):
+        """Aliyun's Chinese message is shown as is, with what it means on the next line."""
+        emulator.fail_next("isv.SMS_SIGNATURE_ILLEGAL", message="该账号下找不到对应签名")
+        assert main(["send", "--config", str(config_file), "--to", "13800138000"]) == 8
+        lines = capsys.readouterr().err.splitlines()
+        assert lines[0] == "error: SignNameError: 该账号下找不到对应签名"
+        assert lines[1] == "  code:       isv.SMS_SIGNATURE_ILLEGAL"
+        assert lines[2] == (
+            "  means:      the sign name does not exist or is not approved for this "
+            "AccessKey's account"
+        )
+
+    def test_overseas_number_with_a_domestic_template(self, emulator, tmp_path, capsys):
+        """A +1 number and a plain domestic template: TemplateError (7) saying what to give."""
+        path = tmp_path / "domestic.json"
+        templates = [{"usageType": "Generic", "templateCode": "SMS_CODE"}]
+        path.write_text(json.dumps(connector_config(emulator, templates=templates)))
+        assert main(["send", "--config", str(path), "--to", "+1 312 555 0100"]) == 7
+        err = capsys.readouterr().err
+        assert err.startswith(
+            "error: TemplateError: template SMS_CODE (Generic) is domestic (type 2); "
+            "+1 numbers need an international (overseas) template"
+        )
+        assert "  code:       TemplateRegionMismatch" in err
+        assert emulator.requests == []
+
     def test_gateway_error_shows_request_id_and_recommend(self, emulator, config_file, capsys):
         """Gateway errors show Aliyun's request id and diagnosis URL."""
         emulator.fail_next("SignatureDoesNotMatch", http_status=400)
@@ -166,6 +210,50 @@ class TestSend:
             assert common.exit_code(cls("x")) == code
 
 
+class TestSampleConfig:
+    """examples/logto.json: Logto's format, both template forms, and check-config passes."""
+
+    def test_check_config_passes(self, capsys):
+        """The console entry point validates it: exit 0, both forms routed."""
+        assert main(["check-config", "--config", str(SAMPLE_CONFIG)]) == 0
+        captured = capsys.readouterr()
+        assert captured.out.startswith("config is valid\n")
+        # A domestic plain-string template, and a {china, overseas} one.
+        assert re.search(r"SignIn +SMS_\d+ +- +exact", captured.out)
+        assert re.search(r"Generic +SMS_\d+ +SMS_\d+ +exact", captured.out)
+        assert "EXAMPLE-not-a-real" not in captured.out + captured.err
+
+    def test_installed_command(self):
+        """The installed console script accepts it as well."""
+        argv = ["check-config", "--config", str(SAMPLE_CONFIG)]
+        result = subprocess.run(
+            [sys.executable, "-m", "aliyun_sms_connector", *argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "config is valid" in result.stdout
+
+    def test_it_is_logtos_format(self):
+        """Only Logto's keys, with a plain domestic and a {china, overseas} templateCode."""
+        data = json.loads(SAMPLE_CONFIG.read_text(encoding="utf-8"))
+        assert set(data) == {
+            "accessKeyId",
+            "accessKeySecret",
+            "signName",
+            "templates",
+            "strictPhoneRegionNumberCheck",
+        }
+        codes = [t["templateCode"] for t in data["templates"]]
+        assert any(isinstance(c, str) for c in codes)
+        assert any(isinstance(c, dict) and set(c) == {"china", "overseas"} for c in codes)
+        assert all(set(t) == {"type", "usageType", "templateCode"} for t in data["templates"])
+        assert "EXAMPLE" in data["accessKeyId"]
+        assert "EXAMPLE" in data["accessKeySecret"]
+
+
 class TestCheckConfig:
     def test_routing_table_with_masked_secrets(self, config_file, capsys):
         """check-config prints every usage type's route and never the secret."""
@@ -173,7 +261,8 @@ class TestCheckConfig:
         out = capsys.readouterr().out
         assert KEY_SECRET not in out
         assert "accessKeySecret: ********" in out
-        assert re.search(r"SignIn +SMS_SIGNIN +SMS_SIGNIN +exact", out)
+        # SignIn's plain code is domestic (type 2): no overseas route.
+        assert re.search(r"SignIn +SMS_SIGNIN +- +exact", out)
         assert re.search(r"Register +SMS_CODE +SMS_INTL +Generic", out)
         assert "LTAI5tE2eKeyId" not in out
 
@@ -219,6 +308,31 @@ class TestCheckConfig:
         """A config path that does not exist is a ConfigError."""
         assert main(["check-config", "--config", str(tmp_path / "nope.json")]) == 3
         assert "cannot read" in capsys.readouterr().err
+
+    @pytest.mark.parametrize("command", ["send", "check-config", "status"])
+    def test_no_config_at_all_says_what_to_give(self, monkeypatch, capsys, command):
+        """Neither --config nor ALIYUN_SMS_* variables: one line naming both ways, exit 3."""
+        for name in list(os.environ):
+            if name.startswith("ALIYUN_SMS_"):
+                monkeypatch.delenv(name)
+        # The verify service's variables are no connector config.
+        monkeypatch.setenv("ALIYUN_SMS_REDIS_URL", "redis://127.0.0.1:1/0")
+        argv = [command, *(["--to", "13800138000"] if command != "check-config" else [])]
+        assert main(argv) == 3
+        err = capsys.readouterr().err
+        assert err.startswith("error: ConfigError: no config: give --config PATH")
+        assert "or set the ALIYUN_SMS_* variables" in err
+        assert "examples/logto.json" in err
+        assert "Field required" not in err
+
+    def test_config_path_from_the_environment(self, monkeypatch, capsys):
+        """ALIYUN_SMS_CONFIG names the file, as --config does; from_env() leaves it alone."""
+        for name in list(os.environ):
+            if name.startswith("ALIYUN_SMS_"):
+                monkeypatch.delenv(name)
+        monkeypatch.setenv("ALIYUN_SMS_CONFIG", str(SAMPLE_CONFIG))
+        assert main(["check-config"]) == 0
+        assert "signName:        ExampleApp" in capsys.readouterr().out
 
     def test_environment_problems_name_the_variables(self, monkeypatch, capsys):
         """Without --config, problems are named by their ALIYUN_SMS_* variable."""
@@ -523,28 +637,42 @@ class TestConfigFiles:
 
 
 class TestCheckConfigWarnings:
-    def test_plain_code_serving_overseas_numbers(self, tmp_path, capsys):
-        """A plain-string templateCode warns: Aliyun keeps domestic and international apart."""
+    def write(self, tmp_path, templates):
         path = tmp_path / "c.json"
-        path.write_text(
-            json.dumps(
-                {
-                    "accessKeyId": "LTAIabcdefgh",
-                    "accessKeySecret": "s",
-                    "signName": "S",
-                    "templates": [
-                        {"usageType": "SignIn", "templateCode": "SMS_PLAIN"},
-                        {"usageType": "Generic", "templateCode": {"china": "A", "overseas": "B"}},
-                    ],
-                }
-            )
+        config = {"accessKeyId": "LTAIabcdefgh", "accessKeySecret": "s", "signName": "S"}
+        path.write_text(json.dumps({**config, "templates": templates}))
+        return path
+
+    def test_plain_domestic_code_cannot_serve_overseas_numbers(self, tmp_path, capsys):
+        """A plain domestic templateCode: "-" for overseas, and a warning saying how to fix it."""
+        path = self.write(
+            tmp_path,
+            [
+                {"usageType": "SignIn", "templateCode": "SMS_PLAIN"},
+                {"usageType": "Generic", "templateCode": {"china": "A", "overseas": "B"}},
+            ],
         )
         assert main(["check-config", "--config", str(path)]) == 0
-        err = capsys.readouterr().err.splitlines()
-        [warning] = err
-        assert warning.startswith("warning: SignIn sends overseas numbers with the same template")
-        assert "SMS_PLAIN" in warning
-        assert "domestic and international templates" in warning
+        captured = capsys.readouterr()
+        assert re.search(r"SignIn +SMS_PLAIN +- +exact", captured.out)
+        assert re.search(r"Register +A +B +Generic", captured.out)
+        [warning] = captured.err.splitlines()
+        assert warning == (
+            "warning: template SMS_PLAIN (SignIn) is domestic (type 2); numbers outside "
+            "mainland China need an international (overseas) template: give templateCode as "
+            '{"china": ..., "overseas": ...} (until then, such sends raise TemplateError '
+            "before any request)"
+        )
+
+    def test_plain_international_code_cannot_serve_mainland_numbers(self, tmp_path, capsys):
+        """A plain type-6 templateCode: "-" for mainland China, and a warning."""
+        path = self.write(tmp_path, [{"usageType": "Generic", "templateCode": "I", "type": 6}])
+        assert main(["check-config", "--config", str(path)]) == 0
+        captured = capsys.readouterr()
+        assert re.search(r"SignIn +- +I +Generic", captured.out)
+        [warning] = captured.err.splitlines()
+        assert warning.startswith("warning: template I (Generic) is international (type 6)")
+        assert "+86 (mainland China) numbers need a domestic template" in warning
 
     def test_regional_codes_give_no_warning(self, config_file, capsys):
         """{china, overseas} codes, and a config with only those, give no warning."""

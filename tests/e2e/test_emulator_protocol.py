@@ -230,9 +230,10 @@ class TestRegions:
         )
         assert body.code == "isv.DOMESTIC_NUMBER_NOT_SUPPORTED"
 
-    def test_connector_with_one_template_code_for_everyone(self, emulator):
-        """A plain-string templateCode serving a US number fails as it would on Aliyun, sync."""
-        from aliyun_sms_connector import AliyunSmsConnector, InvalidPhoneNumberError
+    @pytest.mark.parametrize("to", ["+1 415 555 0100", "+1 312 555 0100", "+852 6123 4567"])
+    def test_connector_with_one_template_code_for_everyone(self, emulator, to):
+        """A plain domestic templateCode and an overseas number: TemplateError, no request."""
+        from aliyun_sms_connector import AliyunSmsConnector, TemplateError
 
         from .conftest import connector_config
 
@@ -240,16 +241,21 @@ class TestRegions:
             emulator, templates=[{"usageType": "Generic", "templateCode": "SMS_CODE"}]
         )
         connector = AliyunSmsConnector(config)
-        with connector, pytest.raises(InvalidPhoneNumberError) as info:
-            connector.send_message("+1 415 555 0100", "SignIn", {"code": "1"})
-        assert info.value.code == "isv.MOBILE_NUMBER_ILLEGAL"
+        with connector, pytest.raises(TemplateError) as info:
+            connector.send_message(to, "SignIn", {"code": "1"})
+        assert info.value.code == "TemplateRegionMismatch"
+        country = to.split()[0]
+        assert f"template SMS_CODE (Generic) is domestic (type 2); {country} numbers" in str(
+            info.value
+        )
+        assert emulator.requests == []
         assert emulator.outbox == []
 
     def test_connector_with_one_template_code_for_everyone_async(self, emulator):
-        """The same refusal on the async path."""
+        """The same refusal on the async path, before any request."""
         import asyncio
 
-        from aliyun_sms_connector import AliyunSmsConnector, InvalidPhoneNumberError
+        from aliyun_sms_connector import AliyunSmsConnector, TemplateError
 
         from .conftest import connector_config
 
@@ -260,13 +266,71 @@ class TestRegions:
         async def attempt() -> str:
             async with AliyunSmsConnector(config) as connector:
                 try:
-                    await connector.send_message_async("+1 415 555 0100", "SignIn", {"code": "1"})
-                except InvalidPhoneNumberError as error:
+                    await connector.send_message_async("+1 312 555 0100", "SignIn", {"code": "1"})
+                except TemplateError as error:
                     return str(error.code)
             return "sent"
 
-        assert asyncio.run(attempt()) == "isv.MOBILE_NUMBER_ILLEGAL"
+        assert asyncio.run(attempt()) == "TemplateRegionMismatch"
+        assert emulator.requests == []
         assert emulator.outbox == []
+
+    def test_a_us_number_never_reaches_a_mainland_mobile(self, emulator):
+        """Security: +1 312 555 0100 written for a domestic template is 13125550100.
+
+        That is a valid mainland number, which Aliyun (and the emulator) would
+        deliver to: the code would reach a stranger in China. The connector
+        refuses before any request, on every path.
+        """
+        from aliyun_sms_connector import AliyunSmsConnector, BatchMessage, TemplateError
+
+        from .conftest import connector_config
+
+        # The premise: the emulator takes those 11 digits for a mainland mobile.
+        direct = AliyunSmsConnector(connector_config(emulator))
+        with direct:
+            direct.send_message("13125550100", "SignIn", {"code": "1"})
+        assert [m.phone_number for m in emulator.outbox] == ["13125550100"]
+        emulator.reset()
+
+        config = connector_config(
+            emulator, templates=[{"usageType": "Generic", "templateCode": "SMS_CODE", "type": 2}]
+        )
+        with AliyunSmsConnector(config) as connector:
+            with pytest.raises(TemplateError):
+                connector.send_message("+13125550100", "SignIn", {"code": "1"})
+            batch = connector.send_batch(
+                [
+                    BatchMessage("+13125550100", {"code": "2"}),
+                    BatchMessage("13800138000", {"code": "3"}),
+                ],
+                "SignIn",
+            )
+        [rejected] = batch.rejected
+        assert rejected.index == 0
+        assert isinstance(rejected.error, TemplateError)
+        assert rejected.error.code == "TemplateRegionMismatch"
+        # Only the mainland recipient was sent, in its own request.
+        assert [m.phone_number for m in emulator.outbox] == ["13800138000"]
+        assert len(emulator.requests) == 1
+
+    def test_an_international_template_refuses_mainland_numbers(self, emulator):
+        """A plain type-6 templateCode and a mainland number: TemplateError, no request."""
+        from aliyun_sms_connector import AliyunSmsConnector, TemplateError
+
+        from .conftest import connector_config
+
+        config = connector_config(
+            emulator, templates=[{"usageType": "Generic", "templateCode": "SMS_INTL", "type": 6}]
+        )
+        with AliyunSmsConnector(config) as connector:
+            with pytest.raises(TemplateError, match=r"\+86 \(mainland China\) numbers") as info:
+                connector.send_message("13800138000", "SignIn", {"code": "1"})
+            assert info.value.code == "TemplateRegionMismatch"
+            assert emulator.requests == []
+            sent = connector.send_message("+85261234567", "SignIn", {"code": "1"})
+        assert sent.template_code == "SMS_INTL"
+        assert [m.phone_number for m in emulator.outbox] == ["85261234567"]
 
 
 class TestOtherActions:

@@ -111,3 +111,41 @@ def test_one_tls_context_for_both_paths(tls_emulator):
     assert asyncio.run(main()) is transport._ssl
     # The CA bundle is loaded once per file, not once per connector.
     assert other._lanes["china"].transport._ssl is transport._ssl
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_https_to_the_plain_http_emulator(emulator, mode):
+    """Forgetting protocol: http names the cause and the fix, and is never retried."""
+    from tests.fault_servers import FaultServer
+
+    def send(connector):
+        if mode == "sync":
+            with connector:
+                return connector.send_message("13800138000", "SignIn", {"code": "1"})
+
+        async def main():
+            async with connector:
+                await connector.send_message_async("13800138000", "SignIn", {"code": "1"})
+
+        return asyncio.run(main())
+
+    # The emulator itself: what a user who forgot the protocol meets.
+    with pytest.raises(NetworkError) as info:
+        send(AliyunSmsConnector(https_config(emulator)))
+    error = info.value
+    assert error.code == "PlainHttpEndpoint"
+    assert "answered the TLS handshake in plain HTTP" in str(error)
+    assert "set protocol: http" in str(error)
+    assert (error.maybe_sent, error.retryable) == (False, False)
+    # maxAttempts is 3: a server that speaks http:// will not learn TLS.
+    assert error.attempts == 1
+    assert emulator.requests == []
+
+    # A plain-HTTP server that counts connections: one handshake, and no other.
+    with FaultServer("ok") as server:
+        config = https_config(emulator, endpoint=server.host)
+        with pytest.raises(NetworkError) as info:
+            send(AliyunSmsConnector(config))
+        assert info.value.code == "PlainHttpEndpoint"
+        assert server.connections == 1
+        assert server.requests == 0

@@ -13,7 +13,6 @@ import logging
 import re
 import socket
 import sys
-import uuid
 from pathlib import Path
 
 import httpx
@@ -22,6 +21,8 @@ import pytest
 from aliyun_sms_connector.verify import MemoryStore, RedisStore, VerificationPolicy
 from aliyun_sms_connector.verify._store import store_unavailable
 from tests.verify.conftest import NUMBER, OTHER_NUMBER, SECRET_KEY
+
+from .conftest import app_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fastapi_app.py"
 USER_IP = "203.0.113.5"
@@ -43,28 +44,6 @@ def load_example():
 
 
 fastapi_app = load_example()
-
-
-@pytest.fixture(params=["memory", "redis"])
-def store_factory(request):
-    if request.param == "memory":
-        return MemoryStore
-    url = request.getfixturevalue("redis_url")
-    prefix = f"example-{uuid.uuid4().hex[:8]}:"
-    # Generous: these tests are about status codes, not the store's deadline.
-    return lambda: RedisStore.from_url(url, prefix=prefix, store_timeout=5.0)
-
-
-def app_config(emulator):
-    return emulator.connector_config(
-        templates=[
-            {"usageType": "Generic", "templateCode": "SMS_CODE"},
-            {"usageType": "SignIn", "templateCode": "SMS_SIGN_IN"},
-            {"usageType": "Register", "templateCode": "SMS_REGISTER"},
-        ],
-        backoffBase=1,
-        backoffCap=5,
-    )
 
 
 class Client:
@@ -408,6 +387,31 @@ class TestStart:
             "error": "InvalidPhoneNumber",
             "message": "the phone number is not valid",
         }
+
+    @pytest.mark.parametrize("phone", ["+85261234567", "+1 312 555 0100"])
+    def test_no_template_for_the_region(self, emulator, store_factory, clock, phone, caplog):
+        """A plain domestic template and an overseas number: 500 RegionNotServed, not 400.
+
+        The user's number is valid: the config lacks an international
+        template, which the log (at ERROR) names. Nothing is sent.
+        """
+        app = make_app(emulator, store_factory, clock)
+        caplog.set_level(logging.INFO)
+
+        async def scenario(client):
+            return await client.start(phone)
+
+        response = run(app, emulator, scenario)
+        assert response.status_code == 500
+        assert response.json() == {
+            "error": "RegionNotServed",
+            "message": "codes cannot be sent to numbers in this region",
+        }
+        assert "retry-after" not in response.headers
+        assert emulator.requests == []
+        [line] = example_log(caplog)
+        assert line.levelno == logging.ERROR
+        assert "template SMS_SIGN_IN (SignIn) is domestic" in line.getMessage()
 
     def test_maybe_sent(self, emulator, store_factory, clock):
         """The connection broke after the request: 504 with the verification id, which checks it."""

@@ -21,6 +21,7 @@ from aliyun_sms_connector import (
     PermissionDeniedError,
     RateLimitExceededError,
     ServiceUnavailableError,
+    TemplateError,
 )
 from aliyun_sms_connector.verify import (
     CheckStatus,
@@ -306,6 +307,23 @@ class TestLimits:
 
 class TestFailedSend:
     """What a failed send leaves behind depends on whether the SMS may have gone out."""
+
+    def test_a_template_that_cannot_serve_the_region(self, connector, store, clock, emulator):
+        """A +852 number and a plain domestic template: TemplateError, no request, nothing held.
+
+        The connector refuses before any request (a +1 number would otherwise
+        be written as a mainland one); the service gives back what it took.
+        """
+        service = make_service(connector, store, clock, global_hourly=1, per_ip_hourly=1)
+        with pytest.raises(TemplateError) as caught:
+            service.start("+85261234567", "SignIn", client_ip="203.0.113.5")
+        assert caught.value.code == "TemplateRegionMismatch"
+        assert caught.value.maybe_sent is False
+        assert emulator.requests == []
+        assert service.check("+85261234567", "SignIn", "123456").status is CheckStatus.NOT_FOUND
+        # The global and per-IP budgets of 1 are intact.
+        service.start(NUMBER, "SignIn", client_ip="203.0.113.5")
+        assert len(emulator.outbox) == 1
 
     def test_nothing_sent_releases_code_cooldown_and_caps(self, connector, store, clock, emulator):
         """maybe_sent=False: the code is gone, no cooldown holds, no cap is consumed."""

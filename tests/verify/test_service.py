@@ -139,6 +139,20 @@ class TestConfiguration:
             service.start(NUMBER, "Nope")
         assert caught.value.code == "UnknownUsageType"
 
+    @pytest.mark.parametrize("method", ["start", "check"])
+    def test_usage_type_in_another_case(self, connector, clock, emulator, method):
+        """Names are case-sensitive: "signin" is refused, naming SignIn and the valid list."""
+        service = service_for(connector, clock)
+        call = getattr(service, method)
+        args = (NUMBER, "signin") if method == "start" else (NUMBER, "signin", "123456")
+        with pytest.raises(TemplateNotFoundError) as caught:
+            call(*args)
+        message = caught.value.message
+        assert "did you mean SignIn? usage types are case-sensitive" in message
+        assert "valid usage types are: Register, SignIn, ForgotPassword, Generic" in message
+        assert "signin" not in message  # the caller's text is never echoed
+        assert emulator.requests == []
+
     @pytest.mark.parametrize("usage_type", ["Nope", ["SignIn"], None])
     def test_unknown_usage_type_on_check(self, connector, clock, usage_type):
         """check refuses an unknown usage type the same way, whatever its type."""

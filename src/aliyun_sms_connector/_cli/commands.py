@@ -82,11 +82,10 @@ def status(args: argparse.Namespace) -> int:
 
 
 def check_config(args: argparse.Namespace) -> int:
-    """Validate the config, print its routing table, warn about mixed templates."""
+    """Validate the config, print its routing table, warn about regions a template cannot serve."""
     from aliyun_sms_connector._config import UsageType  # noqa: PLC0415
     from aliyun_sms_connector._connector import AliyunSmsConnector  # noqa: PLC0415 - resolves the endpoints
-    from aliyun_sms_connector._errors import TemplateNotFoundError  # noqa: PLC0415
-    from aliyun_sms_connector._templates import route  # noqa: PLC0415
+    from aliyun_sms_connector._templates import region_problem  # noqa: PLC0415
 
     config = load_config(args.config)
     with AliyunSmsConnector(config) as connector:
@@ -112,25 +111,31 @@ def check_config(args: argparse.Namespace) -> int:
     print()
     print(f"  {'usage type':<26} {'china':<22} {'overseas':<22} via")
     for usage in UsageType:
-        try:
-            china = route(config.templates_by_usage, usage, "china")
-            overseas = route(config.templates_by_usage, usage, "overseas")
-        except TemplateNotFoundError:
+        template = config.templates_by_usage.get(usage) or config.templates_by_usage.get(
+            UsageType.GENERIC
+        )
+        if template is None:
             print(f"  {usage.value:<26} {'-':<22} {'-':<22} no template")
             continue
-        via = "exact" if china.template.usage_type is usage else "Generic"
-        print(f"  {usage.value:<26} {china.template_code:<22} {overseas.template_code:<22} {via}")
+        # A region the template cannot serve is shown as "-": a send there
+        # raises TemplateError (TemplateRegionMismatch) before any request.
+        china, overseas = (
+            "-" if region_problem(template, region) else template.code_for(region)
+            for region in ("china", "overseas")
+        )
+        via = "exact" if template.usage_type is usage else "Generic"
+        print(f"  {usage.value:<26} {china:<22} {overseas:<22} {via}")
     for template in config.templates:
-        if isinstance(template.template_code, str):
-            # Aliyun keeps domestic and international templates apart: one code
-            # for both regions is refused for one of them.
-            print(
-                f"warning: {template.usage_type.value} sends overseas numbers with the same "
-                f"template as mainland ones ({template.template_code}), but Aliyun does not let "
-                'domestic and international templates be mixed; give {"china": ..., '
-                '"overseas": ...} unless you never send overseas',
-                file=sys.stderr,
-            )
+        for region in ("china", "overseas"):
+            problem = region_problem(template, region)
+            if problem is not None:
+                # The config is valid (an app may never send to that region),
+                # but every send there would fail: say so, and how to fix it.
+                print(
+                    f"warning: {problem} (until then, such sends raise TemplateError "
+                    "before any request)",
+                    file=sys.stderr,
+                )
     return 0
 
 

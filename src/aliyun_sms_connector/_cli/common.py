@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BROKEN_PIPE",
+    "CONFIG_VARIABLE",
     "EXIT_CODES",
     "INTERRUPTED",
     "NOT_FOUND",
@@ -35,6 +36,7 @@ __all__ = [
     "read_file",
 ]
 REDIS_URL_VARIABLE = "ALIYUN_SMS_REDIS_URL"
+CONFIG_VARIABLE = "ALIYUN_SMS_CONFIG"  # the path of a config file, as --config
 SECRET_KEY_VARIABLE = "ALIYUN_SMS_VERIFY_SECRET_KEY"  # noqa: S105 - a variable's name
 
 # One exit status per error class, by class name so that this table costs no
@@ -79,17 +81,40 @@ def exit_code(error: BaseException) -> int:
 
 
 def load_config(path: Path | None) -> AliyunSmsConfig:
-    """The config from ``path`` (Logto's JSON), or from ALIYUN_SMS_* variables."""
+    """The config from ``path`` or ``ALIYUN_SMS_CONFIG`` (JSON files), or ALIYUN_SMS_* variables."""
+    import os  # noqa: PLC0415
+
     from aliyun_sms_connector._config import AliyunSmsConfig  # noqa: PLC0415
     from aliyun_sms_connector._errors import ConfigError  # noqa: PLC0415
 
+    if path is None and os.environ.get(CONFIG_VARIABLE):
+        from pathlib import Path  # noqa: PLC0415
+
+        path = Path(os.environ[CONFIG_VARIABLE])
     if path is None:
+        if not any(_is_config_variable(name) for name in os.environ):
+            # Naming the first missing field would hide the choice to make.
+            raise ConfigError(
+                "no config: give --config PATH or ALIYUN_SMS_CONFIG=PATH (Logto's "
+                "connector JSON, such as examples/logto.json), or set the ALIYUN_SMS_* variables "
+                "(ALIYUN_SMS_ACCESS_KEY_ID, ALIYUN_SMS_ACCESS_KEY_SECRET, "
+                "ALIYUN_SMS_SIGN_NAME, ALIYUN_SMS_TEMPLATES, ...)"
+            )
         return AliyunSmsConfig.from_env()
     raw, problem = read_file(path)
     if raw is None:
         raise ConfigError(problem)
     # Bytes: from_json checks they are UTF-8 and drops a byte-order mark.
     return AliyunSmsConfig.from_json(raw)
+
+
+def _is_config_variable(name: str) -> bool:
+    """An ALIYUN_SMS_* variable of the connector's config (not of the verify service)."""
+    return name.startswith("ALIYUN_SMS_") and name not in {
+        REDIS_URL_VARIABLE,
+        SECRET_KEY_VARIABLE,
+        CONFIG_VARIABLE,
+    }
 
 
 def read_file(path: Path) -> tuple[bytes | None, str]:
@@ -126,6 +151,8 @@ def print_error(error: AliyunSmsError, out: TextIO) -> None:
     if isinstance(error, ConfigError):
         return
     print(f"  code:       {one_line(error.code)}", file=out)
+    if error.explanation:
+        print(f"  means:      {error.explanation}", file=out)
     if error.request_id:
         print(f"  request id: {one_line(error.request_id)}", file=out)
     if error.http_status is not None:

@@ -273,7 +273,8 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
         "--config",
         type=_path,
         metavar="PATH",
-        help="JSON config, as Logto stores it; without it, ALIYUN_SMS_* variables are read",
+        help="JSON config, as Logto stores it (default: $ALIYUN_SMS_CONFIG); without either, "
+        "ALIYUN_SMS_* variables are read",
     )
 
 

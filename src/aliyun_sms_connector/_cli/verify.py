@@ -45,7 +45,13 @@ def demo(args: argparse.Namespace) -> int:
         print(f"Starting a SignIn verification for {mask_phone(args.to)}: a code is generated,")
         print("  stored as an HMAC (in memory here; in Redis across instances), and sent")
         print("  signed by the official Aliyun SDK's own functions...")
-        with AliyunSmsConnector(emulator.connector_config()) as connector:
+        # The emulator's domestic and international templates, as a real config
+        # needs both: --to may be a number outside mainland China.
+        regional = {"china": "SMS_000001", "overseas": "SMS_000002"}
+        config = emulator.connector_config(
+            templates=[{"usageType": "Generic", "templateCode": regional}]
+        )
+        with AliyunSmsConnector(config) as connector:
             service = VerificationService(connector, MemoryStore())
             verification = service.start(args.to, UsageType.SIGN_IN)
             message = emulator.outbox[-1]
@@ -70,6 +76,9 @@ def demo(args: argparse.Namespace) -> int:
                 print(f"  checking {label + ',':<22} {typed}: {check_text(checked)}")
         print()
         print("Next: 'aliyun-sms emulator' keeps one running for your app;")
+        print("      examples/logto.json (in the source repository) is a sample config in")
+        print("      Logto's format: copy it, fill in your AccessKey, sign name and templates,")
+        print("      check it with 'aliyun-sms check-config --config logto.json', and")
         print("      'aliyun-sms send --config logto.json --to ...' sends for real;")
         print("      'aliyun-sms verify start|check --redis URL ...' verifies across runs.")
     return 0

@@ -22,7 +22,7 @@ import weakref
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from .models import TransportError, WireResponse
+from .models import TransportError, WireResponse, plaintext_answer
 
 if TYPE_CHECKING:
     import asyncio
@@ -202,6 +202,8 @@ def _async_kind(err: BaseException, *, sent: bool) -> Kind:
     if not sent:
         if isinstance(err, aiohttp.ClientConnectorCertificateError):
             return "certificate"
+        if plaintext_answer(err):
+            return "tls_plaintext"
         return "connect_timeout" if timeout else "connect"
     return "read_timeout" if timeout else "connection_lost"
 

@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["Kind", "TransportError", "WireRequest", "WireResponse"]
+__all__ = ["Kind", "TransportError", "WireRequest", "WireResponse", "plaintext_answer"]
 
 Kind = Literal[
     "connect",
     "connect_timeout",
     "certificate",
+    "tls_plaintext",
     "read_timeout",
     "connection_lost",
     "deadline",
@@ -56,6 +57,7 @@ _MESSAGES: dict[str, str] = {
     "connect": "could not connect to the SMS endpoint",
     "connect_timeout": "connecting to the SMS endpoint timed out",
     "certificate": "the SMS endpoint's TLS certificate could not be verified",
+    "tls_plaintext": "the SMS endpoint answered the TLS handshake in plain HTTP",
     "read_timeout": "the SMS endpoint did not answer in time",
     "connection_lost": "the connection to the SMS endpoint broke before a complete answer",
     "deadline": "the deadline passed before the SMS endpoint answered",
@@ -81,3 +83,24 @@ class TransportError(Exception):
 
     def __repr__(self) -> str:
         return f"TransportError({self.kind!r}, maybe_sent={self.maybe_sent})"
+
+
+# OpenSSL's reasons when a TLS handshake reads bytes that are no TLS record,
+# as when the server answers "HTTP/1.1 400 ..." in plain HTTP: 1.1.1 and 3.0
+# say WRONG_VERSION_NUMBER, 3.2 and later RECORD_LAYER_FAILURE, and older
+# releases UNKNOWN_PROTOCOL.
+_PLAINTEXT_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL"})
+
+
+def plaintext_answer(err: BaseException) -> bool:
+    """Whether a failed TLS handshake read a plain-HTTP answer (an ``http://`` server).
+
+    ``err`` is the ssl error itself (the sync driver) or aiohttp's wrapper of
+    it, which keeps it as ``os_error`` and ``__cause__``.
+    """
+    for candidate in (err, getattr(err, "os_error", None), err.__cause__):
+        if isinstance(candidate, OSError):
+            reason = getattr(candidate, "reason", None)
+            if reason in _PLAINTEXT_REASONS:
+                return True
+    return False

@@ -19,7 +19,7 @@ import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from .models import TransportError, WireResponse
+from .models import TransportError, WireResponse, plaintext_answer
 
 if TYPE_CHECKING:
     import ssl
@@ -434,6 +434,8 @@ class SyncDriver:
 
             if isinstance(err, ssl.SSLCertVerificationError):
                 return "certificate"
+            if plaintext_answer(err):
+                return "tls_plaintext"
         return "connect_timeout" if timeout else "connect"
 
     def _connect(self, limit: float) -> socket.socket:

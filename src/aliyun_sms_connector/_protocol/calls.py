@@ -179,14 +179,14 @@ def prepare_send(
 
     Raises:
         InvalidPhoneNumberError, TemplateNotFoundError, TemplateParamError,
-        AliyunSmsError: The input is not sendable.
+        TemplateError, AliyunSmsError: The input is not sendable.
     """
     if out_id is not None and not isinstance(out_id, str):
         raise AliyunSmsError(
             f"out_id must be a string, not {type(out_id).__name__}", code="InvalidOutId"
         )
     phone = parse_phone(to, strict=config.strict_phone_region_number_check)
-    chosen = _routed(config, routes, usage_type, phone.region)
+    chosen = _routed(config, routes, usage_type, phone)
     template_param = build_template_param(payload, chosen.template)
     # Lists, not generators, feed these tuples: tuple(generator) leaves CPython's
     # collector a little closer to its next run on every call.
@@ -220,14 +220,18 @@ def _routed(
     config: AliyunSmsConfig,
     routes: dict[tuple[object, Region], Route] | None,
     usage_type: UsageType | str,
-    region: Region,
+    phone: PhoneNumber,
 ) -> Route:
-    key = (usage_type, region)
+    key = (usage_type, phone.region)
     try:
         return routes[key]  # type: ignore[index]  # None or unhashable: routed below
     except (KeyError, TypeError):
         pass
-    chosen = route(config.templates_by_usage, usage_type, region)
+    # A template that cannot serve the region raises here, every time: only
+    # routes that exist are kept.
+    chosen = route(
+        config.templates_by_usage, usage_type, phone.region, country_code=phone.country_code
+    )
     # Only routes that exist are kept (an unknown usage type raised above),
     # so the keys are the usage types' values and names: a bounded set.
     if routes is not None and type(usage_type) in (str, UsageType) and len(routes) < _MAX_ROUTES:
@@ -295,6 +299,10 @@ def prepare_batch(
 ) -> tuple[list[Chunk], list[RejectedRecipient]]:
     """Validate every recipient, group them by region and template, and chunk them.
 
+    A recipient whose region the template cannot serve (a plain domestic
+    code and an overseas number, or the reverse) is rejected with its
+    ``TemplateError``, as an invalid number is: the other region may be served.
+
     Raises:
         TemplateNotFoundError: No template serves ``usage_type``: a config
             problem, the same for every recipient.
@@ -309,7 +317,14 @@ def prepare_batch(
                     code="InvalidBatchMessage",
                 )
             phone = parse_phone(message.to, strict=config.strict_phone_region_number_check)
-            chosen = route(config.templates_by_usage, usage_type, phone.region)
+            # A template that cannot serve this recipient's region rejects
+            # this recipient only: the batch's other region may be served.
+            chosen = route(
+                config.templates_by_usage,
+                usage_type,
+                phone.region,
+                country_code=phone.country_code,
+            )
             param = build_template_param(message.params, chosen.template)
             sign_name = message.sign_name or config.sign_name
         except TemplateNotFoundError:

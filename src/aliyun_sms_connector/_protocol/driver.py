@@ -18,7 +18,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Protocol
 
-from aliyun_sms_connector._errors import AliyunSmsError, Failure, error_from_failure
+from aliyun_sms_connector._errors import AliyunSmsError, Failure
+from aliyun_sms_connector._errors.translate import error_from_failure
 from aliyun_sms_connector._http.models import TransportError
 
 from . import sdk

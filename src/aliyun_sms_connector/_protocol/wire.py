@@ -286,7 +286,7 @@ def read(response: WireResponse) -> Answer | Failure:
 
     Returns:
         An :class:`Answer` for ``Code: OK``; otherwise the :class:`Failure`
-        that :func:`~._errors.error_from_failure` turns into a typed error.
+        that :func:`~._errors.translate.error_from_failure` turns into a typed error.
     """
     status = response.status
     try:

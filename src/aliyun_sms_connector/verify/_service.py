@@ -165,6 +165,8 @@ class VerificationService:
                 ``NumberHourlyLimit``, ``NumberDailyLimit``, ``IpHourlyLimit``
                 or ``GlobalHourlyLimit``, with ``retry_after`` in seconds;
                 no SMS was sent.
+            TemplateError: ``TemplateRegionMismatch``: no template serves the
+                number's region (a config problem); nothing was kept or sent.
             ServiceUnavailableError: ``StoreUnavailable``: no SMS was sent. Or
                 ``CodeNotActivated``: the SMS went out but the store did not
                 confirm that its code became the pending one. It is approvable

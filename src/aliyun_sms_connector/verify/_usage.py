@@ -32,6 +32,14 @@ def to_usage_type(value: UsageType | str) -> UsageType:
         if found is not None:
             return found
     valid = ", ".join(member.value for member in UsageType)
+    hint = ""
+    if isinstance(value, str):
+        # Only a valid name is shown, never the caller's text.
+        folded = value.casefold()
+        for key, member in _USAGE_TYPES.items():
+            if key.casefold() == folded:
+                hint = f" (did you mean {member.value}? usage types are case-sensitive)"
+                break
     raise TemplateNotFoundError(
-        f"unknown usage type; valid usage types are: {valid}", code="UnknownUsageType"
+        f"unknown usage type{hint}; valid usage types are: {valid}", code="UnknownUsageType"
     )
