@@ -330,3 +330,29 @@ class TestConcurrency:
                 )
 
         assert asyncio.run(main()) == [True] * 20
+
+    def test_aclose_with_sends_in_flight(self, mas_emulator, built_mas):
+        """aclose() while sends wait: a typed ConnectorClosed each, maybe-sent if received."""
+        mas_emulator.delay(2, count=None)
+        connector = AliyunMasConnector(keyed(mas_emulator, readTimeout=5000))
+
+        async def main():
+            sends = [
+                asyncio.ensure_future(
+                    connector.send_verify_code_async(f"136{i:08d}", "SignIn", **VERIFY)
+                )
+                for i in range(20)
+            ]
+            await asyncio.sleep(0.3)
+            await connector.aclose()
+            return await asyncio.gather(*sends, return_exceptions=True)
+
+        outcomes = asyncio.run(main())
+        assert all(isinstance(o, AliyunSmsError) for o in outcomes), outcomes
+        assert {o.code for o in outcomes} == {"ConnectorClosed"}
+        assert all(o.retryable is False for o in outcomes)
+        # A request the emulator received may have sent a code: the error says so.
+        received = {r.params["PhoneNumber"] for r in mas_emulator.requests}
+        numbers = [f"136{i:08d}" for i in range(20)]
+        assert received
+        assert all(o.maybe_sent for n, o in zip(numbers, outcomes, strict=True) if n in received)

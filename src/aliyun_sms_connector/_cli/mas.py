@@ -118,22 +118,23 @@ def detect(templates: object) -> Detected:
 
 def _raw_templates(path: Path | None) -> object:
     """The config's ``templates`` as written, or None when it cannot be read as JSON."""
-    import json  # noqa: PLC0415
     import os  # noqa: PLC0415
 
     if path is None:
         text: str | bytes | None = os.environ.get(_TEMPLATES_VARIABLE)
         if text is None:
             return None
-        return _loads(text, json)
+        return _loads(text)
     raw, _ = read_file(path)
     if raw is None:
         return None
-    config = _loads(raw, json)
+    config = _loads(raw)
     return config.get("templates") if isinstance(config, dict) else None
 
 
-def _loads(text: str | bytes, json: Any) -> Any:
+def _loads(text: str | bytes) -> Any:
+    import json  # noqa: PLC0415
+
     try:
         if isinstance(text, bytes):
             text = text.decode("utf-8-sig")
