@@ -18,7 +18,8 @@ How ``auto`` tells the products apart, from the config's template codes only
   A config that mixes bare numbers with other codes is checked as an SMS one,
   with a note that ``--product mas`` checks it as the other.
 
-Like every command module, it imports nothing but :mod:`.common` when it loads.
+Like every command module, it loads only the standard library and :mod:`.common`
+at import time; the library is imported inside the commands.
 """
 
 from __future__ import annotations
