@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
-from aliyun_sms_connector import AliyunSmsConnector, TemplateType
+from aliyun_sms_connector import AliyunMasConnector, AliyunSmsConnector, TemplateType
 from aliyun_sms_connector.emulator import Emulator, Template
+
+from .mas_helpers import KEY_ID as MAS_KEY_ID
+from .mas_helpers import LOGTO_MAS_JSON, Runner
+from .mas_helpers import SECRET as MAS_SECRET
+from .mas_helpers import TOKEN as MAS_TOKEN
 
 KEY_ID = "LTAI5tE2eKeyId"
 KEY_SECRET = "e2e-secret-value-0123456789"
@@ -93,3 +99,47 @@ def connector_config(emulator: Emulator, **overrides):
 @pytest.fixture
 def connector(emulator) -> AliyunSmsConnector:
     return AliyunSmsConnector(connector_config(emulator))
+
+
+# -- the Message Authentication Service (tests/e2e/test_mas*.py) ------------------
+
+
+@pytest.fixture(autouse=True)
+def built_mas(monkeypatch):
+    """Every AliyunMasConnector a test builds, closed at the end as _close_connectors does."""
+    connectors: list[AliyunMasConnector] = []
+    init = AliyunMasConnector.__init__
+
+    def tracked(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        connectors.append(self)
+
+    monkeypatch.setattr(AliyunMasConnector, "__init__", tracked)
+    yield connectors
+    for connector in connectors:
+        connector.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def run(request, built_mas):
+    """Calls a connector's method sync, then async (aclose() on the test's loop at the end)."""
+    runner = Runner(request.param)
+    yield runner
+    runner.close(built_mas)
+
+
+@pytest.fixture
+def mas_emulator(clock: FakeClock):
+    """The emulator with its default system sign name and templates, and one STS token."""
+    keys = {MAS_KEY_ID: MAS_SECRET}
+    with Emulator(keys, clock=clock, security_tokens={MAS_TOKEN: MAS_KEY_ID}) as running:
+        yield running
+
+
+@pytest.fixture
+def logto_emulator(clock: FakeClock):
+    """The emulator holding exactly the AccessKey of Logto's example."""
+    config = json.loads(LOGTO_MAS_JSON)
+    keys = {config["accessKeyId"]: config["accessKeySecret"]}
+    with Emulator(keys, clock=clock) as running:
+        yield running

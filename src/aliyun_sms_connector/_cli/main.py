@@ -1,7 +1,8 @@
 """The ``aliyun-sms`` command: its parser and its dispatch.
 
 The commands live in :mod:`.commands` (send, status, check-config, emulator),
-:mod:`.batch` (send-batch) and :mod:`.verify` (demo, verify); what they share,
+:mod:`.batch` (send-batch), :mod:`.verify` (demo, verify) and :mod:`.mas` (the
+``--product mas`` side of send, check-config and demo); what they share,
 the exit statuses included, lives in :mod:`.common`.
 
 Ctrl-C must end any command quietly, with status 130, even while the package
@@ -100,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     # Here, not at the top: they load the library, which Ctrl-C may interrupt.
     from aliyun_sms_connector._config import UsageType  # noqa: PLC0415
 
-    from . import batch, commands, verify  # noqa: PLC0415
+    from . import batch, commands, mas, verify  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(
         prog="aliyun-sms",
@@ -119,7 +120,14 @@ def _parser() -> argparse.ArgumentParser:
         "account and no config are needed.",
     )
     demo.add_argument("--to", default=_DEMO_NUMBER, help="recipient (default: %(default)s)")
-    demo.set_defaults(run=verify.demo)
+    demo.add_argument(
+        "--product",
+        choices=mas.PRODUCTS[:2],
+        default="sms",
+        help="sms: a code made and checked here, sent by SMS; mas: a code made and checked by "
+        "the Message Authentication Service (default: %(default)s)",
+    )
+    demo.set_defaults(run=mas.by_product(verify.demo, mas.demo))
 
     send = subparsers.add_parser(
         "send",
@@ -137,7 +145,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     send.add_argument("--code", help="the verification code (default: 6 random digits)")
     send.add_argument("--out-id", help="your own id for the message")
-    send.set_defaults(run=commands.send)
+    _product_argument(send, mas.PRODUCTS)
+    send.set_defaults(run=mas.by_product(commands.send, mas.send))
 
     status = subparsers.add_parser(
         "status",
@@ -182,7 +191,8 @@ def _parser() -> argparse.ArgumentParser:
         "which template serves each usage type, for mainland and overseas numbers.",
     )
     _config_arguments(check)
-    check.set_defaults(run=commands.check_config)
+    _product_argument(check, mas.PRODUCTS)
+    check.set_defaults(run=mas.by_product(commands.check_config, mas.check_config))
 
     emulator = subparsers.add_parser(
         "emulator",
@@ -275,6 +285,17 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="JSON config, as Logto stores it (default: $ALIYUN_SMS_CONFIG); without either, "
         "ALIYUN_SMS_* variables are read",
+    )
+
+
+def _product_argument(parser: argparse.ArgumentParser, products: Sequence[str]) -> None:
+    parser.add_argument(
+        "--product",
+        choices=products,
+        default="auto",
+        help="sms: the SMS service (Dysmsapi); mas: the Message Authentication Service "
+        "(Dypnsapi); auto: mas when every template code is a bare number, as Aliyun's system "
+        "templates 100001-100005 are (default: %(default)s)",
     )
 
 
