@@ -11,10 +11,13 @@ from __future__ import annotations
 TYPE_CHECKING = False  # not typing's: this module imports nothing it can do without
 if TYPE_CHECKING:
     from pathlib import Path
-    from typing import TextIO
+    from typing import TextIO, TypeVar
 
     from aliyun_sms_connector._config import AliyunSmsConfig
     from aliyun_sms_connector._errors import AliyunSmsError
+    from aliyun_sms_connector._mas.config import AliyunMasConfig
+
+    _Config = TypeVar("_Config", AliyunSmsConfig, AliyunMasConfig)
 
 __all__ = [
     "BROKEN_PIPE",
@@ -80,17 +83,21 @@ def exit_code(error: BaseException) -> int:
 # -- loading the config ---------------------------------------------------------
 
 
-def load_config(path: Path | None) -> AliyunSmsConfig:
-    """The config from ``path`` or ``ALIYUN_SMS_CONFIG`` (JSON files), or ALIYUN_SMS_* variables."""
+def load_config(path: Path | None, kind: type[_Config] | None = None) -> _Config:
+    """The config from ``path`` or ``ALIYUN_SMS_CONFIG`` (JSON files), or ALIYUN_SMS_* variables.
+
+    ``kind`` is the config class: ``AliyunSmsConfig`` unless given
+    (``AliyunMasConfig`` for the Message Authentication Service).
+    """
     import os  # noqa: PLC0415
 
-    from aliyun_sms_connector._config import AliyunSmsConfig  # noqa: PLC0415
     from aliyun_sms_connector._errors import ConfigError  # noqa: PLC0415
 
-    if path is None and os.environ.get(CONFIG_VARIABLE):
-        from pathlib import Path  # noqa: PLC0415
+    if kind is None:
+        from aliyun_sms_connector._config import AliyunSmsConfig  # noqa: PLC0415
 
-        path = Path(os.environ[CONFIG_VARIABLE])
+        return load_config(path, AliyunSmsConfig)  # type: ignore[return-value]
+    path = config_path(path)
     if path is None:
         if not any(_is_config_variable(name) for name in os.environ):
             # Naming the first missing field would hide the choice to make.
@@ -100,12 +107,23 @@ def load_config(path: Path | None) -> AliyunSmsConfig:
                 "(ALIYUN_SMS_ACCESS_KEY_ID, ALIYUN_SMS_ACCESS_KEY_SECRET, "
                 "ALIYUN_SMS_SIGN_NAME, ALIYUN_SMS_TEMPLATES, ...)"
             )
-        return AliyunSmsConfig.from_env()
+        return kind.from_env()
     raw, problem = read_file(path)
     if raw is None:
         raise ConfigError(problem)
     # Bytes: from_json checks they are UTF-8 and drops a byte-order mark.
-    return AliyunSmsConfig.from_json(raw)
+    return kind.from_json(raw)
+
+
+def config_path(path: Path | None) -> Path | None:
+    """``path``, else the file ``ALIYUN_SMS_CONFIG`` names, else None (the variables)."""
+    import os  # noqa: PLC0415
+
+    if path is None and os.environ.get(CONFIG_VARIABLE):
+        from pathlib import Path  # noqa: PLC0415
+
+        return Path(os.environ[CONFIG_VARIABLE])
+    return path
 
 
 def _is_config_variable(name: str) -> bool:

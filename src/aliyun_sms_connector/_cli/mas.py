@@ -5,7 +5,8 @@
 the command of the config's product, and this module holds the MAS ones.
 
 How ``auto`` tells the products apart, from the config's template codes only
-(``templates[].templateCode``, in the ``--config`` file or ``ALIYUN_SMS_TEMPLATES``):
+(``templates[].templateCode``, in the ``--config`` file, the file ``ALIYUN_SMS_CONFIG``
+names, or ``ALIYUN_SMS_TEMPLATES``):
 
 - Aliyun's SMS template codes always read ``SMS_`` and digits (``SMS_154950909``);
   the Message Authentication Service's system templates are bare numbers
@@ -27,7 +28,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, NamedTuple
 
-from .common import one_line, read_file
+from .common import config_path, load_config, one_line, read_file
 
 if TYPE_CHECKING:
     import argparse
@@ -121,6 +122,7 @@ def _raw_templates(path: Path | None) -> object:
     """The config's ``templates`` as written, or None when it cannot be read as JSON."""
     import os  # noqa: PLC0415
 
+    path = config_path(path)
     if path is None:
         text: str | bytes | None = os.environ.get(_TEMPLATES_VARIABLE)
         if text is None:
@@ -145,17 +147,13 @@ def _loads(text: str | bytes) -> Any:
 
 
 def load_mas_config(path: Path | None) -> AliyunMasConfig:
-    """The MAS config from ``path`` (Logto's ``aliyun-sms-mas`` JSON), or ALIYUN_SMS_* variables."""
-    from aliyun_sms_connector._errors import ConfigError  # noqa: PLC0415
+    """The MAS config (Logto's ``aliyun-sms-mas`` JSON), read as an SMS one is.
+
+    From ``path``, the file ``ALIYUN_SMS_CONFIG`` names, or the ALIYUN_SMS_* variables.
+    """
     from aliyun_sms_connector._mas.config import AliyunMasConfig  # noqa: PLC0415
 
-    if path is None:
-        return AliyunMasConfig.from_env()
-    raw, problem = read_file(path)
-    if raw is None:
-        raise ConfigError(problem)
-    # Bytes: from_json checks they are UTF-8 and drops a byte-order mark.
-    return AliyunMasConfig.from_json(raw)
+    return load_config(path, AliyunMasConfig)
 
 
 # -- check-config ---------------------------------------------------------------------
