@@ -179,28 +179,32 @@ class AliyunCodes:
             AliyunSmsError: Aliyun's check failed; the guess stays counted.
         """
         text = self._candidate(code)
-        del code  # no frame of an error holds the guess
-        if guess.number in self._test_ids:
-            return store.check(guess)
-        counted = store.count(guess._replace(digest=""))
-        if isinstance(counted, Refusal):
-            return counted
-        if counted.status is not CheckStatus.WRONG_CODE or not text:
-            return counted.status, counted.attempts_left
-        failure: AliyunSmsError | None = None
+        del code
         try:
-            passed = self._connector.check_verify_code(self._parse(to).e164, guess.usage_type, text)
-        except AliyunSmsError as error:
-            failure = error
-        text = ""
-        if failure is not None:
-            # Without the connector's frames (their locals hold the guess), and
-            # raised outside the except block, so that nothing is chained.
-            raise failure.with_traceback(None)
-        # Only a True is a PASS: anything else leaves the counted wrong guess.
-        if passed is not True:
-            return CheckStatus.WRONG_CODE, counted.attempts_left
-        return store.approve(guess._replace(now_ms=self._now_ms()), counted)
+            if guess.number in self._test_ids:
+                return store.check(guess)
+            counted = store.count(guess._replace(digest=""))
+            if isinstance(counted, Refusal):
+                return counted
+            if counted.status is not CheckStatus.WRONG_CODE or not text:
+                return counted.status, counted.attempts_left
+            failure: AliyunSmsError | None = None
+            try:
+                passed = self._connector.check_verify_code(
+                    self._parse(to).e164, guess.usage_type, text
+                )
+            except AliyunSmsError as error:
+                failure = error
+            if failure is not None:
+                # Without the connector's frames (their locals hold the guess), and
+                # raised outside the except block, so that nothing is chained.
+                raise failure.with_traceback(None)
+            # Only a True is a PASS: anything else leaves the counted wrong guess.
+            if passed is not True:
+                return CheckStatus.WRONG_CODE, counted.attempts_left
+            return store.approve(guess._replace(now_ms=self._now_ms()), counted)
+        finally:
+            text = ""  # whatever way out: no frame of an error holds the guess
 
     async def check_async(
         self, store: VerificationStore, guess: Guess, to: str, code: object
@@ -208,26 +212,28 @@ class AliyunCodes:
         """The async twin of :meth:`check`."""
         text = self._candidate(code)
         del code
-        if guess.number in self._test_ids:
-            return await store.check_async(guess)
-        counted = await store.count_async(guess._replace(digest=""))
-        if isinstance(counted, Refusal):
-            return counted
-        if counted.status is not CheckStatus.WRONG_CODE or not text:
-            return counted.status, counted.attempts_left
-        failure: AliyunSmsError | None = None
         try:
-            passed = await self._connector.check_verify_code_async(
-                self._parse(to).e164, guess.usage_type, text
-            )
-        except AliyunSmsError as error:
-            failure = error
-        text = ""
-        if failure is not None:
-            raise failure.with_traceback(None)  # as in check
-        if passed is not True:
-            return CheckStatus.WRONG_CODE, counted.attempts_left
-        return await store.approve_async(guess._replace(now_ms=self._now_ms()), counted)
+            if guess.number in self._test_ids:
+                return await store.check_async(guess)
+            counted = await store.count_async(guess._replace(digest=""))
+            if isinstance(counted, Refusal):
+                return counted
+            if counted.status is not CheckStatus.WRONG_CODE or not text:
+                return counted.status, counted.attempts_left
+            failure: AliyunSmsError | None = None
+            try:
+                passed = await self._connector.check_verify_code_async(
+                    self._parse(to).e164, guess.usage_type, text
+                )
+            except AliyunSmsError as error:
+                failure = error
+            if failure is not None:
+                raise failure.with_traceback(None)  # as in check
+            if passed is not True:
+                return CheckStatus.WRONG_CODE, counted.attempts_left
+            return await store.approve_async(guess._replace(now_ms=self._now_ms()), counted)
+        finally:
+            text = ""  # as in check
 
     def _candidate(self, code: object) -> str:
         """The guess as Aliyun would take it, or "" when it cannot be a code of ours."""
