@@ -40,7 +40,7 @@ type also passes a check of another that has a verification pending.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from aliyun_sms_connector import AliyunSmsError, ConfigError, ConfigProblem
 
@@ -55,24 +55,12 @@ if TYPE_CHECKING:
     from ._policy import VerificationPolicy
     from ._store import Guess
 
-__all__ = ["ALIYUN_HOLDS", "AliyunCodes", "Channel", "aliyun_codes"]
+__all__ = ["ALIYUN_HOLDS", "AliyunCodes", "aliyun_codes"]
 
 # Aliyun's CodeLength bounds.
 _MIN_LENGTH = 4
 _MAX_LENGTH = 8
 _WHITESPACE = " \t\r\n"
-
-
-class Channel(Protocol):
-    """What a start sends through: a connector, or :class:`AliyunCodes`."""
-
-    def send_message(
-        self, to: str, usage_type: UsageType | str, payload: dict[str, str]
-    ) -> SendResult: ...
-
-    async def send_message_async(
-        self, to: str, usage_type: UsageType | str, payload: dict[str, str]
-    ) -> SendResult: ...
 
 
 def aliyun_codes(

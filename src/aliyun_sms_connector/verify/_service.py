@@ -66,8 +66,6 @@ if TYPE_CHECKING:
 
     from aliyun_sms_connector import AliyunMasConnector, AliyunSmsConnector, PhoneNumber, SendResult
 
-    from ._aliyun import Channel
-
 __all__ = ["VerificationService"]
 
 # 96 random bits: a verification id cannot be guessed.
@@ -122,7 +120,6 @@ class VerificationService:
         clock: Callable[[], float] | None = None,
         codes: str = "local",
     ) -> None:
-        self._connector: Channel = connector
         self._store = MemoryStore() if store is None else store
         self._policy = VerificationPolicy() if policy is None else policy
         self._clock = clock or time.time
@@ -132,7 +129,7 @@ class VerificationService:
         test_ids = [number_id(self._key, e164) for e164 in self._test_codes]
         hooks = {"parse": self._parse, "now_ms": self._now_ms, "test_ids": test_ids}
         self._aliyun = aliyun_codes(codes, connector, self._policy, self._store, **hooks)
-        self._connector = self._aliyun or connector  # in aliyun mode, sends go through it
+        self._connector = self._aliyun or connector  # with codes="aliyun", sends go through it
 
     def __repr__(self) -> str:
         return f"VerificationService(store={self._store!r}, policy={self._policy!r})"
@@ -302,6 +299,8 @@ class VerificationService:
                 ``retry_after`` in seconds: nothing was checked.
             ServiceUnavailableError: ``StoreUnavailable``: the store could not
                 confirm an outcome, so none is given (never ``WRONG_CODE``).
+            AliyunSmsError: With ``codes="aliyun"``, Aliyun's check failed: the
+                guess stays counted, and nothing is approved.
         """
         try:
             guess = self._guess(to, usage_type, code, verification_id, client_ip)
