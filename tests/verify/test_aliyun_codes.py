@@ -434,12 +434,42 @@ class TestCheck:
         assert service.check(NUMBER, "SignIn", held(aliyun)).ok
 
 
+class TestCancellation:
+    """A check cancelled while Aliyun thinks: counted, never approved."""
+
+    def test_cancelled_check_stays_counted(self, aliyun):
+        """The task is cancelled during CheckSmsVerifyCode; the guess counts, nothing approved."""
+        store = MemoryStore()
+        service = service_for(aliyun, store=store)
+        service.start(NUMBER, "SignIn")
+        code = held(aliyun)
+        started = asyncio.Event()
+
+        async def slow(*_args):
+            started.set()
+            await asyncio.sleep(60)
+
+        async def main():
+            aliyun.connector.check_verify_code_async.side_effect = slow
+            task = asyncio.create_task(service.check_async(NUMBER, "SignIn", code))
+            await started.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        run(main, store)
+        aliyun.connector.check_verify_code.side_effect = None
+        aliyun.connector.check_verify_code.return_value = False
+        assert service.check(NUMBER, "SignIn", wrong(code)).attempts_left == 3
+        aliyun.connector.check_verify_code.return_value = True
+        assert service.check(NUMBER, "SignIn", code).ok
+
+
 class TestModes:
     """A record says which mode made it; neither mode approves the other's."""
 
-    def test_a_local_code_is_never_approved_through_aliyun(self, aliyun):
+    def test_a_local_code_is_never_approved_through_aliyun(self, aliyun, store):
         """A local-mode verification checked in aliyun mode: NOT_FOUND, uncounted, unasked."""
-        store = MemoryStore()
         local = service_for(aliyun, store=store, codes="local")
         local.start(NUMBER, "SignIn")
         code = aliyun.outbox[-1].params["code"]
@@ -452,9 +482,8 @@ class TestModes:
         assert first.attempts_left == 4  # nothing was counted by the aliyun-mode check
         assert local.check(NUMBER, "SignIn", code).ok
 
-    def test_an_aliyun_verification_is_never_approved_locally(self, aliyun):
+    def test_an_aliyun_verification_is_never_approved_locally(self, aliyun, store):
         """An aliyun-mode verification checked in local mode: counted wrong, never approved."""
-        store = MemoryStore()
         service_for(aliyun, store=store).start(NUMBER, "SignIn")
         local = service_for(aliyun, store=store, codes="local")
         code = held(aliyun)
