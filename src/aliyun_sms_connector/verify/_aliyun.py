@@ -25,7 +25,8 @@ A check:
 3. on ``PASS``, approves in the store, once and atomically
    (:meth:`~._store.VerificationStore.approve`): the verification it was
    counted on must still be the pending one. Of two right guesses at once,
-   one is ``APPROVED`` and the other ``NOT_FOUND``, as in local mode. On
+   one is ``APPROVED`` and the other ``NOT_FOUND``, as in local mode (or
+   ``WRONG_CODE``, should Aliyun use a code up on its first ``PASS``). On
    ``UNKNOWN`` the answer is ``WRONG_CODE``, already counted.
 
 When Aliyun's check fails the guess stays counted and its error is raised:
@@ -36,6 +37,17 @@ Aliyun is never asked.
 Aliyun holds one code per number and ``SchemeName``: give each usage type its
 own scheme name in the connector's templates, or a code sent for one usage
 type also passes a check of another that has a verification pending.
+
+Aliyun holds only its newest code (``DuplicatePolicy=1``). While a new
+code's SMS is on its way, or after a start raised ``CodeNotActivated``,
+guesses are counted on the verification pending before, and Aliyun judges
+them against the new code: its holder is approved on that verification,
+within its attempts.
+
+Switching modes: a verification made in the other mode is never approved.
+An aliyun-mode check of a local one answers ``NOT_FOUND`` and counts nothing;
+a local-mode check of an Aliyun one counts a wrong guess. Its user asks for
+a new code.
 """
 
 from __future__ import annotations
