@@ -59,17 +59,13 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def emulator(clock):
-    """The Aliyun emulator, on the same fake clock as the service."""
-    with Emulator(
-        {"LTAIverifyKey": "verify-secret-0123456789"}, [SIGN], TEMPLATES, clock=clock
-    ) as em:
-        yield em
+def sms_emulator(clock) -> Emulator:
+    """The Aliyun emulator, on the same fake clock as the service (a context manager)."""
+    return Emulator({"LTAIverifyKey": "verify-secret-0123456789"}, [SIGN], TEMPLATES, clock=clock)
 
 
-@pytest.fixture
-def connector(emulator):
+def sms_connector(emulator) -> AliyunSmsConnector:
+    """The SMS connector, pointed at ``emulator`` (a context manager)."""
     config = emulator.connector_config(
         templates=[{"usageType": "Generic", "templateCode": "SMS_CODE"}],
         readTimeout=2000,
@@ -77,7 +73,19 @@ def connector(emulator):
         backoffBase=1,
         backoffCap=5,
     )
-    with AliyunSmsConnector(config) as connector:
+    return AliyunSmsConnector(config)
+
+
+@pytest.fixture
+def emulator(clock):
+    """The Aliyun emulator, on the same fake clock as the service."""
+    with sms_emulator(clock) as em:
+        yield em
+
+
+@pytest.fixture
+def connector(emulator):
+    with sms_connector(emulator) as connector:
         yield connector
 
 

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from ._keys import digests_equal, number_keys, shared_keys
 from ._results import CheckStatus
 from ._store import (
+    ALIYUN_HOLDS,
     IP_FAILED_CHECKS,
+    Counted,
     Guess,
     Refusal,
     Reservation,
@@ -295,6 +297,87 @@ class MemoryStore(VerificationStore):
             if live:
                 windows[key] = live
         state.windows = windows
+
+    # -- Aliyun-made codes ---------------------------------------------------------
+
+    def count(self, guess: Guess) -> Counted | Refusal:
+        """Count a guess on a verification whose code Aliyun holds, without judging it."""
+        g = guess
+        keys = number_keys("", g.number, g.usage_type)
+        ip_failed = shared_keys("", g.ip).ip_failed if g.ip_failed_hourly > 0 else None
+        with self._lock:
+            self._tick(g.now_ms)
+            if ip_failed is not None:
+                refusal = self._window_refusal(
+                    ip_failed, g.now_ms, HOUR_MS, g.ip_failed_hourly, IP_FAILED_CHECKS
+                )
+                if refusal is not None:
+                    return refusal
+            record = self._state.records.get(keys.record)
+            pending = None if record is None else record.pending
+            if record is None or pending is None:
+                return _NOT_COUNTED
+            if pending.expires_ms <= g.now_ms:
+                record.pending = None
+                return _NOT_COUNTED
+            # A code of the local kind is never Aliyun's to judge.
+            if pending.digest != ALIYUN_HOLDS:
+                return _NOT_COUNTED
+            if g.verification_id is not None and not secrets.compare_digest(
+                pending.verification_id.encode(), g.verification_id.encode()
+            ):
+                return _NOT_COUNTED
+            if record.attempts >= g.max_attempts or self._window_refusal(
+                keys.failed, g.now_ms, HOUR_MS, g.failed_hourly, ""
+            ):
+                return Counted(CheckStatus.TOO_MANY_ATTEMPTS, 0)
+            record.attempts += 1
+            entry = (g.now_ms, f"{pending.verification_id}:{record.attempts}")
+            # A wrong guess until approve says otherwise.
+            for key, cap in ((keys.failed, g.failed_hourly), (ip_failed, 1)):
+                if key is not None and cap > 0:
+                    self._state.windows.setdefault(key, []).append(entry)
+            return Counted(
+                CheckStatus.WRONG_CODE,
+                g.max_attempts - record.attempts,
+                pending.verification_id,
+                record.attempts,
+                entry[1] if ip_failed is not None else "",
+            )
+
+    def approve(self, guess: Guess, counted: Counted) -> tuple[CheckStatus, int]:
+        """Approve, once, the verification a guess Aliyun passed was counted on."""
+        g, c = guess, counted
+        keys = number_keys("", g.number, g.usage_type)
+        with self._lock:
+            record = self._state.records.get(keys.record)
+            pending = None if record is None else record.pending
+            if (
+                record is None
+                or pending is None
+                or not c.verification_id
+                or pending.verification_id != c.verification_id
+                or pending.digest != ALIYUN_HOLDS
+                or pending.expires_ms <= g.now_ms
+            ):
+                return CheckStatus.NOT_FOUND, 0
+            record.pending = None
+            entry = f"{c.verification_id}:{c.attempt}"
+            self._forget(keys.failed, entry)
+            if c.place:
+                self._forget(str(shared_keys("", g.ip).ip_failed), c.place)
+            return CheckStatus.APPROVED, c.attempts_left + 1
+
+    async def count_async(self, guess: Guess) -> Counted | Refusal:
+        """The async twin of :meth:`count`."""
+        return self.count(guess)
+
+    async def approve_async(self, guess: Guess, counted: Counted) -> tuple[CheckStatus, int]:
+        """The async twin of :meth:`approve`."""
+        return self.approve(guess, counted)
+
+
+_NOT_COUNTED = Counted(CheckStatus.NOT_FOUND, 0)
 
 
 def _ids(record: _Record) -> set[str]:

@@ -49,6 +49,7 @@ from aliyun_sms_connector import ConfigError
 
 from ._connections import DirectPool, can_drive
 from ._keys import failed_key, number_keys, record_key, shared_keys, validate_prefix
+from ._redis_aliyun import AliyunCodesOnRedis
 from ._redis_calls import (
     FAILED,
     async_from_url,
@@ -102,7 +103,7 @@ DEFAULT_STORE_TIMEOUT = 0.5
 _INIT_FACTOR = 4
 
 
-class RedisStore(VerificationStore):
+class RedisStore(AliyunCodesOnRedis, VerificationStore):
     """Keeps verifications in Redis or Redis Cluster, shared by every instance.
 
     Args:

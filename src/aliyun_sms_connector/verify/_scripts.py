@@ -35,11 +35,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._results import CheckStatus
-from ._store import Refusal
+from ._store import Counted, Refusal
 
 __all__ = [
+    "APPROVE",
     "CHECK",
     "COMMIT",
+    "COUNT",
     "GUARD_IP",
     "RELEASE",
     "RELEASE_SHARED",
@@ -48,8 +50,10 @@ __all__ = [
     "SCRIPTS",
     "SETTLE_IP",
     "Script",
+    "approved",
     "checked",
     "committed",
+    "counted",
     "ignore",
     "refusal",
 ]
@@ -270,3 +274,76 @@ def checked(reply: Any) -> tuple[CheckStatus, int]:
     """The check script's reply, one integer: attempts left * 4 + the status's index."""
     left, status = divmod(int(reply), 4)
     return _STATUSES[status], left
+
+
+# -- Aliyun-made codes (codes="aliyun") ---------------------------------------------
+#
+# - ``COUNT`` counts a guess on a verification whose code Aliyun holds (its
+#   ``d`` is the marker ARGV[6]), without judging it: the same refusals as
+#   ``CHECK``, then ``HINCRBY`` (the first write, so a full Redis counts
+#   nothing and Aliyun is never asked), and the guess joins the number's
+#   wrong guesses until ``APPROVE`` takes it out.
+# - ``APPROVE`` deletes that verification once Aliyun passed the guess, if it
+#   is still the pending one: the same verification id, the marker, not
+#   expired. Its first write is a no-op ``HINCRBY``, one that can grow memory,
+#   so a full Redis approves nothing.
+#
+# Both touch the number's slot only; the per-IP count is ``GUARD_IP`` and
+# ``SETTLE_IP``'s, around them, as for ``CHECK``.
+
+# KEYS: the record, the number's wrong guesses. ARGV: now, max attempts, the
+# number's cap of wrong guesses an hour (0: none), the verification id asked
+# for, 1 when the check is bound to it (0: any), the marker. Reply: {status
+# index in _STATUSES, attempts left, verification id, attempt}.
+_COUNT = """
+local now = tonumber(ARGV[1])
+local max = tonumber(ARGV[2])
+local h = redis.call('HMGET', KEYS[1], 'i', 'd', 'a', 'x')
+if not h[2] or tonumber(h[4]) <= now or h[2] ~= ARGV[6] then return {0} end
+if ARGV[5] == '1' and redis.sha1hex(ARGV[4]) ~= redis.sha1hex(h[1]) then return {0} end
+if tonumber(h[3]) >= max then return {1} end
+local cap = tonumber(ARGV[3])
+if cap > 0 and redis.call('ZCOUNT', KEYS[2], now - 3600000 + 1, '+inf') >= cap then
+  return {1}
+end
+-- Counted before Aliyun is asked: under maxmemory this write is refused and
+-- the script stops here.
+local a = redis.call('HINCRBY', KEYS[1], 'a', 1)
+if cap > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 3600000)
+  redis.call('ZADD', KEYS[2], now, h[1] .. ':' .. a)
+  redis.call('PEXPIRE', KEYS[2], 3600000)
+end
+return {3, max - a, h[1], a}
+"""
+
+# KEYS: the record, the number's wrong guesses. ARGV: now, the verification id
+# counted on, the guess's attempt, the marker. Reply: 1 approved, 0 not.
+_APPROVE = """
+local now = tonumber(ARGV[1])
+local h = redis.call('HMGET', KEYS[1], 'i', 'd', 'x')
+if h[1] ~= ARGV[2] or h[2] ~= ARGV[4] or not h[3] or tonumber(h[3]) <= now then
+  return 0
+end
+-- The first write can grow memory: a full Redis refuses it, and approves nothing.
+redis.call('HINCRBY', KEYS[1], 'a', 0)
+redis.call('HDEL', KEYS[1], 'i', 'd', 'a', 'x')
+redis.call('ZREM', KEYS[2], ARGV[2] .. ':' .. ARGV[3])
+return 1
+"""
+
+COUNT = Script("count", _COUNT)
+APPROVE = Script("approve", _APPROVE)
+
+
+def counted(reply: Any) -> Counted:
+    """The count script's reply: {status index, attempts left, verification id, attempt}."""
+    status = _STATUSES[int(reply[0])]
+    if status is not CheckStatus.WRONG_CODE:
+        return Counted(status, 0)
+    return Counted(status, int(reply[1]), _text(reply[2]), int(reply[3]))
+
+
+def approved(reply: Any) -> bool:
+    """The approve script's reply: 1 when the verification was approved (and deleted)."""
+    return int(reply) == 1

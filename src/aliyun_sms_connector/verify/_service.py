@@ -43,6 +43,7 @@ from aliyun_sms_connector import (
     parse_phone,
 )
 
+from ._aliyun import ALIYUN_HOLDS, aliyun_codes
 from ._keys import (
     MIN_SECRET_BYTES,
     Key,
@@ -63,7 +64,7 @@ from ._usage import USAGE_VALUES, to_usage_type
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from aliyun_sms_connector import AliyunSmsConnector, PhoneNumber, SendResult
+    from aliyun_sms_connector import AliyunMasConnector, AliyunSmsConnector, PhoneNumber, SendResult
 
 __all__ = ["VerificationService"]
 
@@ -100,29 +101,35 @@ class VerificationService:
             a :class:`MemoryStore` gets a random one per process if omitted.
         policy: Code shape, lifetime, attempts and limits.
         clock: Seconds since the epoch; tests pass a fake one and never sleep.
+        codes: ``"local"``: the service makes and keeps each code. ``"aliyun"``:
+            Aliyun makes, keeps and checks it (an ``AliyunMasConnector``).
 
     Raises:
         ConfigError: A shared store without ``secret_key``, a key shorter than
             32 bytes or with fewer than 10 distinct bytes, or a test number
-            that is not valid.
+            that is not valid; ``codes="aliyun"`` with a ``code_length`` not 4-8.
     """
 
     def __init__(
         self,
-        connector: AliyunSmsConnector,
+        connector: AliyunSmsConnector | AliyunMasConnector,
         store: VerificationStore | None = None,
         *,
         secret_key: str | bytes | None = None,
         policy: VerificationPolicy | None = None,
         clock: Callable[[], float] | None = None,
+        codes: str = "local",
     ) -> None:
-        self._connector = connector
         self._store = MemoryStore() if store is None else store
         self._policy = VerificationPolicy() if policy is None else policy
         self._clock = clock or time.time
-        self._strict = bool(connector.config.strict_phone_region_number_check)
+        self._strict = bool(getattr(connector.config, "strict_phone_region_number_check", False))
         self._key = Key(_secret(secret_key, shared=self._store.shared))
         self._test_codes = self._normalize_test_numbers()
+        test_ids = [number_id(self._key, e164) for e164 in self._test_codes]
+        hooks = {"parse": self._parse, "now_ms": self._now_ms, "test_ids": test_ids}
+        self._aliyun = aliyun_codes(codes, connector, self._policy, self._store, **hooks)
+        self._connector = self._aliyun or connector  # with codes="aliyun", sends go through it
 
     def __repr__(self) -> str:
         return f"VerificationService(store={self._store!r}, policy={self._policy!r})"
@@ -294,15 +301,20 @@ class VerificationService:
                 ``retry_after`` in seconds: nothing was checked.
             ServiceUnavailableError: ``StoreUnavailable``: the store could not
                 confirm an outcome, so none is given (never ``WRONG_CODE``).
+            AliyunSmsError: With ``codes="aliyun"``, Aliyun's check failed: the
+                guess stays counted, and nothing is approved.
         """
         try:
             guess = self._guess(to, usage_type, code, verification_id, client_ip)
             if guess is None:
                 answer: tuple[CheckStatus, int] | Refusal = _UNBOUND
+            elif self._aliyun is not None:
+                answer = self._aliyun.check(self._store, guess, to, code)
             else:
                 answer = self._store.check(guess)
             result = _answer(answer)
         except BaseException as error:
+            del code  # no frame of the error holds the guess
             log_check(to, usage_type, error=error)
             raise
         log_check(to, usage_type, result=result)
@@ -324,10 +336,13 @@ class VerificationService:
             guess = self._guess(to, usage_type, code, verification_id, client_ip)
             if guess is None:
                 answer: tuple[CheckStatus, int] | Refusal = _UNBOUND
+            elif self._aliyun is not None:
+                answer = await self._aliyun.check_async(self._store, guess, to, code)
             else:
                 answer = await self._store.check_async(guess)
             result = _answer(answer)
         except BaseException as error:
+            del code  # no frame of the error holds the guess
             log_check(to, usage_type, error=error)
             raise
         log_check(to, usage_type, result=result)
@@ -373,14 +388,15 @@ class VerificationService:
                 )
         # Looked up only now: a refusal above leaves no frame holding a test code.
         fixed = self._test_codes.get(phone.e164)
-        code = fixed if fixed is not None else generate_code(policy.code_length)
+        # With codes="aliyun" Aliyun makes the code: none here, and a marker for its digest.
+        code = fixed or ("" if self._aliyun else generate_code(policy.code_length))
         now = self._now_ms()
         verification_id = secrets.token_urlsafe(_ID_BYTES)
         reservation = Reservation(
             number=number,
             usage_type=usage.value,
             verification_id=verification_id,
-            digest=code_digest(self._key, usage.value, phone.e164, code),
+            digest=code_digest(self._key, usage.value, phone.e164, code) if code else ALIYUN_HOLDS,
             now_ms=now,
             expires_ms=now + _ms(policy.ttl.total_seconds()),
             usage_cooldown_ms=_ms(policy.resend_cooldown.total_seconds()),

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from ._results import CheckStatus
 
 __all__ = [
+    "ALIYUN_HOLDS",
     "IP_FAILED_CHECKS",
+    "Counted",
     "Guess",
     "Refusal",
     "Reservation",
@@ -214,3 +216,68 @@ class VerificationStore(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """The async twin of :meth:`close`."""
+
+    # -- Aliyun-made codes: optional, MemoryStore and RedisStore have them --------
+
+    def count(self, guess: Guess) -> Counted | Refusal:
+        """Count a guess on a verification whose code Aliyun holds, without judging it.
+
+        Every limit :meth:`check` applies holds: the verification id, the
+        attempts, the number's and the client IP's wrong guesses (the guess
+        is counted among them until :meth:`approve` approves it). Nothing is
+        counted, and ``NOT_FOUND`` answered, when the pending verification
+        holds a code of its own (a local one).
+        """
+        raise NotImplementedError(_NO_ALIYUN_CODES)
+
+    def approve(self, guess: Guess, counted: Counted) -> tuple[CheckStatus, int]:
+        """Approve, once, the verification a guess Aliyun passed was counted on.
+
+        Answers ``(APPROVED, attempts left)`` and deletes the verification
+        when it is still the pending one, not expired at ``guess.now_ms``;
+        the guess then leaves the counts of wrong guesses. Else
+        ``(NOT_FOUND, 0)``, and the guess stays counted.
+        """
+        raise NotImplementedError(_NO_ALIYUN_CODES)
+
+    async def count_async(self, guess: Guess) -> Counted | Refusal:
+        """The async twin of :meth:`count`."""
+        raise NotImplementedError(_NO_ALIYUN_CODES)
+
+    async def approve_async(self, guess: Guess, counted: Counted) -> tuple[CheckStatus, int]:
+        """The async twin of :meth:`approve`."""
+        raise NotImplementedError(_NO_ALIYUN_CODES)
+
+
+# -- Aliyun-made codes (codes="aliyun") ------------------------------------------
+
+#: What a verification whose code Aliyun made and holds keeps in place of a
+#: digest. No HMAC's hex spelling equals it, so the local comparison never
+#: approves such a verification; and :meth:`VerificationStore.approve`
+#: approves nothing else, so Aliyun's answer never approves a local code.
+ALIYUN_HOLDS = "@aliyun"
+_NO_ALIYUN_CODES = "this store does not keep verifications of Aliyun-made codes"
+
+
+class Counted(NamedTuple):
+    """What :meth:`VerificationStore.count` answers: a guess counted, not judged.
+
+    Attributes:
+        status: ``WRONG_CODE`` when the guess was counted on a pending
+            verification whose code Aliyun holds: it stands as a wrong guess
+            unless Aliyun passes it and :meth:`VerificationStore.approve`
+            approves it. ``NOT_FOUND`` or ``TOO_MANY_ATTEMPTS`` when nothing
+            was counted and Aliyun must not be asked.
+        attempts_left: What ``WRONG_CODE`` answers; 0 otherwise.
+        verification_id: The verification the guess was counted on ("" when
+            none).
+        attempt: The guess's number on that verification (0 when none).
+        place: What the store holds for this guess in the client IP's count
+            of wrong guesses, given back on approval ("" for nothing).
+    """
+
+    status: CheckStatus
+    attempts_left: int
+    verification_id: str = ""
+    attempt: int = 0
+    place: str = ""
