@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 from datetime import datetime, timedelta, timezone
-from types import SimpleNamespace
+from pathlib import Path
 
 import pytest
 
-from aliyun_sms_connector import verify
+from aliyun_sms_connector import AliyunMasConnector, verify
 from aliyun_sms_connector._cli.common import EXIT_CODES, USAGE
 from aliyun_sms_connector._cli.main import main
 from aliyun_sms_connector._cli.mas import SYSTEM_SIGN_NAMES, detect
@@ -19,7 +18,6 @@ from .conftest import connector_config
 from .mas_helpers import KEY_ID, LOGTO_MAS_JSON, NUMBER, SECRET, TOKEN, mas_config
 
 STATUS = dict(EXIT_CODES)
-SERVICE_HAS_ALIYUN_CODES = "codes" in inspect.signature(verify.VerificationService).parameters
 
 
 def write(tmp_path, config, name="config.json"):
@@ -53,6 +51,9 @@ def rows(out: str) -> dict[str, list[str]]:
         if len(parts) >= 3 and parts[0][:1].isupper() and not line.startswith("  usage type"):
             table[parts[0]] = parts[1:]
     return table
+
+
+SAMPLE_MAS_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "logto-mas.json"
 
 
 class TestDetection:
@@ -322,60 +323,37 @@ class TestDemo:
         (_, wrong, first), (_, right, second), (_, again, third) = checks
         assert wrong != code
         assert right == again == code
-        if SERVICE_HAS_ALIYUN_CODES:
-            assert first.startswith("WRONG_CODE")
-            assert second.startswith("APPROVED")
-            assert third.startswith("NOT_FOUND")
-        else:
-            assert first.startswith("UNKNOWN")
-            assert second.startswith("PASS")
-            assert third.startswith("UNKNOWN")
-
-    def test_through_a_service_with_aliyun_codes(self, monkeypatch, capsys):
-        """When VerificationService takes codes="aliyun", the demo goes through it."""
-        calls = []
-
-        class AliyunCodes:
-            """The contract of codes="aliyun", over the real connector and emulator."""
-
-            def __init__(self, connector, store, *, policy=None, codes="local"):
-                calls.append(("init", codes, type(store).__name__))
-                self.connector, self.policy, self.done = connector, policy, False
-
-            def start(self, to, usage_type, client_ip=None):
-                result = self.connector.send_verify_code(
-                    to,
-                    usage_type,
-                    code_length=self.policy.code_length,
-                    valid_time=int(self.policy.ttl.total_seconds()),
-                    interval=int(self.policy.resend_cooldown.total_seconds()),
-                )
-                expires = datetime.now(timezone.utc) + self.policy.ttl
-                return SimpleNamespace(send_result=result, expires_at=expires)
-
-            def check(self, to, usage_type, code, *, verification_id=None, client_ip=None):
-                calls.append(("check", code))
-                if self.done:
-                    return SimpleNamespace(status=verify.CheckStatus.NOT_FOUND, attempts_left=0)
-                if self.connector.check_verify_code(to, usage_type, code):
-                    self.done = True
-                    return SimpleNamespace(status=verify.CheckStatus.APPROVED, attempts_left=0)
-                return SimpleNamespace(status=verify.CheckStatus.WRONG_CODE, attempts_left=4)
-
-        monkeypatch.setattr(verify, "VerificationService", AliyunCodes)
-        assert main(["demo", "--product", "mas"]) == 0
-        out = capsys.readouterr().out
-        assert calls[0] == ("init", "aliyun", "MemoryStore")
-        assert len([c for c in calls if c[0] == "check"]) == 3
-        outcomes = [outcome for _, _, outcome in CODE_LINE.findall(out)]
-        assert outcomes == [
-            "WRONG_CODE (4 attempt(s) left)",
-            "APPROVED (the code is now used up)",
-            "NOT_FOUND (never sent, expired, already used, or replaced)",
-        ]
+        assert first == "WRONG_CODE (4 attempt(s) left)"
+        assert second == "APPROVED (the code is now used up)"
+        assert third == "NOT_FOUND (never sent, expired, already used, or replaced)"
         assert "checked by: Aliyun, each guess counted first by VerificationService" in out
-        expires = re.search(r"expires: +(\d\d):(\d\d):\d\d UTC", out)
-        assert expires
+        assert re.search(r"expires: +\d\d:\d\d:\d\d UTC", out)
+
+    def test_through_a_service_with_aliyun_codes(self, mocker, capsys):
+        """The demo checks through VerificationService(codes="aliyun"): the store counts first."""
+        service = mocker.spy(verify.VerificationService, "check")
+        count = mocker.spy(verify.MemoryStore, "count")
+        asked = mocker.spy(AliyunMasConnector, "check_verify_code")
+        assert main(["demo", "--product", "mas"]) == 0
+        capsys.readouterr()
+        assert service.call_count == 3
+        # The third check finds the verification approved: the store answers, Aliyun is not asked.
+        assert count.call_count == 3
+        assert asked.call_count == 2
+
+    def test_points_at_the_sample_mas_config(self, capsys):
+        """The closing hint names examples/logto-mas.json, which checks clean as a MAS config."""
+        assert main(["demo", "--product", "mas"]) == 0
+        assert "check-config --config examples/logto-mas.json" in capsys.readouterr().out
+        assert main(["check-config", "--config", str(SAMPLE_MAS_CONFIG)]) == 0
+        captured = capsys.readouterr()
+        assert "product:         mas (detected: every template code is a bare number)" in (
+            captured.out
+        )
+        assert "BindNewIdentifier          100002" in captured.out
+        # The one warning every MAS config gets; no template or sign-name warning.
+        assert captured.err.count("warning:") == 1
+        assert "mainland China mobiles only" in captured.err
 
     def test_a_number_outside_mainland_china(self, capsys):
         """The demo refuses it before starting anything."""

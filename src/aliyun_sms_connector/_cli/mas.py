@@ -300,8 +300,8 @@ def demo(args: argparse.Namespace) -> int:
             ):
                 print(f"  checking {label + ',':<22} {typed}: {flow.check(typed)}")
         print()
-        print("Next: 'aliyun-sms check-config --config mas.json' shows a MAS config's routing;")
-        print("      'aliyun-sms send --config mas.json --to ...' sends a code for real.")
+        print("Next: 'aliyun-sms check-config --config examples/logto-mas.json' checks a sample")
+        print("      MAS config; 'aliyun-sms send --config yours.json --to ...' sends for real.")
     return 0
 
 
@@ -311,58 +311,25 @@ def _another_code(code: str) -> str:
 
 
 class _Flow:
-    """A verification with an Aliyun-made code: through VerificationService when it can."""
+    """A verification with an Aliyun-made code, through ``VerificationService(codes="aliyun")``."""
+
+    checked_by = "Aliyun, each guess counted first by VerificationService"
 
     def __init__(self, connector: Any, to: str, usage_type: Any) -> None:
-        import inspect  # noqa: PLC0415
+        from aliyun_sms_connector.verify import MemoryStore, VerificationService  # noqa: PLC0415
 
-        from aliyun_sms_connector.verify import (  # noqa: PLC0415
-            MemoryStore,
-            VerificationPolicy,
-            VerificationService,
-        )
-
-        self._connector = connector
         self._to = to
         self._usage_type = usage_type
-        self._policy = VerificationPolicy()
-        self._service = None
-        # Typed loosely: codes= arrives with the mas-verify branch.
-        service: Any = VerificationService
-        if "codes" in inspect.signature(service).parameters:
-            self._service = service(connector, MemoryStore(), policy=self._policy, codes="aliyun")
-            self.checked_by = "Aliyun, each guess counted first by VerificationService"
-        else:
-            self.checked_by = "Aliyun (CheckSmsVerifyCode)"
+        self._service = VerificationService(connector, MemoryStore(), codes="aliyun")
 
     def start(self) -> tuple[Any, Any]:
         """Send the code; the SendResult and when the code expires."""
-        from datetime import datetime, timezone  # noqa: PLC0415
-
-        if self._service is not None:
-            verification = self._service.start(self._to, self._usage_type)
-            return verification.send_result, verification.expires_at
-        # The connector's own calls, as the service makes them: the fallback until
-        # mas-verify is merged (VerificationService without codes="aliyun").
-        # TODO(lead): drop it once codes="aliyun" is in (issue 19).  # noqa: FIX002, TD003
-        ttl = int(self._policy.ttl.total_seconds())
-        result = self._connector.send_verify_code(
-            self._to,
-            self._usage_type,
-            code_length=self._policy.code_length,
-            valid_time=ttl,
-            interval=int(self._policy.resend_cooldown.total_seconds()),
-        )
-        return result, datetime.fromtimestamp(result.sent_at.timestamp() + ttl, timezone.utc)
+        verification = self._service.start(self._to, self._usage_type)
+        return verification.send_result, verification.expires_at
 
     def check(self, typed: str) -> str:
         """Check a code; the outcome in words."""
-        if self._service is not None:
-            return _status_text(self._service.check(self._to, self._usage_type, typed))
-        # TODO(lead): drop this fallback too (issue 19).  # noqa: FIX002, TD003
-        if self._connector.check_verify_code(self._to, self._usage_type, typed):
-            return "PASS (approved: Aliyun has used the code up)"
-        return "UNKNOWN (refused: wrong, expired or already used)"
+        return _status_text(self._service.check(self._to, self._usage_type, typed))
 
 
 def _status_text(result: Any) -> str:
