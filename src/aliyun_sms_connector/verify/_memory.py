@@ -6,6 +6,7 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 
+from ._guard import PUMPING_MONITORED, MemoryGuard
 from ._keys import digests_equal, number_keys, shared_keys
 from ._results import CheckStatus
 from ._store import (
@@ -73,6 +74,7 @@ class MemoryStore(VerificationStore):
         self._lock = threading.Lock()
         self._state = _State()
         self._operations = 0
+        self._guard = MemoryGuard()
 
     def __repr__(self) -> str:
         return f"MemoryStore(<{len(self._state.records)} pending>)"
@@ -121,15 +123,21 @@ class MemoryStore(VerificationStore):
                 counted.append((keys.ip, r.ip_hourly, "IpHourlyLimit"))
             if any(r.verification_id in {i for _, i in self._window(k)} for k, _, _ in counted):
                 return None  # a replay
+            # The guard first: a blocked prefix refuses before anything counts.
+            pumped = None if r.pump is None else self._guard.start(r.pump)
+            if pumped is not None and pumped[0] != PUMPING_MONITORED:
+                return Refusal(*pumped)
             refusal = _longest(
                 [self._window_refusal(k, r.now_ms, HOUR_MS, cap, code) for k, cap, code in counted]
             )
             if refusal is not None:
+                if r.pump is not None:
+                    self._guard.release(r.pump)
                 return refusal
             for key, cap, _ in counted:
                 if cap > 0:
                     self._state.windows.setdefault(key, []).append((r.now_ms, r.verification_id))
-            return None
+            return None if pumped is None else Refusal(*pumped)
 
     def commit(self, reservation: Reservation) -> bool:
         """Make the reserved code the pending one, now that its SMS was handed over."""
@@ -175,6 +183,8 @@ class MemoryStore(VerificationStore):
             for key in (keys.global_, keys.ip):
                 if key is not None:
                     self._forget(key, reservation.verification_id)
+            if reservation.pump is not None:
+                self._guard.release(reservation.pump)
 
     def check(self, guess: Guess) -> tuple[CheckStatus, int] | Refusal:
         """Count the guess, then approve (and delete) or say why not."""
@@ -191,6 +201,8 @@ class MemoryStore(VerificationStore):
                     return refusal
             record = self._state.records.get(keys.record)
             status, left, entry = self._judge(record, g, keys.failed)
+            if status is CheckStatus.APPROVED and g.pump is not None:
+                self._guard.approve(g.pump)
             if entry is not None:
                 for key, cap in ((keys.failed, g.failed_hourly), (ip_failed, 1)):
                     if key is not None and cap > 0:
@@ -295,6 +307,7 @@ class MemoryStore(VerificationStore):
             if live:
                 windows[key] = live
         state.windows = windows
+        self._guard.sweep(now_ms, DAY_MS)
 
 
 def _ids(record: _Record) -> set[str]:

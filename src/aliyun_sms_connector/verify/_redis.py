@@ -45,9 +45,10 @@ import secrets
 import weakref
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from aliyun_sms_connector import ConfigError
+from aliyun_sms_connector import ConfigError, ServiceUnavailableError
 
 from ._connections import DirectPool, can_drive
+from ._guard import PUMPING_MONITORED, approval_lost, approve_args, release_args, start_args
 from ._keys import failed_key, number_keys, record_key, shared_keys, validate_prefix
 from ._redis_calls import (
     FAILED,
@@ -66,6 +67,9 @@ from ._scripts import (
     CHECK,
     COMMIT,
     GUARD_IP,
+    PUMP_APPROVE,
+    PUMP_RELEASE,
+    PUMP_START,
     RELEASE,
     RELEASE_SHARED,
     RESERVE,
@@ -248,18 +252,38 @@ class RedisStore(VerificationStore):
         return await self._run_async(RESERVE, keys, args, refusal)
 
     def reserve_shared(self, reservation: SharedReservation) -> Refusal | None:
-        """Check the per-IP and global limits; if both allow, count the send."""
+        """Check the per-IP and global limits; if both allow, count the send.
+
+        With a pumping guard, its script runs first, on the prefix's slot: one
+        round trip more. A refusal of the limits after it un-counts the start.
+        """
         keys, args = self._shared_args(reservation)
+        pump, pumped = reservation.pump, None
+        if pump is not None:
+            pumped = self._run(PUMP_START, *start_args(self._prefix, pump), refusal)
+            if pumped is not None and pumped.code != PUMPING_MONITORED:
+                return pumped
         if not keys:
-            return None
-        return self._run(RESERVE_SHARED, keys, args, refusal)
+            return pumped
+        refused = self._run(RESERVE_SHARED, keys, args, refusal)
+        if refused is not None and pump is not None:
+            self._run(PUMP_RELEASE, *release_args(self._prefix, pump), ignore)
+        return refused or pumped
 
     async def reserve_shared_async(self, reservation: SharedReservation) -> Refusal | None:
         """The async twin of :meth:`reserve_shared`."""
         keys, args = self._shared_args(reservation)
+        pump, pumped = reservation.pump, None
+        if pump is not None:
+            pumped = await self._run_async(PUMP_START, *start_args(self._prefix, pump), refusal)
+            if pumped is not None and pumped.code != PUMPING_MONITORED:
+                return pumped
         if not keys:
-            return None
-        return await self._run_async(RESERVE_SHARED, keys, args, refusal)
+            return pumped
+        refused = await self._run_async(RESERVE_SHARED, keys, args, refusal)
+        if refused is not None and pump is not None:
+            await self._run_async(PUMP_RELEASE, *release_args(self._prefix, pump), ignore)
+        return refused or pumped
 
     def commit(self, reservation: Reservation) -> bool:
         """Make the reserved code the pending one, now that its SMS was handed over."""
@@ -282,23 +306,37 @@ class RedisStore(VerificationStore):
         await self._run_async(RELEASE, keys, [reservation.verification_id], ignore)
 
     def release_shared(self, reservation: SharedReservation) -> None:
-        """Undo a shared reservation: its per-IP and global counts."""
+        """Undo a shared reservation: its per-IP and global counts, and the guard's."""
         keys, _ = self._shared_args(reservation)
         if keys:
             self._run(RELEASE_SHARED, keys, [reservation.verification_id], ignore)
+        if reservation.pump is not None:
+            self._run(PUMP_RELEASE, *release_args(self._prefix, reservation.pump), ignore)
 
     async def release_shared_async(self, reservation: SharedReservation) -> None:
         """The async twin of :meth:`release_shared`."""
         keys, _ = self._shared_args(reservation)
         if keys:
             await self._run_async(RELEASE_SHARED, keys, [reservation.verification_id], ignore)
+        if (pump := reservation.pump) is not None:
+            await self._run_async(PUMP_RELEASE, *release_args(self._prefix, pump), ignore)
 
     def check(self, guess: Guess) -> tuple[CheckStatus, int] | Refusal:
         """Count the guess, then approve (and delete) or say why not: one round trip.
 
         With a per-IP cap, a place in the IP's count is held first and given
-        back unless the guess was wrong: three round trips.
+        back unless the guess was wrong: three round trips. With a pumping
+        guard, an approval is counted on its prefix's slot: one more.
         """
+        answer = self._check(guess)
+        if guess.pump is not None and answer[0] is CheckStatus.APPROVED:
+            try:
+                self._run(PUMP_APPROVE, *approve_args(self._prefix, guess.pump), ignore)
+            except ServiceUnavailableError:
+                approval_lost()
+        return answer
+
+    def _check(self, guess: Guess) -> tuple[CheckStatus, int] | Refusal:
         keys, args = self._check_args(guess)
         ip = self._ip_guard(guess)
         if ip is None:
@@ -318,9 +356,24 @@ class RedisStore(VerificationStore):
         # checks are the hot path.
         keys, args = self._check_args(guess)
         ip = self._ip_guard(guess)
+        answer: Coroutine[Any, Any, tuple[CheckStatus, int] | Refusal]
         if ip is None:
-            return self._run_async(CHECK, keys, args, checked)
-        return self._check_from_ip_async(keys, args, ip)
+            answer = self._run_async(CHECK, keys, args, checked)
+        else:
+            answer = self._check_from_ip_async(keys, args, ip)
+        return answer if guess.pump is None else self._approve_async(answer, guess)
+
+    async def _approve_async(
+        self, answer: Awaitable[tuple[CheckStatus, int] | Refusal], guess: Guess
+    ) -> tuple[CheckStatus, int] | Refusal:
+        found = await answer
+        if guess.pump is not None and found[0] is CheckStatus.APPROVED:
+            try:
+                pump = approve_args(self._prefix, guess.pump)
+                await self._run_async(PUMP_APPROVE, *pump, ignore)
+            except ServiceUnavailableError:
+                approval_lost()
+        return found
 
     async def _check_from_ip_async(
         self, keys: list[str], args: list[object], ip: tuple[list[str], list[object]]

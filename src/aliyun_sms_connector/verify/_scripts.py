@@ -12,7 +12,10 @@ One script per atomic step:
   never left took, and never touch the pending code;
 - ``CHECK`` counts a guess, then judges it;
 - ``GUARD_IP`` and ``SETTLE_IP`` hold and give back a place in the per-IP
-  count of wrong guesses around a check (another slot than the number's).
+  count of wrong guesses around a check (another slot than the number's);
+- ``PUMP_START``, ``PUMP_RELEASE`` and ``PUMP_APPROVE`` judge and count a
+  start, un-count it, and count an approval, on one destination prefix's keys
+  (see _guard.py for the arithmetic, which ``PUMP_START`` repeats).
 
 Each touches the keys of one hash tag only, so it runs on Redis Cluster too.
 
@@ -21,7 +24,8 @@ could grow memory and then lets the script run on (it cannot stop a script
 half way), and a trim (``ZREMRANGEBYSCORE``, ``HDEL``) that removed something
 counts as a first write. So every script's first write is one that grows:
 ``CHECK`` counts the guess (``HINCRBY``) before it reads the digest, and
-``RESERVE``, ``RESERVE_SHARED`` and ``GUARD_IP`` add before they trim. When
+``RESERVE``, ``RESERVE_SHARED``, ``GUARD_IP``, ``PUMP_START`` and
+``PUMP_APPROVE`` add before they trim. When
 that write is refused the script stops: no guess is judged that was not
 counted, and no SMS is sent for a code that could not be held. Only an
 ``HDEL`` of an expired code comes first in ``CHECK``, and it answers
@@ -41,6 +45,9 @@ __all__ = [
     "CHECK",
     "COMMIT",
     "GUARD_IP",
+    "PUMP_APPROVE",
+    "PUMP_RELEASE",
+    "PUMP_START",
     "RELEASE",
     "RELEASE_SHARED",
     "RESERVE",
@@ -215,6 +222,86 @@ _SETTLE_IP = """
 redis.call('ZREM', KEYS[1], ARGV[1])
 return 1
 """
+
+# KEYS: the prefix's counts (hash of "s:<bucket>" and "a:<bucket>"), its pending
+# starts (sorted set: member -> start ms), its block (until ms).
+# ARGV: now, member, bucket ms, grace ms, min starts, min conversion, block ms,
+# 1 to enforce (0: monitor). Reply {1} counted, {2, 'PumpingMonitored', ms}
+# counted and tripped a monitoring guard, {0, 'PumpingSuspected', ms} refused.
+_PUMP_START = """
+local now = tonumber(ARGV[1])
+local width = tonumber(ARGV[3])
+local grace = tonumber(ARGV[4])
+local block_ms = tonumber(ARGV[7])
+local enforce = ARGV[8] == '1'
+local current = math.floor(now / width)
+local oldest = current - 11
+local reply = {1}
+local ends = tonumber(redis.call('GET', KEYS[3]) or '0')
+local flat = redis.call('HGETALL', KEYS[1])
+if ends > now then
+  if enforce then return {0, 'PumpingSuspected', ends - now} end
+else
+  local judged, approved = 0, 0
+  for i = 1, #flat, 2 do
+    local kind, b = string.match(flat[i], '^(%a):(%-?%d+)$')
+    b = tonumber(b)
+    if b and b >= oldest and b <= current then
+      local v = tonumber(flat[i + 1])
+      if kind == 'a' then approved = approved + v end
+      if (b + 1) * width <= now - grace then
+        if kind == 's' then judged = judged + v end
+      elseif kind == 'a' then
+        judged = judged + v
+      end
+    end
+  end
+  if judged >= tonumber(ARGV[5]) and approved < tonumber(ARGV[6]) * judged then
+    -- The first write, and one that grows: a full Redis refuses it.
+    redis.call('SET', KEYS[3], now + block_ms, 'PX', block_ms)
+    if enforce then return {0, 'PumpingSuspected', block_ms} end
+    reply = {2, 'PumpingMonitored', block_ms}
+  end
+end
+-- Counted first (a full Redis refuses it and nothing is sent), trimmed after.
+redis.call('HINCRBY', KEYS[1], 's:' .. current, 1)
+redis.call('ZADD', KEYS[2], 'NX', now, ARGV[2])
+for i = 1, #flat, 2 do
+  local b = tonumber(string.match(flat[i], '^%a:(%-?%d+)$'))
+  if b and b < oldest then redis.call('HDEL', KEYS[1], flat[i]) end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', oldest * width - 1)
+redis.call('PEXPIRE', KEYS[1], 12 * width)
+redis.call('PEXPIRE', KEYS[2], 12 * width)
+return reply
+"""
+
+# KEYS: counts, pending. ARGV: the start's now, member, bucket ms.
+_PUMP_RELEASE = """
+local field = 's:' .. math.floor(tonumber(ARGV[1]) / tonumber(ARGV[3]))
+if tonumber(redis.call('HGET', KEYS[1], field) or '0') > 0 then
+  redis.call('HINCRBY', KEYS[1], field, -1)
+end
+if tonumber(redis.call('ZSCORE', KEYS[2], ARGV[2]) or '-1') == tonumber(ARGV[1]) then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+end
+return 1
+"""
+
+# KEYS: counts, pending. ARGV: now, member, bucket ms. Counts the approval in
+# the bucket of the start it approves, if that is still in the window.
+_PUMP_APPROVE = """
+local started = redis.call('ZSCORE', KEYS[2], ARGV[2])
+if not started then return 0 end
+local width = tonumber(ARGV[3])
+local b = math.floor(tonumber(started) / width)
+if b >= math.floor(tonumber(ARGV[1]) / width) - 11 then
+  redis.call('HINCRBY', KEYS[1], 'a:' .. b, 1)
+end
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
+"""
+
 _STATUSES = (
     CheckStatus.NOT_FOUND,
     CheckStatus.TOO_MANY_ATTEMPTS,
@@ -243,7 +330,22 @@ RELEASE_SHARED = Script("release_shared", _RELEASE_SHARED)
 CHECK = Script("check", _CHECK)
 GUARD_IP = Script("guard_ip", _GUARD_IP)
 SETTLE_IP = Script("settle_ip", _SETTLE_IP)
-SCRIPTS = (RESERVE, COMMIT, RESERVE_SHARED, RELEASE, RELEASE_SHARED, CHECK, GUARD_IP, SETTLE_IP)
+PUMP_START = Script("pump_start", _PUMP_START)
+PUMP_RELEASE = Script("pump_release", _PUMP_RELEASE)
+PUMP_APPROVE = Script("pump_approve", _PUMP_APPROVE)
+SCRIPTS = (
+    RESERVE,
+    COMMIT,
+    RESERVE_SHARED,
+    RELEASE,
+    RELEASE_SHARED,
+    CHECK,
+    GUARD_IP,
+    SETTLE_IP,
+    PUMP_START,
+    PUMP_RELEASE,
+    PUMP_APPROVE,
+)
 
 
 def _text(value: object) -> str:

@@ -43,6 +43,8 @@ from aliyun_sms_connector import (
     parse_phone,
 )
 
+from ._events import EventSink
+from ._guard import PUMPING_SUSPECTED, approval, start
 from ._keys import (
     MIN_SECRET_BYTES,
     Key,
@@ -64,6 +66,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from aliyun_sms_connector import AliyunSmsConnector, PhoneNumber, SendResult
+
+    from ._events import VerificationEvent
 
 __all__ = ["VerificationService"]
 
@@ -100,6 +104,9 @@ class VerificationService:
             a :class:`MemoryStore` gets a random one per process if omitted.
         policy: Code shape, lifetime, attempts and limits.
         clock: Seconds since the epoch; tests pass a fake one and never sleep.
+        on_event: Called with a :class:`VerificationEvent` once per outcome of
+            a start or check (see _events.py); a handler that raises is
+            logged and never breaks the call.
 
     Raises:
         ConfigError: A shared store without ``secret_key``, a key shorter than
@@ -115,6 +122,7 @@ class VerificationService:
         secret_key: str | bytes | None = None,
         policy: VerificationPolicy | None = None,
         clock: Callable[[], float] | None = None,
+        on_event: Callable[[VerificationEvent], object] | None = None,
     ) -> None:
         self._connector = connector
         self._store = MemoryStore() if store is None else store
@@ -123,6 +131,7 @@ class VerificationService:
         self._strict = bool(connector.config.strict_phone_region_number_check)
         self._key = Key(_secret(secret_key, shared=self._store.shared))
         self._test_codes = self._normalize_test_numbers()
+        self._events = EventSink(on_event, self._clock)
 
     def __repr__(self) -> str:
         return f"VerificationService(store={self._store!r}, policy={self._policy!r})"
@@ -159,8 +168,9 @@ class VerificationService:
         Raises:
             ValueError: ``client_ip`` is not an IPv4 or IPv6 address.
             InvalidPhoneNumberError: The number is not valid.
-            PermissionDeniedError: ``CountryNotAllowed`` or
-                ``NumberTypeNotAllowed``; nothing was stored or sent.
+            PermissionDeniedError: ``CountryNotAllowed``, ``NumberTypeNotAllowed``
+                or ``PumpingSuspected`` (its ``retry_after`` in seconds, until
+                the prefix's block ends); nothing was stored or sent.
             RateLimitExceededError: ``VerificationCooldown``,
                 ``NumberHourlyLimit``, ``NumberDailyLimit``, ``IpHourlyLimit``
                 or ``GlobalHourlyLimit``, with ``retry_after`` in seconds;
@@ -174,7 +184,7 @@ class VerificationService:
                 True, the code may arrive and can be checked: the error's
                 ``verification`` is the :class:`Verification` it belongs to.
         """
-        with Outcome("start", to, usage_type) as outcome:
+        with Outcome("start", to, usage_type, self._events) as outcome:
             plan = self._plan(to, usage_type, client_ip)
             outcome.plan = plan
             # Emptied on every way out: no frame an error's traceback reaches
@@ -183,7 +193,7 @@ class VerificationService:
             try:
                 store = self._store
                 if plan.shared is not None:
-                    refusal = store.reserve_shared(plan.shared)
+                    refusal = outcome.shared(store.reserve_shared(plan.shared))
                     if refusal is not None:
                         _raise_refusal(refusal)
                 try:
@@ -220,7 +230,7 @@ class VerificationService:
         self, to: str, usage_type: UsageType | str, *, client_ip: str | None = None
     ) -> Verification:
         """The async twin of :meth:`start`: same arguments, result and errors."""
-        with Outcome("start", to, usage_type) as outcome:
+        with Outcome("start", to, usage_type, self._events) as outcome:
             plan = self._plan(to, usage_type, client_ip)
             outcome.plan = plan
             # Emptied on every way out: no frame an error's traceback reaches
@@ -229,7 +239,7 @@ class VerificationService:
             try:
                 store = self._store
                 if plan.shared is not None:
-                    refusal = await store.reserve_shared_async(plan.shared)
+                    refusal = outcome.shared(await store.reserve_shared_async(plan.shared))
                     if refusal is not None:
                         _raise_refusal(refusal)
                 try:
@@ -301,9 +311,9 @@ class VerificationService:
                 answer = self._store.check(guess)
             result = _answer(answer)
         except BaseException as error:
-            log_check(to, usage_type, error=error)
+            log_check(to, usage_type, error=error, events=self._events)
             raise
-        log_check(to, usage_type, result=result)
+        log_check(to, usage_type, result=result, events=self._events)
         return result
 
     async def check_async(
@@ -326,9 +336,9 @@ class VerificationService:
                 answer = await self._store.check_async(guess)
             result = _answer(answer)
         except BaseException as error:
-            log_check(to, usage_type, error=error)
+            log_check(to, usage_type, error=error, events=self._events)
             raise
-        log_check(to, usage_type, result=result)
+        log_check(to, usage_type, result=result, events=self._events)
         return result
 
     # -- internals ---------------------------------------------------------------
@@ -387,14 +397,17 @@ class VerificationService:
             daily=policy.per_number_daily or 0,
         )
         ip_hourly = policy.per_ip_hourly if ip is not None else None
+        guard = None if test_number else policy.pumping_guard  # no SMS, nothing to judge
+        pump = start(self._key, guard, phone.e164, number, usage.value, now_ms=now)
         shared = None
-        if ip_hourly or policy.global_hourly:
+        if ip_hourly or policy.global_hourly or pump:
             shared = SharedReservation(
                 ip=ip if ip_hourly else None,
                 verification_id=verification_id,
                 now_ms=now,
                 ip_hourly=ip_hourly or 0,
                 global_hourly=policy.global_hourly or 0,
+                pump=pump,
             )
         return _Plan(phone, usage, code, fixed is not None, reservation, shared)
 
@@ -426,16 +439,18 @@ class VerificationService:
         text = code.strip(_WHITESPACE) if isinstance(code, str) else ""
         # Any text is hashed and checked: a malformed code is a wrong guess
         # like any other, and NOT_FOUND stays indistinguishable from it.
+        now = int(self._clock() * 1000)
         return Guess(
             number,
             usage,
             code_digest(self._key, usage, e164, text[:_MAX_CODE_LENGTH]),
-            int(self._clock() * 1000),
+            now,
             policy.max_attempts,
             policy.per_number_failed_checks_hourly or 0,
             verification_id,
             ip,
             (policy.per_ip_failed_checks_hourly or 0) if ip is not None else 0,
+            approval(self._key, policy.pumping_guard, e164, number, usage, now_ms=now),
         )
 
     def _release(self, plan: _Plan, *, number: bool) -> None:
@@ -552,6 +567,14 @@ def _secret(secret_key: str | bytes | None, *, shared: bool) -> bytes:
 
 def _raise_refusal(refusal: Refusal, what: str = "too many verification codes") -> NoReturn:
     seconds = refusal.retry_after_ms / 1000
+    if refusal.code == PUMPING_SUSPECTED:
+        error = PermissionDeniedError(
+            f"SMS codes to this number's prefix are paused (SMS pumping suspected); "
+            f"retry after {seconds:g} s",
+            code=PUMPING_SUSPECTED,
+        )
+        error.retry_after = seconds  # type: ignore[attr-defined]
+        raise error
     raise RateLimitExceededError(
         f"{what} ({refusal.code}); retry after {seconds:g} s",
         code=refusal.code,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from aliyun_sms_connector import ServiceUnavailableError
 
 if TYPE_CHECKING:
+    from ._guard import PumpApproval, PumpStart
     from ._results import CheckStatus
 
 __all__ = [
@@ -84,6 +85,11 @@ class SharedReservation(NamedTuple):
         now_ms: The service's "now".
         ip_hourly: Cap per IP per sliding hour; 0 for none.
         global_hourly: Cap for everyone per sliding hour; 0 for none.
+        pump: The pumping guard's judgement and count of this start, or None.
+            A blocked prefix refuses with ``PumpingSuspected`` before the
+            other limits count anything; a start that only tripped a
+            monitoring guard is counted and answered with a ``Refusal`` of
+            code ``PumpingMonitored``, which refuses nothing.
     """
 
     ip: str | None
@@ -91,6 +97,7 @@ class SharedReservation(NamedTuple):
     now_ms: int
     ip_hourly: int
     global_hourly: int
+    pump: PumpStart | None = None
 
 
 class Refusal(NamedTuple):
@@ -117,6 +124,9 @@ class Guess(NamedTuple):
         ip: The HMAC id of the client IP, or None.
         ip_failed_hourly: Wrong guesses allowed per IP in any sliding hour;
             0 for no cap.
+        pump: Where the pumping guard counts the guess if it is approved, or
+            None. A store that cannot count it logs a WARNING and still
+            answers the check.
     """
 
     number: str
@@ -128,6 +138,7 @@ class Guess(NamedTuple):
     verification_id: str | None = None
     ip: str | None = None
     ip_failed_hourly: int = 0
+    pump: PumpApproval | None = None
 
 
 class VerificationStore(abc.ABC):
