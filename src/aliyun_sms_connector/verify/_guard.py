@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUCKETS",
+    "PUMPING_BLOCKED",
     "PUMPING_MONITORED",
     "PUMPING_SUSPECTED",
     "MemoryGuard",
@@ -74,8 +75,10 @@ __all__ = [
 BUCKETS = 12
 #: The error code of a start refused because its prefix is blocked.
 PUMPING_SUSPECTED = "PumpingSuspected"
-#: What a store answers when a start in monitor mode just tripped the guard:
-#: it was counted and allowed, and the service only reports it.
+#: What a store answers when a start just tripped the guard: in block mode
+#: the start is refused and the block begins (the service logs it once)...
+PUMPING_BLOCKED = "PumpingBlocked"
+#: ... in monitor mode the start was counted and allowed; the service reports it.
 PUMPING_MONITORED = "PumpingMonitored"
 
 _DAY = timedelta(hours=24)
@@ -351,7 +354,7 @@ class MemoryGuard:
         elif judge(state.counts, p):
             state.blocked_until = p.now_ms + p.block_ms
             if p.enforce:
-                return PUMPING_SUSPECTED, p.block_ms
+                return PUMPING_BLOCKED, p.block_ms
             tripped = True
         current = p.now_ms // p.bucket_ms
         state.counts["s", current] = state.counts.get(("s", current), 0) + 1

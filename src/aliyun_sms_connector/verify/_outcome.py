@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aliyun_sms_connector import AliyunSmsError, parse_phone
 
-from ._guard import PUMPING_MONITORED, PUMPING_SUSPECTED
+from ._guard import PUMPING_BLOCKED, PUMPING_MONITORED, PUMPING_SUSPECTED
 from ._numbers import region
 from ._results import CheckStatus
 from ._usage import usage_label
@@ -94,11 +94,9 @@ class Outcome:
 
     def shared(self, refusal: Refusal | None) -> Refusal | None:
         """The shared limits' answer, less a monitored trip of the guard (reported, not raised)."""
-        if refusal is None or refusal.code not in {PUMPING_MONITORED, PUMPING_SUSPECTED}:
-            return refusal
+        if refusal is None or refusal.code not in {PUMPING_MONITORED, PUMPING_BLOCKED}:
+            return refusal  # a block already in force was logged when it began
         pump = self.plan.shared.pump
-        if refusal.code == PUMPING_SUSPECTED and refusal.retry_after_ms != pump.block_ms:
-            return refusal  # a block already in force: no new WARNING
         e164 = self.plan.phone.e164
         logger.warning(
             "SMS pumping suspected: codes to +%s… (%s) convert below the guard's minimum; %s",
@@ -106,7 +104,7 @@ class Outcome:
             region(e164) or "?",
             "starts are refused for a while" if pump.enforce else "reported only (monitor)",
         )
-        if refusal.code == PUMPING_SUSPECTED:
+        if refusal.code == PUMPING_BLOCKED:
             return refusal
         self.suspected = True
         return None

@@ -227,7 +227,8 @@ return 1
 # starts (sorted set: member -> start ms), its block (until ms).
 # ARGV: now, member, bucket ms, grace ms, min starts, min conversion, block ms,
 # 1 to enforce (0: monitor). Reply {1} counted, {2, 'PumpingMonitored', ms}
-# counted and tripped a monitoring guard, {0, 'PumpingSuspected', ms} refused.
+# counted and tripped a monitoring guard, {0, 'PumpingBlocked', ms} refused by
+# a block it just began, {0, 'PumpingSuspected', ms} refused by one in force.
 _PUMP_START = """
 local now = tonumber(ARGV[1])
 local width = tonumber(ARGV[3])
@@ -259,7 +260,7 @@ else
   if judged >= tonumber(ARGV[5]) and approved < tonumber(ARGV[6]) * judged then
     -- The first write, and one that grows: a full Redis refuses it.
     redis.call('SET', KEYS[3], now + block_ms, 'PX', block_ms)
-    if enforce then return {0, 'PumpingSuspected', block_ms} end
+    if enforce then return {0, 'PumpingBlocked', block_ms} end
     reply = {2, 'PumpingMonitored', block_ms}
   end
 end

@@ -44,7 +44,7 @@ from aliyun_sms_connector import (
 )
 
 from ._events import EventSink
-from ._guard import PUMPING_SUSPECTED, approval, start
+from ._guard import PUMPING_BLOCKED, PUMPING_SUSPECTED, approval, start
 from ._keys import (
     MIN_SECRET_BYTES,
     Key,
@@ -567,7 +567,7 @@ def _secret(secret_key: str | bytes | None, *, shared: bool) -> bytes:
 
 def _raise_refusal(refusal: Refusal, what: str = "too many verification codes") -> NoReturn:
     seconds = refusal.retry_after_ms / 1000
-    if refusal.code == PUMPING_SUSPECTED:
+    if refusal.code in {PUMPING_SUSPECTED, PUMPING_BLOCKED}:
         error = PermissionDeniedError(
             f"SMS codes to this number's prefix are paused (SMS pumping suspected); "
             f"retry after {seconds:g} s",
