@@ -175,6 +175,7 @@ class TestBlocking:
             await service.start_async(GB.format(90), "SignIn")
             with pytest.raises(PermissionDeniedError):
                 await service.start_async(FR.format(90), "SignIn")
+            await store.aclose()  # this loop's client, before the loop closes
 
         asyncio.run(go())
 

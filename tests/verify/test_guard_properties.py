@@ -286,6 +286,7 @@ def test_async_twin_counts_the_same(guard_store):
             )
             shared = SharedReservation(None, f"a{i}", now, 0, 0, pump)
             answers.append(await guard_store.reserve_shared_async(shared))
+        await guard_store.aclose()  # this loop's client, before the loop closes
         return answers
 
     answers = asyncio.run(go())
