@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from aliyun_sms_connector import ConfigError, PermissionDeniedError
+from aliyun_sms_connector import ConfigError, PermissionDeniedError, RateLimitExceededError
 from aliyun_sms_connector.verify import (
     MemoryStore,
     PumpingGuard,
@@ -80,7 +80,7 @@ class TestBlocking:
         assert len(emulator.outbox) == sent + 1
 
     def test_a_refused_start_reserves_nothing(self, connector, emulator, clock):
-        """The guard refuses inside reserve_shared: reserve is never asked, nothing released."""
+        """The guard refuses before the number's limits: no code held, no cooldown, no count."""
 
         class Spy(MemoryStore):
             def __init__(self):
@@ -91,18 +91,22 @@ class TestBlocking:
                 self.calls.append("reserve")
                 return super().reserve(reservation)
 
-            def release_shared(self, reservation):
-                self.calls.append("release_shared")
-                super().release_shared(reservation)
+            def release(self, reservation):
+                self.calls.append("release")
+                super().release(reservation)
 
         store = Spy()
         service = make_service(connector, store, clock)
         start_many(service, GB, 30)
         clock.advance(JUDGED_AFTER)
         store.calls.clear()
+        state = store._state
+        before = (len(state.records), len(state.cooldowns), sum(map(len, state.windows.values())))
         with pytest.raises(PermissionDeniedError):
             service.start(GB.format(50), "SignIn")
-        assert store.calls == []
+        assert store.calls == ["reserve"]
+        after = (len(state.records), len(state.cooldowns), sum(map(len, state.windows.values())))
+        assert after == before
 
     def test_used_codes_keep_the_prefix_open(self, connector, emulator, store, clock):
         """A prefix whose codes are typed back is never blocked."""
@@ -178,6 +182,45 @@ class TestBlocking:
             await store.aclose()  # this loop's client, before the loop closes
 
         asyncio.run(go())
+
+    def test_with_shared_limits_too(self, connector, emulator, store, clock):
+        """With a global cap and client IPs the guard rides on the shared step: same outcome."""
+        service = VerificationService(
+            connector,
+            store,
+            secret_key=SECRET_KEY,
+            policy=VerificationPolicy(global_hourly=10_000, per_ip_hourly=None),
+            clock=clock,
+        )
+        for i in range(30):
+            service.start(GB.format(i), "SignIn", client_ip=f"203.0.113.{i}")
+            number = FR.format(i)
+            service.start(number, "SignIn", client_ip="198.51.100.7")
+            assert service.check(number, "SignIn", emulator.outbox[-1].params["code"]).ok
+        clock.advance(JUDGED_AFTER)
+        service.start(FR.format(90), "SignIn", client_ip="198.51.100.7")
+        with pytest.raises(PermissionDeniedError):
+            service.start(GB.format(90), "SignIn", client_ip="203.0.113.200")
+
+    def test_refused_starts_are_not_counted(self, connector, emulator, store, clock):
+        """Starts refused by the per-IP cap or a cooldown never reach Aliyun, nor the count."""
+        policy = VerificationPolicy(per_ip_hourly=1)
+        service = VerificationService(
+            connector, store, secret_key=SECRET_KEY, policy=policy, clock=clock
+        )
+        for i in range(29):
+            service.start(GB.format(i), "SignIn", client_ip=f"203.0.113.{i}")
+        for i in range(40):  # the per-IP cap refuses, after the guard counted: given back
+            with pytest.raises(RateLimitExceededError):
+                service.start(GB.format(50 + i), "SignIn", client_ip="203.0.113.0")
+        no_ip = VerificationService(
+            connector, store, secret_key=SECRET_KEY, policy=policy, clock=clock
+        )
+        for _ in range(40):  # the cooldown refuses in the reserve step: given back too
+            with pytest.raises(RateLimitExceededError):
+                no_ip.start(GB.format(0), "SignIn")
+        clock.advance(JUDGED_AFTER)
+        no_ip.start(GB.format(95), "SignIn")  # 29 judged starts: below min_starts
 
     def test_guard_off_never_blocks(self, connector, emulator, store, clock):
         """pumping_guard=None: 40 unanswered codes, and the prefix stays open."""

@@ -36,7 +36,7 @@ from aliyun_sms_connector.verify._guard import (
     approve_args,
 )
 from aliyun_sms_connector.verify._scripts import PUMP_APPROVE, ignore
-from aliyun_sms_connector.verify._store import SharedReservation
+from aliyun_sms_connector.verify._store import Reservation, SharedReservation
 
 MINUTE = 60_000
 WINDOW = 60 * MINUTE
@@ -95,12 +95,19 @@ class Model:
 
 
 class Driver:
-    """Starts and approvals on one store, under fresh prefix ids."""
+    """Starts and approvals on one store, under fresh prefix ids.
 
-    def __init__(self, store, params: Params) -> None:
+    ``via`` is the step the guard's start rides on, as the service sends it:
+    ``"reserve"`` (no shared limits), ``"shared"`` (a global cap) or
+    ``"shared_alone"`` (a shared reservation with no cap of its own). On one
+    Redis node the first two are joined scripts, on Cluster separate calls.
+    """
+
+    def __init__(self, store, params: Params, via: str = "shared_alone") -> None:
         self.store = store
         self.params = params
-        run = uuid.uuid4().hex[:12]
+        self.via = via
+        self.run = run = uuid.uuid4().hex[:12]
         self.tags = [f"{run}{i:020d}" for i in range(4)]
         self.sequence = 0
 
@@ -119,8 +126,16 @@ class Driver:
             prefix_digits=6,
         )
         self.sequence += 1
-        shared = SharedReservation(None, f"v{self.sequence}", now, 0, 0, pump)
-        refusal = self.store.reserve_shared(shared)
+        vid = f"{self.run}-v{self.sequence}"  # unique in the store, which every example shares
+        if self.via == "reserve":
+            number = f"{self.run}-{member.split(':', maxsplit=1)[0]}"
+            reservation = Reservation(
+                number, "SignIn", vid, "d", now, now + 1, 0, 0, 0, 0, pump=pump
+            )
+            refusal = self.store.reserve(reservation)
+        else:
+            cap = 10**9 if self.via == "shared" else 0
+            refusal = self.store.reserve_shared(SharedReservation(None, vid, now, 0, cap, pump))
         return None if refusal is None else refusal.code
 
     def approve(self, prefix: int, now: int, member: str) -> None:
@@ -193,9 +208,10 @@ def even_flags(count: int, conversion: float, phase: float) -> list[bool]:
     # the 0.1 margin (below 10, a single one could block a prefix that converts
     # at 0.4: that is what min_starts is for).
     params=params_strategy.filter(lambda p: p.min_starts >= 12),
+    via=st.sampled_from(["reserve", "shared", "shared_alone"]),
     data=st.data(),
 )
-def test_a_converting_traffic_is_never_blocked(guard_store, params, data):
+def test_a_converting_traffic_is_never_blocked(guard_store, params, via, data):
     """(a) Conversion >= min_conversion + 0.1, codes typed within grace: never a refusal."""
     conversion = data.draw(st.floats(min(params.min_conversion + 0.1, 1.0), 1.0))
     count = data.draw(st.integers(0, 160))
@@ -213,7 +229,7 @@ def test_a_converting_traffic_is_never_blocked(guard_store, params, data):
         approved = flags[prefix][seen[prefix]]
         seen[prefix] += 1
         traffic.append((at, prefix, delay if approved else None))
-    assert run_traffic(Driver(guard_store, params), traffic) == []
+    assert run_traffic(Driver(guard_store, params, via), traffic) == []
 
 
 @PROPERTY_SETTINGS
@@ -230,23 +246,25 @@ def test_a_converting_traffic_is_never_blocked(guard_store, params, data):
         min_size=30,
         max_size=150,
     ),
+    via=st.sampled_from(["reserve", "shared", "shared_alone"]),
 )
-def test_b_the_store_decides_as_the_model(guard_store, params, traffic):
+def test_b_the_store_decides_as_the_model(guard_store, params, traffic, via):
     """(b) Every decision equals the reference model's: low converters blocked, and only they."""
     traffic = [(T0 + at, prefix, delay) for at, prefix, delay in traffic]
-    run_traffic(Driver(guard_store, params), traffic, Model(params))
+    run_traffic(Driver(guard_store, params, via), traffic, Model(params))
 
 
 @PROPERTY_SETTINGS
 @given(
     params=params_strategy.filter(lambda p: p.grace >= MINUTE),
     offsets=st.lists(st.integers(0, 10**6), min_size=1, max_size=200),
+    via=st.sampled_from(["reserve", "shared", "shared_alone"]),
 )
-def test_c_nothing_is_judged_inside_grace(guard_store, params, offsets):
+def test_c_nothing_is_judged_inside_grace(guard_store, params, offsets, via):
     """(c) A burst of unanswered codes, all younger than grace: never a refusal."""
     span = params.grace - 1
     traffic = [(T0 + offset % span, 0, None) for offset in offsets]
-    assert run_traffic(Driver(guard_store, params), traffic) == []
+    assert run_traffic(Driver(guard_store, params, via), traffic) == []
 
 
 def test_c_the_same_burst_is_judged_once_grace_passed(guard_store):

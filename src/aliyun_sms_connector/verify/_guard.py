@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from aliyun_sms_connector import ConfigError, ConfigProblem
+from aliyun_sms_connector import ConfigError, ConfigProblem, PermissionDeniedError
 
 from ._numbers import is_region, region
 
@@ -56,6 +56,7 @@ __all__ = [
     "BUCKETS",
     "PUMPING_BLOCKED",
     "PUMPING_MONITORED",
+    "PUMPING_REFUSALS",
     "PUMPING_SUSPECTED",
     "MemoryGuard",
     "PumpApproval",
@@ -66,6 +67,7 @@ __all__ = [
     "approve_args",
     "judge",
     "pump_keys",
+    "pumping_refusal",
     "release_args",
     "start",
     "start_args",
@@ -84,6 +86,8 @@ PUMPING_MONITORED = "PumpingMonitored"
 _DAY = timedelta(hours=24)
 _MAX_COUNT = 10**9
 _MAX_DIGITS = 15  # E.164 numbers hold at most 15 digits
+#: The store's answers that refuse a start for pumping.
+PUMPING_REFUSALS = frozenset({PUMPING_SUSPECTED, PUMPING_BLOCKED})
 _SEPARATORS = re.compile(r"[\s\-().]")
 _SAFE = re.compile(r"\+[0-9]{1,15}")
 _DEFAULT_REGIONS = frozenset({"CN"})
@@ -250,6 +254,18 @@ class PumpApproval(NamedTuple):
     member: str
     now_ms: int
     bucket_ms: int
+
+
+def pumping_refusal(seconds: float) -> PermissionDeniedError:
+    """The error of a start to a blocked prefix, with ``retry_after`` in seconds."""
+    error = PermissionDeniedError(
+        "SMS codes to this number's prefix are paused (SMS pumping suspected); "
+        f"retry after {seconds:g} s",
+        code=PUMPING_SUSPECTED,
+    )
+    # PermissionDeniedError takes no retry_after; this one documents it.
+    error.retry_after = seconds  # type: ignore[attr-defined]
+    return error
 
 
 def _prefix_id(key: Key, digits: str) -> str:

@@ -91,6 +91,10 @@ class MemoryStore(VerificationStore):
             record = state.records.get(keys.record)
             if record is not None and r.verification_id in _ids(record):
                 return None  # a replay of this very reservation
+            # The guard first: a blocked prefix refuses before anything counts.
+            pumped = None if r.pump is None else self._guard.start(r.pump)
+            if pumped is not None and pumped[0] != PUMPING_MONITORED:
+                return Refusal(*pumped)
             refusals = [
                 self._cooldown_refusal(keys.usage_cooldown, r.now_ms),
                 self._cooldown_refusal(keys.number_cooldown, r.now_ms),
@@ -99,6 +103,8 @@ class MemoryStore(VerificationStore):
             ]
             refusal = _longest(refusals)
             if refusal is not None:
+                if r.pump is not None:
+                    self._guard.release(r.pump)
                 return refusal
             if record is None:
                 record = state.records[keys.record] = _Record()
@@ -110,7 +116,7 @@ class MemoryStore(VerificationStore):
                 if duration > 0:
                     state.cooldowns[key] = _Cooldown(r.verification_id, r.now_ms + duration)
             state.windows.setdefault(keys.sends, []).append((r.now_ms, r.verification_id))
-            return None
+            return None if pumped is None else Refusal(*pumped)
 
     def reserve_shared(self, reservation: SharedReservation) -> Refusal | None:
         """Check the per-IP and global limits; if both allow, count the send."""
@@ -175,6 +181,8 @@ class MemoryStore(VerificationStore):
                 if cooldown is not None and cooldown.verification_id == r.verification_id:
                     del state.cooldowns[key]
             self._forget(keys.sends, r.verification_id)
+            if r.pump is not None:
+                self._guard.release(r.pump)
 
     def release_shared(self, reservation: SharedReservation) -> None:
         """Undo a shared reservation: its per-IP and global counts."""

@@ -93,10 +93,11 @@ class Outcome:
         return result
 
     def shared(self, refusal: Refusal | None) -> Refusal | None:
-        """The shared limits' answer, less a monitored trip of the guard (reported, not raised)."""
+        """A reserve step's answer, less a monitored trip of the guard (reported, not raised)."""
         if refusal is None or refusal.code not in {PUMPING_MONITORED, PUMPING_BLOCKED}:
             return refusal  # a block already in force was logged when it began
-        pump = self.plan.shared.pump
+        shared = self.plan.shared
+        pump = shared.pump if shared is not None else self.plan.reservation.pump
         e164 = self.plan.phone.e164
         logger.warning(
             "SMS pumping suspected: codes to +%s… (%s) convert below the guard's minimum; %s",

@@ -15,9 +15,15 @@ One script per atomic step:
   count of wrong guesses around a check (another slot than the number's);
 - ``PUMP_START``, ``PUMP_RELEASE`` and ``PUMP_APPROVE`` judge and count a
   start, un-count it, and count an approval, on one destination prefix's keys
-  (see _guard.py for the arithmetic, which ``PUMP_START`` repeats).
+  (see _guard.py for the arithmetic, which ``PUMP_START`` repeats);
+- on one node only (their keys lie in two slots), ``PUMP_RESERVE`` and
+  ``PUMP_RESERVE_SHARED`` run ``PUMP_START`` and then ``RESERVE`` or
+  ``RESERVE_SHARED`` (un-counting the start if that refuses), and
+  ``CHECK_PUMP`` runs ``CHECK`` and then, on approval, ``PUMP_APPROVE``: each
+  script's own text, as a function (see _redis_pump.py).
 
-Each touches the keys of one hash tag only, so it runs on Redis Cluster too.
+Each but the joined ones touches the keys of one hash tag only, so it runs on
+Redis Cluster too.
 
 Full memory: under ``maxmemory``, Redis refuses a script's first write that
 could grow memory and then lets the script run on (it cannot stop a script
@@ -43,10 +49,13 @@ from ._store import Refusal
 
 __all__ = [
     "CHECK",
+    "CHECK_PUMP",
     "COMMIT",
     "GUARD_IP",
     "PUMP_APPROVE",
     "PUMP_RELEASE",
+    "PUMP_RESERVE",
+    "PUMP_RESERVE_SHARED",
     "PUMP_START",
     "RELEASE",
     "RELEASE_SHARED",
@@ -54,6 +63,7 @@ __all__ = [
     "RESERVE_SHARED",
     "SCRIPTS",
     "SETTLE_IP",
+    "SPANS_SLOTS",
     "Script",
     "checked",
     "committed",
@@ -303,6 +313,46 @@ redis.call('ZREM', KEYS[2], ARGV[2])
 return 1
 """
 
+
+# One node (no Cluster, no proxy that keeps a script to one slot): the guard's
+# steps joined to the step a start or a check makes anyway, in one round trip.
+# Each script's text runs unchanged, as a function whose KEYS and ARGV are its
+# share of the call's (the pumping guard's first: 3 keys, 8 arguments).
+def _functions(**bodies: str) -> str:
+    return "".join(
+        f"local function {name}(KEYS, ARGV)\n{body}\nend\n" for name, body in bodies.items()
+    )
+
+
+_SPLIT = """
+local pk, pa, rk, ra = {}, {}, {}, {}
+for i = 1, #KEYS do
+  if i <= 3 then pk[i] = KEYS[i] else rk[i - 3] = KEYS[i] end
+end
+for i = 1, #ARGV do
+  if i <= 8 then pa[i] = ARGV[i] else ra[i - 8] = ARGV[i] end
+end
+"""
+
+# The guard, then the reservation; a refused reservation un-counts the start.
+_PUMP_THEN = """
+local r = pump(pk, pa)
+if r[1] == 0 then return r end
+local s = step(rk, ra)
+if s[1] == 0 then
+  release({pk[1], pk[2]}, {pa[1], pa[2], pa[3]})
+  return s
+end
+return r
+"""
+
+# The check, then, if it approved, the approval's count.
+_CHECK_THEN = """
+local r = check({KEYS[1], KEYS[2]}, {ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]})
+if r % 4 == 2 then approve({KEYS[3], KEYS[4]}, {ARGV[7], ARGV[8], ARGV[9]}) end
+return r
+"""
+
 _STATUSES = (
     CheckStatus.NOT_FOUND,
     CheckStatus.TOO_MANY_ATTEMPTS,
@@ -334,6 +384,17 @@ SETTLE_IP = Script("settle_ip", _SETTLE_IP)
 PUMP_START = Script("pump_start", _PUMP_START)
 PUMP_RELEASE = Script("pump_release", _PUMP_RELEASE)
 PUMP_APPROVE = Script("pump_approve", _PUMP_APPROVE)
+PUMP_RESERVE = Script(
+    "pump_reserve",
+    _functions(pump=_PUMP_START, release=_PUMP_RELEASE, step=_RESERVE) + _SPLIT + _PUMP_THEN,
+)
+PUMP_RESERVE_SHARED = Script(
+    "pump_reserve_shared",
+    _functions(pump=_PUMP_START, release=_PUMP_RELEASE, step=_RESERVE_SHARED) + _SPLIT + _PUMP_THEN,
+)
+CHECK_PUMP = Script("check_pump", _functions(check=_CHECK, approve=_PUMP_APPROVE) + _CHECK_THEN)
+#: Whether the server runs a script whose keys lie in two slots (one node does).
+SPANS_SLOTS = Script("spans_slots", "return 1")
 SCRIPTS = (
     RESERVE,
     COMMIT,
@@ -346,6 +407,9 @@ SCRIPTS = (
     PUMP_START,
     PUMP_RELEASE,
     PUMP_APPROVE,
+    PUMP_RESERVE,
+    PUMP_RESERVE_SHARED,
+    CHECK_PUMP,
 )
 
 

@@ -44,7 +44,7 @@ from aliyun_sms_connector import (
 )
 
 from ._events import EventSink
-from ._guard import PUMPING_BLOCKED, PUMPING_SUSPECTED, approval, start
+from ._guard import PUMPING_REFUSALS, approval, pumping_refusal, start
 from ._keys import (
     MIN_SECRET_BYTES,
     Key,
@@ -197,7 +197,7 @@ class VerificationService:
                     if refusal is not None:
                         _raise_refusal(refusal)
                 try:
-                    refusal = store.reserve(plan.reservation)
+                    refusal = outcome.shared(store.reserve(plan.reservation))
                 except AliyunSmsError:
                     self._release(plan, number=False)
                     raise
@@ -243,7 +243,7 @@ class VerificationService:
                     if refusal is not None:
                         _raise_refusal(refusal)
                 try:
-                    refusal = await store.reserve_async(plan.reservation)
+                    refusal = outcome.shared(await store.reserve_async(plan.reservation))
                 except AliyunSmsError:
                     await self._release_async(plan, number=False)
                     raise
@@ -400,7 +400,10 @@ class VerificationService:
         guard = None if test_number else policy.pumping_guard  # no SMS, nothing to judge
         pump = start(self._key, guard, phone.e164, number, usage.value, now_ms=now)
         shared = None
-        if ip_hourly or policy.global_hourly or pump:
+        if not (ip_hourly or policy.global_hourly):
+            # The guard's start rides on the first step of the start.
+            reservation = reservation._replace(pump=pump)
+        else:
             shared = SharedReservation(
                 ip=ip if ip_hourly else None,
                 verification_id=verification_id,
@@ -567,14 +570,8 @@ def _secret(secret_key: str | bytes | None, *, shared: bool) -> bytes:
 
 def _raise_refusal(refusal: Refusal, what: str = "too many verification codes") -> NoReturn:
     seconds = refusal.retry_after_ms / 1000
-    if refusal.code in {PUMPING_SUSPECTED, PUMPING_BLOCKED}:
-        error = PermissionDeniedError(
-            f"SMS codes to this number's prefix are paused (SMS pumping suspected); "
-            f"retry after {seconds:g} s",
-            code=PUMPING_SUSPECTED,
-        )
-        error.retry_after = seconds  # type: ignore[attr-defined]
-        raise error
+    if refusal.code in PUMPING_REFUSALS:
+        raise pumping_refusal(seconds)
     raise RateLimitExceededError(
         f"{what} ({refusal.code}); retry after {seconds:g} s",
         code=refusal.code,

@@ -62,6 +62,9 @@ class Reservation(NamedTuple):
         number_cooldown_ms: Cooldown of the number; 0 for none.
         hourly: Cap on the number's sends per sliding hour; 0 for none.
         daily: Cap on the number's sends per sliding day; 0 for none.
+        pump: The pumping guard's judgement and count of this start, when the
+            start has no shared reservation to carry it (see
+            :class:`SharedReservation`); releasing the reservation un-counts it.
     """
 
     number: str
@@ -74,6 +77,7 @@ class Reservation(NamedTuple):
     number_cooldown_ms: int
     hourly: int
     daily: int
+    pump: PumpStart | None = None
 
 
 class SharedReservation(NamedTuple):
