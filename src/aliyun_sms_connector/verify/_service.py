@@ -105,8 +105,8 @@ class VerificationService:
         policy: Code shape, lifetime, attempts and limits.
         clock: Seconds since the epoch; tests pass a fake one and never sleep.
         on_event: Called with a :class:`VerificationEvent` once per outcome of
-            a start or check (see _events.py); a handler that raises is
-            logged and never breaks the call.
+            a start or check, synchronously; a handler that raises is logged
+            at WARNING (once per exception type) and never breaks the call.
 
     Raises:
         ConfigError: A shared store without ``secret_key``, a key shorter than

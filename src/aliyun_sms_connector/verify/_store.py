@@ -163,6 +163,11 @@ class VerificationStore(abc.ABC):
     per-IP guess limit. Releasing something that is not there is a no-op.
     Replaying a reservation with the same id is a no-op too, so a retried call
     never counts twice.
+
+    The pumping guard rides on these steps: ``reserve_shared`` or ``reserve``
+    judge and count its ``pump`` first (see :mod:`._guard`), their releases
+    un-count it, and ``check`` counts an approval when its guess carries one.
+    A store that ignores ``pump`` keeps no guard.
     """
 
     #: True when several processes share the store; the service then requires
