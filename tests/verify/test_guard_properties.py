@@ -34,6 +34,7 @@ from aliyun_sms_connector.verify._guard import (
     PumpApproval,
     PumpStart,
     approve_args,
+    pump_keys,
 )
 from aliyun_sms_connector.verify._scripts import PUMP_APPROVE, ignore
 from aliyun_sms_connector.verify._store import Reservation, SharedReservation
@@ -144,7 +145,8 @@ class Driver:
             with self.store._lock:
                 self.store._guard.approve(approval)
         else:
-            self.store._run(PUMP_APPROVE, *approve_args(self.store._prefix, approval), ignore)
+            keys = pump_keys(self.store._prefix, approval.tag)
+            self.store._run(PUMP_APPROVE, *approve_args(keys, approval), ignore)
 
 
 def run_traffic(driver: Driver, traffic, model: Model | None = None) -> list[tuple[int, str]]:

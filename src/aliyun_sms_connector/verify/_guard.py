@@ -59,17 +59,16 @@ __all__ = [
     "PUMPING_REFUSALS",
     "PUMPING_SUSPECTED",
     "MemoryGuard",
+    "Pump",
     "PumpApproval",
     "PumpStart",
     "PumpingGuard",
-    "approval",
     "approval_lost",
     "approve_args",
     "judge",
     "pump_keys",
     "pumping_refusal",
     "release_args",
-    "start",
     "start_args",
 ]
 
@@ -92,6 +91,9 @@ _SEPARATORS = re.compile(r"[\s\-().]")
 _SAFE = re.compile(r"\+[0-9]{1,15}")
 _DEFAULT_REGIONS = frozenset({"CN"})
 _ID_BYTES = 16
+# Prefix ids one service remembers (6 digits name at most 10**6 prefixes; real
+# traffic meets a few thousand): past this, the memory starts again.
+_MAX_TAGS = 10_000
 
 logger = logging.getLogger("aliyun_sms_connector.verify")
 
@@ -268,55 +270,70 @@ def pumping_refusal(seconds: float) -> PermissionDeniedError:
     return error
 
 
-def _prefix_id(key: Key, digits: str) -> str:
-    return key.mac(f"pump-prefix\0{digits}".encode())[:_ID_BYTES].hex()
+class Pump:
+    """One service's guard: its policy's numbers worked out once, and the prefix ids it met.
 
+    ``start`` and ``approval`` are on every start and check, so they do no more
+    than slicing, one dictionary look-up and, for a prefix not met yet, one HMAC.
+    """
 
-def _bucket_ms(guard: PumpingGuard) -> int:
-    return max(round(guard.window.total_seconds() * 1000 / BUCKETS), 1)
+    __slots__ = ("_block_ms", "_bucket_ms", "_grace_ms", "_guard", "_key", "_safe", "_tags")
 
+    def __init__(self, key: Key, guard: PumpingGuard | None) -> None:
+        self._key = key
+        self._guard = guard
+        self._tags: dict[str, str] = {}
+        if guard is not None:
+            self._bucket_ms = max(round(guard.window.total_seconds() * 1000 / BUCKETS), 1)
+            self._grace_ms = round(guard.grace.total_seconds() * 1000)
+            self._block_ms = round(guard.block_for.total_seconds() * 1000)
+            self._safe = tuple(guard.safe_numbers)
 
-def start(
-    key: Key, guard: PumpingGuard | None, e164: str, number: str, usage_type: str, *, now_ms: int
-) -> PumpStart | None:
-    """The guard's part of a start, or None when the guard is off or the number is safe."""
-    if guard is None:
-        return None
-    digits = e164[1:]
-    if any(digits.startswith(safe) for safe in guard.safe_numbers):
-        return None
-    monitor = guard.mode == "monitor" or (
-        bool(guard.monitor_regions) and region(e164) in guard.monitor_regions
-    )
-    return PumpStart(
-        tag=_prefix_id(key, digits[: guard.prefix_digits]),
-        member=f"{number}:{usage_type}",
-        now_ms=now_ms,
-        bucket_ms=_bucket_ms(guard),
-        grace_ms=round(guard.grace.total_seconds() * 1000),
-        min_starts=guard.min_starts,
-        min_conversion=guard.min_conversion,
-        block_ms=round(guard.block_for.total_seconds() * 1000),
-        enforce=not monitor,
-        prefix_digits=guard.prefix_digits,
-    )
+    def _tag(self, digits: str) -> str:
+        tag = self._tags.get(digits)
+        if tag is None:
+            if len(self._tags) >= _MAX_TAGS:
+                self._tags.clear()
+            tag = self._key.mac(f"pump-prefix\0{digits}".encode())[:_ID_BYTES].hex()
+            self._tags[digits] = tag
+        return tag
 
+    def start(
+        self, e164: str, number: str, usage_type: str, *, now_ms: int, test_number: bool = False
+    ) -> PumpStart | None:
+        """The guard's part of a start; None when it is off, or for a safe or test number."""
+        guard = self._guard
+        digits = e164[1:]
+        if guard is None or test_number or (self._safe and digits.startswith(self._safe)):
+            return None
+        monitor = guard.mode == "monitor" or (
+            bool(guard.monitor_regions) and region(e164) in guard.monitor_regions
+        )
+        return PumpStart(
+            tag=self._tag(digits[: guard.prefix_digits]),
+            member=f"{number}:{usage_type}",
+            now_ms=now_ms,
+            bucket_ms=self._bucket_ms,
+            grace_ms=self._grace_ms,
+            min_starts=guard.min_starts,
+            min_conversion=guard.min_conversion,
+            block_ms=self._block_ms,
+            enforce=not monitor,
+            prefix_digits=guard.prefix_digits,
+        )
 
-def approval(
-    key: Key, guard: PumpingGuard | None, e164: str, number: str, usage_type: str, *, now_ms: int
-) -> PumpApproval | None:
-    """The guard's part of a check: where to count it if it approves; None when off."""
-    if guard is None:
-        return None
-    digits = e164[1:]
-    if any(digits.startswith(safe) for safe in guard.safe_numbers):
-        return None
-    return PumpApproval(
-        _prefix_id(key, digits[: guard.prefix_digits]),
-        f"{number}:{usage_type}",
-        now_ms,
-        _bucket_ms(guard),
-    )
+    def approval(self, e164: str, number: str, usage_type: str, now_ms: int) -> PumpApproval | None:
+        """The guard's part of a check: where to count it if it approves; None when off."""
+        guard = self._guard
+        digits = e164[1:]
+        if guard is None or (self._safe and digits.startswith(self._safe)):
+            return None
+        return PumpApproval(
+            self._tag(digits[: guard.prefix_digits]),
+            f"{number}:{usage_type}",
+            now_ms,
+            self._bucket_ms,
+        )
 
 
 def judge(counts: dict[tuple[str, int], int], p: PumpStart) -> bool:
@@ -429,21 +446,21 @@ def _duration(value: Any, *, zero: bool) -> timedelta | str:
     return value
 
 
-def start_args(prefix: str, p: PumpStart) -> tuple[list[str], list[object]]:
-    """``PUMP_START``'s keys and arguments."""
+def start_args(keys: list[str], p: PumpStart) -> tuple[list[str], list[object]]:
+    """``PUMP_START``'s keys and arguments, given :func:`pump_keys`' of its prefix."""
     args: list[object] = [p.now_ms, p.member, p.bucket_ms, p.grace_ms, p.min_starts]
     args += [repr(p.min_conversion), p.block_ms, 1 if p.enforce else 0]
-    return pump_keys(prefix, p.tag), args
+    return keys, args
 
 
-def release_args(prefix: str, p: PumpStart) -> tuple[list[str], list[object]]:
+def release_args(keys: list[str], p: PumpStart) -> tuple[list[str], list[object]]:
     """``PUMP_RELEASE``'s keys and arguments."""
-    return pump_keys(prefix, p.tag)[:2], [p.now_ms, p.member, p.bucket_ms]
+    return keys[:2], [p.now_ms, p.member, p.bucket_ms]
 
 
-def approve_args(prefix: str, a: PumpApproval) -> tuple[list[str], list[object]]:
+def approve_args(keys: list[str], a: PumpApproval) -> tuple[list[str], list[object]]:
     """``PUMP_APPROVE``'s keys and arguments."""
-    return pump_keys(prefix, a.tag)[:2], [a.now_ms, a.member, a.bucket_ms]
+    return keys[:2], [a.now_ms, a.member, a.bucket_ms]
 
 
 def approval_lost() -> None:

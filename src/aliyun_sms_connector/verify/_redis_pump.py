@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from aliyun_sms_connector import ServiceUnavailableError
 
-from ._guard import PUMPING_MONITORED, approval_lost, approve_args, release_args, start_args
+from ._guard import (
+    PUMPING_MONITORED,
+    approval_lost,
+    approve_args,
+    pump_keys,
+    release_args,
+    start_args,
+)
 from ._results import CheckStatus
 from ._scripts import (
     CHECK,
@@ -54,6 +61,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PumpCalls"]
 
+_MAX_TAGS = 10_000
 _JOINED = {RESERVE.name: PUMP_RESERVE, "reserve_shared": PUMP_RESERVE_SHARED}
 
 
@@ -64,6 +72,15 @@ class PumpCalls:
         self.prefix = prefix
         # None: not known yet (probed on the first guarded call); False on Cluster.
         self.joined: bool | None = False if cluster else None
+        self._tags: dict[str, list[str]] = {}  # prefix id -> its keys
+
+    def _keys(self, tag: str) -> list[str]:
+        keys = self._tags.get(tag)
+        if keys is None:
+            if len(self._tags) >= _MAX_TAGS:
+                self._tags.clear()
+            keys = self._tags[tag] = pump_keys(self.prefix, tag)
+        return keys
 
     def _probe_keys(self) -> list[str]:
         return [f"{self.prefix}{{pump-probe-a}}", f"{self.prefix}{{pump-probe-b}}"]
@@ -76,7 +93,7 @@ class PumpCalls:
         """``script`` (RESERVE or RESERVE_SHARED) with the guard's start before it."""
         if pump is None:
             return run(script, keys, args, refusal) if keys else None
-        pk, pa = start_args(self.prefix, pump)
+        pk, pa = start_args(self._keys(pump.tag), pump)
         if not keys:
             return run(PUMP_START, pk, pa, refusal)  # type: ignore[no-any-return]
         if self.joined is None:
@@ -88,7 +105,7 @@ class PumpCalls:
             return pumped
         refused: Refusal | None = run(script, keys, args, refusal)
         if refused is not None:
-            run(PUMP_RELEASE, *release_args(self.prefix, pump), ignore)
+            run(PUMP_RELEASE, *release_args(self._keys(pump.tag), pump), ignore)
         return refused or pumped
 
     async def reserve_async(
@@ -102,7 +119,7 @@ class PumpCalls:
         """The async twin of :meth:`reserve`."""
         if pump is None:
             return await run(script, keys, args, refusal) if keys else None
-        pk, pa = start_args(self.prefix, pump)
+        pk, pa = start_args(self._keys(pump.tag), pump)
         if not keys:
             return await run(PUMP_START, pk, pa, refusal)  # type: ignore[no-any-return]
         if self.joined is None:
@@ -114,18 +131,18 @@ class PumpCalls:
             return pumped
         refused: Refusal | None = await run(script, keys, args, refusal)
         if refused is not None:
-            await run(PUMP_RELEASE, *release_args(self.prefix, pump), ignore)
+            await run(PUMP_RELEASE, *release_args(self._keys(pump.tag), pump), ignore)
         return refused or pumped
 
     def release(self, run: _Run, pump: PumpStart | None) -> None:
         """Un-count a start whose SMS surely never left (sync)."""
         if pump is not None:
-            run(PUMP_RELEASE, *release_args(self.prefix, pump), ignore)
+            run(PUMP_RELEASE, *release_args(self._keys(pump.tag), pump), ignore)
 
     async def release_async(self, run: _RunAsync, pump: PumpStart | None) -> None:
         """The async twin of :meth:`release`."""
         if pump is not None:
-            await run(PUMP_RELEASE, *release_args(self.prefix, pump), ignore)
+            await run(PUMP_RELEASE, *release_args(self._keys(pump.tag), pump), ignore)
 
     # -- a check -----------------------------------------------------------------
 
@@ -135,7 +152,7 @@ class PumpCalls:
         """The check's script: CHECK, or CHECK_PUMP counting an approval in the same trip."""
         if approval is None or not self.joined:
             return CHECK, keys, args
-        pk, pa = approve_args(self.prefix, approval)
+        pk, pa = approve_args(self._keys(approval.tag), approval)
         return CHECK_PUMP, keys + pk, args + pa
 
     def needs_probe(self, approval: PumpApproval | None) -> bool:
@@ -163,7 +180,7 @@ class PumpCalls:
         if approval is None or self.joined or answer[0] is not CheckStatus.APPROVED:
             return
         try:
-            run(PUMP_APPROVE, *approve_args(self.prefix, approval), ignore)
+            run(PUMP_APPROVE, *approve_args(self._keys(approval.tag), approval), ignore)
         except ServiceUnavailableError:
             approval_lost()
 
@@ -177,7 +194,7 @@ class PumpCalls:
         if approval is None or self.joined or answer[0] is not CheckStatus.APPROVED:
             return
         try:
-            await run(PUMP_APPROVE, *approve_args(self.prefix, approval), ignore)
+            await run(PUMP_APPROVE, *approve_args(self._keys(approval.tag), approval), ignore)
         except ServiceUnavailableError:
             approval_lost()
 

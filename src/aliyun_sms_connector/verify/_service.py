@@ -44,7 +44,7 @@ from aliyun_sms_connector import (
 )
 
 from ._events import EventSink
-from ._guard import PUMPING_REFUSALS, approval, pumping_refusal, start
+from ._guard import PUMPING_REFUSALS, Pump, pumping_refusal
 from ._keys import (
     MIN_SECRET_BYTES,
     Key,
@@ -132,6 +132,7 @@ class VerificationService:
         self._key = Key(_secret(secret_key, shared=self._store.shared))
         self._test_codes = self._normalize_test_numbers()
         self._events = EventSink(on_event, self._clock)
+        self._pump = Pump(self._key, self._policy.pumping_guard)
 
     def __repr__(self) -> str:
         return f"VerificationService(store={self._store!r}, policy={self._policy!r})"
@@ -397,8 +398,10 @@ class VerificationService:
             daily=policy.per_number_daily or 0,
         )
         ip_hourly = policy.per_ip_hourly if ip is not None else None
-        guard = None if test_number else policy.pumping_guard  # no SMS, nothing to judge
-        pump = start(self._key, guard, phone.e164, number, usage.value, now_ms=now)
+        # A test number sends no SMS: nothing to count or judge.
+        pump = self._pump.start(
+            phone.e164, number, usage.value, now_ms=now, test_number=test_number
+        )
         shared = None
         if not (ip_hourly or policy.global_hourly):
             # The guard's start rides on the first step of the start.
@@ -453,7 +456,7 @@ class VerificationService:
             verification_id,
             ip,
             (policy.per_ip_failed_checks_hourly or 0) if ip is not None else 0,
-            approval(self._key, policy.pumping_guard, e164, number, usage, now_ms=now),
+            self._pump.approval(e164, number, usage, now),
         )
 
     def _release(self, plan: _Plan, *, number: bool) -> None:
