@@ -415,3 +415,26 @@ class TestJudge:
         gone = now // 300_000 - BUCKETS
         assert not judge({("s", gone): 100}, pump(now))
         assert judge({("s", gone + 1): 100}, pump(now))
+
+
+class TestOneSlotServers:
+    """A server that keeps each script to one slot (Cluster, a proxy) gets the guard apart."""
+
+    def test_a_refused_probe_runs_the_guard_apart(
+        self, connector, emulator, redis_store_factory, clock, monkeypatch
+    ):
+        """The probe is refused as a one-slot proxy would: separate calls, same outcomes."""
+        from aliyun_sms_connector.verify import _redis_pump
+        from aliyun_sms_connector.verify._scripts import Script
+
+        refusing = Script("spans_slots", "return redis.error_reply('CROSSSLOT one slot only')")
+        monkeypatch.setattr(_redis_pump, "SPANS_SLOTS", refusing)
+        store = redis_store_factory()
+        service = make_service(connector, store, clock)
+        use_codes(service, emulator, FR, 30)
+        start_many(service, GB, 30)
+        assert store._pump.joined is False
+        clock.advance(JUDGED_AFTER)
+        service.start(FR.format(90), "SignIn")
+        with pytest.raises(PermissionDeniedError):
+            service.start(GB.format(90), "SignIn")
