@@ -298,13 +298,11 @@ class Pump:
             self._tags[digits] = tag
         return tag
 
-    def start(
-        self, e164: str, number: str, usage_type: str, *, now_ms: int, test_number: bool = False
-    ) -> PumpStart | None:
-        """The guard's part of a start; None when it is off, or for a safe or test number."""
+    def start(self, e164: str, number: str, usage_type: str, now_ms: int) -> PumpStart | None:
+        """The guard's part of a start; None when it is off, or for a safe number."""
         guard = self._guard
         digits = e164[1:]
-        if guard is None or test_number or (self._safe and digits.startswith(self._safe)):
+        if guard is None or (self._safe and digits.startswith(self._safe)):
             return None
         monitor = guard.mode == "monitor" or (
             bool(guard.monitor_regions) and region(e164) in guard.monitor_regions

@@ -399,12 +399,9 @@ class VerificationService:
         )
         ip_hourly = policy.per_ip_hourly if ip is not None else None
         # A test number sends no SMS: nothing to count or judge.
-        pump = self._pump.start(
-            phone.e164, number, usage.value, now_ms=now, test_number=test_number
-        )
+        pump = None if test_number else self._pump.start(phone.e164, number, usage.value, now)
         shared = None
-        if not (ip_hourly or policy.global_hourly):
-            # The guard's start rides on the first step of the start.
+        if not (ip_hourly or policy.global_hourly):  # the guard rides on the first step
             reservation = reservation._replace(pump=pump)
         else:
             shared = SharedReservation(
