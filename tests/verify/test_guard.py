@@ -438,3 +438,39 @@ class TestOneSlotServers:
         service.start(FR.format(90), "SignIn")
         with pytest.raises(PermissionDeniedError):
             service.start(GB.format(90), "SignIn")
+
+
+class TestFullRedis:
+    """Under maxmemory (noeviction) the guard fails closed, like every other limit."""
+
+    def test_a_full_redis_refuses_starts_and_sends_nothing(
+        self, connector, emulator, standalone_redis, clock
+    ):
+        """The guard's first write grows memory: a full Redis refuses it, and no SMS goes out."""
+        import redis
+
+        from aliyun_sms_connector import ServiceUnavailableError
+        from aliyun_sms_connector.verify import RedisStore
+
+        store = RedisStore.from_url(standalone_redis.url, store_timeout=5.0)
+        admin = redis.Redis.from_url(standalone_redis.url)
+        try:
+            service = make_service(connector, store, clock)
+            start_many(service, GB, 30)  # a blocked prefix next: no write needed to refuse
+            clock.advance(JUDGED_AFTER)
+            with pytest.raises(PermissionDeniedError):
+                service.start(GB.format(40), "SignIn")
+            admin.config_set("maxmemory-policy", "noeviction")
+            admin.config_set("maxmemory", 1)
+            sent = len(emulator.outbox)
+            for to in (FR.format(1), CN.format(1)):  # a new prefix, blocked or monitored
+                with pytest.raises(ServiceUnavailableError) as caught:
+                    service.start(to, "SignIn")
+                assert caught.value.code == "StoreUnavailable"
+            with pytest.raises(PermissionDeniedError):  # the block still holds
+                service.start(GB.format(41), "SignIn")
+            assert len(emulator.outbox) == sent
+        finally:
+            admin.config_set("maxmemory", 0)
+            admin.close()
+            store.close()
