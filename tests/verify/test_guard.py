@@ -474,3 +474,27 @@ class TestFullRedis:
             admin.config_set("maxmemory", 0)
             admin.close()
             store.close()
+
+
+def test_region_of_agrees_with_numbers_region():
+    """The fast region look-up answers as _numbers.region for an example of every region."""
+    import phonenumbers
+
+    from aliyun_sms_connector.verify._guard import region_of
+    from aliyun_sms_connector.verify._numbers import region
+
+    checked = 0
+    for code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+        for name in regions:
+            if name == "001":
+                example = phonenumbers.example_number_for_non_geo_entity(code)
+            else:
+                example = phonenumbers.example_number(name)
+            if example is None:
+                continue
+            e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+            assert region_of(e164) == region(e164), e164
+            checked += 1
+    assert checked > 200
+    assert region_of("+14155550123") == "US"
+    assert region_of("+447911123400") == "GG"  # +44 is shared: read from the number's pattern

@@ -68,6 +68,7 @@ __all__ = [
     "judge",
     "pump_keys",
     "pumping_refusal",
+    "region_of",
     "release_args",
     "start_args",
 ]
@@ -305,7 +306,7 @@ class Pump:
         if guard is None or (self._safe and digits.startswith(self._safe)):
             return None
         monitor = guard.mode == "monitor" or (
-            bool(guard.monitor_regions) and region(e164) in guard.monitor_regions
+            bool(guard.monitor_regions) and region_of(e164) in guard.monitor_regions
         )
         return PumpStart(
             tag=self._tag(digits[: guard.prefix_digits]),
@@ -332,6 +333,24 @@ class Pump:
             now_ms,
             self._bucket_ms,
         )
+
+
+def region_of(e164: str) -> str | None:
+    """:func:`._numbers.region`, without parsing where the country code has one region.
+
+    Most country codes belong to one region (86 to CN, 33 to FR); for those the
+    answer is a look-up. A code shared by several (1, 7, 44, ...) needs the
+    number's own pattern, as :func:`._numbers.region` reads it.
+    """
+    import phonenumbers  # noqa: PLC0415 - loaded on first use, as _numbers does
+
+    for length in (1, 2, 3):  # country codes are prefix-free: the first hit is it
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(e164[1 : 1 + length] or 0))
+        if regions:
+            if len(regions) == 1:
+                return str(regions[0])
+            break
+    return region(e164)
 
 
 def judge(counts: dict[tuple[str, int], int], p: PumpStart) -> bool:

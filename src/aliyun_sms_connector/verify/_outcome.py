@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from aliyun_sms_connector import AliyunSmsError, parse_phone
 
 from ._guard import PUMPING_BLOCKED, PUMPING_MONITORED, PUMPING_SUSPECTED
-from ._numbers import region
+from ._guard import region_of as region
 from ._results import CheckStatus
 from ._usage import usage_label
 
