@@ -35,6 +35,12 @@ shows their medians.
 Then ``start_async`` runs through the Aliyun emulator (in a process of its
 own, no added latency) on a RedisStore, and its rate and latencies are shown.
 
+Last, what the pumping guard costs: ``start_async`` (through the emulator)
+and an approving ``check_async`` (a right code, so that the guard counts the
+approval), each with the default guard and with ``pumping_guard=None``, four
+sides in fresh processes over ``--guard-rounds`` rounds in rotating order.
+The table shows each side's medians and the per-round ratios guard on / off.
+
 Exit status: 0 the target met; 1 missed; 2 the harness failed.
 """
 
@@ -64,12 +70,13 @@ SECRET_KEY = "bench-secret-key-0123456789abcdef0123"
 ENV = {**os.environ, "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true", "PYTHONUNBUFFERED": "1"}
 WARMUP = 200
 SIDES = ("bare", "direct", "check")
+GUARD_SIDES = ("start_off", "start_on", "approve_off", "approve_on")
 SETUP_BATCH = 64
 
 
-def numbers(count: int) -> list[str]:
+def numbers(count: int, first: int = 0) -> list[str]:
     """``count`` distinct mainland mobile numbers (bare 11 digits, as typed in China)."""
-    return [f"{13800000000 + i}" for i in range(count)]
+    return [f"{13800000000 + first + i}" for i in range(count)]
 
 
 def _server_cpu(url: str) -> Callable[[], float]:
@@ -177,6 +184,7 @@ def _service(
     *,
     targets: list[str] | None = None,
     prefix: str | None = None,
+    guard: bool = True,
 ) -> Any:
     from aliyun_sms_connector import AliyunSmsConnector
     from aliyun_sms_connector.verify import RedisStore, VerificationPolicy, VerificationService
@@ -197,7 +205,13 @@ def _service(
         store_timeout=5.0,
         max_connections=concurrency + 8,
     )
-    limits = {"per_number_hourly": None, "per_number_daily": None, "per_ip_hourly": None}
+    limits: dict[str, Any] = {
+        "per_number_hourly": None,
+        "per_number_daily": None,
+        "per_ip_hourly": None,
+    }
+    if not guard:
+        limits["pumping_guard"] = None
     if endpoint:
         policy = VerificationPolicy(**limits)
     else:
@@ -229,9 +243,32 @@ async def child_check(url: str, total: int, concurrency: int) -> dict[str, Any]:
     return result
 
 
-async def child_start(url: str, total: int, concurrency: int, endpoint: str) -> dict[str, Any]:
-    connector, store, service = _service(url, concurrency, endpoint)
+async def child_approve(url: str, total: int, concurrency: int, *, guard: bool) -> dict[str, Any]:
+    """check_async with the right code: each call approves (and the guard counts it)."""
+    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
     targets = numbers(total + WARMUP)
+    await _pending(url, prefix, targets, concurrency)
+    connector, store, service = _service(
+        url, concurrency, targets=targets, prefix=prefix, guard=guard
+    )
+
+    async def call(i: int) -> None:
+        result = await service.check_async(targets[i], "SignIn", "246810")
+        if not result.ok:
+            raise RuntimeError(f"unexpected status {result.status}")
+
+    result = await _measure(call, total, concurrency, url)
+    await store.aclose()
+    await connector.aclose()
+    return result
+
+
+async def child_start(
+    url: str, total: int, concurrency: int, endpoint: str, *, guard: bool = True, first: int = 0
+) -> dict[str, Any]:
+    connector, store, service = _service(url, concurrency, endpoint, guard=guard)
+    # Numbers no other start side used: the emulator keeps Aliyun's per-number flow control.
+    targets = numbers(total + WARMUP, first)
 
     async def call(i: int) -> None:
         await service.start_async(targets[i], "SignIn")
@@ -248,6 +285,21 @@ def run_child(args: argparse.Namespace) -> None:
         result = asyncio.run(child_bare(args.redis, args.total, args.concurrency, direct=direct))
     elif args.child == "check":
         result = asyncio.run(child_check(args.redis, args.total, args.concurrency))
+    elif args.child.startswith("approve_"):
+        guard = args.child.endswith("_on")
+        result = asyncio.run(child_approve(args.redis, args.total, args.concurrency, guard=guard))
+    elif args.child.startswith("start_"):
+        guard = args.child.endswith("_on")
+        result = asyncio.run(
+            child_start(
+                args.redis,
+                args.total,
+                args.concurrency,
+                args.endpoint,
+                guard=guard,
+                first=args.first,
+            )
+        )
     else:
         result = asyncio.run(child_start(args.redis, args.total, args.concurrency, args.endpoint))
     print(json.dumps(result))
@@ -322,7 +374,9 @@ class Redis:
             self.tmp.cleanup()
 
 
-def child(kind: str, redis_url: str, total: int, concurrency: int, endpoint: str = "") -> dict:
+def child(  # noqa: PLR0917 - the child's command line, in order
+    kind: str, redis_url: str, total: int, concurrency: int, endpoint: str = "", first: int = 0
+) -> dict:
     command = [
         sys.executable,
         __file__,
@@ -336,6 +390,8 @@ def child(kind: str, redis_url: str, total: int, concurrency: int, endpoint: str
         str(concurrency),
         "--endpoint",
         endpoint,
+        "--first",
+        str(first),
     ]
     done = subprocess.run(
         command, capture_output=True, text=True, env=ENV, timeout=600, check=False
@@ -390,6 +446,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             )
         start_total = 200 if args.smoke else 3000
         start = child("start", redis.url, start_total, args.concurrency, endpoint)
+        guard = measure_guard(args, redis.url, endpoint, start_total)
     finally:
         if emulator.stdin is not None:
             emulator.stdin.close()
@@ -403,7 +460,40 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "median_direct_ratio": statistics.median(r["direct_ratio"] for r in rounds),
         "target": TARGET,
         "start_async": start,
+        "guard": guard,
     }
+
+
+def measure_guard(
+    args: argparse.Namespace, url: str, endpoint: str, start_total: int
+) -> dict[str, Any]:
+    """The guard's cost: start_async and approving check_async, guard on and off."""
+    rounds = []
+    for number in range(args.guard_rounds):
+        # Rotated, so that no side always runs first (or last) in a round.
+        order = GUARD_SIDES[number % 4 :] + GUARD_SIDES[: number % 4]
+        results = {}
+        for kind in order:
+            total = start_total if kind.startswith("start") else args.total
+            first = (1 + number * len(GUARD_SIDES) + GUARD_SIDES.index(kind)) * 100_000
+            results[kind] = child(kind, url, total, args.concurrency, endpoint, first)
+        rounds.append({"order": order, **results})
+        sides = "  ".join(
+            f"{kind} {results[kind]['rate']:6.0f}/s {results[kind]['cpu_us_per_op']:4.0f} µs"
+            for kind in GUARD_SIDES
+        )
+        print(f"guard round {number + 1}: {sides}", flush=True)
+    ratios = {}
+    for call in ("start", "approve"):
+        ratios[call] = {
+            "rate": statistics.median(
+                r[f"{call}_on"]["rate"] / r[f"{call}_off"]["rate"] for r in rounds
+            ),
+            "cpu": statistics.median(
+                r[f"{call}_on"]["cpu_us_per_op"] / r[f"{call}_off"]["cpu_us_per_op"] for r in rounds
+            ),
+        }
+    return {"rounds": rounds, "ratios": ratios}
 
 
 def report(summary: dict[str, Any]) -> None:
@@ -435,6 +525,24 @@ def report(summary: dict[str, Any]) -> None:
         f"{start['cpu_us_per_op']:.0f} | {start['server_cpu_us_per_op']:.0f} "
         f"({start['server_busy']:.0%}) | {start['p50_ms']:.1f} / {start['p99_ms']:.1f} |"
     )
+    guard = summary["guard"]
+    print()
+    print("| guard | call | calls/s (median) | client CPU µs/call | p50 / p99 ms |")
+    print("|---|---|---|---|---|")
+    for kind in GUARD_SIDES:
+        call, state = kind.split("_")
+        rows = [r[kind] for r in guard["rounds"]]
+        rate = statistics.median(r["rate"] for r in rows)
+        cpu = statistics.median(r["cpu_us_per_op"] for r in rows)
+        p50 = statistics.median(r["p50_ms"] for r in rows)
+        p99 = statistics.median(r["p99_ms"] for r in rows)
+        label = "`start_async`" if call == "start" else "`check_async` (approving)"
+        print(f"| {state} | {label} | {rate:.0f} | {cpu:.0f} | {p50:.1f} / {p99:.1f} |")
+    for call, ratio in guard["ratios"].items():
+        print(
+            f"guard on / off, {call}: throughput median {ratio['rate']:.2f}, "
+            f"client CPU per call median {ratio['cpu']:.2f}"
+        )
     print(
         f"\ncheck_async / bare EVALSHA: median {summary['median_ratio']:.2f} over "
         f"{len(rounds)} rounds (target >= {TARGET}); client CPU per call, bare / check: "
@@ -449,13 +557,19 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--total", type=int, default=20000, help="calls per side and round")
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument(
+        "--guard-rounds", type=int, default=4, help="rounds of the guard's on/off sides"
+    )
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument(
-        "--child", choices=["bare", "direct", "check", "start"], help=argparse.SUPPRESS
+        "--child",
+        choices=["bare", "direct", "check", "start", *GUARD_SIDES],
+        help=argparse.SUPPRESS,
     )
     parser.add_argument("--emulator", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--redis", help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         run_child(args)
@@ -464,7 +578,7 @@ def main() -> int:
         run_emulator()
         return 0
     if args.smoke:
-        args.rounds, args.total = 2, 300
+        args.rounds, args.total, args.guard_rounds = 2, 300, 1
     if not 0 < args.concurrency <= WARMUP:
         parser.error(f"--concurrency must be between 1 and {WARMUP}")
     summary = measure(args)

@@ -42,6 +42,13 @@ def test_smoke_run(tmp_path, redis_url):
             assert round_[side]["server_cpu_us_per_op"] >= 0
             assert 0 <= round_[side]["server_busy"] < 2
     assert summary["start_async"]["ops"] == 200
+    guard = summary["guard"]
+    assert len(guard["rounds"]) == 1
+    for side in ("start_off", "start_on", "approve_off", "approve_on"):
+        assert guard["rounds"][0][side]["ops"] == (200 if side.startswith("start") else 300)
+        assert guard["rounds"][0][side]["cpu_us_per_op"] > 0
+    assert set(guard["ratios"]) == {"start", "approve"}
+    assert "guard on / off, approve" in done.stdout
     assert summary["rounds"][0]["order"] != summary["rounds"][1]["order"]
     assert "check_async / bare EVALSHA" in done.stdout
     assert "store's own path" in done.stdout

@@ -196,6 +196,10 @@ class TestKeyPlacement:
                 assert match is not None, f"a key without a hash tag: {key!r}"
                 by_tag[match.group(1)].add((port, key_slot(key)))
                 keys_per_tag[match.group(1)] += 1
+        # The pumping guard's keys of the numbers' prefix: one tag, one slot of its own.
+        guard = {tag for tag in by_tag if tag.startswith(b"pump:")}
+        assert len(guard) == 1  # every number here starts +86 1390
+        assert all(len(by_tag.pop(tag)) == 1 and keys_per_tag.pop(tag) for tag in guard)
         assert len(by_tag) == 60
         assert all(len(places) == 1 for places in by_tag.values()), "a verification spans slots"
         # The record, both cooldowns and the send log: one slot, so one script.
@@ -246,6 +250,7 @@ class TestClusterFaults:
             key
             for keys in keys_by_master(redis_cluster, f"{store._prefix}*").values()
             for key in keys
+            if b"{pump:" not in key  # the number's keys, not its prefix's guard
         ).decode()
         master = master_of(redis_cluster, key)
 

@@ -349,3 +349,41 @@ class TestCheckSecret:
         assert "password" not in str(caught.value)
         assert "hunter" not in repr(caught.value)
         assert "password" not in repr(caught.value)
+
+
+class TestServiceSecret:
+    GOOD = "k7Qp2vX9mR4tL8wN3bZ6yH1cF5dJ0sAeGuIoKx"
+
+    def test_a_shared_store_needs_one(self):
+        """No key for a shared store: a ConfigError that says how to make one."""
+        with pytest.raises(ConfigError, match="a shared store needs secret_key") as caught:
+            _keys.service_secret(None, shared=True)
+        assert f"at least {_keys.MIN_SECRET_BYTES} bytes" in str(caught.value)
+
+    def test_a_store_of_its_own_gets_a_random_one(self):
+        """No key for a store of its own: 32 random bytes, new each time."""
+        first = _keys.service_secret(None, shared=False)
+        second = _keys.service_secret(None, shared=False)
+        assert len(first) == len(second) == _keys.MIN_SECRET_BYTES
+        assert first != second
+
+    @pytest.mark.parametrize("shared", [True, False])
+    def test_str_and_bytes_give_the_same_key(self, shared):
+        """A str is UTF-8 encoded; bytes and bytearray are taken as they are."""
+        key = self.GOOD.encode()
+        assert _keys.service_secret(self.GOOD, shared=shared) == key
+        assert _keys.service_secret(key, shared=shared) == key
+        assert _keys.service_secret(bytearray(key), shared=shared) == key
+
+    @pytest.mark.parametrize("bad", ["\ud800" * 40, object(), 1.5])
+    def test_what_cannot_be_a_key(self, bad):
+        """A str UTF-8 cannot encode, or no str or bytes: a ConfigError, nothing chained."""
+        with pytest.raises(ConfigError, match="must be a str or bytes") as caught:
+            _keys.service_secret(bad, shared=True)
+        assert caught.value.__context__ is None
+        assert caught.value.__cause__ is None
+
+    def test_a_weak_key_is_checked(self):
+        """A key that is given is held to check_secret's rules."""
+        with pytest.raises(ConfigError, match="secret_key"):
+            _keys.service_secret("short", shared=False)

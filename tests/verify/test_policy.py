@@ -224,7 +224,10 @@ class TestRepr:
             "allowed_countries=['CN', 'HK'], test_numbers=<1>, "
             "per_number_failed_checks_hourly=25, per_ip_failed_checks_hourly=50, "
             "require_verification_id=False, "
-            "allowed_number_types=['FIXED_LINE_OR_MOBILE', 'MOBILE'])"
+            "allowed_number_types=['FIXED_LINE_OR_MOBILE', 'MOBILE'], "
+            "pumping_guard=PumpingGuard(prefix_digits=6, window=1:00:00, grace=0:05:00, "
+            "min_starts=30, min_conversion=0.3, block_for=1:00:00, mode='block', "
+            "monitor_regions=['CN'], safe_numbers=<0>))"
         )
 
     def test_repr_of_caps_turned_off(self):
@@ -234,10 +237,13 @@ class TestRepr:
             per_ip_failed_checks_hourly=None,
             require_verification_id=True,
             allowed_number_types=None,
+            pumping_guard=None,
         )
         text = repr(policy)
         assert "per_number_failed_checks_hourly=None, per_ip_failed_checks_hourly=None, " in text
-        assert text.endswith("require_verification_id=True, allowed_number_types=None)")
+        assert text.endswith(
+            "require_verification_id=True, allowed_number_types=None, pumping_guard=None)"
+        )
 
     def test_no_country_list(self):
         """Without a country list, repr says None."""
@@ -247,7 +253,7 @@ class TestRepr:
         """An empty country or type list allows none, and repr says so, unlike None."""
         text = repr(VerificationPolicy(allowed_countries=set(), allowed_number_types=()))
         assert "allowed_countries=[]," in text
-        assert text.endswith("allowed_number_types=[])")
+        assert "allowed_number_types=[], pumping_guard=PumpingGuard(" in text
 
 
 BIG = 10**9

@@ -193,7 +193,10 @@ class TestRoundTrips:
         assert len(monitor.commands(prefix)) == 3
 
     def test_failed_send_release(self, connector, redis_store, clock, emulator, monitor, prefix):
-        """A send that failed before sending adds one release per slot touched."""
+        """A send that failed before sending adds one release per slot touched.
+
+        Three slots: the number's, the shared limits' and the pumping guard's prefix.
+        """
         service = make_service(connector, redis_store, clock)
         service.start("13800138001", "SignIn", client_ip=IP)
         clock.advance(61)
@@ -204,7 +207,7 @@ class TestRoundTrips:
         emulator.fail_next("isv.AMOUNT_NOT_ENOUGH")
         with pytest.raises(AliyunSmsError):
             service.start(NUMBER, "SignIn", client_ip=IP)
-        assert len(monitor.commands(prefix)) == 2 + 2
+        assert len(monitor.commands(prefix)) == 2 + 3
 
     def test_noscript_reloads_transparently(
         self, connector, redis_store, clock, emulator, monitor, prefix, raw
@@ -245,17 +248,21 @@ class TestKeys:
         service.start(NUMBER, "SignIn")
         clock.advance(61)
         service.start(NUMBER, "Register")
-        keys = keys_of(raw, prefix)
+        keys = [key for key in keys_of(raw, prefix) if "{pump:" not in key]
         assert len(keys) == 6  # 2 codes, 2 usage cooldowns, the number cooldown, sends
         assert len({key_slot(key.encode()) for key in keys}) == 1
+        # The pumping guard's keys of the number's prefix share a slot of their own.
+        guard = [key for key in keys_of(raw, prefix) if "{pump:" in key]
+        assert len(guard) == 2  # the counts and the pending starts (no block)
+        assert len({key_slot(key.encode()) for key in guard}) == 1
 
     def test_numbers_spread_over_slots(self, connector, redis_store, clock, raw, prefix):
         """Different numbers land in different slots."""
         service = make_service(connector, redis_store, clock)
         for i in range(8):
             service.start(f"1380013800{i}", "SignIn")
-        slots = {key_slot(key.encode()) for key in keys_of(raw, prefix)}
-        assert len(slots) == 8
+        keys = [key for key in keys_of(raw, prefix) if "{pump:" not in key]  # one prefix
+        assert len({key_slot(key.encode()) for key in keys}) == 8
 
     def test_shared_limit_keys_share_a_slot(self, connector, redis_store, clock, raw, prefix):
         """The per-IP and global counters share their own slot."""

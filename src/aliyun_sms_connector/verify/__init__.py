@@ -16,6 +16,8 @@ import ...``): it never imports a private module of the package, the
 emulator or the command line.
 """
 
+from ._events import VerificationEvent
+from ._guard import PumpingGuard
 from ._memory import MemoryStore
 from ._policy import VerificationPolicy
 from ._redis import RedisStore
@@ -27,8 +29,10 @@ __all__ = [
     "CheckResult",
     "CheckStatus",
     "MemoryStore",
+    "PumpingGuard",
     "RedisStore",
     "Verification",
+    "VerificationEvent",
     "VerificationPolicy",
     "VerificationService",
     "VerificationStore",

@@ -43,6 +43,7 @@ __all__ = [
     "number_id",
     "number_keys",
     "record_key",
+    "service_secret",
     "shared_keys",
     "validate_prefix",
 ]
@@ -263,3 +264,22 @@ def shared_keys(prefix: str, ip: str | None) -> SharedKeys:
         global_=f"{tag}:global",
         ip_failed=None if ip is None else f"{tag}:ip-failed:{ip}",
     )
+
+
+def service_secret(secret_key: str | bytes | None, *, shared: bool) -> bytes:
+    """The service's HMAC key: ``secret_key`` checked, or a random one for a store of its own."""
+    if secret_key is None:
+        if shared:
+            raise ConfigError(
+                "a shared store needs secret_key: the same random value of at least "
+                f"{MIN_SECRET_BYTES} bytes on every instance (e.g. secrets.token_urlsafe(32))"
+            )
+        return secrets.token_bytes(MIN_SECRET_BYTES)
+    try:
+        key = secret_key.encode() if isinstance(secret_key, str) else bytes(secret_key)
+    except (UnicodeError, TypeError, ValueError):
+        key = None  # raised below, outside the except block: the value is not chained
+    if key is None:
+        raise ConfigError("secret_key must be a str or bytes that UTF-8 can encode")
+    check_secret(key)
+    return key

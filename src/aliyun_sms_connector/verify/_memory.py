@@ -6,6 +6,7 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 
+from ._guard import PUMPING_MONITORED, MemoryGuard
 from ._keys import digests_equal, number_keys, shared_keys
 from ._results import CheckStatus
 from ._store import (
@@ -75,6 +76,7 @@ class MemoryStore(VerificationStore):
         self._lock = threading.Lock()
         self._state = _State()
         self._operations = 0
+        self._guard = MemoryGuard()
 
     def __repr__(self) -> str:
         return f"MemoryStore(<{len(self._state.records)} pending>)"
@@ -91,6 +93,10 @@ class MemoryStore(VerificationStore):
             record = state.records.get(keys.record)
             if record is not None and r.verification_id in _ids(record):
                 return None  # a replay of this very reservation
+            # The guard first: a blocked prefix refuses before anything counts.
+            pumped = None if r.pump is None else self._guard.start(r.pump)
+            if pumped is not None and pumped[0] != PUMPING_MONITORED:
+                return Refusal(*pumped)
             refusals = [
                 self._cooldown_refusal(keys.usage_cooldown, r.now_ms),
                 self._cooldown_refusal(keys.number_cooldown, r.now_ms),
@@ -99,6 +105,8 @@ class MemoryStore(VerificationStore):
             ]
             refusal = _longest(refusals)
             if refusal is not None:
+                if r.pump is not None:
+                    self._guard.release(r.pump)
                 return refusal
             if record is None:
                 record = state.records[keys.record] = _Record()
@@ -110,7 +118,7 @@ class MemoryStore(VerificationStore):
                 if duration > 0:
                     state.cooldowns[key] = _Cooldown(r.verification_id, r.now_ms + duration)
             state.windows.setdefault(keys.sends, []).append((r.now_ms, r.verification_id))
-            return None
+            return None if pumped is None else Refusal(*pumped)
 
     def reserve_shared(self, reservation: SharedReservation) -> Refusal | None:
         """Check the per-IP and global limits; if both allow, count the send."""
@@ -123,15 +131,21 @@ class MemoryStore(VerificationStore):
                 counted.append((keys.ip, r.ip_hourly, "IpHourlyLimit"))
             if any(r.verification_id in {i for _, i in self._window(k)} for k, _, _ in counted):
                 return None  # a replay
+            # The guard first: a blocked prefix refuses before anything counts.
+            pumped = None if r.pump is None else self._guard.start(r.pump)
+            if pumped is not None and pumped[0] != PUMPING_MONITORED:
+                return Refusal(*pumped)
             refusal = _longest(
                 [self._window_refusal(k, r.now_ms, HOUR_MS, cap, code) for k, cap, code in counted]
             )
             if refusal is not None:
+                if r.pump is not None:
+                    self._guard.release(r.pump)
                 return refusal
             for key, cap, _ in counted:
                 if cap > 0:
                     self._state.windows.setdefault(key, []).append((r.now_ms, r.verification_id))
-            return None
+            return None if pumped is None else Refusal(*pumped)
 
     def commit(self, reservation: Reservation) -> bool:
         """Make the reserved code the pending one, now that its SMS was handed over."""
@@ -169,6 +183,8 @@ class MemoryStore(VerificationStore):
                 if cooldown is not None and cooldown.verification_id == r.verification_id:
                     del state.cooldowns[key]
             self._forget(keys.sends, r.verification_id)
+            if r.pump is not None:
+                self._guard.release(r.pump)
 
     def release_shared(self, reservation: SharedReservation) -> None:
         """Undo a shared reservation: its per-IP and global counts."""
@@ -177,6 +193,8 @@ class MemoryStore(VerificationStore):
             for key in (keys.global_, keys.ip):
                 if key is not None:
                     self._forget(key, reservation.verification_id)
+            if reservation.pump is not None:
+                self._guard.release(reservation.pump)
 
     def check(self, guess: Guess) -> tuple[CheckStatus, int] | Refusal:
         """Count the guess, then approve (and delete) or say why not."""
@@ -193,6 +211,8 @@ class MemoryStore(VerificationStore):
                     return refusal
             record = self._state.records.get(keys.record)
             status, left, entry = self._judge(record, g, keys.failed)
+            if status is CheckStatus.APPROVED and g.pump is not None:
+                self._guard.approve(g.pump)
             if entry is not None:
                 for key, cap in ((keys.failed, g.failed_hourly), (ip_failed, 1)):
                     if key is not None and cap > 0:
@@ -297,6 +317,7 @@ class MemoryStore(VerificationStore):
             if live:
                 windows[key] = live
         state.windows = windows
+        self._guard.sweep(now_ms, DAY_MS)
 
     # -- Aliyun-made codes ---------------------------------------------------------
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aliyun_sms_connector import ConfigError, ConfigProblem
 
+from ._guard import PumpingGuard
 from ._numbers import is_region, type_name
 
 if TYPE_CHECKING:
@@ -111,6 +112,9 @@ class VerificationPolicy:
             a frozenset of upper-case names. The default allows mobiles, and
             numbers whose plan cannot tell a mobile from a landline (as in
             the US); None allows every type.
+        pumping_guard: The :class:`PumpingGuard` that blocks destination
+            prefixes whose codes are requested but rarely approved (SMS
+            pumping); on by default, None turns it off.
     """
 
     code_length: int = 6
@@ -128,6 +132,7 @@ class VerificationPolicy:
     per_ip_failed_checks_hourly: int | None = 50
     require_verification_id: bool = False
     allowed_number_types: frozenset[str] | None = frozenset({"MOBILE", "FIXED_LINE_OR_MOBILE"})
+    pumping_guard: PumpingGuard | None = field(default_factory=PumpingGuard)
 
     def __post_init__(self) -> None:
         problems: list[ConfigProblem] = []
@@ -150,6 +155,8 @@ class VerificationPolicy:
         if not isinstance(self.require_verification_id, bool):
             problems.append(ConfigProblem("require_verification_id", "must be True or False"))
         self._normalize_number_types(problems)
+        if self.pumping_guard is not None and not isinstance(self.pumping_guard, PumpingGuard):
+            problems.append(ConfigProblem("pumping_guard", "must be a PumpingGuard or None"))
         if problems:
             raise ConfigError.from_problems(problems)
 
@@ -238,7 +245,8 @@ class VerificationPolicy:
             f"per_number_failed_checks_hourly={self.per_number_failed_checks_hourly}, "
             f"per_ip_failed_checks_hourly={self.per_ip_failed_checks_hourly}, "
             f"require_verification_id={self.require_verification_id}, "
-            f"allowed_number_types={_sorted(self.allowed_number_types)})"
+            f"allowed_number_types={_sorted(self.allowed_number_types)}, "
+            f"pumping_guard={self.pumping_guard!r})"
         )
 
 

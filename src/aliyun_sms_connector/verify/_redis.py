@@ -14,7 +14,8 @@ the IP's count of wrong guesses, check, give the place back unless the guess
 was wrong); ``start`` is one for the per-IP and global limits when they
 apply, one for the number's limits and the held code, and one to commit the
 code once its SMS was handed over; releasing after a failed send is one per
-slot touched.
+slot touched. The pumping guard adds none on one node, and on Cluster one per
+start and one per approving check (see _redis_pump.py).
 
 The keys of one number share the hash tag ``{<number id>}``, so each script
 touches one slot and runs on Redis Cluster; the per-IP and global counters
@@ -62,6 +63,7 @@ from ._redis_calls import (
     split_url,
     warn_on_eviction,
 )
+from ._redis_pump import PumpCalls
 from ._results import CheckStatus
 from ._scripts import (
     CHECK,
@@ -186,6 +188,7 @@ class RedisStore(AliyunCodesOnRedis, VerificationStore):
         ) = None
         # Whether maxmemory-policy was read (once per store, on its first call).
         self._policy_read = False
+        self._pump = PumpCalls(self._prefix, cluster=is_cluster(client or async_client))
 
     @classmethod
     def from_url(
@@ -241,26 +244,26 @@ class RedisStore(AliyunCodesOnRedis, VerificationStore):
     def reserve(self, reservation: Reservation) -> Refusal | None:
         """Check the number's limits; if all allow, hold the new code and count the send."""
         keys, args = self._reserve_args(reservation)
-        return self._run(RESERVE, keys, args, refusal)
+        return self._pump.reserve(self._run, RESERVE, keys, args, reservation.pump)
 
     async def reserve_async(self, reservation: Reservation) -> Refusal | None:
         """The async twin of :meth:`reserve`."""
         keys, args = self._reserve_args(reservation)
-        return await self._run_async(RESERVE, keys, args, refusal)
+        return await self._pump.reserve_async(
+            self._run_async, RESERVE, keys, args, reservation.pump
+        )
 
     def reserve_shared(self, reservation: SharedReservation) -> Refusal | None:
         """Check the per-IP and global limits; if both allow, count the send."""
         keys, args = self._shared_args(reservation)
-        if not keys:
-            return None
-        return self._run(RESERVE_SHARED, keys, args, refusal)
+        return self._pump.reserve(self._run, RESERVE_SHARED, keys, args, reservation.pump)
 
     async def reserve_shared_async(self, reservation: SharedReservation) -> Refusal | None:
         """The async twin of :meth:`reserve_shared`."""
         keys, args = self._shared_args(reservation)
-        if not keys:
-            return None
-        return await self._run_async(RESERVE_SHARED, keys, args, refusal)
+        return await self._pump.reserve_async(
+            self._run_async, RESERVE_SHARED, keys, args, reservation.pump
+        )
 
     def commit(self, reservation: Reservation) -> bool:
         """Make the reserved code the pending one, now that its SMS was handed over."""
@@ -276,23 +279,27 @@ class RedisStore(AliyunCodesOnRedis, VerificationStore):
         """Undo a reservation whose SMS surely never left: its code, cooldowns and count."""
         keys = self._reservation_keys(reservation)
         self._run(RELEASE, keys, [reservation.verification_id], ignore)
+        self._pump.release(self._run, reservation.pump)
 
     async def release_async(self, reservation: Reservation) -> None:
         """The async twin of :meth:`release`."""
         keys = self._reservation_keys(reservation)
         await self._run_async(RELEASE, keys, [reservation.verification_id], ignore)
+        await self._pump.release_async(self._run_async, reservation.pump)
 
     def release_shared(self, reservation: SharedReservation) -> None:
         """Undo a shared reservation: its per-IP and global counts."""
         keys, _ = self._shared_args(reservation)
         if keys:
             self._run(RELEASE_SHARED, keys, [reservation.verification_id], ignore)
+        self._pump.release(self._run, reservation.pump)
 
     async def release_shared_async(self, reservation: SharedReservation) -> None:
         """The async twin of :meth:`release_shared`."""
         keys, _ = self._shared_args(reservation)
         if keys:
             await self._run_async(RELEASE_SHARED, keys, [reservation.verification_id], ignore)
+        await self._pump.release_async(self._run_async, reservation.pump)
 
     def check(self, guess: Guess) -> tuple[CheckStatus, int] | Refusal:
         """Count the guess, then approve (and delete) or say why not: one round trip.
@@ -300,16 +307,21 @@ class RedisStore(AliyunCodesOnRedis, VerificationStore):
         With a per-IP cap, a place in the IP's count is held first and given
         back unless the guess was wrong: three round trips.
         """
-        keys, args = self._check_args(guess)
+        pump = guess.pump
+        if self._pump.needs_probe(pump):
+            self._pump.probe(self._run)
+        script, keys, args = self._pump.check_script(pump, *self._check_args(guess))
         ip = self._ip_guard(guess)
         if ip is None:
-            return self._run(CHECK, keys, args, checked)
-        held = self._run(GUARD_IP, ip[0], ip[1], refusal)
-        if held is not None:
-            return held
-        answer = self._run(CHECK, keys, args, checked)
-        if answer[0] is not CheckStatus.WRONG_CODE:
-            self._run(SETTLE_IP, ip[0], ip[1][2:], ignore)
+            answer = self._run(script, keys, args, checked)
+        else:
+            held = self._run(GUARD_IP, ip[0], ip[1], refusal)
+            if held is not None:
+                return held
+            answer = self._run(script, keys, args, checked)
+            if answer[0] is not CheckStatus.WRONG_CODE:
+                self._run(SETTLE_IP, ip[0], ip[1][2:], ignore)
+        self._pump.approved(self._run, pump, answer)
         return answer
 
     def check_async(self, guess: Guess) -> Coroutine[Any, Any, tuple[CheckStatus, int] | Refusal]:
@@ -317,19 +329,40 @@ class RedisStore(AliyunCodesOnRedis, VerificationStore):
         # Returns _run_async's coroutine itself rather than awaiting it in one
         # more: every resumption of a task walks its chain of awaits, and
         # checks are the hot path.
-        keys, args = self._check_args(guess)
+        pump = guess.pump
+        if pump is not None and not self._pump.joined:
+            return self._check_pumped_async(guess)
+        script, keys, args = self._pump.check_script(pump, *self._check_args(guess))
         ip = self._ip_guard(guess)
         if ip is None:
-            return self._run_async(CHECK, keys, args, checked)
-        return self._check_from_ip_async(keys, args, ip)
+            return self._run_async(script, keys, args, checked)
+        return self._check_from_ip_async(keys, args, ip, script)
+
+    async def _check_pumped_async(self, guess: Guess) -> tuple[CheckStatus, int] | Refusal:
+        """A guarded check before the probe, or on Cluster: the approval counted apart."""
+        if self._pump.needs_probe(guess.pump):
+            await self._pump.probe_async(self._run_async)
+        script, keys, args = self._pump.check_script(guess.pump, *self._check_args(guess))
+        ip = self._ip_guard(guess)
+        answer: tuple[CheckStatus, int] | Refusal
+        if ip is None:
+            answer = await self._run_async(script, keys, args, checked)
+        else:
+            answer = await self._check_from_ip_async(keys, args, ip, script)
+        await self._pump.approved_async(self._run_async, guess.pump, answer)
+        return answer
 
     async def _check_from_ip_async(
-        self, keys: list[str], args: list[object], ip: tuple[list[str], list[object]]
+        self,
+        keys: list[str],
+        args: list[object],
+        ip: tuple[list[str], list[object]],
+        script: Script = CHECK,
     ) -> tuple[CheckStatus, int] | Refusal:
         held = await self._run_async(GUARD_IP, ip[0], ip[1], refusal)
         if held is not None:
             return held
-        answer = await self._run_async(CHECK, keys, args, checked)
+        answer = await self._run_async(script, keys, args, checked)
         if answer[0] is not CheckStatus.WRONG_CODE:
             await self._run_async(SETTLE_IP, ip[0], ip[1][2:], ignore)
         return answer

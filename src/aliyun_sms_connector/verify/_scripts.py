@@ -12,16 +12,26 @@ One script per atomic step:
   never left took, and never touch the pending code;
 - ``CHECK`` counts a guess, then judges it;
 - ``GUARD_IP`` and ``SETTLE_IP`` hold and give back a place in the per-IP
-  count of wrong guesses around a check (another slot than the number's).
+  count of wrong guesses around a check (another slot than the number's);
+- ``PUMP_START``, ``PUMP_RELEASE`` and ``PUMP_APPROVE`` judge and count a
+  start, un-count it, and count an approval, on one destination prefix's keys
+  (see _guard.py for the arithmetic, which ``PUMP_START`` repeats);
+- on one node only (their keys lie in two slots), ``PUMP_RESERVE`` and
+  ``PUMP_RESERVE_SHARED`` run ``PUMP_START`` and then ``RESERVE`` or
+  ``RESERVE_SHARED`` (un-counting the start if that refuses), and
+  ``CHECK_PUMP`` runs ``CHECK`` and then, on approval, ``PUMP_APPROVE``: each
+  script's own text, as a function (see _redis_pump.py).
 
-Each touches the keys of one hash tag only, so it runs on Redis Cluster too.
+Each but the joined ones touches the keys of one hash tag only, so it runs on
+Redis Cluster too.
 
 Full memory: under ``maxmemory``, Redis refuses a script's first write that
 could grow memory and then lets the script run on (it cannot stop a script
 half way), and a trim (``ZREMRANGEBYSCORE``, ``HDEL``) that removed something
 counts as a first write. So every script's first write is one that grows:
 ``CHECK`` counts the guess (``HINCRBY``) before it reads the digest, and
-``RESERVE``, ``RESERVE_SHARED`` and ``GUARD_IP`` add before they trim. When
+``RESERVE``, ``RESERVE_SHARED``, ``GUARD_IP``, ``PUMP_START`` and
+``PUMP_APPROVE`` add before they trim. When
 that write is refused the script stops: no guess is judged that was not
 counted, and no SMS is sent for a code that could not be held. Only an
 ``HDEL`` of an expired code comes first in ``CHECK``, and it answers
@@ -40,15 +50,22 @@ from ._store import Counted, Refusal
 __all__ = [
     "APPROVE",
     "CHECK",
+    "CHECK_PUMP",
     "COMMIT",
     "COUNT",
     "GUARD_IP",
+    "PUMP_APPROVE",
+    "PUMP_RELEASE",
+    "PUMP_RESERVE",
+    "PUMP_RESERVE_SHARED",
+    "PUMP_START",
     "RELEASE",
     "RELEASE_SHARED",
     "RESERVE",
     "RESERVE_SHARED",
     "SCRIPTS",
     "SETTLE_IP",
+    "SPANS_SLOTS",
     "Script",
     "approved",
     "checked",
@@ -219,6 +236,127 @@ _SETTLE_IP = """
 redis.call('ZREM', KEYS[1], ARGV[1])
 return 1
 """
+
+# KEYS: the prefix's counts (hash of "s:<bucket>" and "a:<bucket>"), its pending
+# starts (sorted set: member -> start ms), its block (until ms).
+# ARGV: now, member, bucket ms, grace ms, min starts, min conversion, block ms,
+# 1 to enforce (0: monitor). Reply {1} counted, {2, 'PumpingMonitored', ms}
+# counted and tripped a monitoring guard, {0, 'PumpingBlocked', ms} refused by
+# a block it just began, {0, 'PumpingSuspected', ms} refused by one in force.
+_PUMP_START = """
+local now = tonumber(ARGV[1])
+local width = tonumber(ARGV[3])
+local grace = tonumber(ARGV[4])
+local block_ms = tonumber(ARGV[7])
+local enforce = ARGV[8] == '1'
+local current = math.floor(now / width)
+local oldest = current - 11
+local reply = {1}
+local ends = tonumber(redis.call('GET', KEYS[3]) or '0')
+local flat = redis.call('HGETALL', KEYS[1])
+if ends > now then
+  if enforce then return {0, 'PumpingSuspected', ends - now} end
+else
+  local judged, approved = 0, 0
+  for i = 1, #flat, 2 do
+    local kind, b = string.match(flat[i], '^(%a):(%-?%d+)$')
+    b = tonumber(b)
+    if b and b >= oldest and b <= current then
+      local v = tonumber(flat[i + 1])
+      if kind == 'a' then approved = approved + v end
+      if (b + 1) * width <= now - grace then
+        if kind == 's' then judged = judged + v end
+      elseif kind == 'a' then
+        judged = judged + v
+      end
+    end
+  end
+  if judged >= tonumber(ARGV[5]) and approved < tonumber(ARGV[6]) * judged then
+    -- The first write, and one that grows: a full Redis refuses it.
+    redis.call('SET', KEYS[3], now + block_ms, 'PX', block_ms)
+    if enforce then return {0, 'PumpingBlocked', block_ms} end
+    reply = {2, 'PumpingMonitored', block_ms}
+  end
+end
+-- Counted first (a full Redis refuses it and nothing is sent), trimmed after.
+redis.call('HINCRBY', KEYS[1], 's:' .. current, 1)
+redis.call('ZADD', KEYS[2], 'NX', now, ARGV[2])
+for i = 1, #flat, 2 do
+  local b = tonumber(string.match(flat[i], '^%a:(%-?%d+)$'))
+  if b and b < oldest then redis.call('HDEL', KEYS[1], flat[i]) end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', oldest * width - 1)
+redis.call('PEXPIRE', KEYS[1], 12 * width)
+redis.call('PEXPIRE', KEYS[2], 12 * width)
+return reply
+"""
+
+# KEYS: counts, pending. ARGV: the start's now, member, bucket ms.
+_PUMP_RELEASE = """
+local field = 's:' .. math.floor(tonumber(ARGV[1]) / tonumber(ARGV[3]))
+if tonumber(redis.call('HGET', KEYS[1], field) or '0') > 0 then
+  redis.call('HINCRBY', KEYS[1], field, -1)
+end
+if tonumber(redis.call('ZSCORE', KEYS[2], ARGV[2]) or '-1') == tonumber(ARGV[1]) then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+end
+return 1
+"""
+
+# KEYS: counts, pending. ARGV: now, member, bucket ms. Counts the approval in
+# the bucket of the start it approves, if that is still in the window.
+_PUMP_APPROVE = """
+local started = redis.call('ZSCORE', KEYS[2], ARGV[2])
+if not started then return 0 end
+local width = tonumber(ARGV[3])
+local b = math.floor(tonumber(started) / width)
+if b >= math.floor(tonumber(ARGV[1]) / width) - 11 then
+  redis.call('HINCRBY', KEYS[1], 'a:' .. b, 1)
+end
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
+"""
+
+
+# One node (no Cluster, no proxy that keeps a script to one slot): the guard's
+# steps joined to the step a start or a check makes anyway, in one round trip.
+# Each script's text runs unchanged, as a function whose KEYS and ARGV are its
+# share of the call's (the pumping guard's first: 3 keys, 8 arguments).
+def _functions(**bodies: str) -> str:
+    return "".join(
+        f"local function {name}(KEYS, ARGV)\n{body}\nend\n" for name, body in bodies.items()
+    )
+
+
+_SPLIT = """
+local pk, pa, rk, ra = {}, {}, {}, {}
+for i = 1, #KEYS do
+  if i <= 3 then pk[i] = KEYS[i] else rk[i - 3] = KEYS[i] end
+end
+for i = 1, #ARGV do
+  if i <= 8 then pa[i] = ARGV[i] else ra[i - 8] = ARGV[i] end
+end
+"""
+
+# The guard, then the reservation; a refused reservation un-counts the start.
+_PUMP_THEN = """
+local r = pump(pk, pa)
+if r[1] == 0 then return r end
+local s = step(rk, ra)
+if s[1] == 0 then
+  release({pk[1], pk[2]}, {pa[1], pa[2], pa[3]})
+  return s
+end
+return r
+"""
+
+# The check, then, if it approved, the approval's count.
+_CHECK_THEN = """
+local r = check({KEYS[1], KEYS[2]}, {ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]})
+if r % 4 == 2 then approve({KEYS[3], KEYS[4]}, {ARGV[7], ARGV[8], ARGV[9]}) end
+return r
+"""
+
 _STATUSES = (
     CheckStatus.NOT_FOUND,
     CheckStatus.TOO_MANY_ATTEMPTS,
@@ -247,7 +385,36 @@ RELEASE_SHARED = Script("release_shared", _RELEASE_SHARED)
 CHECK = Script("check", _CHECK)
 GUARD_IP = Script("guard_ip", _GUARD_IP)
 SETTLE_IP = Script("settle_ip", _SETTLE_IP)
-SCRIPTS = (RESERVE, COMMIT, RESERVE_SHARED, RELEASE, RELEASE_SHARED, CHECK, GUARD_IP, SETTLE_IP)
+PUMP_START = Script("pump_start", _PUMP_START)
+PUMP_RELEASE = Script("pump_release", _PUMP_RELEASE)
+PUMP_APPROVE = Script("pump_approve", _PUMP_APPROVE)
+PUMP_RESERVE = Script(
+    "pump_reserve",
+    _functions(pump=_PUMP_START, release=_PUMP_RELEASE, step=_RESERVE) + _SPLIT + _PUMP_THEN,
+)
+PUMP_RESERVE_SHARED = Script(
+    "pump_reserve_shared",
+    _functions(pump=_PUMP_START, release=_PUMP_RELEASE, step=_RESERVE_SHARED) + _SPLIT + _PUMP_THEN,
+)
+CHECK_PUMP = Script("check_pump", _functions(check=_CHECK, approve=_PUMP_APPROVE) + _CHECK_THEN)
+#: Whether the server runs a script whose keys lie in two slots (one node does).
+SPANS_SLOTS = Script("spans_slots", "return 1")
+SCRIPTS = (
+    RESERVE,
+    COMMIT,
+    RESERVE_SHARED,
+    RELEASE,
+    RELEASE_SHARED,
+    CHECK,
+    GUARD_IP,
+    SETTLE_IP,
+    PUMP_START,
+    PUMP_RELEASE,
+    PUMP_APPROVE,
+    PUMP_RESERVE,
+    PUMP_RESERVE_SHARED,
+    CHECK_PUMP,
+)
 
 
 def _text(value: object) -> str:

@@ -44,14 +44,15 @@ from aliyun_sms_connector import (
 )
 
 from ._aliyun import ALIYUN_HOLDS, aliyun_codes
+from ._events import EventSink
+from ._guard import PUMPING_REFUSALS, Pump, pumping_refusal
 from ._keys import (
-    MIN_SECRET_BYTES,
     Key,
-    check_secret,
     code_digest,
     generate_code,
     ip_id,
     number_id,
+    service_secret,
 )
 from ._memory import MemoryStore
 from ._numbers import number_type, region
@@ -65,6 +66,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from aliyun_sms_connector import AliyunMasConnector, AliyunSmsConnector, PhoneNumber, SendResult
+
+    from ._events import VerificationEvent
 
 __all__ = ["VerificationService"]
 
@@ -103,6 +106,9 @@ class VerificationService:
         clock: Seconds since the epoch; tests pass a fake one and never sleep.
         codes: ``"local"``: the service makes and keeps each code. ``"aliyun"``:
             Aliyun makes, keeps and checks it (an ``AliyunMasConnector``).
+        on_event: Called with a :class:`VerificationEvent` once per outcome of
+            a start or check, synchronously; a handler that raises is logged
+            at WARNING (once per exception type) and never breaks the call.
 
     Raises:
         ConfigError: A shared store without ``secret_key``, a key shorter than
@@ -119,17 +125,20 @@ class VerificationService:
         policy: VerificationPolicy | None = None,
         clock: Callable[[], float] | None = None,
         codes: str = "local",
+        on_event: Callable[[VerificationEvent], object] | None = None,
     ) -> None:
         self._store = MemoryStore() if store is None else store
         self._policy = VerificationPolicy() if policy is None else policy
         self._clock = clock or time.time
         self._strict = bool(getattr(connector.config, "strict_phone_region_number_check", False))
-        self._key = Key(_secret(secret_key, shared=self._store.shared))
+        self._key = Key(service_secret(secret_key, shared=self._store.shared))
         self._test_codes = self._normalize_test_numbers()
         test_ids = [number_id(self._key, e164) for e164 in self._test_codes]
         hooks = {"parse": self._parse, "now_ms": self._now_ms, "test_ids": test_ids}
         self._aliyun = aliyun_codes(codes, connector, self._policy, self._store, **hooks)
         self._connector = self._aliyun or connector  # with codes="aliyun", sends go through it
+        self._events = EventSink(on_event, self._clock)
+        self._pump = Pump(self._key, self._policy.pumping_guard)
 
     def __repr__(self) -> str:
         return f"VerificationService(store={self._store!r}, policy={self._policy!r})"
@@ -166,8 +175,9 @@ class VerificationService:
         Raises:
             ValueError: ``client_ip`` is not an IPv4 or IPv6 address.
             InvalidPhoneNumberError: The number is not valid.
-            PermissionDeniedError: ``CountryNotAllowed`` or
-                ``NumberTypeNotAllowed``; nothing was stored or sent.
+            PermissionDeniedError: ``CountryNotAllowed``, ``NumberTypeNotAllowed``
+                or ``PumpingSuspected`` (its ``retry_after`` in seconds, until
+                the prefix's block ends); nothing was stored or sent.
             RateLimitExceededError: ``VerificationCooldown``,
                 ``NumberHourlyLimit``, ``NumberDailyLimit``, ``IpHourlyLimit``
                 or ``GlobalHourlyLimit``, with ``retry_after`` in seconds;
@@ -183,7 +193,7 @@ class VerificationService:
                 True, the code may arrive and can be checked: the error's
                 ``verification`` is the :class:`Verification` it belongs to.
         """
-        with Outcome("start", to, usage_type) as outcome:
+        with Outcome("start", to, usage_type, self._events) as outcome:
             plan = self._plan(to, usage_type, client_ip)
             outcome.plan = plan
             # Emptied on every way out: no frame an error's traceback reaches
@@ -192,11 +202,11 @@ class VerificationService:
             try:
                 store = self._store
                 if plan.shared is not None:
-                    refusal = store.reserve_shared(plan.shared)
+                    refusal = outcome.shared(store.reserve_shared(plan.shared))
                     if refusal is not None:
                         _raise_refusal(refusal)
                 try:
-                    refusal = store.reserve(plan.reservation)
+                    refusal = outcome.shared(store.reserve(plan.reservation))
                 except AliyunSmsError:
                     self._release(plan, number=False)
                     raise
@@ -229,7 +239,7 @@ class VerificationService:
         self, to: str, usage_type: UsageType | str, *, client_ip: str | None = None
     ) -> Verification:
         """The async twin of :meth:`start`: same arguments, result and errors."""
-        with Outcome("start", to, usage_type) as outcome:
+        with Outcome("start", to, usage_type, self._events) as outcome:
             plan = self._plan(to, usage_type, client_ip)
             outcome.plan = plan
             # Emptied on every way out: no frame an error's traceback reaches
@@ -238,11 +248,11 @@ class VerificationService:
             try:
                 store = self._store
                 if plan.shared is not None:
-                    refusal = await store.reserve_shared_async(plan.shared)
+                    refusal = outcome.shared(await store.reserve_shared_async(plan.shared))
                     if refusal is not None:
                         _raise_refusal(refusal)
                 try:
-                    refusal = await store.reserve_async(plan.reservation)
+                    refusal = outcome.shared(await store.reserve_async(plan.reservation))
                 except AliyunSmsError:
                     await self._release_async(plan, number=False)
                     raise
@@ -315,9 +325,9 @@ class VerificationService:
             result = _answer(answer)
         except BaseException as error:
             del code  # no frame of the error holds the guess
-            log_check(to, usage_type, error=error)
+            log_check(to, usage_type, error=error, events=self._events)
             raise
-        log_check(to, usage_type, result=result)
+        log_check(to, usage_type, result=result, events=self._events)
         return result
 
     async def check_async(
@@ -343,9 +353,9 @@ class VerificationService:
             result = _answer(answer)
         except BaseException as error:
             del code  # no frame of the error holds the guess
-            log_check(to, usage_type, error=error)
+            log_check(to, usage_type, error=error, events=self._events)
             raise
-        log_check(to, usage_type, result=result)
+        log_check(to, usage_type, result=result, events=self._events)
         return result
 
     # -- internals ---------------------------------------------------------------
@@ -405,14 +415,19 @@ class VerificationService:
             daily=policy.per_number_daily or 0,
         )
         ip_hourly = policy.per_ip_hourly if ip is not None else None
+        # A test number sends no SMS: nothing to count or judge.
+        pump = None if test_number else self._pump.start(phone.e164, number, usage.value, now)
         shared = None
-        if ip_hourly or policy.global_hourly:
+        if not (ip_hourly or policy.global_hourly):  # the guard rides on the first step
+            reservation = reservation._replace(pump=pump)
+        else:
             shared = SharedReservation(
                 ip=ip if ip_hourly else None,
                 verification_id=verification_id,
                 now_ms=now,
                 ip_hourly=ip_hourly or 0,
                 global_hourly=policy.global_hourly or 0,
+                pump=pump,
             )
         return _Plan(phone, usage, code, fixed is not None, reservation, shared)
 
@@ -444,16 +459,18 @@ class VerificationService:
         text = code.strip(_WHITESPACE) if isinstance(code, str) else ""
         # Any text is hashed and checked: a malformed code is a wrong guess
         # like any other, and NOT_FOUND stays indistinguishable from it.
+        now = int(self._clock() * 1000)
         return Guess(
             number,
             usage,
             code_digest(self._key, usage, e164, text[:_MAX_CODE_LENGTH]),
-            int(self._clock() * 1000),
+            now,
             policy.max_attempts,
             policy.per_number_failed_checks_hourly or 0,
             verification_id,
             ip,
             (policy.per_ip_failed_checks_hourly or 0) if ip is not None else 0,
+            self._pump.approval(e164, number, usage, now),
         )
 
     def _release(self, plan: _Plan, *, number: bool) -> None:
@@ -550,26 +567,10 @@ def _result(status: CheckStatus, attempts_left: int) -> CheckResult:
     return CheckResult(status, attempts_left)
 
 
-def _secret(secret_key: str | bytes | None, *, shared: bool) -> bytes:
-    if secret_key is None:
-        if shared:
-            raise ConfigError(
-                "a shared store needs secret_key: the same random value of at least "
-                f"{MIN_SECRET_BYTES} bytes on every instance (e.g. secrets.token_urlsafe(32))"
-            )
-        return secrets.token_bytes(MIN_SECRET_BYTES)
-    try:
-        key = secret_key.encode() if isinstance(secret_key, str) else bytes(secret_key)
-    except (UnicodeError, TypeError, ValueError):
-        key = None  # raised below, outside the except block: the value is not chained
-    if key is None:
-        raise ConfigError("secret_key must be a str or bytes that UTF-8 can encode")
-    check_secret(key)
-    return key
-
-
 def _raise_refusal(refusal: Refusal, what: str = "too many verification codes") -> NoReturn:
     seconds = refusal.retry_after_ms / 1000
+    if refusal.code in PUMPING_REFUSALS:
+        raise pumping_refusal(seconds)
     raise RateLimitExceededError(
         f"{what} ({refusal.code}); retry after {seconds:g} s",
         code=refusal.code,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from aliyun_sms_connector import ServiceUnavailableError
 
 if TYPE_CHECKING:
+    from ._guard import PumpApproval, PumpStart
     from ._results import CheckStatus
 
 __all__ = [
@@ -63,6 +64,9 @@ class Reservation(NamedTuple):
         number_cooldown_ms: Cooldown of the number; 0 for none.
         hourly: Cap on the number's sends per sliding hour; 0 for none.
         daily: Cap on the number's sends per sliding day; 0 for none.
+        pump: The pumping guard's judgement and count of this start, when the
+            start has no shared reservation to carry it (see
+            :class:`SharedReservation`); releasing the reservation un-counts it.
     """
 
     number: str
@@ -75,6 +79,7 @@ class Reservation(NamedTuple):
     number_cooldown_ms: int
     hourly: int
     daily: int
+    pump: PumpStart | None = None
 
 
 class SharedReservation(NamedTuple):
@@ -86,6 +91,11 @@ class SharedReservation(NamedTuple):
         now_ms: The service's "now".
         ip_hourly: Cap per IP per sliding hour; 0 for none.
         global_hourly: Cap for everyone per sliding hour; 0 for none.
+        pump: The pumping guard's judgement and count of this start, or None.
+            A blocked prefix refuses with ``PumpingSuspected`` before the
+            other limits count anything; a start that only tripped a
+            monitoring guard is counted and answered with a ``Refusal`` of
+            code ``PumpingMonitored``, which refuses nothing.
     """
 
     ip: str | None
@@ -93,6 +103,7 @@ class SharedReservation(NamedTuple):
     now_ms: int
     ip_hourly: int
     global_hourly: int
+    pump: PumpStart | None = None
 
 
 class Refusal(NamedTuple):
@@ -119,6 +130,9 @@ class Guess(NamedTuple):
         ip: The HMAC id of the client IP, or None.
         ip_failed_hourly: Wrong guesses allowed per IP in any sliding hour;
             0 for no cap.
+        pump: Where the pumping guard counts the guess if it is approved, or
+            None. A store that cannot count it logs a WARNING and still
+            answers the check.
     """
 
     number: str
@@ -130,6 +144,7 @@ class Guess(NamedTuple):
     verification_id: str | None = None
     ip: str | None = None
     ip_failed_hourly: int = 0
+    pump: PumpApproval | None = None
 
 
 class VerificationStore(abc.ABC):
@@ -150,6 +165,11 @@ class VerificationStore(abc.ABC):
     per-IP guess limit. Releasing something that is not there is a no-op.
     Replaying a reservation with the same id is a no-op too, so a retried call
     never counts twice.
+
+    The pumping guard rides on these steps: ``reserve_shared`` or ``reserve``
+    judge and count its ``pump`` first (see :mod:`._guard`), their releases
+    un-count it, and ``check`` counts an approval when its guess carries one.
+    A store that ignores ``pump`` keeps no guard.
     """
 
     #: True when several processes share the store; the service then requires
