@@ -383,6 +383,8 @@ class MemoryStore(VerificationStore):
             ):
                 return CheckStatus.NOT_FOUND, 0
             record.pending = None
+            if g.pump is not None:
+                self._guard.approve(g.pump)
             entry = f"{c.verification_id}:{c.attempt}"
             self._forget(keys.failed, entry)
             if c.place:

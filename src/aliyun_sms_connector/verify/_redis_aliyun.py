@@ -22,6 +22,7 @@ from ._store import ALIYUN_HOLDS, Counted, Guess, Refusal
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ._redis_pump import PumpCalls
     from ._scripts import Script
 
 __all__ = ["AliyunCodesOnRedis"]
@@ -34,6 +35,7 @@ class AliyunCodesOnRedis:
     """``count`` and ``approve`` over RedisStore's script runner (a mixin)."""
 
     _prefix: str
+    _pump: PumpCalls
 
     if TYPE_CHECKING:
 
@@ -93,13 +95,15 @@ class AliyunCodesOnRedis:
     def approve(self, guess: Guess, counted: Counted) -> tuple[CheckStatus, int]:
         """Approve, once, the verification a guess Aliyun passed was counted on.
 
-        One round trip, and one more to give the IP's place back. When that
-        one fails the approval stands, and the place stays counted for its
-        hour (a WARNING says so).
+        One round trip, one more to count the approval for the pumping guard
+        (the prefix's own slot), and one more to give the IP's place back. When
+        either of those fails the approval stands: the guard may miss one
+        approval, the place stays counted for its hour (a WARNING says so).
         """
         keys, args = self._approve_args(guess, counted)
         if not self._run(APPROVE, keys, args, approved):
             return CheckStatus.NOT_FOUND, 0
+        self._pump.count_approval(self._run, guess.pump)
         place = self._place(guess, counted)
         if place is not None:
             try:
@@ -113,6 +117,7 @@ class AliyunCodesOnRedis:
         keys, args = self._approve_args(guess, counted)
         if not await self._run_async(APPROVE, keys, args, approved):
             return CheckStatus.NOT_FOUND, 0
+        await self._pump.count_approval_async(self._run_async, guess.pump)
         place = self._place(guess, counted)
         if place is not None:
             try:

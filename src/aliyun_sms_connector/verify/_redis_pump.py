@@ -177,7 +177,17 @@ class PumpCalls:
         self, run: _Run, approval: PumpApproval | None, answer: tuple[CheckStatus, int] | Refusal
     ) -> None:
         """Count an approval apart, when the check's script could not (sync)."""
-        if approval is None or self.joined or answer[0] is not CheckStatus.APPROVED:
+        if self.joined or answer[0] is not CheckStatus.APPROVED:
+            return
+        self.count_approval(run, approval)
+
+    def count_approval(self, run: _Run, approval: PumpApproval | None) -> None:
+        """Count an approval in its own trip: a check's apart, or an Aliyun-made code's (sync).
+
+        ``RedisStore.approve`` (``codes="aliyun"``) has no check script to
+        join, so it always counts here. A lost count is logged; the approval stands.
+        """
+        if approval is None:
             return
         try:
             run(PUMP_APPROVE, *approve_args(self._keys(approval.tag), approval), ignore)
@@ -191,7 +201,13 @@ class PumpCalls:
         answer: tuple[CheckStatus, int] | Refusal,
     ) -> None:
         """The async twin of :meth:`approved`."""
-        if approval is None or self.joined or answer[0] is not CheckStatus.APPROVED:
+        if self.joined or answer[0] is not CheckStatus.APPROVED:
+            return
+        await self.count_approval_async(run, approval)
+
+    async def count_approval_async(self, run: _RunAsync, approval: PumpApproval | None) -> None:
+        """The async twin of :meth:`count_approval`."""
+        if approval is None:
             return
         try:
             await run(PUMP_APPROVE, *approve_args(self._keys(approval.tag), approval), ignore)
