@@ -23,7 +23,7 @@ from aliyun_sms_connector import (
     RateLimitExceededError,
     ServiceUnavailableError,
 )
-from aliyun_sms_connector._errors import _DYPNSAPI
+from aliyun_sms_connector._errors.translate import _DYPNSAPI
 
 from ..privacy import (  # noqa: TID252 - the harness is shared by both suites
     assert_no_leak,
