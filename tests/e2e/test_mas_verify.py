@@ -38,6 +38,7 @@ from aliyun_sms_connector.verify import (
 )
 from tests.verify.conftest import SECRET_KEY, redis_url  # noqa: F401 - the Redis fixture
 
+from ..privacy import assert_no_leak  # noqa: TID252 - the harness is shared by both suites
 from .mas_helpers import CHECK, KEY_ID, NUMBER, SECRET, SEND, requests_for
 
 OTHER = "13900139000"
@@ -161,6 +162,7 @@ class TestSendErrors:
         error = run.outcome(service, "start", NUMBER, "SignIn")
         assert type(error) is error_type
         assert (error.code, error.maybe_sent) == (aliyun_code, False)
+        assert_no_leak(error, [NUMBER, SECRET, SECRET_KEY])
         assert mas_emulator.outbox == []
         # Nothing committed: no verification to check, and Aliyun is not asked.
         assert run(service, "check", NUMBER, "SignIn", WRONG).status is CheckStatus.NOT_FOUND
@@ -197,6 +199,8 @@ class TestCheckErrors:
             return
         assert type(outcome) is error_type
         assert outcome.code == aliyun_code
+        # Neither the guess nor the number is reachable from the error, its frames included.
+        assert_no_leak(outcome, [code, NUMBER, SECRET, SECRET_KEY])
         assert requests_for(mas_emulator, CHECK) == 1
         # Counted: the next wrong guess has one attempt fewer than a first one would.
         wrong = run(service, "check", NUMBER, "SignIn", WRONG if code != WRONG else "111111")
