@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import json
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -209,6 +210,13 @@ class TestReadme:
         assert links
         for link in links:
             assert (ROOT / link).exists(), link
+
+    def test_mas_example_is_the_sample_config(self):
+        """The README's Logto aliyun-sms-mas JSON is examples/logto-mas.json, key for key."""
+        text = README.read_text(encoding="utf-8")
+        [literal] = re.findall(r'json\.loads\("""(.*?)"""\)', text, re.DOTALL)
+        sample = (ROOT / "examples" / "logto-mas.json").read_text(encoding="utf-8")
+        assert json.loads(literal) == json.loads(sample)
 
 
 class TestSite:

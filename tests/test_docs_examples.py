@@ -134,7 +134,7 @@ def run(block: Block, folder: Path, redis: str | None) -> subprocess.CompletedPr
 def test_blocks_are_found():
     """The collector sees the README's example and the docs' blocks of both kinds."""
     readme = [b for b in BLOCKS if b.path.name == "README.md"]
-    assert [b.lang for b in readme] == ["python"]
+    assert [b.lang for b in readme] == ["python", "python"]  # the SMS and the MAS examples
     assert len(RUNNABLE) >= 12
     assert any(b.lang == "py" for b in BLOCKS)
 
