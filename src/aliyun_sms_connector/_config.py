@@ -7,7 +7,7 @@ import os
 import re
 from enum import Enum, IntEnum
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -226,6 +226,8 @@ class ConnectionConfig(BaseModel):
     """
 
     model_config = _MODEL_CONFIG
+    # What an invalid one is called in ConfigError's message.
+    config_name: ClassVar[str] = "Aliyun SMS config"
 
     access_key_id: NonEmptyStr | None = None
     access_key_secret: SecretStr | None = None
@@ -269,14 +271,14 @@ class ConnectionConfig(BaseModel):
         del data  # the raw input, secrets included, stays out of the frame's locals
         # Raised outside the except block, so that __context__ is None:
         # pydantic's error holds the input values, secrets included.
-        raise ConfigError.from_problems(problems)
+        raise ConfigError.from_problems(problems, type(self).config_name)
 
     @classmethod
     def model_validate(cls, obj: Any, **_: Any) -> Self:
         """Validate a mapping, such as Logto's stored JSON; raise ConfigError."""
         outcome = _outcome(cls, obj)
         del obj
-        return _config_or_raise(outcome)
+        return _config_or_raise(outcome, cls.config_name)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Self:
@@ -287,7 +289,7 @@ class ConnectionConfig(BaseModel):
         """
         outcome = _json_outcome(cls, text)
         del text
-        return _config_or_raise(outcome)
+        return _config_or_raise(outcome, cls.config_name)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -306,7 +308,7 @@ class ConnectionConfig(BaseModel):
         # neither the environment (other applications' secrets too) nor the
         # values read from it: error trackers record every frame's locals.
         outcome = _env_outcome(cls, os.environ if environ is None else environ)
-        return _config_or_raise(outcome)
+        return _config_or_raise(outcome, cls.config_name)
 
     @classmethod
     def model_validate_strings(cls, obj: Any, **_: Any) -> Self:
@@ -427,11 +429,11 @@ def _outcome(cls: type[_C], obj: Any) -> _C | list[ConfigProblem]:
     return problems
 
 
-def _config_or_raise(outcome: _C | list[ConfigProblem]) -> _C:
+def _config_or_raise(outcome: _C | list[ConfigProblem], name: str) -> _C:
     if isinstance(outcome, list):
         # Raised afresh, outside any except block: nothing is chained, and this
         # frame holds only the problems, which name fields, never values.
-        raise ConfigError.from_problems(outcome)
+        raise ConfigError.from_problems(outcome, name)
     return outcome
 
 

@@ -174,3 +174,13 @@ class TestSecrets:
         assert TOKEN not in str(error)
         assert error.__context__ is None
         assert error.__cause__ is None
+
+
+def test_an_invalid_mas_config_is_named_as_such():
+    """The ConfigError of a MAS config names the Message Authentication Service's config."""
+    from aliyun_sms_connector import AliyunMasConfig, ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        AliyunMasConfig.model_validate({"accessKeyId": "LTAI5tEXAMPLEkey"})
+    assert caught.value.subject == "Aliyun Message Authentication Service config"
+    assert str(caught.value).startswith("invalid Aliyun Message Authentication Service config, ")

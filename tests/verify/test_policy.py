@@ -611,3 +611,11 @@ class TestShortestDurations:
         policy = VerificationPolicy(ttl=1, resend_cooldown=0, per_number_cooldown=1)
         assert policy.ttl == timedelta(seconds=1)
         assert policy.resend_cooldown == timedelta(0)
+
+
+def test_an_invalid_policy_is_named_as_such():
+    """A bad policy's ConfigError says it is the verification policy, not the SMS config."""
+    with pytest.raises(ConfigError) as caught:
+        VerificationPolicy(max_attempts=0)
+    assert caught.value.subject == "verification policy"
+    assert str(caught.value).startswith("invalid verification policy, 1 problem:")

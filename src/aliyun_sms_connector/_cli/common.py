@@ -160,9 +160,7 @@ def print_error(error: AliyunSmsError, out: TextIO) -> None:
     if isinstance(error, ConfigError) and error.problems:
         problems = "; ".join(f"{p.field or '(config)'}: {p.problem}" for p in error.problems)
         count = len(error.problems)
-        message = (
-            f"invalid Aliyun SMS config, {count} problem{'s' if count > 1 else ''}: {problems}"
-        )
+        message = f"invalid {error.subject}, {count} problem{'s' if count > 1 else ''}: {problems}"
     else:
         message = error.message
     print(f"error: {type(error).__name__}: {one_line(message)}", file=out)

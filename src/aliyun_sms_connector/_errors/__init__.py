@@ -132,18 +132,31 @@ class ConfigError(AliyunSmsError, ValueError):
 
     default_code = "InvalidConfig"
 
-    def __init__(self, message: str, *, problems: tuple[ConfigProblem, ...] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        problems: tuple[ConfigProblem, ...] = (),
+        subject: str = "Aliyun SMS config",
+    ) -> None:
         super().__init__(message)
         self.problems = problems
+        self.subject = subject
 
     @classmethod
-    def from_problems(cls, problems: list[ConfigProblem]) -> ConfigError:
-        """Build the error whose message names every field in ``problems``."""
+    def from_problems(
+        cls, problems: list[ConfigProblem], subject: str = "Aliyun SMS config"
+    ) -> ConfigError:
+        """Build the error whose message names every field in ``problems``.
+
+        ``subject`` names what is invalid: ``"Aliyun SMS config"``, or the
+        Message Authentication Service's config, a verification policy...
+        """
         lines = [f"  {p.field or '(config)'}: {p.problem}" for p in problems]
         count = len(problems)
         noun = "problem" if count == 1 else "problems"
-        message = f"invalid Aliyun SMS config, {count} {noun}:\n" + "\n".join(lines)
-        return cls(message, problems=tuple(problems))
+        message = f"invalid {subject}, {count} {noun}:\n" + "\n".join(lines)
+        return cls(message, problems=tuple(problems), subject=subject)
 
     def __str__(self) -> str:
         return self.message

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
@@ -69,6 +69,8 @@ class AliyunMasConfig(ConnectionConfig):
 
     Invalid input raises ``ConfigError``, which names fields, never values.
     """
+
+    config_name: ClassVar[str] = "Aliyun Message Authentication Service config"
 
     sign_name: NonEmptyStr
     templates: Annotated[

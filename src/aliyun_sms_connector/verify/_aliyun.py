@@ -102,7 +102,8 @@ def aliyun_codes(
         )
     if not _MIN_LENGTH <= policy.code_length <= _MAX_LENGTH:
         raise ConfigError.from_problems(
-            [ConfigProblem("code_length", 'must be 4 to 8 with codes="aliyun" (CodeLength)')]
+            [ConfigProblem("code_length", 'must be 4 to 8 with codes="aliyun" (CodeLength)')],
+            "verification policy",
         )
     if getattr(store.count, "__func__", None) is VerificationStore.count:
         raise ConfigError(f'codes="aliyun" needs a store with count and approve, not {store!r}')

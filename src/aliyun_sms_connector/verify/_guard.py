@@ -174,7 +174,7 @@ class PumpingGuard:
         self._normalize_regions(problems)
         self._normalize_safe(problems)
         if problems:
-            raise ConfigError.from_problems(problems)
+            raise ConfigError.from_problems(problems, "pumping guard")
 
     def _normalize_regions(self, problems: list[ConfigProblem]) -> None:
         regions = self.monitor_regions

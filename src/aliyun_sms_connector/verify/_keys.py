@@ -187,7 +187,9 @@ def check_secret(key: bytes) -> None:
         problem = f"holds fewer than {MIN_SECRET_DISTINCT_BYTES} distinct bytes"
     else:
         return
-    raise ConfigError.from_problems([ConfigProblem("secret_key", f"{problem}; {_GENERATE}")])
+    raise ConfigError.from_problems(
+        [ConfigProblem("secret_key", f"{problem}; {_GENERATE}")], "verification secret_key"
+    )
 
 
 def generate_code(length: int) -> str:

@@ -158,7 +158,7 @@ class VerificationPolicy:
         if self.pumping_guard is not None and not isinstance(self.pumping_guard, PumpingGuard):
             problems.append(ConfigProblem("pumping_guard", "must be a PumpingGuard or None"))
         if problems:
-            raise ConfigError.from_problems(problems)
+            raise ConfigError.from_problems(problems, "verification policy")
 
     def _check_count(
         self, name: str, problems: list[ConfigProblem], *, optional: bool = True
