@@ -346,6 +346,9 @@ class TestLimits:
 class TestFailedSend:
     """What a failed send leaves behind depends on whether the SMS may have gone out."""
 
+    # SMS templates only: the Message Authentication Service has no regional
+    # templates, and refuses a non-mainland number itself (tests/_mas).
+    @pytest.mark.parametrize("channel", ["sms"], indirect=True)
     def test_a_template_that_cannot_serve_the_region(self, connector, store, clock, emulator):
         """A +852 number and a plain domestic template: TemplateError, no request, nothing held.
 
