@@ -1,0 +1,275 @@
+"""Attacks on Aliyun-made codes (``codes="aliyun"``) and on mixing the two code modes.
+
+An attacker interleaves starts and checks at random, through a local-mode
+and an aliyun-mode service sharing one store (a rolling deploy that switches
+modes), binds checks to current, stale or no verification ids, and guesses
+right, stale, wrong or malformed codes. Whatever the order:
+
+- an APPROVED answers only the right code of the pending verification, made
+  in the mode of the service that approves it, and at most once;
+- per verification at most ``max_attempts`` guesses count, per number at most
+  ``per_number_failed_checks_hourly`` and per IP ``per_ip_failed_checks_hourly``
+  wrong ones stand;
+- Aliyun is asked only for a guess that was counted.
+
+Aliyun is FakeAliyun (fake_mas.py); the stores are MemoryStore and a redis-server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aliyun_sms_connector import (
+    AliyunSmsError,
+    NetworkError,
+    RateLimitExceededError,
+    ServiceUnavailableError,
+)
+from aliyun_sms_connector.verify import (
+    CheckStatus,
+    MemoryStore,
+    VerificationPolicy,
+    VerificationService,
+)
+
+from .conftest import SECRET_KEY, FakeClock
+from .fake_mas import FakeAliyun
+
+E164 = "+8613800138000"
+USAGE = "SignIn"
+IP = "198.51.100.23"
+MAX_ATTEMPTS = 3
+NUMBER_CAP = 5
+IP_CAP = 4
+
+OPS = st.one_of(
+    st.tuples(st.just("start"), st.sampled_from(["local", "aliyun"]), st.booleans()),
+    st.tuples(
+        st.just("check"),
+        st.sampled_from(["local", "aliyun"]),
+        st.sampled_from(["right", "stale", "wrong", "junk", "other_mode"]),
+        st.sampled_from(["none", "current", "stale"]),
+        st.booleans(),  # from the attacker's IP
+        st.booleans(),  # async
+    ),
+    st.tuples(st.just("wait"), st.integers(1, 200)),
+    st.tuples(st.just("aliyun_fails"), st.sampled_from(["network", "cancel"])),
+)
+
+
+class World:
+    """Two services on one store, and what the attacker knows of the codes."""
+
+    def __init__(self, store, *, consume: bool) -> None:
+        self.clock = FakeClock(start=1_800_000_000.0)
+        self.aliyun = FakeAliyun(self.clock, consume=consume)
+        self.store = store
+        policy = VerificationPolicy(
+            max_attempts=MAX_ATTEMPTS,
+            per_number_failed_checks_hourly=NUMBER_CAP,
+            per_ip_failed_checks_hourly=IP_CAP,
+            resend_cooldown=timedelta(0),
+            per_number_cooldown=timedelta(0),
+            per_number_hourly=None,
+            per_number_daily=None,
+            pumping_guard=None,
+        )
+        self.services = {
+            mode: VerificationService(
+                self.aliyun.connector,
+                store,
+                secret_key=SECRET_KEY,
+                policy=policy,
+                clock=self.clock,
+                codes=mode,
+            )
+            for mode in ("local", "aliyun")
+        }
+        # The pending verification as the attacker (who reads the phone) sees it.
+        self.current: tuple[str, str, str] | None = None  # (id, mode, code)
+        self.ids: list[str] = []
+        self.codes: list[str] = []
+        self.approved: set[str] = set()
+        self.counted: dict[str, int] = {}
+        self.wrong_times: list[float] = []
+        self.ip_wrong_times: list[float] = []
+        self.pending_failure: str | None = None
+
+    def start(self, mode: str) -> None:
+        service = self.services[mode]
+        try:
+            verification = service.start(E164, USAGE)
+        except (RateLimitExceededError, ServiceUnavailableError):
+            return
+        if mode == "aliyun":
+            code = self.aliyun.code_for(E164, USAGE)
+        else:
+            code = self.aliyun.outbox[-1].params["code"]
+        assert code is not None
+        self.current = (verification.id, mode, code)
+        self.ids.append(verification.id)
+        self.codes.append(code)
+
+    def guess_for(self, kind: str, mode: str) -> str:
+        current_code = self.current[2] if self.current else "123456"
+        if kind == "right":
+            return current_code
+        if kind == "stale":
+            return self.codes[-2] if len(self.codes) > 1 else "654321"
+        if kind == "junk":
+            return "12 34-56"
+        if kind == "other_mode":
+            # Aliyun's held code to the local service, the local one to Aliyun's.
+            if mode == "local":
+                return self.aliyun.code_for(E164, USAGE) or "000000"
+            local = [s.params["code"] for s in self.aliyun.outbox if s.params.get("code")]
+            return local[-1] if local else "000000"
+        return "000000" if current_code != "000000" else "111111"
+
+    def check(self, mode, kind, bind, from_ip, use_async) -> None:
+        service = self.services[mode]
+        guess = self.guess_for(kind, mode)
+        verification_id = {
+            "none": None,
+            "current": self.current[0] if self.current else None,
+            "stale": self.ids[-2] if len(self.ids) > 1 else "no-such-id",
+        }[bind]
+        asked_before = len(self.aliyun.checks)
+        calls_before = self.aliyun.connector.check_verify_code.call_count + (
+            self.aliyun.connector.check_verify_code_async.call_count
+        )
+        failure = self.pending_failure
+        self.pending_failure = None
+        if failure is not None:
+            self.arm(failure, use_async=use_async)
+        kwargs = {"verification_id": verification_id, "client_ip": IP if from_ip else None}
+        try:
+            if use_async:
+                result = asyncio.run(self.check_async(service, guess, kwargs))
+            else:
+                result = service.check(E164, USAGE, guess, **kwargs)
+        except (AliyunSmsError, asyncio.CancelledError) as error:
+            if isinstance(error, RateLimitExceededError):
+                assert error.code == "IpFailedChecksLimit"
+            self.disarm()
+            self.note_counted_error(mode, kind, from_ip)
+            return
+        self.disarm()
+        calls_after = self.aliyun.connector.check_verify_code.call_count + (
+            self.aliyun.connector.check_verify_code_async.call_count
+        )
+        asked = calls_after - calls_before
+        assert len(self.aliyun.checks) - asked_before <= asked
+        if asked:
+            # Aliyun is asked only by the aliyun-mode service, for a counted guess.
+            assert mode == "aliyun"
+            assert result.status in {CheckStatus.WRONG_CODE, CheckStatus.APPROVED}
+        if result.status is CheckStatus.APPROVED:
+            assert self.current is not None
+            vid, made_in, code = self.current
+            assert guess.strip() == code, "approved without the right code"
+            assert made_in == mode, "a code approved by the other mode's service"
+            assert vid not in self.approved, "approved twice"
+            assert verification_id in {None, vid}
+            self.approved.add(vid)
+            self.counted[vid] = self.counted.get(vid, 0) + 1
+            assert self.counted[vid] <= MAX_ATTEMPTS
+        elif result.status is CheckStatus.WRONG_CODE:
+            assert self.current is not None
+            vid = self.current[0]
+            self.counted[vid] = self.counted.get(vid, 0) + 1
+            assert self.counted[vid] <= MAX_ATTEMPTS, "more guesses than max_attempts"
+            self.wrong_times.append(self.clock.now)
+            if from_ip:
+                self.ip_wrong_times.append(self.clock.now)
+        self.check_budgets()
+
+    def note_counted_error(self, mode, kind, from_ip) -> None:
+        # An Aliyun failure leaves the guess counted as wrong (never approved).
+        del kind
+        if mode == "aliyun" and self.current is not None:
+            vid = self.current[0]
+            asked = self.aliyun_raised
+            if asked:
+                self.counted[vid] = self.counted.get(vid, 0) + 1
+                assert self.counted[vid] <= MAX_ATTEMPTS
+                self.wrong_times.append(self.clock.now)
+                if from_ip:
+                    self.ip_wrong_times.append(self.clock.now)
+        self.check_budgets()
+
+    def check_budgets(self) -> None:
+        hour_ago = self.clock.now - 3600
+        assert sum(t > hour_ago for t in self.wrong_times) <= NUMBER_CAP
+        assert sum(t > hour_ago for t in self.ip_wrong_times) <= IP_CAP
+
+    async def check_async(self, service, guess, kwargs):
+        try:
+            return await service.check_async(E164, USAGE, guess, **kwargs)
+        finally:
+            await self.store.aclose()
+
+    # -- Aliyun's faults ---------------------------------------------------------
+
+    aliyun_raised = False
+
+    def arm(self, failure: str, *, use_async: bool) -> None:
+        connector = self.aliyun.connector
+        self.saved = (
+            connector.check_verify_code.side_effect,
+            connector.check_verify_code_async.side_effect,
+        )
+        self.aliyun_raised = False
+
+        def fail(*_args):
+            self.aliyun_raised = True
+            if failure == "cancel" and use_async:
+                raise asyncio.CancelledError
+            raise NetworkError("lost", code="ReadTimeout", maybe_sent=True)
+
+        connector.check_verify_code.side_effect = fail
+        connector.check_verify_code_async.side_effect = fail
+
+    def disarm(self) -> None:
+        saved = getattr(self, "saved", None)
+        if saved is not None:
+            connector = self.aliyun.connector
+            (
+                connector.check_verify_code.side_effect,
+                connector.check_verify_code_async.side_effect,
+            ) = saved
+            self.saved = None
+
+    def run(self, ops) -> None:
+        for op in ops:
+            if op[0] == "start":
+                self.start(op[1])
+            elif op[0] == "check":
+                self.check(*op[1:])
+            elif op[0] == "wait":
+                self.clock.advance(op[1])
+            else:
+                self.pending_failure = op[1]
+
+
+@pytest.fixture(params=["memory", "redis"])
+def make_store(request):
+    if request.param == "memory":
+        return MemoryStore
+    return request.getfixturevalue("redis_store_factory")
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(ops=st.lists(OPS, min_size=5, max_size=40), consume=st.booleans())
+def test_mixed_modes_random_interleavings(make_store, ops, consume):
+    """Random starts and checks through both modes on one store: every invariant holds."""
+    World(make_store(), consume=consume).run(ops)
