@@ -27,6 +27,10 @@ __all__ = ["Outcome", "log_check", "logger"]
 
 logger = logging.getLogger("aliyun_sms_connector.verify")
 
+# A masked number shows its last 4 digits; the pumping WARNING's prefix leaves at
+# least this many more unknown between them.
+_MASK_SHOWS = 4
+_HIDDEN = 2
 # What parse_phone reads at most; a longer `to` was refused without being read.
 _MAX_INPUT = 64
 # The service's own refusals of a start: nothing was sent. Any other error of
@@ -101,7 +105,7 @@ class Outcome:
         e164 = self.plan.phone.e164
         logger.warning(
             "SMS pumping suspected: codes to +%s… (%s) convert below the guard's minimum; %s",
-            e164[1 : 1 + pump.prefix_digits],
+            _shown_prefix(e164, pump.prefix_digits),
             region(e164) or "?",
             "starts are refused for a while" if pump.enforce else "reported only (monitor)",
         )
@@ -128,16 +132,14 @@ class Outcome:
         elif exc is not None:
             self.result = type(exc).__name__
         extra = "" if self.attempts_left is None else f" attempts_left={self.attempts_left}"
-        verification = ""
-        if self.plan is not None and self.action == "start":
-            verification = f" id={self.plan.reservation.verification_id}"
+        # No verification id: with require_verification_id it is what keeps a
+        # stranger from spending the owner's attempts, and logs are read widely.
         logger.info(
-            "verification %s: outcome=%s to=%s usage_type=%s%s%s",
+            "verification %s: outcome=%s to=%s usage_type=%s%s",
             self.action,
             self.result,
             _mask(self.to),
             usage_label(self.usage_type),
-            verification,
             extra,
         )
 
@@ -177,6 +179,17 @@ def _phone(to: object) -> Any:
         return parse_phone(to)
     except (AliyunSmsError, ValueError):
         return None
+
+
+def _shown_prefix(e164: str, prefix_digits: int) -> str:
+    """The prefix's digits a log may show, at most ``prefix_digits`` of them.
+
+    Never so many that, with a masked number's last 4, fewer than ``_HIDDEN``
+    digits stay unknown: a long ``prefix_digits``, or the default 6 on an
+    8-digit national number, would otherwise spell the number out.
+    """
+    digits = e164[1:]
+    return digits[: max(min(prefix_digits, len(digits) - _MASK_SHOWS - _HIDDEN), 1)]
 
 
 def _mask(value: object) -> str:
