@@ -7,9 +7,9 @@ line, so that the service calls neither one by one.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from aliyun_sms_connector import AliyunSmsError, parse_phone
+from aliyun_sms_connector import AliyunSmsError, ServiceUnavailableError, parse_phone
 
 from ._guard import PUMPING_BLOCKED, PUMPING_MONITORED, PUMPING_SUSPECTED
 from ._guard import region_of as region
@@ -20,10 +20,10 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from ._events import EventKind, EventSink
-    from ._results import CheckResult
+    from ._results import CheckResult, Verification
     from ._store import Refusal
 
-__all__ = ["Outcome", "log_check", "logger"]
+__all__ = ["Outcome", "after_commit", "bare", "log_check", "logger"]
 
 logger = logging.getLogger("aliyun_sms_connector.verify")
 
@@ -197,3 +197,45 @@ def _mask(value: object) -> str:
         return "***"  # refused input: not even read
     digits = "".join(ch for ch in value if ch.isdigit())
     return "***" + digits[-4:] if len(digits) > 4 else "***"  # noqa: PLR2004
+
+
+def after_commit(
+    committed: bool | None, failure: AliyunSmsError | None, verification: Verification
+) -> Verification:
+    """What a start answers once its SMS was handed over: the verification, or an error.
+
+    A send that may have gone out (``maybe_sent``) raises its error with the
+    verification its code belongs to as ``error.verification``, so that the
+    caller can still hand out the id a check needs.
+    """
+    if committed is None:
+        # The SMS went out, but the store did not confirm its code became the
+        # pending one: fail closed (not approvable, unless the commit ran and
+        # only its answer was lost), and say so.
+        logger.warning("verification commit failed: the code sent may not be checkable")
+        error = ServiceUnavailableError(
+            "the code was sent but the verification store could not activate it; "
+            "ask for a new code",
+            code="CodeNotActivated",
+            retryable=True,
+            maybe_sent=True,
+        )
+        raise error
+    if not committed:
+        # A later start replaced this reservation before its SMS was handed
+        # over (cooldowns off): the later code is the one that counts.
+        logger.info("verification commit: a later start replaced this code")
+    if failure is not None:
+        failure.verification = verification  # type: ignore[attr-defined]
+        raise failure.with_traceback(None)
+    return verification
+
+
+def bare(error: AliyunSmsError) -> NoReturn:
+    """Raise a start's or a check's error again, without the frames below the caller's.
+
+    Their locals hold the caller's number and IP, and ids (the verification an
+    Aliyun-mode check counted on), which an error tracker that renders
+    locals would show.
+    """
+    raise error.with_traceback(None)
