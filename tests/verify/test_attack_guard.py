@@ -249,3 +249,50 @@ class TestState:
         text = " ".join(x.decode() if isinstance(x, bytes) else str(x) for x in dump)
         for secret in ("4474001234", "7400123", "33612345600", "612345600", "203.0.113.7", code):
             assert secret not in text
+
+
+@pytest.mark.parametrize(
+    "to",
+    ["+0447400123499", "+44 0 7400 123499", "+44 07400 123499", "07400 123499", "447400123499"],
+)
+def test_odd_forms_are_blocked_or_refused(connector, emulator, clock, to):
+    """Leading +0, a national 0 after 44, a national form: never an SMS to the blocked prefix."""
+    from aliyun_sms_connector import AliyunSmsError
+
+    service = service_for(connector, MemoryStore(), clock)
+    block_gb(service, clock)
+    sent = len(emulator.outbox)
+    with pytest.raises(AliyunSmsError) as caught:
+        service.start(to, "SignIn")
+    assert caught.value.code in {"PumpingSuspected", "InvalidPhoneNumber"}
+    assert len(emulator.outbox) == sent
+
+
+def test_one_block_for_both_code_modes():
+    """A prefix blocked through aliyun-mode starts refuses local-mode starts, and back."""
+    from .conftest import FakeClock
+    from .fake_mas import FakeAliyun
+
+    clock = FakeClock(start=1_800_000_000.0)
+    aliyun = FakeAliyun(clock)
+    store = MemoryStore()
+    guard = PumpingGuard(min_starts=5, monitor_regions=frozenset())
+    services = {
+        mode: VerificationService(
+            aliyun.connector,
+            store,
+            secret_key=SECRET_KEY,
+            policy=VerificationPolicy(pumping_guard=guard),
+            clock=clock,
+            codes=mode,
+        )
+        for mode in ("aliyun", "local")
+    }
+    for i in range(5):
+        services["aliyun"].start(f"+86138001380{i:02d}", "SignIn")
+    clock.advance(JUDGED_AFTER)
+    sent = len(aliyun.outbox)
+    for mode in ("local", "aliyun"):
+        with pytest.raises(PermissionDeniedError):
+            services[mode].start("+8613800138099", "Register")
+    assert len(aliyun.outbox) == sent
