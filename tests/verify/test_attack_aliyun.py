@@ -18,6 +18,7 @@ Aliyun is FakeAliyun (fake_mas.py); the stores are MemoryStore and a redis-serve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 import pytest
@@ -441,3 +442,58 @@ def test_a_used_code_never_approves_a_later_verification():
     later = caught.value.verification  # the caller hands out its id, as documented
     assert aliyun.code_for(E164, USAGE) == used  # Aliyun made no new code
     assert not service.check(E164, USAGE, used, verification_id=later.id).ok
+
+
+# -- the store dies between Aliyun's PASS and the approval ------------------------------
+
+
+@pytest.mark.parametrize("how", ["kill", "restart"])
+def test_store_lost_after_pass_approves_nothing(standalone_redis, how):
+    """Redis goes away while Aliyun judges a right code: StoreUnavailable, never APPROVED.
+
+    After a kill, every check fails closed and Aliyun is never asked while the
+    store cannot count; a restart under the check does not approve it either.
+    """
+    from .conftest import redis_store
+
+    clock = FakeClock(start=1_800_000_000.0)
+    aliyun = FakeAliyun(clock)
+    store = redis_store(standalone_redis.url, store_timeout=1.0)
+    try:
+        service = VerificationService(
+            aliyun.connector,
+            store,
+            secret_key=SECRET_KEY,
+            policy=VerificationPolicy(),
+            clock=clock,
+            codes="aliyun",
+        )
+        service.start(E164, USAGE)
+        code = aliyun.code_for(E164, USAGE)
+        passing = aliyun.connector.check_verify_code.side_effect
+
+        def pass_then_lose_the_store(to, usage_type, guess):
+            answer = passing(to, usage_type, guess)
+            if how == "kill":
+                standalone_redis.kill()
+            else:
+                standalone_redis.restart()
+            return answer
+
+        aliyun.connector.check_verify_code.side_effect = pass_then_lose_the_store
+        if how == "kill":
+            with pytest.raises(ServiceUnavailableError):
+                service.check(E164, USAGE, code)
+            asked = len(aliyun.checks)
+            with pytest.raises(ServiceUnavailableError):
+                service.check(E164, USAGE, code)
+            assert len(aliyun.checks) == asked  # not asked while the store is down
+        else:
+            result = None
+            with contextlib.suppress(ServiceUnavailableError):
+                result = service.check(E164, USAGE, code)
+            assert result is None or not result.ok
+    finally:
+        store.close()
+        if not standalone_redis.running:
+            standalone_redis.start()
