@@ -296,3 +296,23 @@ def test_one_block_for_both_code_modes():
         with pytest.raises(PermissionDeniedError):
             services[mode].start("+8613800138099", "Register")
     assert len(aliyun.outbox) == sent
+
+
+def test_what_a_victim_prefix_block_costs(connector, emulator, store, clock):
+    """A documented trade-off, measured: with the defaults, 30 SMS from 2 IPv4 addresses.
+
+    The attacker owns no number in the prefix: any 30 valid numbers in it
+    will do (per-number caps never bite), and nobody types the codes. The
+    operator pays the 30 SMS; then the prefix (outside ``monitor_regions``)
+    is refused for ``block_for``, for everyone, and 30 more SMS an hour
+    keep it so. Raise ``min_starts``, add ``safe_numbers``, or monitor.
+    """
+    service = service_for(connector, store, clock)
+    for i in range(30):
+        service.start(GB.format(i), "SignIn", client_ip=("198.51.100.1", "198.51.100.2")[i % 2])
+    clock.advance(JUDGED_AFTER)
+    assert len(emulator.outbox) == 30
+    with pytest.raises(PermissionDeniedError):
+        service.start(GB.format(99), "SignIn", client_ip="192.0.2.200")  # a real user
+    clock.advance(3600)
+    service.start(GB.format(99), "SignIn", client_ip="192.0.2.200")  # the block ended
