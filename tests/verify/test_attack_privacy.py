@@ -189,3 +189,41 @@ def test_the_warning_and_the_info_line_together_leave_digits_hidden(e164):
     assert digits.startswith(prefix.group(1))
     # With the last 4 of the INFO line, at least 2 digits stay unknown.
     assert len(prefix.group(1)) + 4 <= len(digits) - 2
+
+
+def test_async_errors_render_nothing_private():
+    """check_async (Aliyun fails) and start_async (refused): no number, IP or id in any frame."""
+    import asyncio
+
+    clock = FakeClock(start=1_800_000_000.0)
+    aliyun = FakeAliyun(clock)
+    service = VerificationService(
+        aliyun.connector,
+        MemoryStore(),
+        secret_key=SECRET_KEY,
+        policy=VerificationPolicy(pumping_guard=None),
+        clock=clock,
+        codes="aliyun",
+    )
+    e164 = NUMBERS[0]
+    verification = service.start(e164, "SignIn", client_ip=IP)
+    code = aliyun.code_for(e164, "SignIn")
+    assert code is not None
+    aliyun.fail_next_check(NetworkError("lost", code="ReadTimeout", maybe_sent=True))
+
+    async def attempts():
+        bound = {"verification_id": verification.id, "client_ip": IP}
+        answers = await asyncio.gather(
+            service.check_async(e164, "SignIn", code, **bound),
+            service.start_async(e164, "SignIn", client_ip=IP),  # the cooldown refuses it
+            return_exceptions=True,
+        )
+        return [a for a in answers if isinstance(a, AliyunSmsError)]
+
+    errors = asyncio.run(attempts())
+    assert len(errors) == 2
+    private = [*number_forms(e164), IP, verification.id, *code_forms(code), SECRET_KEY]
+    for error in errors:
+        assert_no_leak(error, private)
+        rendered = render_with_locals(library_frames(error))
+        assert not [p for p in private if p in rendered], rendered
