@@ -343,6 +343,7 @@ class VerificationService:
             log_check(to, usage_type, error=error, events=self._events)
             if isinstance(error, AliyunSmsError):
                 del to, client_ip, verification_id  # as in start
+                guess = None  # its repr shows the verification id
                 bare(error)
             raise
         log_check(to, usage_type, result=result, events=self._events)
@@ -374,6 +375,7 @@ class VerificationService:
             log_check(to, usage_type, error=error, events=self._events)
             if isinstance(error, AliyunSmsError):
                 del to, client_ip, verification_id  # as in start
+                guess = None  # its repr shows the verification id
                 bare(error)
             raise
         log_check(to, usage_type, result=result, events=self._events)
