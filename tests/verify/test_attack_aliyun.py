@@ -497,3 +497,28 @@ def test_store_lost_after_pass_approves_nothing(standalone_redis, how):
         store.close()
         if not standalone_redis.running:
             standalone_redis.start()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="proposal, not decided: codes='aliyun' over plain HTTP lets anyone on the path "
+    "forge CheckSmsVerifyCode's PASS; refuse it unless the endpoint is loopback",
+)
+def test_aliyun_codes_refuse_plain_http_to_a_remote_endpoint():
+    from aliyun_sms_connector import AliyunMasConnector, ConfigError
+
+    connector = AliyunMasConnector(
+        {
+            "accessKeyId": "LTAI5tTestKeyId",
+            "accessKeySecret": "attack-secret-0123456789",
+            "signName": "速通互联验证码",
+            "templates": [{"usageType": "Generic", "templateCode": "100001"}],
+            "endpoint": "dypnsapi.aliyuncs.com",
+            "protocol": "http",
+        }
+    )
+    try:
+        with pytest.raises(ConfigError):
+            VerificationService(connector, MemoryStore(), secret_key=SECRET_KEY, codes="aliyun")
+    finally:
+        connector.close()
