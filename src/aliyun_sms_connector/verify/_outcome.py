@@ -7,9 +7,9 @@ line, so that the service calls neither one by one.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from aliyun_sms_connector import AliyunSmsError, parse_phone
+from aliyun_sms_connector import AliyunSmsError, ServiceUnavailableError, parse_phone
 
 from ._guard import PUMPING_BLOCKED, PUMPING_MONITORED, PUMPING_SUSPECTED
 from ._guard import region_of as region
@@ -20,13 +20,17 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from ._events import EventKind, EventSink
-    from ._results import CheckResult
+    from ._results import CheckResult, Verification
     from ._store import Refusal
 
-__all__ = ["Outcome", "log_check", "logger"]
+__all__ = ["Outcome", "after_commit", "bare", "log_check", "logger"]
 
 logger = logging.getLogger("aliyun_sms_connector.verify")
 
+# A masked number shows its last 4 digits; the pumping WARNING's prefix leaves at
+# least this many more unknown between them.
+_MASK_SHOWS = 4
+_HIDDEN = 2
 # What parse_phone reads at most; a longer `to` was refused without being read.
 _MAX_INPUT = 64
 # The service's own refusals of a start: nothing was sent. Any other error of
@@ -101,7 +105,7 @@ class Outcome:
         e164 = self.plan.phone.e164
         logger.warning(
             "SMS pumping suspected: codes to +%s… (%s) convert below the guard's minimum; %s",
-            e164[1 : 1 + pump.prefix_digits],
+            _shown_prefix(e164, pump.prefix_digits),
             region(e164) or "?",
             "starts are refused for a while" if pump.enforce else "reported only (monitor)",
         )
@@ -128,16 +132,14 @@ class Outcome:
         elif exc is not None:
             self.result = type(exc).__name__
         extra = "" if self.attempts_left is None else f" attempts_left={self.attempts_left}"
-        verification = ""
-        if self.plan is not None and self.action == "start":
-            verification = f" id={self.plan.reservation.verification_id}"
+        # No verification id: with require_verification_id it is what keeps a
+        # stranger from spending the owner's attempts, and logs are read widely.
         logger.info(
-            "verification %s: outcome=%s to=%s usage_type=%s%s%s",
+            "verification %s: outcome=%s to=%s usage_type=%s%s",
             self.action,
             self.result,
             _mask(self.to),
             usage_label(self.usage_type),
-            verification,
             extra,
         )
 
@@ -179,8 +181,61 @@ def _phone(to: object) -> Any:
         return None
 
 
+def _shown_prefix(e164: str, prefix_digits: int) -> str:
+    """The prefix's digits a log may show, at most ``prefix_digits`` of them.
+
+    Never so many that, with a masked number's last 4, fewer than ``_HIDDEN``
+    digits stay unknown: a long ``prefix_digits``, or the default 6 on an
+    8-digit national number, would otherwise spell the number out.
+    """
+    digits = e164[1:]
+    return digits[: max(min(prefix_digits, len(digits) - _MASK_SHOWS - _HIDDEN), 1)]
+
+
 def _mask(value: object) -> str:
     if not isinstance(value, str) or len(value) > _MAX_INPUT:
         return "***"  # refused input: not even read
     digits = "".join(ch for ch in value if ch.isdigit())
     return "***" + digits[-4:] if len(digits) > 4 else "***"  # noqa: PLR2004
+
+
+def after_commit(
+    committed: bool | None, failure: AliyunSmsError | None, verification: Verification
+) -> Verification:
+    """What a start answers once its SMS was handed over: the verification, or an error.
+
+    A send that may have gone out (``maybe_sent``) raises its error with the
+    verification its code belongs to as ``error.verification``, so that the
+    caller can still hand out the id a check needs.
+    """
+    if committed is None:
+        # The SMS went out, but the store did not confirm its code became the
+        # pending one: fail closed (not approvable, unless the commit ran and
+        # only its answer was lost), and say so.
+        logger.warning("verification commit failed: the code sent may not be checkable")
+        error = ServiceUnavailableError(
+            "the code was sent but the verification store could not activate it; "
+            "ask for a new code",
+            code="CodeNotActivated",
+            retryable=True,
+            maybe_sent=True,
+        )
+        raise error
+    if not committed:
+        # A later start replaced this reservation before its SMS was handed
+        # over (cooldowns off): the later code is the one that counts.
+        logger.info("verification commit: a later start replaced this code")
+    if failure is not None:
+        failure.verification = verification  # type: ignore[attr-defined]
+        raise failure.with_traceback(None)
+    return verification
+
+
+def bare(error: AliyunSmsError) -> NoReturn:
+    """Raise a start's or a check's error again, without the frames below the caller's.
+
+    Their locals hold the caller's number and IP, and ids (the verification an
+    Aliyun-mode check counted on), which an error tracker that renders
+    locals would show.
+    """
+    raise error.with_traceback(None)

@@ -38,7 +38,6 @@ from aliyun_sms_connector import (
     ConfigError,
     PermissionDeniedError,
     RateLimitExceededError,
-    ServiceUnavailableError,
     UsageType,
     parse_phone,
 )
@@ -56,7 +55,7 @@ from ._keys import (
 )
 from ._memory import MemoryStore
 from ._numbers import number_type, region
-from ._outcome import Outcome, log_check, logger
+from ._outcome import Outcome, after_commit, bare, log_check, logger
 from ._policy import VerificationPolicy
 from ._results import CheckResult, CheckStatus, Verification
 from ._store import Guess, Refusal, Reservation, SharedReservation, VerificationStore
@@ -193,6 +192,13 @@ class VerificationService:
                 True, the code may arrive and can be checked: the error's
                 ``verification`` is the :class:`Verification` it belongs to.
         """
+        try:
+            return self._start(to, usage_type, client_ip)
+        except AliyunSmsError as error:
+            del to, client_ip  # the caller's: out of the frame an error tracker renders
+            bare(error)
+
+    def _start(self, to: str, usage_type: UsageType | str, client_ip: str | None) -> Verification:
         with Outcome("start", to, usage_type, self._events) as outcome:
             plan = self._plan(to, usage_type, client_ip)
             outcome.plan = plan
@@ -231,7 +237,7 @@ class VerificationService:
                     committed = store.commit(plan.reservation)
                 except AliyunSmsError:
                     committed = None
-                return _after_commit(committed, failure, self._verification(plan, sent, outcome))
+                return after_commit(committed, failure, self._verification(plan, sent, outcome))
             finally:
                 plan.code = ""
 
@@ -239,6 +245,15 @@ class VerificationService:
         self, to: str, usage_type: UsageType | str, *, client_ip: str | None = None
     ) -> Verification:
         """The async twin of :meth:`start`: same arguments, result and errors."""
+        try:
+            return await self._start_async(to, usage_type, client_ip)
+        except AliyunSmsError as error:
+            del to, client_ip  # as in start
+            bare(error)
+
+    async def _start_async(
+        self, to: str, usage_type: UsageType | str, client_ip: str | None
+    ) -> Verification:
         with Outcome("start", to, usage_type, self._events) as outcome:
             plan = self._plan(to, usage_type, client_ip)
             outcome.plan = plan
@@ -275,7 +290,7 @@ class VerificationService:
                     committed = await store.commit_async(plan.reservation)
                 except AliyunSmsError:
                     committed = None
-                return _after_commit(committed, failure, self._verification(plan, sent, outcome))
+                return after_commit(committed, failure, self._verification(plan, sent, outcome))
             finally:
                 plan.code = ""
 
@@ -326,6 +341,10 @@ class VerificationService:
         except BaseException as error:
             del code  # no frame of the error holds the guess
             log_check(to, usage_type, error=error, events=self._events)
+            if isinstance(error, AliyunSmsError):
+                del to, client_ip, verification_id  # as in start
+                guess = None  # its repr shows the verification id
+                bare(error)
             raise
         log_check(to, usage_type, result=result, events=self._events)
         return result
@@ -354,6 +373,10 @@ class VerificationService:
         except BaseException as error:
             del code  # no frame of the error holds the guess
             log_check(to, usage_type, error=error, events=self._events)
+            if isinstance(error, AliyunSmsError):
+                del to, client_ip, verification_id  # as in start
+                guess = None  # its repr shows the verification id
+                bare(error)
             raise
         log_check(to, usage_type, result=result, events=self._events)
         return result
@@ -516,38 +539,6 @@ class VerificationService:
                 raise ConfigError("a test number in the verification policy is not valid")
             codes[phone.e164] = code
         return codes
-
-
-def _after_commit(
-    committed: bool | None, failure: AliyunSmsError | None, verification: Verification
-) -> Verification:
-    """What a start answers once its SMS was handed over: the verification, or an error.
-
-    A send that may have gone out (``maybe_sent``) raises its error with the
-    verification its code belongs to as ``error.verification``, so that the
-    caller can still hand out the id a check needs.
-    """
-    if committed is None:
-        # The SMS went out, but the store did not confirm its code became the
-        # pending one: fail closed (not approvable, unless the commit ran and
-        # only its answer was lost), and say so.
-        logger.warning("verification commit failed: the code sent may not be checkable")
-        error = ServiceUnavailableError(
-            "the code was sent but the verification store could not activate it; "
-            "ask for a new code",
-            code="CodeNotActivated",
-            retryable=True,
-            maybe_sent=True,
-        )
-        raise error
-    if not committed:
-        # A later start replaced this reservation before its SMS was handed
-        # over (cooldowns off): the later code is the one that counts.
-        logger.info("verification commit: a later start replaced this code")
-    if failure is not None:
-        failure.verification = verification  # type: ignore[attr-defined]
-        raise failure.with_traceback(None)
-    return verification
 
 
 # A check that needs no store: the policy requires a verification id and none
