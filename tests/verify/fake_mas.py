@@ -37,6 +37,7 @@ from aliyun_sms_connector import (
     NetworkError,
     RateLimitExceededError,
     SendResult,
+    UsageType,
 )
 
 # What fail_next(code) raises, as the emulator maps those codes.
@@ -79,7 +80,13 @@ class FakeAliyun:
         self.send_failures: list[AliyunSmsError | str] = []
         self.check_failures: list[AliyunSmsError] = []
         connector = mock.create_autospec(AliyunMasConnector, instance=True)
-        connector.config = SimpleNamespace(strict_phone_region_number_check=False)
+        # A scheme per usage type, as the fake holds a code per (number, usage type).
+        connector.config = SimpleNamespace(
+            strict_phone_region_number_check=False,
+            templates_by_usage={
+                usage: SimpleNamespace(scheme_name=usage.value) for usage in UsageType
+            },
+        )
         connector.send_verify_code.side_effect = self._send_verify_code
         connector.send_verify_code_async.side_effect = self._send_verify_code
         connector.check_verify_code.side_effect = self._check_verify_code

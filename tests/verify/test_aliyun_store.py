@@ -335,3 +335,86 @@ def test_memory_store_holds_no_code():
     pending(store, num)
     (record,) = store._state.records.values()
     assert record.pending.digest == ALIYUN_HOLDS
+
+
+class TestSiblings:
+    """commit drops the pending Aliyun verifications of usage types sharing the scheme."""
+
+    @staticmethod
+    def commit_for(store, num, usage, *, digest=ALIYUN_HOLDS, siblings=(), now=NOW):
+        r = Reservation(
+            num, usage, uuid.uuid4().hex[:16], digest, now, now + TTL, 0, 0, 0, 0, None, siblings
+        )
+        assert store.reserve(r) is None
+        assert store.commit(r)
+        return r
+
+    @staticmethod
+    def status(store, num, usage, verification_id):
+        g = Guess(num, usage, "", NOW + 1, 3, 0, verification_id)
+        counted = store.count(g)
+        return counted.status
+
+    def test_a_sibling_code_drops_the_older_verification(self, store):
+        """ForgotPassword, then SignIn on the same scheme: the reset verification is gone."""
+        num = number()
+        reset = self.commit_for(store, num, "ForgotPassword")
+        sign_in = self.commit_for(store, num, "SignIn", siblings=("ForgotPassword", "Register"))
+        assert self.status(store, num, "ForgotPassword", reset.verification_id) is (
+            CheckStatus.NOT_FOUND
+        )
+        assert self.status(store, num, "SignIn", sign_in.verification_id) is (
+            CheckStatus.WRONG_CODE
+        )
+
+    def test_other_schemes_and_local_codes_stay(self, store):
+        """Without siblings nothing else goes, and a local code (a digest) is never dropped."""
+        num = number()
+        own_scheme = self.commit_for(store, num, "ForgotPassword")
+        local = self.commit_for(store, num, "Register", digest="ab" * 32)
+        self.commit_for(store, num, "SignIn", siblings=("Register",))
+        assert self.status(store, num, "ForgotPassword", own_scheme.verification_id) is (
+            CheckStatus.WRONG_CODE
+        )
+        g = Guess(num, "Register", "cd" * 32, NOW + 1, 3, 0, local.verification_id)
+        assert store.check(g)[0] is CheckStatus.WRONG_CODE  # still pending, counted
+
+    def test_another_numbers_verification_stays(self, store):
+        """Siblings are the same number's records only."""
+        num, other = number(), number()
+        kept = self.commit_for(store, other, "ForgotPassword")
+        self.commit_for(store, num, "SignIn", siblings=("ForgotPassword",))
+        assert self.status(store, other, "ForgotPassword", kept.verification_id) is (
+            CheckStatus.WRONG_CODE
+        )
+
+
+def test_scheme_siblings_follow_the_config():
+    """No schemeName: every usage type shares Aliyun's default; one of its own: none."""
+    from aliyun_sms_connector import AliyunMasConfig, AliyunMasConnector
+    from aliyun_sms_connector.verify._aliyun import _scheme_siblings
+
+    def siblings(templates):
+        config = AliyunMasConfig.model_validate(
+            {
+                "accessKeyId": "LTAI5tEXAMPLEkey",
+                "accessKeySecret": "s" * 30,
+                "signName": "x",
+                "templates": templates,
+            }
+        )
+        with AliyunMasConnector(config) as connector:
+            return _scheme_siblings(connector)
+
+    shared = siblings([{"usageType": "Generic", "templateCode": "100001"}])
+    assert "SignIn" in shared["ForgotPassword"]
+    assert "ForgotPassword" not in shared["ForgotPassword"]
+    own = siblings(
+        [
+            {"usageType": "Generic", "templateCode": "100001", "schemeName": "generic"},
+            {"usageType": "ForgotPassword", "templateCode": "100003", "schemeName": "reset"},
+        ]
+    )
+    assert own["ForgotPassword"] == ()
+    assert "ForgotPassword" not in own["SignIn"]
+    assert "Register" in own["SignIn"]  # both fall back to Generic's scheme

@@ -393,11 +393,6 @@ def mas_world():
             connector.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="documented trade-off (verify/_aliyun.py): usage types that share Aliyun's "
-    "SchemeName (Logto's config sets none) share one code at Aliyun",
-)
 def test_a_sign_in_code_never_approves_a_password_reset(mas_world):
     """The attacker starts ForgotPassword, then SignIn, for the victim's number.
 

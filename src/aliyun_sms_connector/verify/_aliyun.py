@@ -34,9 +34,14 @@ nothing is approved on doubt. Test numbers (``VerificationPolicy.test_numbers``)
 keep their fixed codes, stored and checked locally, in both modes: no SMS, and
 Aliyun is never asked.
 
-Aliyun holds one code per number and ``SchemeName``: give each usage type its
-own scheme name in the connector's templates, or a code sent for one usage
-type also passes a check of another that has a verification pending.
+Aliyun holds one code per number and ``SchemeName``, and Logto's config names
+no scheme, so its usage types share one. A start's commit therefore drops the
+number's pending Aliyun verifications of every usage type sharing its scheme
+(``Reservation.siblings``): their codes are dead at Aliyun, and the new one,
+sent with another usage type's template, must not pass their checks (a
+"sign-in" code read out to an attacker would otherwise reset a password).
+With a ``schemeName`` per usage type in the connector's templates, each keeps
+its own code.
 
 Aliyun holds only its newest code (``DuplicatePolicy=1``). While a new
 code's SMS is on its way, or after a start raised ``CodeNotActivated``,
@@ -54,7 +59,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aliyun_sms_connector import AliyunSmsError, ConfigError, ConfigProblem
+from aliyun_sms_connector import AliyunSmsError, ConfigError, ConfigProblem, UsageType
 
 from ._results import CheckStatus
 from ._store import ALIYUN_HOLDS, Refusal, VerificationStore
@@ -62,7 +67,7 @@ from ._store import ALIYUN_HOLDS, Refusal, VerificationStore
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
 
-    from aliyun_sms_connector import AliyunMasConnector, PhoneNumber, SendResult, UsageType
+    from aliyun_sms_connector import AliyunMasConnector, PhoneNumber, SendResult
 
     from ._policy import VerificationPolicy
     from ._store import Guess
@@ -137,9 +142,14 @@ class AliyunCodes:
         self._parse = parse
         self._now_ms = now_ms
         self._test_ids = frozenset(test_ids)
+        self._siblings = _scheme_siblings(connector)
 
     def __repr__(self) -> str:
         return f"AliyunCodes(code_length={self._length}, valid_time={self._valid_time})"
+
+    def siblings(self, usage_type: str) -> tuple[str, ...]:
+        """The other usage types whose codes share this one's SchemeName at Aliyun."""
+        return self._siblings.get(usage_type, ())
 
     # -- the start's send: the service calls it as it calls a connector ----------
 
@@ -242,3 +252,26 @@ class AliyunCodes:
         if len(text) != self._length or not (text.isascii() and text.isdigit()):
             return ""
         return text
+
+
+def _scheme_siblings(connector: AliyunMasConnector) -> dict[str, tuple[str, ...]]:
+    """For each usage type, the others sent under the same ``SchemeName``.
+
+    Aliyun keeps one code per number and scheme (``DuplicatePolicy`` 1): a
+    code sent for SignIn replaces a ForgotPassword code of the same scheme,
+    and would pass a check of it. Logto's config names no scheme, so every
+    usage type shares Aliyun's default one unless its template sets
+    ``schemeName``. A usage type without a template (nor a Generic one) is
+    never sent, and has no siblings.
+    """
+    templates = connector.config.templates_by_usage
+    generic = templates.get(UsageType.GENERIC)
+    schemes: dict[str, str | None] = {}
+    for usage in UsageType:
+        template = templates.get(usage, generic)
+        if template is not None:
+            schemes[usage.value] = template.scheme_name
+    return {
+        usage: tuple(other for other, its in schemes.items() if other != usage and its == scheme)
+        for usage, scheme in schemes.items()
+    }

@@ -162,6 +162,10 @@ class MemoryStore(VerificationStore):
             if reserved.expires_ms <= r.now_ms:
                 return False
             record.pending, record.attempts = reserved, 0
+            for sibling in r.siblings:  # Aliyun's new code replaced theirs
+                other = self._state.records.get(number_keys("", r.number, sibling).record)
+                if other is not None and other.pending and other.pending.digest == ALIYUN_HOLDS:
+                    other.pending = None
             return True
 
     def release(self, reservation: Reservation) -> None:

@@ -81,6 +81,7 @@ from ._scripts import (
     refusal,
 )
 from ._store import (
+    ALIYUN_HOLDS,
     Guess,
     Refusal,
     Reservation,
@@ -402,7 +403,9 @@ class RedisStore(AliyunCodesOnRedis, VerificationStore):
         return keys, args
 
     def _commit_args(self, r: Reservation) -> tuple[list[str], list[object]]:
-        return [record_key(self._prefix, r.number, r.usage_type)], [r.verification_id, r.now_ms]
+        # The siblings' records share the number's slot (its hash tag).
+        keys = [record_key(self._prefix, r.number, usage) for usage in (r.usage_type, *r.siblings)]
+        return keys, [r.verification_id, r.now_ms, ALIYUN_HOLDS]
 
     def _reservation_keys(self, r: Reservation) -> list[str]:
         """The keys RESERVE and RELEASE touch: the record, both cooldowns, the sends."""

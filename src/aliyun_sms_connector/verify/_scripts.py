@@ -119,6 +119,8 @@ redis.call('PEXPIRE', KEYS[4], 86400000)
 return {1}
 """
 
+# KEYS: the record, then (Aliyun-made codes) the records of the usage types
+# sharing its scheme. ARGV: the verification id, now, the marker.
 _COMMIT = """
 local id = ARGV[1]
 local now = tonumber(ARGV[2])
@@ -132,6 +134,13 @@ end
 redis.call('HSET', KEYS[1], 'i', id, 'd', h[2], 'a', 0, 'x', h[3])
 redis.call('HDEL', KEYS[1], 'ri', 'rd', 'rx')
 redis.call('PEXPIRE', KEYS[1], expires - now)
+-- Aliyun-made codes: the usage types sharing this one's scheme (KEYS[2..]);
+-- Aliyun's new code replaced theirs, so their pending verifications go.
+for i = 2, #KEYS do
+  if redis.call('HGET', KEYS[i], 'd') == ARGV[3] then
+    redis.call('HDEL', KEYS[i], 'i', 'd', 'a', 'x')
+  end
+end
 return 1
 """
 

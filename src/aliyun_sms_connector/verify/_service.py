@@ -436,6 +436,7 @@ class VerificationService:
             number_cooldown_ms=_ms(policy.per_number_cooldown.total_seconds()),
             hourly=policy.per_number_hourly or 0,
             daily=policy.per_number_daily or 0,
+            siblings=self._aliyun.siblings(usage.value) if self._aliyun and not code else (),
         )
         ip_hourly = policy.per_ip_hourly if ip is not None else None
         # A test number sends no SMS: nothing to count or judge.

@@ -67,6 +67,12 @@ class Reservation(NamedTuple):
         pump: The pumping guard's judgement and count of this start, when the
             start has no shared reservation to carry it (see
             :class:`SharedReservation`); releasing the reservation un-counts it.
+        siblings: Aliyun-made codes only: the other usage types that share
+            this one's ``SchemeName``. Aliyun keeps one code per number and
+            scheme, so once this code is sent theirs is dead at Aliyun, and
+            ``commit`` drops their pending verifications of this number (those
+            whose code Aliyun holds): a code sent for one usage type never
+            approves another's verification.
     """
 
     number: str
@@ -80,6 +86,7 @@ class Reservation(NamedTuple):
     hourly: int
     daily: int
     pump: PumpStart | None = None
+    siblings: tuple[str, ...] = ()
 
 
 class SharedReservation(NamedTuple):
