@@ -83,6 +83,7 @@ class FakeAliyun:
         # A scheme per usage type, as the fake holds a code per (number, usage type).
         connector.config = SimpleNamespace(
             strict_phone_region_number_check=False,
+            protocol="https",
             templates_by_usage={
                 usage: SimpleNamespace(scheme_name=usage.value) for usage in UsageType
             },

@@ -494,12 +494,18 @@ def test_store_lost_after_pass_approves_nothing(standalone_redis, how):
             standalone_redis.start()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="proposal, not decided: codes='aliyun' over plain HTTP lets anyone on the path "
-    "forge CheckSmsVerifyCode's PASS; refuse it unless the endpoint is loopback",
+@pytest.mark.parametrize(
+    ("endpoint", "refused"),
+    [
+        ("dypnsapi.aliyuncs.com", True),
+        ("10.0.0.7:8080", True),
+        ("127.0.0.1:8080", False),
+        ("127.0.0.2:8080", False),
+        ("localhost:8080", False),
+    ],
 )
-def test_aliyun_codes_refuse_plain_http_to_a_remote_endpoint():
+def test_aliyun_codes_refuse_plain_http_to_a_remote_endpoint(endpoint, refused):
+    """Over plain HTTP anyone on the path could forge PASS: only loopback (the emulator) may."""
     from aliyun_sms_connector import AliyunMasConnector, ConfigError
 
     connector = AliyunMasConnector(
@@ -508,12 +514,17 @@ def test_aliyun_codes_refuse_plain_http_to_a_remote_endpoint():
             "accessKeySecret": "attack-secret-0123456789",
             "signName": "速通互联验证码",
             "templates": [{"usageType": "Generic", "templateCode": "100001"}],
-            "endpoint": "dypnsapi.aliyuncs.com",
+            "endpoint": endpoint,
             "protocol": "http",
         }
     )
     try:
-        with pytest.raises(ConfigError):
+        if refused:
+            with pytest.raises(ConfigError, match='needs protocol "https"'):
+                VerificationService(connector, MemoryStore(), secret_key=SECRET_KEY, codes="aliyun")
+        else:
             VerificationService(connector, MemoryStore(), secret_key=SECRET_KEY, codes="aliyun")
+        # The connector alone (codes="local") may use plain HTTP: it sends, never approves.
+        VerificationService(connector, MemoryStore(), secret_key=SECRET_KEY)
     finally:
         connector.close()

@@ -105,6 +105,12 @@ def aliyun_codes(
             'codes="aliyun" needs an AliyunMasConnector: only the Message Authentication '
             "Service makes and checks codes"
         )
+    if connector.config.protocol == "http" and not _loopback(connector.endpoint):
+        # Anyone on the path could answer CheckSmsVerifyCode with PASS.
+        raise ConfigError(
+            'codes="aliyun" needs protocol "https": over plain HTTP anyone on the path can '
+            "forge Aliyun's PASS (plain HTTP is allowed to a loopback address, the emulator)"
+        )
     if not _MIN_LENGTH <= policy.code_length <= _MAX_LENGTH:
         raise ConfigError.from_problems(
             [ConfigProblem("code_length", 'must be 4 to 8 with codes="aliyun" (CodeLength)')],
@@ -275,3 +281,17 @@ def _scheme_siblings(connector: AliyunMasConnector) -> dict[str, tuple[str, ...]
         usage: tuple(other for other, its in schemes.items() if other != usage and its == scheme)
         for usage, scheme in schemes.items()
     }
+
+
+def _loopback(endpoint: str) -> bool:
+    """Whether ``endpoint`` (``host[:port]``) names this machine: localhost or a loopback IP."""
+    import ipaddress  # noqa: PLC0415
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    host = urlsplit(f"//{endpoint}").hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
