@@ -751,6 +751,27 @@ class TestSoakHasTeeth:
         assert any(found in violation for violation in report.violations), report.summary()
 
 
+class TestAttemptChecker:
+    """``redis_attempt_violations`` judges the soak's own records, and only those.
+
+    The cluster is the session's: other tests leave records on it under their
+    own prefixes and policies (``max_attempts`` 5 by default), which hold more
+    counted guesses than the soak's 3 allow, legitimately.
+    """
+
+    def test_reports_its_own_records_only(self, standalone_redis):
+        """Over the limit under the soak's prefix: reported; under another prefix: not."""
+        ours, theirs = "chaos-0123abcd:", "test-0123456789ab:"
+        with standalone_redis.client() as client:
+            for number, prefix, attempts in (("1", ours, 4), ("2", ours, 3), ("3", theirs, 5)):
+                key = record_key(prefix, f"1360000000{number}", "SignIn")
+                client.hset(key, mapping={"i": "v", "d": "digest", "a": attempts, "x": 1})
+        found = redis_attempt_violations(standalone_redis, MAX_ATTEMPTS, ours)
+        assert found == ["a record holds 4 counted guesses"]
+        assert redis_attempt_violations(standalone_redis, 5, theirs) == []
+        assert len(redis_attempt_violations(standalone_redis, 4, theirs)) == 1
+
+
 class TestCodeNotActivated:
     """What ``CodeNotActivated`` means, each case alone and deterministic.
 
