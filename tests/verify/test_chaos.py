@@ -48,6 +48,7 @@ import bisect
 import contextlib
 import itertools
 import random
+import re
 import threading
 import time
 import traceback
@@ -512,11 +513,16 @@ class Soak:
         return problems
 
 
-def redis_attempt_violations(server: RedisServer, max_attempts: int) -> list[str]:
-    """Records in Redis itself that hold more counted guesses than allowed."""
+def redis_attempt_violations(server: RedisServer, max_attempts: int, prefix: str) -> list[str]:
+    """Records in Redis itself that hold more counted guesses than allowed.
+
+    Only those of the store with ``prefix``: the cluster is the session's, and other tests leave
+    records on it made under other policies (a default ``max_attempts`` of 5).
+    """
     problems = []
+    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*:code:*"
     with server.client() as client:
-        for key in client.scan_iter("*:code:*", count=1000):
+        for key in client.scan_iter(pattern, count=1000):
             attempts = client.hget(key, "a")
             if attempts is not None and int(attempts) > max_attempts:
                 problems.append(f"a record holds {int(attempts)} counted guesses")
@@ -617,7 +623,7 @@ class TestChaosSoak:
             report = soak(store, connector, emulator, proxy, CYCLES, full=[standalone_redis])
         finally:
             store.close()
-        report.violations += redis_attempt_violations(standalone_redis, MAX_ATTEMPTS)
+        report.violations += redis_attempt_violations(standalone_redis, MAX_ATTEMPTS, store._prefix)
         print(report.summary())  # noqa: T201 - the soak's report, shown with -s or on failure
         assert report.violations == [], report.summary()
         assert report.cycles == CYCLES
@@ -640,10 +646,11 @@ class TestChaosSoakOnTheCluster:
     @pytest.mark.redis_cluster
     def test_chaos_soak_on_the_cluster(self, connector, emulator, redis_cluster):
         """The soak on the 6-node cluster, every node behind its own chaos proxy."""
+        prefix = f"chaos-{uuid.uuid4().hex[:8]}:"
         with ProxyGroup([(HOST, node.port) for node in redis_cluster.nodes]) as group:
             store = RedisStore.from_url(
                 group.cluster_url,
-                prefix=f"chaos-{uuid.uuid4().hex[:8]}:",
+                prefix=prefix,
                 store_timeout=STORE_TIMEOUT,
                 address_remap=group.remap,
             )
@@ -660,7 +667,7 @@ class TestChaosSoakOnTheCluster:
             finally:
                 store.close()
         for master in redis_cluster.masters():
-            report.violations += redis_attempt_violations(master, MAX_ATTEMPTS)
+            report.violations += redis_attempt_violations(master, MAX_ATTEMPTS, prefix)
         print(report.summary())  # noqa: T201
         assert report.violations == [], report.summary()
         assert report.cycles == CLUSTER_CYCLES
@@ -749,6 +756,27 @@ class TestSoakHasTeeth:
             store.close()
         print(report.summary())  # noqa: T201
         assert any(found in violation for violation in report.violations), report.summary()
+
+
+class TestAttemptChecker:
+    """``redis_attempt_violations`` judges the soak's own records, and only those.
+
+    The cluster is the session's: other tests leave records on it under their
+    own prefixes and policies (``max_attempts`` 5 by default), which hold more
+    counted guesses than the soak's 3 allow, legitimately.
+    """
+
+    def test_reports_its_own_records_only(self, standalone_redis):
+        """Over the limit under the soak's prefix: reported; under another prefix: not."""
+        ours, theirs = "chaos-0123abcd:", "test-0123456789ab:"
+        with standalone_redis.client() as client:
+            for number, prefix, attempts in (("1", ours, 4), ("2", ours, 3), ("3", theirs, 5)):
+                key = record_key(prefix, f"1360000000{number}", "SignIn")
+                client.hset(key, mapping={"i": "v", "d": "digest", "a": attempts, "x": 1})
+        found = redis_attempt_violations(standalone_redis, MAX_ATTEMPTS, ours)
+        assert found == ["a record holds 4 counted guesses"]
+        assert redis_attempt_violations(standalone_redis, 5, theirs) == []
+        assert len(redis_attempt_violations(standalone_redis, 4, theirs)) == 1
 
 
 class TestCodeNotActivated:
