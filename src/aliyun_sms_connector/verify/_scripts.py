@@ -350,10 +350,19 @@ end
 return r
 """
 
-# The check, then, if it approved, the approval's count.
+# The check, then, if it approved, the approval's count. KEYS: the check's two,
+# then the prefix's counts and pending. ARGV: the check's six, then the bucket
+# ms. The check reads only its own share of KEYS and ARGV, so it gets them
+# whole. The approval's "now" is the check's (ARGV[1]), and the start's entry,
+# "<number id>:<usage type>", is read from the record's key name
+# ("<prefix>{<number id>}:code:<usage type>", no brace in the prefix): two
+# arguments fewer on every guarded check, read only when one approves.
 _CHECK_THEN = """
-local r = check({KEYS[1], KEYS[2]}, {ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]})
-if r % 4 == 2 then approve({KEYS[3], KEYS[4]}, {ARGV[7], ARGV[8], ARGV[9]}) end
+local r = check(KEYS, ARGV)
+if r % 4 == 2 then
+  local number, usage = string.match(KEYS[1], '^[^{]*{([^}]*)}:code:(.+)$')
+  if number then approve({KEYS[3], KEYS[4]}, {ARGV[1], number .. ':' .. usage, ARGV[7]}) end
+end
 return r
 """
 
