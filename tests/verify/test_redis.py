@@ -25,6 +25,8 @@ from aliyun_sms_connector.verify import (
     VerificationPolicy,
     VerificationService,
 )
+from aliyun_sms_connector.verify._guard import pump_keys
+from aliyun_sms_connector.verify._scripts import PUMP_START, refusal
 from aliyun_sms_connector.verify._watchdog import Watchdog as _Watchdog
 
 from .chaos_proxy import ChaosProxy
@@ -207,6 +209,42 @@ class TestRoundTrips:
         approved = sum(int(v) for f, v in raw.hgetall(counts).items() if f[0] == "a")
         assert approved == approved_before + 1
         store.close()
+
+    def test_a_start_s_guard_rides_on_its_reservation(
+        self, connector, redis_store, clock, monitor, prefix
+    ):
+        """One EVALSHA: the guard's 3 keys and 3 arguments (its policy in one), then RESERVE's."""
+        service = make_service(connector, redis_store, clock)
+        service.start("13800138001", "SignIn")  # scripts cached, the probe made
+        monitor.reset()
+        service.start(NUMBER, "SignIn")
+        reserve, commit = monitor.commands(prefix)
+        words = [word.strip('"') for word in reserve.split(" ")]
+        assert words[1] == "EVALSHA"
+        assert words[3] == str(3 + 4)
+        assert all("{pump:" in key for key in words[4:7])
+        assert all("{pump:" not in key for key in words[7:11])
+        # now, the start's entry, then the default policy: 5-minute buckets, 5
+        # minutes' grace, 30 starts, 0.3, an hour's block; CN is only monitored.
+        assert words[12] == words[7][words[7].index("{") + 1 : words[7].index("}")] + ":SignIn"
+        assert words[13] == "300000:300000:30:0.3:3600000:0"
+        assert len(words[11:]) == 3 + 8
+        assert "EVALSHA" in commit
+
+    def test_a_policy_argument_that_does_not_read_writes_nothing(self, redis_store, raw, prefix):
+        """PUMP_START stops before its first write on a policy it cannot read: a fault."""
+        keys = pump_keys(prefix, "0" * 32)
+        for policy in ("300000:300000:30:0.3:3600000", "300000:300000:30:0.3:3600000:2", ""):
+            with pytest.raises(ServiceUnavailableError):
+                redis_store._run(PUMP_START, keys, [1_000_000, "n:SignIn", policy], refusal)
+        assert keys_of(raw, prefix) == []
+        assert (
+            redis_store._run(
+                PUMP_START, keys, [1_000_000, "n:SignIn", "300000:0:1:1.0:1000:1"], refusal
+            )
+            is None
+        )
+        assert raw.zscore(keys[1], "n:SignIn") == 1_000_000
 
     def test_start_with_ip_and_global_limits_is_three(
         self, connector, redis_store, clock, monitor, prefix
