@@ -63,3 +63,16 @@ def test_numbers_are_distinct():
     targets = bench.numbers(10_000 + bench.WARMUP)
     assert len(set(targets)) == len(targets)
     assert all(parse_phone(number).region == "china" for number in targets[::997])
+
+
+@pytest.mark.parametrize("kind", ["check", "start"])
+@pytest.mark.parametrize("guard", ["on", "off"])
+def test_guard_instructions_child_runs(kind, guard):
+    """bench/guard_instructions.py's child drives the service through its stubbed store."""
+    script = BENCH.with_name("guard_instructions.py")
+    env = {**os.environ, "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"}
+    command = [sys.executable, str(script), "--child", kind, "--guard", guard, "--calls", "5"]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, check=False, env=env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]

@@ -25,6 +25,8 @@ from aliyun_sms_connector.verify import (
     VerificationPolicy,
     VerificationService,
 )
+from aliyun_sms_connector.verify._guard import pump_keys
+from aliyun_sms_connector.verify._scripts import PUMP_START, refusal
 from aliyun_sms_connector.verify._watchdog import Watchdog as _Watchdog
 
 from .chaos_proxy import ChaosProxy
@@ -153,6 +155,96 @@ class TestRoundTrips:
 
         asyncio.run(main())
         assert len(monitor.commands(prefix)) == 1
+
+    @pytest.mark.parametrize("run_async", [False, True], ids=["sync", "async"])
+    def test_an_approval_is_counted_in_the_check_s_own_trip(
+        self, connector, redis_url, clock, emulator, monitor, raw, run_async
+    ):
+        """On one node an approving check counts the guard's approval in its one EVALSHA.
+
+        The start's pending entry, ``<number id>:<usage type>``, is the one the
+        script reads from the record's key name (here under a prefix full of
+        colons); the command carries the check's 2 keys and 6 arguments, plus
+        the prefix's 2 keys and the bucket width.
+        """
+        prefix = f"rt-{uuid.uuid4().hex[:6]}:code::a:b:"  # what the script must skip
+        store = RedisStore.from_url(redis_url, prefix=prefix)
+        service = make_service(connector, store, clock)
+        service.start(OTHER_NUMBER, "SignIn")  # the scripts cached, the probe made
+        service.check(OTHER_NUMBER, "SignIn", emulator.outbox[-1].params["code"])
+        service.start(NUMBER, "SignIn")
+        code = emulator.outbox[-1].params["code"]
+        (record,) = [k for k in keys_of(raw, prefix) if k.endswith(":code:SignIn")]
+        number = record[record.index("{") + 1 : record.index("}")]
+        (pending,) = [k for k in keys_of(raw, prefix) if "{pump:" in k and k.endswith(":pending")]
+        counts = pending.removesuffix(":pending") + ":counts"
+        assert raw.zscore(pending, f"{number}:SignIn") is not None
+        approved_before = sum(int(v) for f, v in raw.hgetall(counts).items() if f[0] == "a")
+        monitor.reset()
+        if run_async:
+
+            async def main():
+                result = await service.check_async(NUMBER, "SignIn", code)
+                await store.aclose()
+                return result
+
+            assert asyncio.run(main()).ok
+        else:
+            assert service.check(NUMBER, "SignIn", code).ok
+        (sent,) = monitor.commands(prefix)
+        # The client, EVALSHA, the sha, 4 keys, then 7 arguments (the empty
+        # verification id shows as nothing between two spaces).
+        words = [word.strip('"') for word in sent.split(" ")]
+        assert words[1] == "EVALSHA"
+        assert words[3] == "4"
+        assert words[4:8] == [
+            record,
+            record.removesuffix("code:SignIn") + "failed:SignIn",
+            counts,
+            pending,
+        ]
+        assert len(words[8:]) == 7, sent
+        assert words[-3:] == ["", "0", "300000"]  # unbound, and the default bucket: 5 min
+        assert raw.zscore(pending, f"{number}:SignIn") is None
+        approved = sum(int(v) for f, v in raw.hgetall(counts).items() if f[0] == "a")
+        assert approved == approved_before + 1
+        store.close()
+
+    def test_a_start_s_guard_rides_on_its_reservation(
+        self, connector, redis_store, clock, monitor, prefix
+    ):
+        """One EVALSHA: the guard's 3 keys and 3 arguments (its policy in one), then RESERVE's."""
+        service = make_service(connector, redis_store, clock)
+        service.start("13800138001", "SignIn")  # scripts cached, the probe made
+        monitor.reset()
+        service.start(NUMBER, "SignIn")
+        reserve, commit = monitor.commands(prefix)
+        words = [word.strip('"') for word in reserve.split(" ")]
+        assert words[1] == "EVALSHA"
+        assert words[3] == str(3 + 4)
+        assert all("{pump:" in key for key in words[4:7])
+        assert all("{pump:" not in key for key in words[7:11])
+        # now, the start's entry, then the default policy: 5-minute buckets, 5
+        # minutes' grace, 30 starts, 0.3, an hour's block; CN is only monitored.
+        assert words[12] == words[7][words[7].index("{") + 1 : words[7].index("}")] + ":SignIn"
+        assert words[13] == "300000:300000:30:0.3:3600000:0"
+        assert len(words[11:]) == 3 + 8
+        assert "EVALSHA" in commit
+
+    def test_a_policy_argument_that_does_not_read_writes_nothing(self, redis_store, raw, prefix):
+        """PUMP_START stops before its first write on a policy it cannot read: a fault."""
+        keys = pump_keys(prefix, "0" * 32)
+        for policy in ("300000:300000:30:0.3:3600000", "300000:300000:30:0.3:3600000:2", ""):
+            with pytest.raises(ServiceUnavailableError):
+                redis_store._run(PUMP_START, keys, [1_000_000, "n:SignIn", policy], refusal)
+        assert keys_of(raw, prefix) == []
+        assert (
+            redis_store._run(
+                PUMP_START, keys, [1_000_000, "n:SignIn", "300000:0:1:1.0:1000:1"], refusal
+            )
+            is None
+        )
+        assert raw.zscore(keys[1], "n:SignIn") == 1_000_000
 
     def test_start_with_ip_and_global_limits_is_three(
         self, connector, redis_store, clock, monitor, prefix

@@ -67,6 +67,7 @@ from ._redis_pump import PumpCalls
 from ._results import CheckStatus
 from ._scripts import (
     CHECK,
+    CHECK_PUMP,
     COMMIT,
     GUARD_IP,
     RELEASE,
@@ -331,9 +332,15 @@ class RedisStore(AliyunCodesOnRedis, VerificationStore):
         # more: every resumption of a task walks its chain of awaits, and
         # checks are the hot path.
         pump = guess.pump
-        if pump is not None and not self._pump.joined:
-            return self._check_pumped_async(guess)
-        script, keys, args = self._pump.check_script(pump, *self._check_args(guess))
+        keys, args = self._check_args(guess)
+        script = CHECK
+        if pump is not None:
+            if not self._pump.joined:
+                return self._check_pumped_async(guess)
+            # PumpCalls.check_script, inline: CHECK_PUMP counts an approval in the same trip.
+            script = CHECK_PUMP
+            keys += self._pump.approval_keys(pump.tag)
+            args.append(pump.bucket_ms)
         ip = self._ip_guard(guess)
         if ip is None:
             return self._run_async(script, keys, args, checked)

@@ -73,6 +73,7 @@ class PumpCalls:
         # None: not known yet (probed on the first guarded call); False on Cluster.
         self.joined: bool | None = False if cluster else None
         self._tags: dict[str, list[str]] = {}  # prefix id -> its keys
+        self._approvals: dict[str, tuple[str, str]] = {}  # prefix id -> counts, pending
 
     def _keys(self, tag: str) -> list[str]:
         keys = self._tags.get(tag)
@@ -149,11 +150,26 @@ class PumpCalls:
     def check_script(
         self, approval: PumpApproval | None, keys: list[str], args: list[object]
     ) -> tuple[Script, list[str], list[object]]:
-        """The check's script: CHECK, or CHECK_PUMP counting an approval in the same trip."""
+        """The check's script: CHECK, or CHECK_PUMP counting an approval in the same trip.
+
+        ``keys`` and ``args`` (the check's own, made for this call) are
+        extended in place: the prefix's counts and pending, and the bucket ms.
+        """
         if approval is None or not self.joined:
             return CHECK, keys, args
-        pk, pa = approve_args(self._keys(approval.tag), approval)
-        return CHECK_PUMP, keys + pk, args + pa
+        keys += self.approval_keys(approval.tag)
+        args.append(approval.bucket_ms)
+        return CHECK_PUMP, keys, args
+
+    def approval_keys(self, tag: str) -> tuple[str, str]:
+        """The keys an approval touches: the prefix's counts and pending."""
+        keys = self._approvals.get(tag)
+        if keys is None:
+            if len(self._approvals) >= _MAX_TAGS:
+                self._approvals.clear()
+            counts, pending, _ = pump_keys(self.prefix, tag)
+            keys = self._approvals[tag] = (counts, pending)
+        return keys
 
     def needs_probe(self, approval: PumpApproval | None) -> bool:
         """Whether a check should probe first (a guarded check, and not known yet)."""

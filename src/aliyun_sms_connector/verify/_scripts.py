@@ -248,16 +248,19 @@ return 1
 
 # KEYS: the prefix's counts (hash of "s:<bucket>" and "a:<bucket>"), its pending
 # starts (sorted set: member -> start ms), its block (until ms).
-# ARGV: now, member, bucket ms, grace ms, min starts, min conversion, block ms,
-# 1 to enforce (0: monitor). Reply {1} counted, {2, 'PumpingMonitored', ms}
+# ARGV: now, member, and the policy in one argument (fewer to send on every
+# start): "<bucket ms>:<grace ms>:<min starts>:<min conversion>:<block ms>:<1 to
+# enforce, 0 to monitor>". An argument that does not read so stops the script
+# before its first write. Reply {1} counted, {2, 'PumpingMonitored', ms}
 # counted and tripped a monitoring guard, {0, 'PumpingBlocked', ms} refused by
 # a block it just began, {0, 'PumpingSuspected', ms} refused by one in force.
 _PUMP_START = """
 local now = tonumber(ARGV[1])
-local width = tonumber(ARGV[3])
-local grace = tonumber(ARGV[4])
-local block_ms = tonumber(ARGV[7])
-local enforce = ARGV[8] == '1'
+local width, grace, min_starts, min_conversion, block_ms, enforce =
+  string.match(ARGV[3], '^(%d+):(%d+):(%d+):([^:]+):(%d+):([01])$')
+width, grace, block_ms = tonumber(width), tonumber(grace), tonumber(block_ms)
+min_starts, min_conversion = tonumber(min_starts), tonumber(min_conversion)
+enforce = enforce == '1'
 local current = math.floor(now / width)
 local oldest = current - 11
 local reply = {1}
@@ -280,7 +283,7 @@ else
       end
     end
   end
-  if judged >= tonumber(ARGV[5]) and approved < tonumber(ARGV[6]) * judged then
+  if judged >= min_starts and approved < min_conversion * judged then
     -- The first write, and one that grows: a full Redis refuses it.
     redis.call('SET', KEYS[3], now + block_ms, 'PX', block_ms)
     if enforce then return {0, 'PumpingBlocked', block_ms} end
@@ -329,40 +332,43 @@ return 1
 
 # One node (no Cluster, no proxy that keeps a script to one slot): the guard's
 # steps joined to the step a start or a check makes anyway, in one round trip.
-# Each script's text runs unchanged, as a function whose KEYS and ARGV are its
-# share of the call's (the pumping guard's first: 3 keys, 8 arguments).
+# Each script's text runs unchanged, as a function of its own KEYS and ARGV.
 def _functions(**bodies: str) -> str:
     return "".join(
         f"local function {name}(KEYS, ARGV)\n{body}\nend\n" for name, body in bodies.items()
     )
 
 
-_SPLIT = """
-local pk, pa, rk, ra = {}, {}, {}, {}
-for i = 1, #KEYS do
-  if i <= 3 then pk[i] = KEYS[i] else rk[i - 3] = KEYS[i] end
-end
-for i = 1, #ARGV do
-  if i <= 8 then pa[i] = ARGV[i] else ra[i - 8] = ARGV[i] end
-end
-"""
-
 # The guard, then the reservation; a refused reservation un-counts the start.
+# KEYS and ARGV: the guard's first (3 keys, 3 arguments), which it reads whole;
+# the rest are the reservation's.
 _PUMP_THEN = """
-local r = pump(pk, pa)
+local r = pump(KEYS, ARGV)
 if r[1] == 0 then return r end
+local rk, ra = {}, {}
+for i = 4, #KEYS do rk[i - 3] = KEYS[i] end
+for i = 4, #ARGV do ra[i - 3] = ARGV[i] end
 local s = step(rk, ra)
 if s[1] == 0 then
-  release({pk[1], pk[2]}, {pa[1], pa[2], pa[3]})
+  release({KEYS[1], KEYS[2]}, {ARGV[1], ARGV[2], string.match(ARGV[3], '^%d+')})
   return s
 end
 return r
 """
 
-# The check, then, if it approved, the approval's count.
+# The check, then, if it approved, the approval's count. KEYS: the check's two,
+# then the prefix's counts and pending. ARGV: the check's six, then the bucket
+# ms. The check reads only its own share of KEYS and ARGV, so it gets them
+# whole. The approval's "now" is the check's (ARGV[1]), and the start's entry,
+# "<number id>:<usage type>", is read from the record's key name
+# ("<prefix>{<number id>}:code:<usage type>", no brace in the prefix): two
+# arguments fewer on every guarded check, read only when one approves.
 _CHECK_THEN = """
-local r = check({KEYS[1], KEYS[2]}, {ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]})
-if r % 4 == 2 then approve({KEYS[3], KEYS[4]}, {ARGV[7], ARGV[8], ARGV[9]}) end
+local r = check(KEYS, ARGV)
+if r % 4 == 2 then
+  local number, usage = string.match(KEYS[1], '^[^{]*{([^}]*)}:code:(.+)$')
+  if number then approve({KEYS[3], KEYS[4]}, {ARGV[1], number .. ':' .. usage, ARGV[7]}) end
+end
 return r
 """
 
@@ -399,11 +405,11 @@ PUMP_RELEASE = Script("pump_release", _PUMP_RELEASE)
 PUMP_APPROVE = Script("pump_approve", _PUMP_APPROVE)
 PUMP_RESERVE = Script(
     "pump_reserve",
-    _functions(pump=_PUMP_START, release=_PUMP_RELEASE, step=_RESERVE) + _SPLIT + _PUMP_THEN,
+    _functions(pump=_PUMP_START, release=_PUMP_RELEASE, step=_RESERVE) + _PUMP_THEN,
 )
 PUMP_RESERVE_SHARED = Script(
     "pump_reserve_shared",
-    _functions(pump=_PUMP_START, release=_PUMP_RELEASE, step=_RESERVE_SHARED) + _SPLIT + _PUMP_THEN,
+    _functions(pump=_PUMP_START, release=_PUMP_RELEASE, step=_RESERVE_SHARED) + _PUMP_THEN,
 )
 CHECK_PUMP = Script("check_pump", _functions(check=_CHECK, approve=_PUMP_APPROVE) + _CHECK_THEN)
 #: Whether the server runs a script whose keys lie in two slots (one node does).
